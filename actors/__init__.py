@@ -1,0 +1,1 @@
+"""Actors that follow the log and derive what recall needs."""

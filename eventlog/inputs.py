@@ -1,0 +1,236 @@
+"""The input stream's vocabulary: store, update, forget, feedback and erase.
+
+Every call validates everything first and appends nothing when any rule is broken. A memory's
+namespace and status are read from its own events, so there is no state here to lose.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from eventlog import validation as check
+from eventlog.errors import MemoryGone, MemoryNotFound, NamespaceNotFound, ValidationError
+from eventlog.log import EventLog, EventView
+from eventlog.payloads import (
+    FeedbackRecorded,
+    Metadata,
+    MemoryForgotten,
+    MemoryStored,
+    MemoryUpdated,
+    Payload,
+    SubjectErased,
+)
+from eventlog.schema import (
+    FEEDBACK_RECORDED,
+    INPUT_STREAM,
+    MEMORY_FORGOTTEN,
+    MEMORY_STORED,
+    MEMORY_UPDATED,
+    SUBJECT_ERASED,
+    Draft,
+    Receipt,
+    receipt_of,
+)
+
+Status = Literal["active", "forgotten", "erased"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRequest:
+    """One memory to store; `store_many` takes a batch of them."""
+
+    text: str | bytes
+    namespace: str
+    metadata: Metadata | None = None
+    occurred_at: datetime | str | None = None
+    event_id: str | None = None
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class InputLog:
+    def __init__(self, log: EventLog, *, actor: str = "api") -> None:
+        self._log = log
+        self._actor = actor
+        self._mutate = threading.Lock()  # check-then-append of changes to existing memories
+
+    @property
+    def stream(self) -> str:
+        return INPUT_STREAM
+
+    # -- store ---------------------------------------------------------------------------
+
+    def store(
+        self,
+        text: str | bytes,
+        namespace: str,
+        metadata: Metadata | None = None,
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        return self.store_many([StoreRequest(text, namespace, metadata, occurred_at, event_id)])[0]
+
+    def store_many(self, requests: Sequence[StoreRequest]) -> list[Receipt]:
+        """Store a batch with one durable write; all rows are checked before any is appended."""
+        if len(requests) > self._log.settings.max_batch_events:
+            raise ValidationError(
+                f"{len(requests)} events in one call, over {self._log.settings.max_batch_events}"
+            )
+        now = datetime.now(UTC)
+        checked = [
+            (
+                check.namespace(r.namespace),
+                MemoryStored(
+                    text=check.text(r.text, self._log.settings),
+                    metadata=check.metadata(r.metadata, self._log.settings),
+                ),
+                check.occurred_at(r.occurred_at) or now,
+                new_id() if r.event_id is None else check.event_id(r.event_id),
+            )
+            for r in requests
+        ]
+        drafts = [
+            self._draft(MEMORY_STORED, ns, new_id(), payload, event_id, occurred)
+            for ns, payload, occurred, event_id in checked
+        ]
+        return self._log.input.append(drafts)
+
+    # -- changes to an existing memory ---------------------------------------------------
+
+    def update(
+        self,
+        memory_id: str,
+        text: str | bytes,
+        metadata: Metadata | None = None,
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        payload = MemoryUpdated(
+            text=check.text(text, self._log.settings),
+            metadata=None if metadata is None else check.metadata(metadata, self._log.settings),
+        )
+        when = check.occurred_at(occurred_at) or datetime.now(UTC)
+        return self._change(MEMORY_UPDATED, memory_id, payload, event_id, when)
+
+    def forget(self, memory_id: str, reason: str | None = None, event_id: str | None = None) -> Receipt:
+        if reason is not None and not isinstance(reason, str):
+            raise ValidationError("reason must be a string")
+        return self._change(MEMORY_FORGOTTEN, memory_id, MemoryForgotten(reason=reason), event_id)
+
+    def feedback(
+        self, memory_id: str, useful: bool, note: str | None = None, event_id: str | None = None
+    ) -> Receipt:
+        if not isinstance(useful, bool):
+            raise ValidationError(f"useful must be true or false, got {useful!r}")
+        if note is not None:
+            note = check.text(note, self._log.settings)
+        payload = FeedbackRecorded(useful=useful, note=note)
+        return self._change(FEEDBACK_RECORDED, memory_id, payload, event_id)
+
+    def _change(
+        self,
+        kind: str,
+        memory_id: str,
+        payload: Payload,
+        event_id: str | None,
+        occurred_at: datetime | None = None,
+    ) -> Receipt:
+        check.memory_id(memory_id)
+        supplied = event_id is not None
+        event_id = check.event_id(event_id) if supplied else new_id()
+        with self._mutate:
+            # A retried call with the caller's event id gets its first receipt back, even if
+            # the memory has changed since (a retried forget must not fail as "forgotten").
+            if supplied and (known := self._log.input.get(event_id)) is not None:
+                return receipt_of(INPUT_STREAM, known)
+            namespace, status = self.state(memory_id)
+            if status != "active":
+                raise MemoryGone(f"memory {memory_id} is {status}; it cannot change")
+            draft = self._draft(
+                kind, namespace, memory_id, payload, event_id, occurred_at or datetime.now(UTC)
+            )
+            return self._log.input.append([draft])[0]
+
+    # -- erasure -------------------------------------------------------------------------
+
+    def erase(self, namespace: str) -> Receipt:
+        """Destroy the namespace's keys, then record it; a second erase returns the first."""
+        check.namespace(namespace)
+        with self._mutate:
+            if namespace not in self.namespaces():
+                raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
+            self._log.keyring.destroy(namespace)
+            receipts = self.log_pending_erasures()
+            mine = [r for ns, r in receipts if ns == namespace]
+            if mine:
+                return mine[-1]
+            erased = list(self._log.input.read(kind=SUBJECT_ERASED, namespace=namespace))
+            if not erased:
+                raise NamespaceNotFound(f"namespace {namespace!r} holds nothing to erase")
+            return receipt_of(INPUT_STREAM, erased[-1])
+
+    def log_pending_erasures(self) -> list[tuple[str, Receipt]]:
+        """Append the subject.erased events of keys destroyed but not yet logged (crash repair)."""
+        by_namespace: dict[str, list[str]] = {}
+        for destroyed in self._log.keyring.unlogged():
+            by_namespace.setdefault(destroyed.namespace, []).append(destroyed.key_id)
+        out: list[tuple[str, Receipt]] = []
+        for namespace, key_ids in by_namespace.items():
+            payload = SubjectErased(namespace=namespace, key_ids=sorted(key_ids))
+            event_id = "erase:" + max(key_ids, key=lambda k: int(k.rsplit("#", 1)[1]))
+            draft = self._draft(SUBJECT_ERASED, namespace, None, payload, event_id, None)
+            out.append((namespace, self._log.input.append([draft])[0]))
+            self._log.keyring.mark_logged(key_ids)
+        return out
+
+    # -- reading -------------------------------------------------------------------------
+
+    def namespaces(self) -> set[str]:
+        return self._log.input.namespaces() | self._log.keyring.namespaces()
+
+    def history(self, memory_id: str) -> list[EventView]:
+        """The memory's events, oldest first, payloads opened (or marked erased)."""
+        check.memory_id(memory_id)
+        views = [self._log.view(INPUT_STREAM, r) for r in self._log.input.read(memory_id=memory_id)]
+        if not views:
+            raise MemoryNotFound(f"no memory {memory_id!r} in this log")
+        return views
+
+    def state(self, memory_id: str) -> tuple[str, Status]:
+        records = list(self._log.input.read(memory_id=memory_id))
+        if not records:
+            raise MemoryNotFound(f"no memory {memory_id!r} in this log")
+        first = records[0]
+        if first.key_id is not None and self._log.keyring.is_destroyed(first.key_id):
+            return first.namespace, "erased"
+        if any(r.kind == MEMORY_FORGOTTEN for r in records):
+            return first.namespace, "forgotten"
+        return first.namespace, "active"
+
+    def _draft(
+        self,
+        kind: str,
+        namespace: str,
+        memory_id: str | None,
+        payload: Payload,
+        event_id: str,
+        occurred_at: datetime | None,
+    ) -> Draft:
+        key_id, sealed = self._log.seal(kind, namespace, event_id, payload)
+        return Draft(
+            event_id=event_id,
+            kind=kind,
+            namespace=namespace,
+            payload=sealed,
+            actor=self._actor,
+            memory_id=memory_id,
+            occurred_at=occurred_at,
+            key_id=key_id,
+        )

@@ -1,0 +1,147 @@
+"""Per-namespace data keys, and the AES-GCM sealing of payloads with them.
+
+The keyring is one JSON file (mode 0600) in the log directory, replaced atomically on every
+change. Destroying a namespace's keys makes every payload sealed with them unreadable for
+good: this is how an immutable log forgets a data subject. Destroyed keys are remembered by id
+(never by value) so that reads can say "erased" rather than "corrupt".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from eventlog.errors import KeyringError
+from eventlog.segments import fsync_dir
+
+_NONCE = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Destroyed:
+    key_id: str
+    namespace: str
+    destroyed_at: str
+    logged: bool  # has its subject.erased event been appended?
+
+
+class Keyring:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._keys: dict[str, tuple[str, bytes]] = {}  # key id -> (namespace, key)
+        self._active: dict[str, str] = {}  # namespace -> key id in use
+        self._generations: dict[str, int] = {}
+        self._destroyed: dict[str, Destroyed] = {}
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            doc = json.loads(self._path.read_text("utf-8"))
+            for key_id, entry in doc["keys"].items():
+                self._keys[key_id] = (entry["namespace"], base64.b64decode(entry["key"]))
+            for key_id, entry in doc["destroyed"].items():
+                self._destroyed[key_id] = Destroyed(key_id, **entry)
+            self._active = dict(doc["active"])
+            self._generations = {k: int(v) for k, v in doc["generations"].items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise KeyringError(f"keyring {self._path} is unreadable: {exc}") from exc
+
+    def _save(self) -> None:
+        doc = {
+            "version": 1,
+            "keys": {
+                k: {"namespace": ns, "key": base64.b64encode(key).decode()}
+                for k, (ns, key) in self._keys.items()
+            },
+            "active": self._active,
+            "generations": self._generations,
+            "destroyed": {
+                k: {"namespace": d.namespace, "destroyed_at": d.destroyed_at, "logged": d.logged}
+                for k, d in self._destroyed.items()
+            },
+        }
+        tmp = self._path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, json.dumps(doc, indent=1).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._path)
+        fsync_dir(self._path.parent)
+
+    def key_for(self, namespace: str) -> str:
+        """The id of the namespace's key in use, made (and durably saved) on first use."""
+        with self._lock:
+            key_id = self._active.get(namespace)
+            if key_id is None:
+                generation = self._generations.get(namespace, 0) + 1
+                key_id = f"{namespace}#{generation}"
+                self._keys[key_id] = (namespace, AESGCM.generate_key(bit_length=256))
+                self._active[namespace] = key_id
+                self._generations[namespace] = generation
+                self._save()
+            return key_id
+
+    def seal(self, key_id: str, plaintext: bytes, aad: bytes) -> bytes:
+        with self._lock:
+            _, key = self._keys[key_id]
+        nonce = secrets.token_bytes(_NONCE)
+        return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+    def open(self, key_id: str, sealed: bytes, aad: bytes) -> bytes | None:
+        """The plaintext, or None when the key was destroyed."""
+        with self._lock:
+            entry = self._keys.get(key_id)
+        if entry is None:
+            if key_id in self._destroyed:
+                return None
+            raise KeyringError(f"no key {key_id!r} in {self._path}")
+        try:
+            return AESGCM(entry[1]).decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
+        except InvalidTag as exc:
+            raise KeyringError(f"payload sealed with {key_id!r} fails authentication") from exc
+
+    def is_destroyed(self, key_id: str) -> bool:
+        return key_id in self._destroyed
+
+    def namespaces(self) -> set[str]:
+        with self._lock:
+            return {ns for ns, _ in self._keys.values()} | {
+                d.namespace for d in self._destroyed.values()
+            }
+
+    def destroy(self, namespace: str) -> list[str]:
+        """Destroy every key of the namespace; return their ids (empty if none was live)."""
+        with self._lock:
+            doomed = [k for k, (ns, _) in self._keys.items() if ns == namespace]
+            now = datetime.now(UTC).isoformat()
+            for key_id in doomed:
+                del self._keys[key_id]
+                self._destroyed[key_id] = Destroyed(key_id, namespace, now, logged=False)
+            self._active.pop(namespace, None)
+            if doomed:
+                self._save()
+            return doomed
+
+    def unlogged(self) -> list[Destroyed]:
+        with self._lock:
+            return [d for d in self._destroyed.values() if not d.logged]
+
+    def mark_logged(self, key_ids: list[str]) -> None:
+        with self._lock:
+            for key_id in key_ids:
+                d = self._destroyed[key_id]
+                self._destroyed[key_id] = Destroyed(d.key_id, d.namespace, d.destroyed_at, True)
+            self._save()

@@ -1,0 +1,242 @@
+"""The event log: a directory of streams, the keyring that seals their payloads, one writer.
+
+Layout under the log directory::
+
+    LOCK                 held (flock) by the one process that writes
+    keyring.json         per-namespace data keys, mode 0600
+    streams/<name>/      one ArrowStream per stream: input, and later the derived ones
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from eventlog.errors import LogError, LogLocked, StorageError, ValidationError
+from eventlog.keyring import Keyring
+from eventlog.payloads import Payload, payload_model
+from eventlog.schema import INPUT_STREAM, Causation, Record
+from eventlog.settings import LogSettings
+from eventlog.stream import ArrowStream
+from eventlog.verify import VerifyReport
+from eventlog.writer import utc_now
+
+STREAM_NAME_RE = re.compile(r"[a-z0-9._-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """An event with its payload opened: what `history`, `log` and audits show."""
+
+    stream: str
+    position: int
+    event_id: str
+    kind: str
+    namespace: str
+    memory_id: str | None
+    recorded_at: datetime
+    occurred_at: datetime | None
+    actor: str
+    causation: Causation | None
+    hash: str
+    prev_hash: str
+    erased: bool
+    payload: dict[str, Any] | None
+
+    @property
+    def text(self) -> str | None:
+        return None if self.payload is None else self.payload.get("text")
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        return None if self.payload is None else self.payload.get("metadata")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "position": self.position,
+            "event_id": self.event_id,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "memory_id": self.memory_id,
+            "recorded_at": self.recorded_at.isoformat(),
+            "occurred_at": None if self.occurred_at is None else self.occurred_at.isoformat(),
+            "actor": self.actor,
+            "causation": (
+                None
+                if self.causation is None
+                else {"stream": self.causation.stream, "position": self.causation.position}
+            ),
+            "hash": self.hash,
+            "prev_hash": self.prev_hash,
+            "erased": self.erased,
+            "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LogReport:
+    """`verify` over every stream: ok only if each stream's chain is whole."""
+
+    ok: bool
+    checked: int
+    first_bad_position: int | None
+    stream: str | None
+    segment: str | None
+    reason: str | None
+    streams: tuple[VerifyReport, ...]
+
+
+def _aad(namespace: str, event_id: str, kind: str) -> bytes:
+    return f"{namespace}\x00{event_id}\x00{kind}".encode()
+
+
+class EventLog:
+    def __init__(
+        self,
+        directory: Path,
+        settings: LogSettings | None = None,
+        *,
+        writable: bool = True,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.directory = directory
+        self.settings = settings or LogSettings()
+        self.writable = writable
+        self._clock = clock
+        self._lock_fd = -1
+        self._streams: dict[str, ArrowStream] = {}
+        if writable:
+            try:
+                (directory / "streams").mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the log directory {directory}: {exc}") from exc
+            self._take_lock()
+        self.keyring = Keyring(directory / "keyring.json")
+
+    def _take_lock(self) -> None:
+        path = self.directory / "LOCK"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LogLocked(
+                f"the log at {self.directory} is being written by another process (pid {holder})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    # -- streams -------------------------------------------------------------------------
+
+    def stream(self, name: str) -> ArrowStream:
+        stream = self._streams.get(name)
+        if stream is None:
+            if STREAM_NAME_RE.fullmatch(name) is None:
+                raise ValidationError(f"not a stream name: {name!r}")
+            directory = self.directory / "streams" / name
+            if not self.writable and not directory.exists():
+                raise LogError(f"no stream {name!r} in {self.directory}")
+            stream = ArrowStream(
+                directory,
+                segment_bytes=self.settings.segment_bytes,
+                writable=self.writable,
+                clock=self._clock,
+            )
+            self._streams[name] = stream
+        return stream
+
+    @property
+    def input(self) -> ArrowStream:
+        return self.stream(INPUT_STREAM)
+
+    def stream_names(self) -> list[str]:
+        root = self.directory / "streams"
+        names = {p.name for p in root.iterdir() if p.is_dir()} if root.exists() else set()
+        return sorted(names | set(self._streams))
+
+    # -- payloads ------------------------------------------------------------------------
+
+    def seal(self, kind: str, namespace: str, event_id: str, payload: Payload) -> tuple[str | None, bytes]:
+        """The payload as stored: (key id, ciphertext), or (None, JSON) for clear kinds."""
+        model, encrypted = payload_model(kind)
+        if not isinstance(payload, model):
+            raise ValidationError(f"{kind} takes a {model.__name__} payload")
+        raw = payload.model_dump_json().encode()
+        if not encrypted:
+            return None, raw
+        key_id = self.keyring.key_for(namespace)
+        return key_id, self.keyring.seal(key_id, raw, _aad(namespace, event_id, kind))
+
+    def view(self, stream: str, record: Record) -> EventView:
+        payload: dict[str, Any] | None
+        erased = False
+        if record.key_id is None:
+            raw: bytes | None = record.payload
+        else:
+            raw = self.keyring.open(
+                record.key_id, record.payload, _aad(record.namespace, record.event_id, record.kind)
+            )
+            erased = raw is None
+        try:
+            payload = None if raw is None else payload_model(record.kind)[0].model_validate_json(raw).model_dump()
+        except (KeyError, pydantic.ValidationError):
+            payload = {"raw": raw.hex()} if raw is not None else None
+        return EventView(
+            stream=stream,
+            position=record.position,
+            event_id=record.event_id,
+            kind=record.kind,
+            namespace=record.namespace,
+            memory_id=record.memory_id,
+            recorded_at=record.recorded_at,
+            occurred_at=record.occurred_at,
+            actor=record.actor,
+            causation=record.causation,
+            hash=record.hash.hex(),
+            prev_hash=record.prev_hash.hex(),
+            erased=erased,
+            payload=payload,
+        )
+
+    # -- integrity -----------------------------------------------------------------------
+
+    def verify(self) -> LogReport:
+        reports = tuple(self.stream(name).verify() for name in self.stream_names())
+        bad = next((r for r in reports if not r.ok), None)
+        return LogReport(
+            ok=bad is None,
+            checked=sum(r.checked for r in reports),
+            first_bad_position=bad.first_bad_position if bad else None,
+            stream=bad.stream if bad else None,
+            segment=bad.segment if bad else None,
+            reason=bad.reason if bad else None,
+            streams=reports,
+        )
+
+    def close(self) -> None:
+        for stream in self._streams.values():
+            stream.close()
+        self._streams.clear()
+        if self._lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,263 @@
+"""Segment files: Arrow IPC streams of envelope batches, one file per run of positions.
+
+A segment is named after its first position (``00000000000000000001.arrow``). The last one is
+active: each durable append writes one record batch to its end and fsyncs. When it passes the
+size limit it is sealed: rewritten as a few large batches (atomically, by rename) and given a
+sidecar index (``.idx``) with what reads need to skip it or jump into it. After a crash, the
+active segment's tail is read message by message and cut back to the last whole batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from eventlog.errors import CorruptSegment, StorageError
+from eventlog.keys import keys64
+from eventlog.schema import ENVELOPE_SCHEMA
+
+SEGMENT_SUFFIX = ".arrow"
+INDEX_SUFFIX = ".idx"
+_SEALED_BATCH_ROWS = 65_536
+
+
+def segment_path(directory: Path, first_position: int) -> Path:
+    return directory / f"{first_position:020d}{SEGMENT_SUFFIX}"
+
+
+def segment_first_position(path: Path) -> int:
+    try:
+        return int(path.name.removesuffix(SEGMENT_SUFFIX))
+    except ValueError as exc:
+        raise CorruptSegment(path, "segment file name is not a position") from exc
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    batches: list[pa.RecordBatch]
+    good_end: int  # byte offset just past the last whole batch (0: not even a whole header)
+    size: int
+
+
+def scan_segment(path: Path) -> ScanResult:
+    """Every whole batch of a segment, and where the whole part of the file ends."""
+    try:
+        data = pa.memory_map(str(path), "r")
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot open segment {path}: {exc}") from exc
+    size = data.size()
+    try:
+        message = pa.ipc.read_message(data)
+        schema = pa.ipc.read_schema(message)
+    except (OSError, EOFError, pa.ArrowException):
+        return ScanResult([], 0, size)  # torn while the header was being written
+    if not schema.remove_metadata().equals(ENVELOPE_SCHEMA.remove_metadata()):
+        raise CorruptSegment(path, "schema is not the event envelope")
+    batches: list[pa.RecordBatch] = []
+    good_end = data.tell()
+    while good_end < size:
+        try:
+            message = pa.ipc.read_message(data)
+            batch = pa.ipc.read_record_batch(message, ENVELOPE_SCHEMA)
+        except (OSError, EOFError, pa.ArrowException):
+            break
+        batches.append(batch)
+        good_end = data.tell()
+    return ScanResult(batches, good_end, size)
+
+
+def read_sealed(path: Path) -> pa.Table:
+    """A sealed segment as one table, memory-mapped (zero copy)."""
+    try:
+        with pa.ipc.open_stream(pa.memory_map(str(path), "r")) as reader:
+            return reader.read_all()
+    except (OSError, pa.ArrowException) as exc:
+        raise CorruptSegment(path, f"cannot be read: {exc}") from exc
+
+
+class ActiveSegment:
+    """The one segment a stream appends to. Only the stream's writer touches it."""
+
+    def __init__(self, path: Path, fd: int, offset: int, batches: list[pa.RecordBatch]) -> None:
+        self.path = path
+        self.first_position = segment_first_position(path)
+        self._fd = fd
+        self.offset = offset
+        self.batches = batches
+
+    @classmethod
+    def create(cls, path: Path) -> ActiveSegment:
+        header = ENVELOPE_SCHEMA.serialize().to_pybytes()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, header)
+            os.fsync(fd)
+            fsync_dir(path.parent)
+        except OSError as exc:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise StorageError(f"cannot create segment {path}: {exc}") from exc
+        return cls(path, fd, len(header), [])
+
+    @classmethod
+    def recover(cls, path: Path) -> tuple[ActiveSegment, int]:
+        """Open for appending, cutting a torn tail; returns the segment and the bytes cut."""
+        scan = scan_segment(path)
+        if scan.good_end == 0:
+            path.unlink()
+            return cls.create(path), scan.size
+        fd = os.open(path, os.O_RDWR)
+        if scan.size > scan.good_end:
+            os.ftruncate(fd, scan.good_end)
+            os.fsync(fd)
+        return cls(path, fd, scan.good_end, scan.batches), scan.size - scan.good_end
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Write one batch durably, or leave the file as it was and raise."""
+        data = batch.serialize()
+        try:
+            written = os.pwrite(self._fd, data, self.offset)
+            if written != data.size:
+                raise OSError(f"short write: {written} of {data.size} bytes")
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self.offset)
+            raise StorageError(f"cannot write to {self.path}: {exc}") from exc
+        self.offset += data.size
+        self.batches.append(batch)
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_batches(self.batches, schema=ENVELOPE_SCHEMA)
+
+    def seal(self) -> None:
+        """Rewrite as large batches (same rows, same bytes hashed) and write the index."""
+        table = self.table()
+        tmp = self.path.with_suffix(".sealing")
+        # Same framing as the active file (header, then batches, no end-of-stream marker), so
+        # one reader and one recovery rule serve every segment.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, ENVELOPE_SCHEMA.serialize())
+            for batch in table.combine_chunks().to_batches(max_chunksize=_SEALED_BATCH_ROWS):
+                os.write(fd, batch.serialize())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        write_index(index_path(self.path), SegmentIndex.build(self.first_position, table))
+        fsync_dir(self.path.parent)
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def index_path(segment: Path) -> Path:
+    return segment.with_suffix(INDEX_SUFFIX)
+
+
+@dataclass(frozen=True)
+class SegmentIndex:
+    """What a read needs to skip a segment, or to find rows in it without a scan."""
+
+    first: int
+    last: int
+    namespaces: frozenset[str]
+    kinds: frozenset[str]
+    event_keys: npt.NDArray[np.uint64]
+    event_positions: npt.NDArray[np.int64]
+    memory_keys: npt.NDArray[np.uint64]
+    memory_positions: npt.NDArray[np.int64]
+
+    @classmethod
+    def build(cls, first: int, table: pa.Table) -> SegmentIndex:
+        positions = np.asarray(table.column("position").to_numpy(), dtype=np.int64)
+        event_keys = keys64(table.column("event_id").to_pylist())
+        memory_ids = table.column("memory_id").to_pylist()
+        with_memory = [i for i, m in enumerate(memory_ids) if m is not None]
+        memory_keys = keys64(memory_ids[i] for i in with_memory)
+        memory_positions = positions[with_memory] if with_memory else positions[:0]
+        e_order = np.argsort(event_keys, kind="stable")
+        m_order = np.argsort(memory_keys, kind="stable")
+        return cls(
+            first=first,
+            last=first + table.num_rows - 1,
+            namespaces=frozenset(table.column("namespace").unique().to_pylist()),
+            kinds=frozenset(table.column("kind").unique().to_pylist()),
+            event_keys=event_keys[e_order],
+            event_positions=positions[e_order],
+            memory_keys=memory_keys[m_order],
+            memory_positions=memory_positions[m_order],
+        )
+
+
+def write_index(path: Path, index: SegmentIndex) -> None:
+    meta = {
+        "first": index.first,
+        "last": index.last,
+        "namespaces": sorted(index.namespaces),
+        "kinds": sorted(index.kinds),
+    }
+    n_events, n_memories = len(index.event_keys), len(index.memory_keys)
+    pad = n_events - n_memories
+    table = pa.table(
+        {
+            "event_key": pa.array(index.event_keys, pa.uint64()),
+            "event_position": pa.array(index.event_positions, pa.int64()),
+            "memory_key": pa.array(
+                np.concatenate([index.memory_keys, np.zeros(pad, np.uint64)]), pa.uint64()
+            ),
+            "memory_position": pa.array(
+                np.concatenate([index.memory_positions, np.full(pad, -1, np.int64)]), pa.int64()
+            ),
+        }
+    ).replace_schema_metadata({"mnemoflow.index": json.dumps(meta)})
+    tmp = path.with_suffix(".idx-tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_index(path: Path) -> SegmentIndex:
+    """Load a sidecar index; raises CorruptSegment when it is missing or unreadable."""
+    try:
+        with pa.ipc.open_file(pa.memory_map(str(path), "r")) as reader:
+            table = reader.read_all()
+        meta = json.loads(table.schema.metadata[b"mnemoflow.index"])
+        memory_positions = table.column("memory_position").to_numpy()
+        keep = memory_positions >= 0
+        return SegmentIndex(
+            first=int(meta["first"]),
+            last=int(meta["last"]),
+            namespaces=frozenset(meta["namespaces"]),
+            kinds=frozenset(meta["kinds"]),
+            event_keys=table.column("event_key").to_numpy(),
+            event_positions=table.column("event_position").to_numpy(),
+            memory_keys=table.column("memory_key").to_numpy()[keep],
+            memory_positions=memory_positions[keep],
+        )
+    except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+        raise CorruptSegment(path, f"index unreadable: {exc}") from exc

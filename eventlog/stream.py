@@ -1,0 +1,375 @@
+"""A stream stored as Arrow IPC segment files in one directory."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import structlog
+
+from eventlog.errors import CorruptSegment, LogError
+from eventlog.keys import key64, keys64
+from eventlog.schema import (
+    ENVELOPE_SCHEMA,
+    GENESIS_HASH,
+    Draft,
+    Receipt,
+    Record,
+    batch_to_records,
+    records_to_batch,
+)
+from eventlog.segments import (
+    SEGMENT_SUFFIX,
+    ActiveSegment,
+    SegmentIndex,
+    index_path,
+    read_index,
+    read_sealed,
+    scan_segment,
+    segment_first_position,
+    segment_path,
+    write_index,
+)
+from eventlog.tablefilter import filter_table
+from eventlog.verify import Chunk, VerifyReport, verify_chunks
+from eventlog.writer import ChainWriter, utc_now
+
+log = structlog.get_logger(__name__)
+
+_CACHED_TABLES = 8
+
+
+class _ActiveIndex:
+    """The active segment's lookups, kept as it grows."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, int] = {}
+        self.memories: dict[str, list[int]] = {}
+        self.namespaces: set[str] = set()
+        self.kinds: set[str] = set()
+
+    def add(self, records: Sequence[Record]) -> None:
+        for r in records:
+            self.events[r.event_id] = r.position
+            if r.memory_id is not None:
+                self.memories.setdefault(r.memory_id, []).append(r.position)
+            self.namespaces.add(r.namespace)
+            self.kinds.add(r.kind)
+
+
+class _KeyedPositions:
+    """Sorted 64-bit keys with their positions: id lookups across all sealed segments."""
+
+    def __init__(self) -> None:
+        self.keys: npt.NDArray[np.uint64] = np.empty(0, np.uint64)
+        self.positions: npt.NDArray[np.int64] = np.empty(0, np.int64)
+
+    def merge(self, keys: npt.NDArray[np.uint64], positions: npt.NDArray[np.int64]) -> None:
+        all_keys = np.concatenate([self.keys, keys])
+        order = np.argsort(all_keys, kind="stable")
+        self.keys = all_keys[order]
+        self.positions = np.concatenate([self.positions, positions])[order]
+
+    def lookup(self, key: int) -> list[int]:
+        lo = np.searchsorted(self.keys, np.uint64(key), side="left")
+        hi = np.searchsorted(self.keys, np.uint64(key), side="right")
+        return [int(p) for p in self.positions[lo:hi]]
+
+    def lookup_many(self, keys: npt.NDArray[np.uint64]) -> list[int]:
+        lo = np.searchsorted(self.keys, keys, side="left")
+        hi = np.searchsorted(self.keys, keys, side="right")
+        return [int(p) for a, b in zip(lo, hi, strict=True) for p in self.positions[a:b]]
+
+
+class ArrowStream:
+    """One stream: sealed segments plus one active segment, written by one ChainWriter."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        segment_bytes: int = 64 << 20,
+        writable: bool = True,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._dir = directory
+        self._segment_bytes = segment_bytes
+        self._writable = writable
+        self._lock = threading.RLock()
+        self._sealed: list[SegmentIndex] = []
+        self._sealed_firsts: list[int] = []
+        self._event_ids = _KeyedPositions()
+        self._memory_ids = _KeyedPositions()
+        self._tables: OrderedDict[int, pa.Table] = OrderedDict()
+        self._active_index = _ActiveIndex()
+        if writable:
+            directory.mkdir(parents=True, exist_ok=True)
+        self._active: ActiveSegment | None = None
+        self._active_batches: list[pa.RecordBatch] = []
+        self._open_segments()
+        tail = self._tail_record()
+        self._writer = ChainWriter(
+            directory.name,
+            tail_position=tail.position if tail else 0,
+            tail_hash=tail.hash if tail else GENESIS_HASH,
+            tail_recorded_at=tail.recorded_at if tail else None,
+            find=self._find,
+            persist=self._persist,
+            clock=clock,
+        )
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _segment_files(self) -> list[Path]:
+        if not self._dir.exists():
+            return []
+        return sorted(self._dir.glob(f"*{SEGMENT_SUFFIX}"))
+
+    def _open_segments(self) -> None:
+        files = self._segment_files()
+        expected_first = 1
+        for path in files[:-1]:
+            index = self._load_index(path)
+            if index.first != expected_first:
+                raise CorruptSegment(path, f"starts at {index.first}, expected {expected_first}")
+            self._add_sealed(index)
+            expected_first = index.last + 1
+        if files:
+            last = files[-1]
+            if segment_first_position(last) != expected_first:
+                raise CorruptSegment(last, f"does not start at {expected_first}")
+            if self._writable:
+                self._active, cut = ActiveSegment.recover(last)
+                self._active_batches = self._active.batches
+                if cut:
+                    log.warning("log.torn_tail_cut", segment=str(last), bytes=cut)
+            else:
+                self._active_batches = scan_segment(last).batches
+        elif self._writable:
+            self._active = ActiveSegment.create(segment_path(self._dir, 1))
+            self._active_batches = self._active.batches
+        for batch in self._active_batches:
+            self._active_index.add(list(batch_to_records(batch)))
+
+    def _load_index(self, path: Path) -> SegmentIndex:
+        try:
+            return read_index(index_path(path))
+        except CorruptSegment:
+            index = SegmentIndex.build(segment_first_position(path), read_sealed(path))
+            if self._writable:
+                write_index(index_path(path), index)
+                log.warning("log.index_rebuilt", segment=str(path))
+            return index
+
+    def _add_sealed(self, index: SegmentIndex) -> None:
+        self._sealed.append(index)
+        self._sealed_firsts.append(index.first)
+        self._event_ids.merge(index.event_keys, index.event_positions)
+        self._memory_ids.merge(index.memory_keys, index.memory_positions)
+
+    def _tail_record(self) -> Record | None:
+        if self._active_batches:
+            last = self._active_batches[-1]
+            return next(batch_to_records(last.slice(last.num_rows - 1)))
+        if self._sealed:
+            table = self._sealed_table(len(self._sealed) - 1)
+            return next(batch_to_records(table.slice(table.num_rows - 1)))
+        return None
+
+    # -- writing -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._dir.name
+
+    @property
+    def last_position(self) -> int:
+        return self._writer.position
+
+    @property
+    def commits(self) -> int:
+        return self._writer.commits
+
+    def append(self, drafts: Sequence[Draft]) -> list[Receipt]:
+        if not self._writable or self._active is None:
+            raise LogError(f"stream {self.name!r} is open read-only")
+        return self._writer.append(drafts)
+
+    def _persist(self, records: list[Record]) -> None:
+        assert self._active is not None
+        batch = records_to_batch(records)
+        with self._lock:
+            self._active.write(batch)
+            self._active_index.add(records)
+            if self._active.offset >= self._segment_bytes:
+                self._seal_active()
+
+    def _seal_active(self) -> None:
+        assert self._active is not None
+        active = self._active
+        active.seal()
+        self._add_sealed(read_index(index_path(active.path)))
+        next_first = self._sealed[-1].last + 1
+        self._active_index = _ActiveIndex()
+        self._active = ActiveSegment.create(segment_path(self._dir, next_first))
+        self._active_batches = self._active.batches
+        log.info("log.segment_sealed", stream=self.name, segment=active.path.name)
+
+    def _find(self, event_ids: Sequence[str]) -> dict[str, Record]:
+        wanted = set(event_ids)
+        with self._lock:
+            positions = [self._active_index.events[e] for e in wanted if e in self._active_index.events]
+            if len(self._event_ids.keys):
+                positions += self._event_ids.lookup_many(keys64(wanted))
+        return {r.event_id: r for r in self._records_at(positions) if r.event_id in wanted}
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _sealed_table(self, i: int) -> pa.Table:
+        first = self._sealed[i].first
+        table = self._tables.get(first)
+        if table is None:
+            table = read_sealed(segment_path(self._dir, first))
+            self._tables[first] = table
+            if len(self._tables) > _CACHED_TABLES:
+                self._tables.popitem(last=False)
+        else:
+            self._tables.move_to_end(first)
+        return table
+
+    def _snapshot(self) -> tuple[list[SegmentIndex], pa.Table, set[str], set[str]]:
+        with self._lock:
+            active = pa.Table.from_batches(list(self._active_batches), schema=ENVELOPE_SCHEMA)
+            return (
+                list(self._sealed),
+                active,
+                set(self._active_index.namespaces),
+                set(self._active_index.kinds),
+            )
+
+    def _records_at(self, positions: list[int]) -> list[Record]:
+        out: list[Record] = []
+        with self._lock:
+            for position in sorted(set(positions)):
+                i = bisect.bisect_right(self._sealed_firsts, position) - 1
+                if i >= 0 and position <= self._sealed[i].last:
+                    table = self._sealed_table(i)
+                    row = table.slice(position - self._sealed[i].first, 1)
+                else:
+                    active = pa.Table.from_batches(self._active_batches, schema=ENVELOPE_SCHEMA)
+                    first = self._sealed[-1].last + 1 if self._sealed else 1
+                    row = active.slice(position - first, 1)
+                out.extend(batch_to_records(row))
+        return out
+
+    def scan(
+        self,
+        start: int = 1,
+        stop: int | None = None,
+        *,
+        namespace: str | None = None,
+        kind: str | None = None,
+        memory_id: str | None = None,
+    ) -> Iterator[pa.Table]:
+        sealed, active, active_ns, active_kinds = self._snapshot()
+        for i, index in enumerate(sealed):
+            if index.last < start or (stop is not None and index.first > stop):
+                continue
+            if (namespace is not None and namespace not in index.namespaces) or (
+                kind is not None and kind not in index.kinds
+            ):
+                continue
+            with self._lock:
+                table = self._sealed_table(i)
+            yield filter_table(
+                table, start=start, stop=stop, namespace=namespace, kind=kind, memory_id=memory_id
+            )
+        if (namespace is None or namespace in active_ns) and (kind is None or kind in active_kinds):
+            yield filter_table(
+                active, start=start, stop=stop, namespace=namespace, kind=kind, memory_id=memory_id
+            )
+
+    def read(
+        self,
+        start: int = 1,
+        stop: int | None = None,
+        *,
+        namespace: str | None = None,
+        memory_id: str | None = None,
+        kind: str | None = None,
+    ) -> Iterator[Record]:
+        if memory_id is not None:
+            yield from self._read_memory(memory_id, start, stop, namespace, kind)
+            return
+        for table in self.scan(start, stop, namespace=namespace, kind=kind):
+            yield from batch_to_records(table)
+
+    def _read_memory(
+        self, memory_id: str, start: int, stop: int | None, namespace: str | None, kind: str | None
+    ) -> Iterator[Record]:
+        with self._lock:
+            positions = list(self._active_index.memories.get(memory_id, []))
+            positions += self._memory_ids.lookup(key64(memory_id))
+        for record in self._records_at(positions):
+            if (
+                record.memory_id == memory_id
+                and record.position >= start
+                and (stop is None or record.position <= stop)
+                and (namespace is None or record.namespace == namespace)
+                and (kind is None or record.kind == kind)
+            ):
+                yield record
+
+    def get(self, event_id: str) -> Record | None:
+        return self._find([event_id]).get(event_id)
+
+    def namespaces(self) -> set[str]:
+        with self._lock:
+            found = set(self._active_index.namespaces)
+            for index in self._sealed:
+                found |= index.namespaces
+        return found
+
+    # -- integrity -----------------------------------------------------------------------
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Every batch as it is on disk, read afresh, for verify."""
+        expected = 1
+        for path in self._segment_files():
+            try:
+                scan = scan_segment(path)
+            except LogError as exc:
+                yield Chunk(path.name, expected, None, str(exc))
+                return
+            for batch in scan.batches:
+                try:
+                    batch.validate(full=True)
+                except pa.ArrowException as exc:
+                    yield Chunk(path.name, expected, None, f"malformed batch: {exc}")
+                    return
+                yield Chunk(path.name, expected, batch)
+                expected += batch.num_rows
+            if scan.good_end < scan.size:
+                yield Chunk(
+                    path.name, expected, None, f"unreadable bytes from offset {scan.good_end}"
+                )
+                return
+
+    def verify(self) -> VerifyReport:
+        return verify_chunks(self.name, self.chunks())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._active is not None:
+                self._active.close()
+                self._active = None
+
+    def segment_paths(self) -> list[Path]:
+        return self._segment_files()

@@ -1,0 +1,145 @@
+"""The single writer of a stream: places events in the chain and group-commits them.
+
+Appenders enqueue their drafts and then compete for the commit lock; whoever gets it commits
+everything queued so far in one batch with one fsync, and the others find their work done
+when they get the lock in turn. A draft whose event id the stream already holds is not placed
+again: its appender gets the first receipt back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from eventlog.errors import AppendFailed, LogError, StorageError
+from eventlog.hashchain import event_hash, hash_input_of
+from eventlog.schema import Draft, Receipt, Record, receipt_of, utc
+
+FindRecords = Callable[[Sequence[str]], dict[str, Record]]
+Persist = Callable[[list[Record]], None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Request:
+    drafts: Sequence[Draft]
+    receipts: list[Receipt] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+
+
+class ChainWriter:
+    """Positions, hashes and durably commits drafts; safe to call from many threads."""
+
+    def __init__(
+        self,
+        stream: str,
+        *,
+        tail_position: int,
+        tail_hash: bytes,
+        tail_recorded_at: datetime | None,
+        find: FindRecords,
+        persist: Persist,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._stream = stream
+        self._position = tail_position
+        self._hash = tail_hash
+        self._last_recorded = tail_recorded_at
+        self._find = find
+        self._persist = persist
+        self._clock = clock
+        self._queue: list[_Request] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self.commits = 0  # how many durable writes served the appends so far
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @property
+    def last_hash(self) -> bytes:
+        return self._hash
+
+    def append(self, drafts: Sequence[Draft]) -> list[Receipt]:
+        if not drafts:
+            return []
+        request = _Request(drafts)
+        with self._queue_lock:
+            self._queue.append(request)
+        with self._commit_lock:
+            if not request.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if request.error is not None:
+            raise request.error
+        return request.receipts
+
+    def _commit(self, requests: list[_Request]) -> None:
+        try:
+            existing = self._find([d.event_id for r in requests for d in r.drafts])
+            placed = self._place(requests, existing)
+            if placed:
+                self._persist(placed)
+                self.commits += 1
+        except BaseException as exc:
+            error = exc if isinstance(exc, LogError) else AppendFailed(str(exc))
+            if isinstance(exc, StorageError) and not isinstance(exc, AppendFailed):
+                error = AppendFailed(f"append not acknowledged: {exc}")
+            for request in requests:
+                request.error, request.done = error, True
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if placed:
+            last = placed[-1]
+            self._position, self._hash, self._last_recorded = last.position, last.hash, last.recorded_at
+        for request in requests:
+            request.done = True
+
+    def _place(self, requests: list[_Request], existing: dict[str, Record]) -> list[Record]:
+        now = utc(self._clock())
+        if self._last_recorded is not None and now < self._last_recorded:
+            now = self._last_recorded  # recorded-at never runs backwards along the stream
+        position, prev = self._position, self._hash
+        seen: dict[str, Record] = dict(existing)
+        placed: list[Record] = []
+        for request in requests:
+            for draft in request.drafts:
+                record = seen.get(draft.event_id)
+                if record is None:
+                    position += 1
+                    record = _seal(draft, position, now, prev)
+                    prev = record.hash
+                    seen[draft.event_id] = record
+                    placed.append(record)
+                request.receipts.append(receipt_of(self._stream, record))
+        return placed
+
+
+def _seal(draft: Draft, position: int, recorded_at: datetime, prev: bytes) -> Record:
+    unhashed = Record(
+        position=position,
+        event_id=draft.event_id,
+        kind=draft.kind,
+        schema_version=draft.schema_version,
+        namespace=draft.namespace,
+        memory_id=draft.memory_id,
+        recorded_at=recorded_at,
+        occurred_at=None if draft.occurred_at is None else utc(draft.occurred_at),
+        actor=draft.actor,
+        causation=draft.causation,
+        key_id=draft.key_id,
+        payload=draft.payload,
+        prev_hash=prev,
+        hash=b"",
+    )
+    return dataclasses.replace(unhashed, hash=event_hash(prev, hash_input_of(unhashed)))

@@ -1,0 +1,104 @@
+"""Typed settings, loaded once: packaged defaults, then a config file, then the environment.
+
+Each component has its own section. An environment variable ``MNEMO_<SECTION>__<KEY>``
+overrides one key; ``MNEMO_HOME`` (or ``--home``) the data directory; ``MNEMO_CONFIG`` names a
+TOML file laid over the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from eventlog.settings import LogSettings
+from pipeline.errors import ConfigError
+
+ENV_PREFIX = "MNEMO_"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class PathSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    home: str = "~/.mnemo"
+
+
+class LoggingSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    paths: PathSettings = Field(default_factory=PathSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @property
+    def home(self) -> Path:
+        return Path(self.paths.home).expanduser().resolve()
+
+
+def default_config_path() -> Path:
+    """The shipped defaults: inside the wheel, or at the top of a source checkout."""
+    for candidate in (_PACKAGE_DIR / "configs" / "default.toml",
+                      _PACKAGE_DIR.parent / "configs" / "default.toml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("configs/default.toml is missing from the installation")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any], origin: str) -> None:
+    for section, values in over.items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: [{section}] must be a table")
+        base.setdefault(section, {}).update(values)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section not in Settings.model_fields:
+            raise ConfigError(f"{name}: there is no [{section}] section")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_settings(
+    *,
+    home: str | Path | None = None,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    env = os.environ if environ is None else environ
+    doc = _read_toml(default_config_path())
+    extra = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    if extra:
+        _merge(doc, _read_toml(Path(extra)), str(extra))
+    _merge(doc, _env_overrides(env), "environment")
+    chosen_home = home if home is not None else env.get(f"{ENV_PREFIX}HOME")
+    if chosen_home:
+        doc.setdefault("paths", {})["home"] = str(chosen_home)
+    try:
+        return Settings.model_validate(doc)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc

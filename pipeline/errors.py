@@ -1,0 +1,51 @@
+"""Errors of the pipeline layer (configuration, the Memory API, the CLI).
+
+    MnemoError                        (eventlog.errors, the project's base)
+    ├── LogError …                    everything the log refuses, re-exported here
+    └── PipelineError
+        ├── ConfigError               a configuration file or environment override is invalid
+        └── HomeError                 the data directory cannot be used
+"""
+
+from __future__ import annotations
+
+from eventlog.errors import (
+    AppendFailed,
+    CorruptSegment,
+    LogError,
+    LogLocked,
+    MemoryGone,
+    MemoryNotFound,
+    MnemoError,
+    NamespaceNotFound,
+    StorageError,
+    ValidationError,
+)
+
+__all__ = [
+    "AppendFailed",
+    "ConfigError",
+    "CorruptSegment",
+    "HomeError",
+    "LogError",
+    "LogLocked",
+    "MemoryGone",
+    "MemoryNotFound",
+    "MnemoError",
+    "NamespaceNotFound",
+    "PipelineError",
+    "StorageError",
+    "ValidationError",
+]
+
+
+class PipelineError(MnemoError):
+    """The pipeline layer could not do what was asked."""
+
+
+class ConfigError(PipelineError):
+    """A configuration file or an environment override is invalid; the message names it."""
+
+
+class HomeError(PipelineError):
+    """The data directory cannot be created or used."""

@@ -1,0 +1,43 @@
+"""structlog, configured once per process: readable in a terminal, JSON elsewhere."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+import structlog
+
+from pipeline.config import LoggingSettings
+
+_once = threading.Lock()
+_configured: list[LoggingSettings] = []
+
+
+def configure_logging(settings: LoggingSettings) -> None:
+    """Configure structlog for this process; later calls are no-ops."""
+    with _once:
+        if _configured:
+            return
+        use_json = settings.format == "json" or (
+            settings.format == "auto" and not sys.stderr.isatty()
+        )
+        renderer: structlog.typing.Processor = (
+            structlog.processors.JSONRenderer()
+            if use_json
+            else structlog.dev.ConsoleRenderer(colors=False)
+        )
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                renderer,
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(
+                logging.getLevelNamesMapping()[settings.level.upper()]
+            ),
+            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+            cache_logger_on_first_use=True,
+        )
+        _configured.append(settings)
