@@ -9,10 +9,8 @@ Layout under the log directory::
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +19,9 @@ from typing import Any
 
 import pydantic
 
-from eventlog.errors import LogError, LogLocked, StorageError, ValidationError
+from eventlog.errors import StorageError, ValidationError
 from eventlog.keyring import Keyring
+from eventlog.locks import WriterLock
 from eventlog.payloads import Payload, payload_model
 from eventlog.schema import INPUT_STREAM, Causation, Record
 from eventlog.settings import LogSettings
@@ -113,41 +112,32 @@ class EventLog:
         self.settings = settings or LogSettings()
         self.writable = writable
         self._clock = clock
-        self._lock_fd = -1
         self._streams: dict[str, ArrowStream] = {}
+        self._streams_lock = threading.Lock()
         if writable:
             try:
                 (directory / "streams").mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(f"cannot create the log directory {directory}: {exc}") from exc
-            self._take_lock()
+            self._writer_lock: WriterLock | None = WriterLock(
+                directory / "LOCK", f"the log at {directory}"
+            )
+        else:
+            self._writer_lock = None
         self.keyring = Keyring(directory / "keyring.json")
-
-    def _take_lock(self) -> None:
-        path = self.directory / "LOCK"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise LogLocked(
-                f"the log at {self.directory} is being written by another process (pid {holder})"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
 
     # -- streams -------------------------------------------------------------------------
 
     def stream(self, name: str) -> ArrowStream:
+        with self._streams_lock:  # two first callers must not open two writers on one stream
+            return self._stream(name)
+
+    def _stream(self, name: str) -> ArrowStream:
         stream = self._streams.get(name)
         if stream is None:
             if STREAM_NAME_RE.fullmatch(name) is None:
                 raise ValidationError(f"not a stream name: {name!r}")
             directory = self.directory / "streams" / name
-            if not self.writable and not directory.exists():
-                raise LogError(f"no stream {name!r} in {self.directory}")
             stream = ArrowStream(
                 directory,
                 segment_bytes=self.settings.segment_bytes,
@@ -229,11 +219,9 @@ class EventLog:
         for stream in self._streams.values():
             stream.close()
         self._streams.clear()
-        if self._lock_fd >= 0:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+            self._writer_lock = None
 
     def __enter__(self) -> EventLog:
         return self

@@ -90,6 +90,17 @@ def read_sealed(path: Path) -> pa.Table:
         raise CorruptSegment(path, f"cannot be read: {exc}") from exc
 
 
+def compact_tail(batches: list[pa.RecordBatch]) -> None:
+    """Merge the newest in-memory batches while the last is as large as the one before.
+
+    Like a binary counter this keeps O(log n) batches for n appends, so reads of the active
+    segment stay fast however small the appends were; the file keeps the original batches.
+    """
+    while len(batches) >= 2 and batches[-1].num_rows >= batches[-2].num_rows:
+        last = batches.pop()
+        batches[-1] = pa.concat_batches([batches[-1], last])
+
+
 class ActiveSegment:
     """The one segment a stream appends to. Only the stream's writer touches it."""
 
@@ -125,7 +136,8 @@ class ActiveSegment:
         if scan.size > scan.good_end:
             os.ftruncate(fd, scan.good_end)
             os.fsync(fd)
-        return cls(path, fd, scan.good_end, scan.batches), scan.size - scan.good_end
+        batches = [pa.concat_batches(scan.batches)] if scan.batches else []
+        return cls(path, fd, scan.good_end, batches), scan.size - scan.good_end
 
     def write(self, batch: pa.RecordBatch) -> None:
         """Write one batch durably, or leave the file as it was and raise."""
@@ -141,6 +153,7 @@ class ActiveSegment:
             raise StorageError(f"cannot write to {self.path}: {exc}") from exc
         self.offset += data.size
         self.batches.append(batch)
+        compact_tail(self.batches)
 
     def table(self) -> pa.Table:
         return pa.Table.from_batches(self.batches, schema=ENVELOPE_SCHEMA)

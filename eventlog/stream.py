@@ -16,6 +16,7 @@ import structlog
 
 from eventlog.errors import CorruptSegment, LogError
 from eventlog.keys import key64, keys64
+from eventlog.locks import WriterLock
 from eventlog.schema import (
     ENVELOPE_SCHEMA,
     GENESIS_HASH,
@@ -109,8 +110,10 @@ class ArrowStream:
         self._memory_ids = _KeyedPositions()
         self._tables: OrderedDict[int, pa.Table] = OrderedDict()
         self._active_index = _ActiveIndex()
+        self._writer_lock: WriterLock | None = None
         if writable:
             directory.mkdir(parents=True, exist_ok=True)
+            self._writer_lock = WriterLock(directory / "WRITER", f"stream {directory}")
         self._active: ActiveSegment | None = None
         self._active_batches: list[pa.RecordBatch] = []
         self._open_segments()
@@ -370,6 +373,9 @@ class ArrowStream:
             if self._active is not None:
                 self._active.close()
                 self._active = None
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+                self._writer_lock = None
 
     def segment_paths(self) -> list[Path]:
         return self._segment_files()

@@ -1,0 +1,238 @@
+"""The `mnemo` command line. Every command takes --home, --config and --json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventlog import EventView, LogReport, Receipt
+from eventlog.errors import MnemoError, ValidationError
+from pipeline.memory import Memory
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _receipt_json(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "stream": receipt.stream,
+        "position": receipt.position,
+        "event_id": receipt.event_id,
+        "memory_id": receipt.memory_id,
+        "recorded_at": receipt.recorded_at.isoformat(),
+    }
+
+
+def _emit(args: argparse.Namespace, doc: Any, line: str) -> None:
+    print(json.dumps(doc, ensure_ascii=False) if args.json else line)
+
+
+def _open(args: argparse.Namespace, *, read_only: bool = False) -> Memory:
+    return Memory.open(home=args.home, config_file=args.config, actor="cli", read_only=read_only)
+
+
+def _text_arg(value: str) -> str | bytes:
+    """`-` reads the text from standard input, as bytes, so invalid UTF-8 is caught."""
+    return sys.stdin.buffer.read() if value == "-" else value
+
+
+def _meta(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValidationError(f"--meta takes key=value, got {pair!r}")
+        out[key] = value
+    return out
+
+
+def _cmd_store(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        r = mem.store(_text_arg(args.text), args.ns, _meta(args.meta), args.at, args.id)
+    _emit(args, _receipt_json(r), f"stored {r.memory_id} (event {r.event_id}, position {r.position})")
+    return 0
+
+
+def _cmd_update(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        r = mem.update(args.memory_id, _text_arg(args.text), _meta(args.meta), args.at, args.id)
+    _emit(args, _receipt_json(r), f"updated {r.memory_id} (position {r.position})")
+    return 0
+
+
+def _cmd_forget(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        r = mem.forget(args.memory_id, args.reason, args.id)
+    _emit(args, _receipt_json(r), f"forgot {r.memory_id} (position {r.position})")
+    return 0
+
+
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        r = mem.feedback(args.memory_id, args.useful, args.note, args.id)
+    word = "useful" if args.useful else "not useful"
+    _emit(args, _receipt_json(r), f"recorded {word} for {r.memory_id} (position {r.position})")
+    return 0
+
+
+def _cmd_erase(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        r = mem.erase(args.ns)
+    _emit(args, _receipt_json(r), f"erased namespace {args.ns} (position {r.position})")
+    return 0
+
+
+def _report_json(report: LogReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "checked": report.checked,
+        "first_bad_position": report.first_bad_position,
+        "stream": report.stream,
+        "segment": report.segment,
+        "reason": report.reason,
+        "streams": {r.stream: {"ok": r.ok, "checked": r.checked} for r in report.streams},
+    }
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as mem:
+        report = mem.verify()
+    if report.ok:
+        line = f"ok: {report.checked} events checked in {len(report.streams)} stream(s)"
+    else:
+        line = (
+            f"FAILED: stream {report.stream}, position {report.first_bad_position}, "
+            f"segment {report.segment}: {report.reason}"
+        )
+    _emit(args, _report_json(report), line)
+    return 0 if report.ok else 1
+
+
+def _event_line(e: EventView) -> str:
+    if e.erased:
+        content = "[erased]"
+    elif e.text is not None:
+        content = json.dumps(e.text, ensure_ascii=False)
+        if e.metadata:
+            content += " " + json.dumps(e.metadata, ensure_ascii=False)
+    else:
+        content = json.dumps(e.payload, ensure_ascii=False)
+    return (
+        f"{e.position:>8}  {e.recorded_at:%Y-%m-%dT%H:%M:%S}Z  {e.kind:<18} "
+        f"{e.namespace:<16} {e.memory_id or '-':<32} {content}"
+    )
+
+
+def _print_events(args: argparse.Namespace, events: Sequence[EventView] | Any) -> None:
+    for e in events:
+        print(json.dumps(e.to_json(), ensure_ascii=False) if args.json else _event_line(e))
+
+
+def _cmd_log(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as mem:
+        _print_events(
+            args, mem.events(namespace=args.ns, start=args.start, kind=args.kind, stream=args.stream)
+        )
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as mem:
+        _print_events(args, mem.history(args.memory_id))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pipeline.bench import format_log_bench, run_log_bench
+
+    result = run_log_bench(events=args.events, home=args.home)
+    _emit(args, {"log": result}, format_log_bench(result))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="data directory (default: $MNEMO_HOME or ~/.mnemo)")
+    common.add_argument("--config", help="a TOML file laid over configs/default.toml")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    parser = argparse.ArgumentParser(prog="mnemo", description="Long-term memory for AI agents.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    def event_id(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--id", help="your event id, to make a retry safe (idempotency key)")
+
+    p = command("store", _cmd_store, "store a memory")
+    p.add_argument("text", help="the memory's text; - reads standard input")
+    p.add_argument("--ns", required=True, help="namespace, e.g. a user id")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata (repeatable)")
+    p.add_argument("--at", help="when it happened (ISO 8601); default: now")
+    event_id(p)
+
+    p = command("update", _cmd_update, "give a memory new text")
+    p.add_argument("memory_id")
+    p.add_argument("text", help="the new text; - reads standard input")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="new metadata")
+    p.add_argument("--at", help="when the change happened (ISO 8601)")
+    event_id(p)
+
+    p = command("forget", _cmd_forget, "forget a memory (it stays in the log)")
+    p.add_argument("memory_id")
+    p.add_argument("--reason")
+    event_id(p)
+
+    p = command("feedback", _cmd_feedback, "record whether a memory was useful")
+    p.add_argument("memory_id")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--useful", dest="useful", action="store_true")
+    group.add_argument("--not-useful", dest="useful", action="store_false")
+    p.add_argument("--note")
+    event_id(p)
+
+    p = command("erase", _cmd_erase, "erase a namespace: destroy its key, so its content is gone")
+    p.add_argument("--ns", required=True)
+
+    command("verify", _cmd_verify, "recompute every stream's hash chain")
+
+    p = command("log", _cmd_log, "print events with their envelope and opened payload")
+    p.add_argument("--ns", help="only this namespace")
+    p.add_argument("--from", dest="start", type=int, default=1, help="first position")
+    p.add_argument("--kind", help="only this kind, e.g. memory.stored")
+    p.add_argument("--stream", default="input", help="which stream (default: input)")
+
+    p = command("history", _cmd_history, "print one memory's events, oldest first")
+    p.add_argument("memory_id")
+
+    p = command("bench", _cmd_bench, "measure the log on this machine")
+    p.add_argument("target", choices=["log"], help="what to measure")
+    p.add_argument("--events", type=int, default=20_000, help="events per measurement")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except MnemoError as exc:
+        print(f"mnemo: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mnemo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, but the user still gets one line, not a traceback
+        print(f"mnemo: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 70
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Shared fixtures. Each test gets its own data directory; nothing touches ~/.mnemo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eventlog import EventLog, InputLog, LogSettings
+from pipeline import Memory
+from pipeline.config import LoggingSettings, load_settings
+from pipeline.logsetup import configure_logging
+
+SMALL_SEGMENTS = LogSettings(segment_bytes=4096)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    configure_logging(LoggingSettings(format="console", level="info"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("MNEMO_HOME", "MNEMO_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "mnemo-home"
+
+
+@pytest.fixture
+def mem(home: Path) -> Iterator[Memory]:
+    settings = load_settings(home=home).model_copy(update={"log": SMALL_SEGMENTS})
+    with Memory.open(settings=settings) as m:
+        yield m
+
+
+@pytest.fixture
+def event_log(tmp_path: Path) -> Iterator[EventLog]:
+    with EventLog(tmp_path / "log", SMALL_SEGMENTS) as log:
+        yield log
+
+
+@pytest.fixture
+def inputs(event_log: EventLog) -> InputLog:
+    return InputLog(event_log, actor="test")
