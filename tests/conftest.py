@@ -16,7 +16,7 @@ SMALL_SEGMENTS = LogSettings(segment_bytes=4096)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    configure_logging(LoggingSettings(format="console", level="info"))
+    configure_logging(LoggingSettings(format="console", level="warning"))
 
 
 @pytest.fixture(autouse=True)

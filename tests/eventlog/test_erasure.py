@@ -1,0 +1,91 @@
+"""Erasure: after erase, the plaintext is in no file under the home, and the log verifies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eventlog import EventLog, InputLog
+from eventlog.errors import MemoryGone, NamespaceNotFound
+from pipeline import Memory
+
+SECRET_TEXT = "Zanzibar-7731 is where Alice keeps her spare key"
+SECRET_META = "passport-X99182"
+OTHER_TEXT = "Bob likes Quokka-5521 sandwiches"
+
+
+def _files_containing(root: Path, needle: str) -> list[Path]:
+    raw = needle.encode()
+    return [p for p in root.rglob("*") if p.is_file() and raw in p.read_bytes()]
+
+
+def test_erase_leaves_no_plaintext_on_disk(home: Path) -> None:
+    with Memory.open(home=home) as mem:
+        r = mem.store(SECRET_TEXT, namespace="alice", metadata={"doc": SECRET_META})
+        mem.update(r.memory_id, SECRET_TEXT + " (updated)")
+        mem.feedback(r.memory_id, useful=True, note=SECRET_META)
+        mem.store(OTHER_TEXT, namespace="bob")
+        receipt = mem.erase("alice")
+        assert mem.verify().ok
+        history = mem.history(r.memory_id)
+        assert all(e.erased and e.text is None for e in history)
+        assert [e.kind for e in mem.events(kind="subject.erased")] == ["subject.erased"]
+        assert receipt.position == mem.log.input.last_position
+        with pytest.raises(MemoryGone):
+            mem.update(r.memory_id, "anything")
+        bob = [e.text for e in mem.events(namespace="bob")]
+        assert bob == [OTHER_TEXT]
+    assert _files_containing(home, SECRET_TEXT[:14]) == []
+    assert _files_containing(home, SECRET_META) == []
+    with Memory.open(home=home, read_only=True) as mem:
+        assert mem.verify().ok
+
+
+def test_plaintext_never_reaches_disk_before_erasure_either(home: Path) -> None:
+    """Text and metadata are encrypted at rest from the start."""
+    with Memory.open(home=home) as mem:
+        mem.store(SECRET_TEXT, namespace="alice", metadata={"doc": SECRET_META})
+    assert _files_containing(home, SECRET_TEXT[:14]) == []
+    assert _files_containing(home, SECRET_META) == []
+
+
+def test_second_erase_returns_the_first_receipt(mem: Memory) -> None:
+    mem.store("x", namespace="alice")
+    first = mem.erase("alice")
+    assert mem.erase("alice") == first
+
+
+def test_erase_of_unknown_namespace_is_refused(mem: Memory) -> None:
+    with pytest.raises(NamespaceNotFound, match="nobody"):
+        mem.erase("nobody")
+    assert mem.log.input.last_position == 0
+
+
+def test_storing_after_erasure_uses_a_new_key(mem: Memory) -> None:
+    old = mem.store("before", namespace="alice")
+    mem.erase("alice")
+    new = mem.store("after", namespace="alice")
+    assert mem.history(new.memory_id)[0].text == "after"
+    assert mem.history(old.memory_id)[0].erased
+
+
+def test_erasure_interrupted_before_its_event_is_finished_on_open(tmp_path: Path) -> None:
+    """Keys destroyed but the erase event not yet appended (a crash): reopening appends it."""
+    home = tmp_path / "home"
+    with Memory.open(home=home) as mem:
+        mem.store(SECRET_TEXT, namespace="alice")
+    with EventLog(home / "log") as log:
+        log.keyring.destroy("alice")  # ... and the process dies here
+        assert InputLog(log).namespaces() == {"alice"}
+        assert list(log.input.read(kind="subject.erased")) == []
+    with Memory.open(home=home) as mem:
+        erased = list(mem.events(kind="subject.erased"))
+        assert [e.payload for e in erased] == [{"namespace": "alice", "key_ids": ["alice#1"]}]
+        assert mem.verify().ok
+
+
+def test_keyring_file_is_private(mem: Memory) -> None:
+    mem.store("x", namespace="alice")
+    mode = (mem.home / "log" / "keyring.json").stat().st_mode & 0o777
+    assert mode == 0o600
