@@ -1,7 +1,7 @@
 """Errors of the actors (extractor, embedder, linker, consolidator, decay, query).
 
-    MnemoError                     (eventlog.errors)
-    └── ActorError                 an actor could not process a batch
+MnemoError                     (eventlog.errors)
+└── ActorError                 an actor could not process a batch
 """
 
 from __future__ import annotations

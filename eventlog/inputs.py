@@ -18,10 +18,10 @@ from eventlog.errors import MemoryGone, MemoryNotFound, NamespaceNotFound, Valid
 from eventlog.log import EventLog, EventView
 from eventlog.payloads import (
     FeedbackRecorded,
-    Metadata,
     MemoryForgotten,
     MemoryStored,
     MemoryUpdated,
+    Metadata,
     Payload,
     SubjectErased,
 )
@@ -119,7 +119,9 @@ class InputLog:
         when = check.occurred_at(occurred_at) or datetime.now(UTC)
         return self._change(MEMORY_UPDATED, memory_id, payload, event_id, when)
 
-    def forget(self, memory_id: str, reason: str | None = None, event_id: str | None = None) -> Receipt:
+    def forget(
+        self, memory_id: str, reason: str | None = None, event_id: str | None = None
+    ) -> Receipt:
         if reason is not None and not isinstance(reason, str):
             raise ValidationError("reason must be a string")
         return self._change(MEMORY_FORGOTTEN, memory_id, MemoryForgotten(reason=reason), event_id)

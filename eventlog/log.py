@@ -158,7 +158,9 @@ class EventLog:
 
     # -- payloads ------------------------------------------------------------------------
 
-    def seal(self, kind: str, namespace: str, event_id: str, payload: Payload) -> tuple[str | None, bytes]:
+    def seal(
+        self, kind: str, namespace: str, event_id: str, payload: Payload
+    ) -> tuple[str | None, bytes]:
         """The payload as stored: (key id, ciphertext), or (None, JSON) for clear kinds."""
         model, encrypted = payload_model(kind)
         if not isinstance(payload, model):
@@ -180,7 +182,11 @@ class EventLog:
             )
             erased = raw is None
         try:
-            payload = None if raw is None else payload_model(record.kind)[0].model_validate_json(raw).model_dump()
+            payload = (
+                None
+                if raw is None
+                else payload_model(record.kind)[0].model_validate_json(raw).model_dump()
+            )
         except (KeyError, pydantic.ValidationError):
             payload = {"raw": raw.hex()} if raw is not None else None
         return EventView(

@@ -183,9 +183,7 @@ def batch_to_records(batch: pa.RecordBatch | pa.Table) -> Iterator[Record]:
             occurred_at=None if occurred is None else from_micros(occurred),  # type: ignore[arg-type]
             actor=str(cols["actor"][i]),
             causation=(
-                None
-                if cause_stream is None
-                else Causation(str(cause_stream), int(cause_position))  # type: ignore[call-overload]
+                None if cause_stream is None else Causation(str(cause_stream), int(cause_position))  # type: ignore[call-overload]
             ),
             key_id=cols["key_id"][i],  # type: ignore[arg-type]
             payload=cols["payload"][i],  # type: ignore[arg-type]

@@ -228,7 +228,9 @@ class ArrowStream:
     def _find(self, event_ids: Sequence[str]) -> dict[str, Record]:
         wanted = set(event_ids)
         with self._lock:
-            positions = [self._active_index.events[e] for e in wanted if e in self._active_index.events]
+            positions = [
+                self._active_index.events[e] for e in wanted if e in self._active_index.events
+            ]
             if len(self._event_ids.keys):
                 positions += self._event_ids.lookup_many(keys64(wanted))
         return {r.event_id: r for r in self._records_at(positions) if r.event_id in wanted}

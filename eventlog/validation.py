@@ -19,9 +19,7 @@ _MAX_METADATA_KEY = 128
 
 def namespace(value: object) -> str:
     if not isinstance(value, str) or NAMESPACE_RE.fullmatch(value) is None:
-        raise ValidationError(
-            f"namespace must match [A-Za-z0-9._:-]{{1,128}}, got {_show(value)}"
-        )
+        raise ValidationError(f"namespace must match [A-Za-z0-9._:-]{{1,128}}, got {_show(value)}")
     return value
 
 

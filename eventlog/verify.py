@@ -58,7 +58,7 @@ def verify_chunks(stream: str, chunks: Iterable[Chunk]) -> VerifyReport:
                 return bad(fields.position, chunk.segment, "previous hash does not match")
             if event_hash(prev, fields) != stored_hash:
                 return bad(fields.position, chunk.segment, "hash does not match the content")
-            prev = stored_hash  # type: ignore[assignment]
+            prev = stored_hash
             expected_position += 1
             checked += 1
     return VerifyReport(True, checked, stream=stream)

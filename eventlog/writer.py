@@ -101,7 +101,11 @@ class ChainWriter:
             return
         if placed:
             last = placed[-1]
-            self._position, self._hash, self._last_recorded = last.position, last.hash, last.recorded_at
+            self._position, self._hash, self._last_recorded = (
+                last.position,
+                last.hash,
+                last.recorded_at,
+            )
         for request in requests:
             request.done = True
 

@@ -49,7 +49,8 @@ def synthetic_text(i: int) -> str:
 
 def _requests(start: int, n: int) -> list[StoreRequest]:
     return [
-        StoreRequest(synthetic_text(i), f"user-{i % 16}", {"seq": i}) for i in range(start, start + n)
+        StoreRequest(synthetic_text(i), f"user-{i % 16}", {"seq": i})
+        for i in range(start, start + n)
     ]
 
 

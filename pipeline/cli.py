@@ -10,6 +10,7 @@ from typing import Any
 
 from eventlog import EventView, LogReport, Receipt
 from eventlog.errors import MnemoError, ValidationError
+from eventlog.payloads import Metadata
 from pipeline.memory import Memory
 
 Handler = Callable[[argparse.Namespace], int]
@@ -38,10 +39,10 @@ def _text_arg(value: str) -> str | bytes:
     return sys.stdin.buffer.read() if value == "-" else value
 
 
-def _meta(pairs: Sequence[str] | None) -> dict[str, str] | None:
+def _meta(pairs: Sequence[str] | None) -> Metadata | None:
     if not pairs:
         return None
-    out: dict[str, str] = {}
+    out: Metadata = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
@@ -53,7 +54,9 @@ def _meta(pairs: Sequence[str] | None) -> dict[str, str] | None:
 def _cmd_store(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         r = mem.store(_text_arg(args.text), args.ns, _meta(args.meta), args.at, args.id)
-    _emit(args, _receipt_json(r), f"stored {r.memory_id} (event {r.event_id}, position {r.position})")
+    _emit(
+        args, _receipt_json(r), f"stored {r.memory_id} (event {r.event_id}, position {r.position})"
+    )
     return 0
 
 
@@ -135,7 +138,8 @@ def _print_events(args: argparse.Namespace, events: Sequence[EventView] | Any) -
 def _cmd_log(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as mem:
         _print_events(
-            args, mem.events(namespace=args.ns, start=args.start, kind=args.kind, stream=args.stream)
+            args,
+            mem.events(namespace=args.ns, start=args.start, kind=args.kind, stream=args.stream),
         )
     return 0
 

@@ -47,8 +47,10 @@ class Settings(BaseModel):
 
 def default_config_path() -> Path:
     """The shipped defaults: inside the wheel, or at the top of a source checkout."""
-    for candidate in (_PACKAGE_DIR / "configs" / "default.toml",
-                      _PACKAGE_DIR.parent / "configs" / "default.toml"):
+    for candidate in (
+        _PACKAGE_DIR / "configs" / "default.toml",
+        _PACKAGE_DIR.parent / "configs" / "default.toml",
+    ):
         if candidate.is_file():
             return candidate
     raise ConfigError("configs/default.toml is missing from the installation")
@@ -74,7 +76,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if section not in Settings.model_fields:
             raise ConfigError(f"{name}: there is no [{section}] section")
         out.setdefault(section, {})[key] = value

@@ -1,10 +1,10 @@
 """Errors of the pipeline layer (configuration, the Memory API, the CLI).
 
-    MnemoError                        (eventlog.errors, the project's base)
-    ├── LogError …                    everything the log refuses, re-exported here
-    └── PipelineError
-        ├── ConfigError               a configuration file or environment override is invalid
-        └── HomeError                 the data directory cannot be used
+MnemoError                        (eventlog.errors, the project's base)
+├── LogError …                    everything the log refuses, re-exported here
+└── PipelineError
+    ├── ConfigError               a configuration file or environment override is invalid
+    └── HomeError                 the data directory cannot be used
 """
 
 from __future__ import annotations

@@ -77,7 +77,9 @@ class Memory:
         """Give a memory new text (and, if given, new metadata)."""
         return self._inputs.update(memory_id, text, metadata, occurred_at, event_id)
 
-    def forget(self, memory_id: str, reason: str | None = None, event_id: str | None = None) -> Receipt:
+    def forget(
+        self, memory_id: str, reason: str | None = None, event_id: str | None = None
+    ) -> Receipt:
         """Mark a memory forgotten: it stays in the log, but recall no longer returns it."""
         return self._inputs.forget(memory_id, reason, event_id)
 

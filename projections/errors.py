@@ -1,7 +1,7 @@
 """Errors of the projections (DuckDB, FAISS).
 
-    MnemoError                     (eventlog.errors)
-    └── ProjectionError            a projection cannot be read, applied or rebuilt
+MnemoError                     (eventlog.errors)
+└── ProjectionError            a projection cannot be read, applied or rebuilt
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ A mixin without the Test prefix: subclass it with `make_stream` per implementati
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,8 +19,14 @@ from eventlog.schema import GENESIS_HASH, Causation, Draft
 KINDS = ("memory.stored", "memory.updated", "feedback.recorded")
 
 
-def draft(i: int, *, namespace: str | None = None, memory_id: str | None = None,
-          kind: str | None = None, event_id: str | None = None) -> Draft:
+def draft(
+    i: int,
+    *,
+    namespace: str | None = None,
+    memory_id: str | None = None,
+    kind: str | None = None,
+    event_id: str | None = None,
+) -> Draft:
     return Draft(
         event_id=event_id or f"ev-{i}",
         kind=kind or KINDS[i % len(KINDS)],
@@ -65,7 +72,11 @@ class StreamContract:
         (receipt,) = stream.append([sent])
         (record,) = stream.read()
         assert (record.event_id, record.kind, record.namespace, record.memory_id) == (
-            sent.event_id, sent.kind, sent.namespace, sent.memory_id)
+            sent.event_id,
+            sent.kind,
+            sent.namespace,
+            sent.memory_id,
+        )
         assert record.payload == sent.payload and record.occurred_at == sent.occurred_at
         assert record.causation == sent.causation and record.actor == "contract"
         assert record.prev_hash == GENESIS_HASH and len(record.hash) == 32
@@ -76,7 +87,7 @@ class StreamContract:
         stream = self.make_stream()
         self.fill(stream, 30)
         records = list(stream.read())
-        for before, after in zip(records, records[1:], strict=False):
+        for before, after in itertools.pairwise(records):
             assert after.prev_hash == before.hash
         assert stream.verify().ok and stream.verify().checked == 30
 
@@ -172,4 +183,7 @@ class StreamContract:
         receipts = stream.append([draft(i) for i in range(n)])
         for receipt, record in zip(receipts, stream.read(), strict=True):
             assert (receipt.position, receipt.event_id, receipt.memory_id) == (
-                record.position, record.event_id, record.memory_id)
+                record.position,
+                record.event_id,
+                record.memory_id,
+            )

@@ -106,5 +106,5 @@ def test_malformed_keyring_is_named(tmp_path: Path) -> None:
     with EventLog(tmp_path / "log") as log:
         InputLog(log).store("x", "ns")
     (tmp_path / "log" / "keyring.json").write_text("{not json")
-    with pytest.raises(KeyringError, match="keyring.json"):
+    with pytest.raises(KeyringError, match=r"keyring\.json"):
         EventLog(tmp_path / "log")

@@ -15,8 +15,9 @@ def _filled(tmp_path: Path, n: int = 60) -> Path:
     with EventLog(directory, LogSettings(segment_bytes=4096)) as log:
         inputs = InputLog(log)
         for i in range(n):
-            inputs.store(f"memory {i:04d} with some words", f"ns{i % 2}", {"i": i},
-                         event_id=f"event-{i:04d}")
+            inputs.store(
+                f"memory {i:04d} with some words", f"ns{i % 2}", {"i": i}, event_id=f"event-{i:04d}"
+            )
     return directory
 
 
@@ -66,7 +67,10 @@ def test_flipped_ciphertext_byte_is_caught(tmp_path: Path) -> None:
     _flip(sealed, offset)
     report = EventLog(directory, writable=False).verify()
     assert (report.ok, report.first_bad_position, report.segment) == (
-        False, target.position, sealed.name)
+        False,
+        target.position,
+        sealed.name,
+    )
 
 
 def test_unparseable_segment_is_named(tmp_path: Path) -> None:

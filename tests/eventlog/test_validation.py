@@ -137,9 +137,12 @@ def test_retried_forget_with_its_event_id_returns_the_first_receipt(inputs: Inpu
     assert inputs.forget(r.memory_id, event_id="forget-1") == first
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.one_of(st.text(max_size=300), st.binary(max_size=300)),
-       namespace=st.text(max_size=20))
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    text=st.one_of(st.text(max_size=300), st.binary(max_size=300)), namespace=st.text(max_size=20)
+)
 def test_any_input_is_stored_exactly_or_refused_cleanly(
     inputs: InputLog, text: str | bytes, namespace: str
 ) -> None:

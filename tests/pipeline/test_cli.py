@@ -1,0 +1,160 @@
+"""The `mnemo` command line, run as a user runs it: a real process per command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mnemo(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    raw = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args, "--home", str(home)],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+    )
+    return subprocess.CompletedProcess(
+        raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode()
+    )
+
+
+def ok_json(home: Path, *args: str) -> Any:
+    process = mnemo(home, *args, "--json")
+    assert process.returncode == 0, process.stderr
+    return json.loads(process.stdout)
+
+
+def test_console_script_is_installed() -> None:
+    """The README's first command relies on the `mnemo` entry point."""
+    path = shutil.which("mnemo")
+    assert path is not None
+    process = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=60)
+    assert process.returncode == 0 and "store" in process.stdout
+
+
+def test_store_update_feedback_forget_history(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    stored = ok_json(
+        home,
+        "store",
+        "Alice moved to Lyon",
+        "--ns",
+        "alice",
+        "--meta",
+        "src=chat",
+        "--at",
+        "2023-05-08T13:56:00+00:00",
+        "--id",
+        "chat:1",
+    )
+    memory_id = stored["memory_id"]
+    assert stored["position"] == 1 and stored["event_id"] == "chat:1"
+    assert ok_json(home, "store", "again", "--ns", "alice", "--id", "chat:1") == stored
+    assert ok_json(home, "update", memory_id, "Alice moved to Paris")["position"] == 2
+    assert ok_json(home, "feedback", memory_id, "--useful")["position"] == 3
+    assert ok_json(home, "forget", memory_id)["position"] == 4
+    history = mnemo(home, "history", memory_id, "--json").stdout.splitlines()
+    events = [json.loads(line) for line in history]
+    assert [e["kind"] for e in events] == [
+        "memory.stored",
+        "memory.updated",
+        "feedback.recorded",
+        "memory.forgotten",
+    ]
+    assert events[0]["payload"] == {"text": "Alice moved to Lyon", "metadata": {"src": "chat"}}
+    assert events[0]["occurred_at"] == "2023-05-08T13:56:00+00:00"
+    assert events[0]["actor"] == "cli"
+
+
+def test_log_filters_and_erasure(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    ok_json(home, "store", "secret of alice", "--ns", "alice")
+    ok_json(home, "store", "bob's note", "--ns", "bob")
+    lines = mnemo(home, "log", "--ns", "bob", "--json").stdout.splitlines()
+    assert [json.loads(line)["payload"]["text"] for line in lines] == ["bob's note"]
+    assert len(mnemo(home, "log", "--from", "2", "--json").stdout.splitlines()) == 1
+    erased = ok_json(home, "erase", "--ns", "alice")
+    assert erased["position"] == 3
+    text = mnemo(home, "log").stdout
+    assert "[erased]" in text and "secret of alice" not in text and "bob's note" in text
+    kinds = mnemo(home, "log", "--kind", "subject.erased", "--json").stdout.splitlines()
+    assert [json.loads(line)["erased"] for line in kinds] == [False]  # the erase event is clear
+    assert ok_json(home, "verify")["ok"] is True
+
+
+def test_verify_fails_with_exit_1_naming_the_position(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    for i in range(3):
+        ok_json(home, "store", f"memory {i}", "--ns", "n", "--id", f"id-{i}")
+    segment = next((home / "log" / "streams" / "input").glob("*.arrow"))
+    data = bytearray(segment.read_bytes())
+    offset = bytes(data).find(b"id-1")
+    data[offset + 3] ^= 0x01
+    segment.write_bytes(bytes(data))
+    process = mnemo(home, "verify")
+    assert process.returncode == 1
+    assert "position 2" in process.stdout and segment.name in process.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["store", "", "--ns", "a"], None, "text is empty"),
+        (["store", "-", "--ns", "a"], b"\xff\xfe bad", "not valid UTF-8"),
+        (["store", "x", "--ns", "no spaces"], None, "namespace must match"),
+        (["store", "x", "--ns", "a", "--meta", "novalue"], None, "key=value"),
+        (["store", "x", "--ns", "a", "--at", "someday"], None, "ISO 8601"),
+        (["update", "0123abcd", "x"], None, "no memory"),
+        (["erase", "--ns", "nobody"], None, "no namespace"),
+    ],
+)
+def test_errors_are_one_line_on_stderr(
+    tmp_path: Path, args: list[str], stdin: bytes | None, message: str
+) -> None:
+    home = tmp_path / "h"
+    process = mnemo(home, *args, stdin=stdin)
+    assert process.returncode == 1
+    assert process.stdout == ""
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnemo: error: ") and message in lines[0]
+    log = mnemo(home, "log", "--json")
+    assert log.stdout == ""  # nothing was appended
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    process = mnemo(tmp_path, "feedback", "abc")
+    assert process.returncode == 2 and "--useful" in process.stderr
+
+
+def test_home_from_environment(tmp_path: Path) -> None:
+    home = tmp_path / "env-home"
+    process = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "store", "x", "--ns", "n"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MNEMO_HOME": str(home)},
+    )
+    assert process.returncode == 0, process.stderr
+    assert list((home / "log" / "streams" / "input").glob("*.arrow"))
+
+
+def test_bench_log_smoke(tmp_path: Path) -> None:
+    """The benchmark runs end to end and reports every figure (values are not asserted)."""
+    result = ok_json(tmp_path, "bench", "log", "--events", "2000")["log"]
+    assert set(result["appends_per_s"]) == {"batch_1", "batch_100", "batch_1000"}
+    assert all(v > 0 for v in result["appends_per_s"].values())
+    assert result["verify_ok"] is True
+    assert result["events"] >= 2000 + 2 * 200
+    assert result["single_append_ms"]["p99"] >= result["single_append_ms"]["p50"] > 0
