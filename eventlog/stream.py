@@ -138,12 +138,14 @@ class ArrowStream:
     def _open_segments(self) -> None:
         files = self._segment_files()
         expected_first = 1
+        sealed: list[SegmentIndex] = []
         for path in files[:-1]:
             index = self._load_index(path)
             if index.first != expected_first:
                 raise CorruptSegment(path, f"starts at {index.first}, expected {expected_first}")
-            self._add_sealed(index)
+            sealed.append(index)
             expected_first = index.last + 1
+        self._add_sealed(*sealed)
         if files:
             last = files[-1]
             if segment_first_position(last) != expected_first:
@@ -171,11 +173,20 @@ class ArrowStream:
                 log.warning("log.index_rebuilt", segment=str(path))
             return index
 
-    def _add_sealed(self, index: SegmentIndex) -> None:
-        self._sealed.append(index)
-        self._sealed_firsts.append(index.first)
-        self._event_ids.merge(index.event_keys, index.event_positions)
-        self._memory_ids.merge(index.memory_keys, index.memory_positions)
+    def _add_sealed(self, *indexes: SegmentIndex) -> None:
+        if not indexes:
+            return
+        self._sealed.extend(indexes)
+        self._sealed_firsts.extend(index.first for index in indexes)
+        # One sort for all of them: opening a log of many segments stays O(n log n).
+        self._event_ids.merge(
+            np.concatenate([i.event_keys for i in indexes]),
+            np.concatenate([i.event_positions for i in indexes]),
+        )
+        self._memory_ids.merge(
+            np.concatenate([i.memory_keys for i in indexes]),
+            np.concatenate([i.memory_positions for i in indexes]),
+        )
 
     def _tail_record(self) -> Record | None:
         if self._active_batches:
@@ -261,16 +272,17 @@ class ArrowStream:
 
     def _records_at(self, positions: list[int]) -> list[Record]:
         out: list[Record] = []
+        active: pa.Table | None = None
         with self._lock:
+            active_first = self._sealed[-1].last + 1 if self._sealed else 1
             for position in sorted(set(positions)):
                 i = bisect.bisect_right(self._sealed_firsts, position) - 1
                 if i >= 0 and position <= self._sealed[i].last:
-                    table = self._sealed_table(i)
-                    row = table.slice(position - self._sealed[i].first, 1)
+                    row = self._sealed_table(i).slice(position - self._sealed[i].first, 1)
                 else:
-                    active = pa.Table.from_batches(self._active_batches, schema=ENVELOPE_SCHEMA)
-                    first = self._sealed[-1].last + 1 if self._sealed else 1
-                    row = active.slice(position - first, 1)
+                    if active is None:
+                        active = pa.Table.from_batches(self._active_batches, ENVELOPE_SCHEMA)
+                    row = active.slice(position - active_first, 1)
                 out.extend(batch_to_records(row))
         return out
 

@@ -84,6 +84,7 @@ class ChainWriter:
         return request.receipts
 
     def _commit(self, requests: list[_Request]) -> None:
+        placed: list[Record] = []
         try:
             existing = self._find([d.event_id for r in requests for d in r.drafts])
             placed = self._place(requests, existing)
@@ -91,9 +92,9 @@ class ChainWriter:
                 self._persist(placed)
                 self.commits += 1
         except BaseException as exc:
-            error = exc if isinstance(exc, LogError) else AppendFailed(str(exc))
-            if isinstance(exc, StorageError) and not isinstance(exc, AppendFailed):
-                error = AppendFailed(f"append not acknowledged: {exc}")
+            # Every appender in this group learns its events were not acknowledged; none is
+            # left waiting for a commit that will not come.
+            error = _append_error(exc)
             for request in requests:
                 request.error, request.done = error, True
             if not isinstance(exc, Exception):
@@ -101,11 +102,8 @@ class ChainWriter:
             return
         if placed:
             last = placed[-1]
-            self._position, self._hash, self._last_recorded = (
-                last.position,
-                last.hash,
-                last.recorded_at,
-            )
+            self._position, self._hash = last.position, last.hash
+            self._last_recorded = last.recorded_at
         for request in requests:
             request.done = True
 
@@ -127,6 +125,16 @@ class ChainWriter:
                     placed.append(record)
                 request.receipts.append(receipt_of(self._stream, record))
         return placed
+
+
+def _append_error(exc: BaseException) -> BaseException:
+    """What the appenders see: the log's own refusals as they are, anything else (the disk,
+    a bug) as AppendFailed, so "not acknowledged" is one exception to catch."""
+    if isinstance(exc, LogError) and not isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, AppendFailed) or not isinstance(exc, Exception):
+        return exc
+    return AppendFailed(f"append not acknowledged: {exc}")
 
 
 def _seal(draft: Draft, position: int, recorded_at: datetime, prev: bytes) -> Record:

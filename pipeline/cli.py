@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -17,13 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _receipt_json(receipt: Receipt) -> dict[str, Any]:
-    return {
-        "stream": receipt.stream,
-        "position": receipt.position,
-        "event_id": receipt.event_id,
-        "memory_id": receipt.memory_id,
-        "recorded_at": receipt.recorded_at.isoformat(),
-    }
+    return {**dataclasses.asdict(receipt), "recorded_at": receipt.recorded_at.isoformat()}
 
 
 def _emit(args: argparse.Namespace, doc: Any, line: str) -> None:
@@ -90,15 +85,9 @@ def _cmd_erase(args: argparse.Namespace) -> int:
 
 
 def _report_json(report: LogReport) -> dict[str, Any]:
-    return {
-        "ok": report.ok,
-        "checked": report.checked,
-        "first_bad_position": report.first_bad_position,
-        "stream": report.stream,
-        "segment": report.segment,
-        "reason": report.reason,
-        "streams": {r.stream: {"ok": r.ok, "checked": r.checked} for r in report.streams},
-    }
+    doc = dataclasses.asdict(report)
+    doc["streams"] = {r.stream: {"ok": r.ok, "checked": r.checked} for r in report.streams}
+    return doc
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -172,27 +161,37 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    def event_id(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--id", help="your event id, to make a retry safe (idempotency key)")
+    _add_write_commands(command)
+    _add_read_commands(command)
+    return parser
 
+
+AddCommand = Callable[[str, Handler, str], argparse.ArgumentParser]
+
+
+def _event_id_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--id", help="your event id, to make a retry safe (idempotency key)")
+
+
+def _add_write_commands(command: AddCommand) -> None:
     p = command("store", _cmd_store, "store a memory")
     p.add_argument("text", help="the memory's text; - reads standard input")
     p.add_argument("--ns", required=True, help="namespace, e.g. a user id")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata (repeatable)")
     p.add_argument("--at", help="when it happened (ISO 8601); default: now")
-    event_id(p)
+    _event_id_option(p)
 
     p = command("update", _cmd_update, "give a memory new text")
     p.add_argument("memory_id")
     p.add_argument("text", help="the new text; - reads standard input")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="new metadata")
     p.add_argument("--at", help="when the change happened (ISO 8601)")
-    event_id(p)
+    _event_id_option(p)
 
     p = command("forget", _cmd_forget, "forget a memory (it stays in the log)")
     p.add_argument("memory_id")
     p.add_argument("--reason")
-    event_id(p)
+    _event_id_option(p)
 
     p = command("feedback", _cmd_feedback, "record whether a memory was useful")
     p.add_argument("memory_id")
@@ -200,11 +199,13 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--useful", dest="useful", action="store_true")
     group.add_argument("--not-useful", dest="useful", action="store_false")
     p.add_argument("--note")
-    event_id(p)
+    _event_id_option(p)
 
     p = command("erase", _cmd_erase, "erase a namespace: destroy its key, so its content is gone")
     p.add_argument("--ns", required=True)
 
+
+def _add_read_commands(command: AddCommand) -> None:
     command("verify", _cmd_verify, "recompute every stream's hash chain")
 
     p = command("log", _cmd_log, "print events with their envelope and opened payload")
@@ -219,7 +220,6 @@ def _parser() -> argparse.ArgumentParser:
     p = command("bench", _cmd_bench, "measure the log on this machine")
     p.add_argument("target", choices=["log"], help="what to measure")
     p.add_argument("--events", type=int, default=20_000, help="events per measurement")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
