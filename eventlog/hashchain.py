@@ -11,8 +11,6 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from eventlog.schema import Record, to_micros
-
 _DOMAIN = b"mnemoflow/event/v1\x00"
 _NONE = struct.pack(">I", 0xFFFFFFFF)
 
@@ -48,37 +46,24 @@ class HashInput:
 
 
 def event_hash(prev_hash: bytes, fields: HashInput) -> bytes:
-    digest = hashlib.sha256(_DOMAIN)
-    digest.update(prev_hash)
-    digest.update(struct.pack(">qh", fields.position, fields.schema_version))
-    for text in (fields.event_id, fields.kind, fields.namespace, fields.memory_id, fields.actor):
-        digest.update(_text(text))
-    digest.update(_int(fields.recorded_at_us))
-    digest.update(_int(fields.occurred_at_us))
-    digest.update(_text(fields.causation_stream))
-    digest.update(_int(fields.causation_position))
-    digest.update(_text(fields.key_id))
-    digest.update(struct.pack(">Q", len(fields.payload)))
-    digest.update(fields.payload)
-    return digest.digest()
-
-
-def hash_input_of(record: Record) -> HashInput:
-    return HashInput(
-        position=record.position,
-        event_id=record.event_id,
-        kind=record.kind,
-        schema_version=record.schema_version,
-        namespace=record.namespace,
-        memory_id=record.memory_id,
-        recorded_at_us=to_micros(record.recorded_at),
-        occurred_at_us=None if record.occurred_at is None else to_micros(record.occurred_at),
-        actor=record.actor,
-        causation_stream=record.causation.stream if record.causation else None,
-        causation_position=record.causation.position if record.causation else None,
-        key_id=record.key_id,
-        payload=record.payload,
-    )
+    parts = [
+        _DOMAIN,
+        prev_hash,
+        struct.pack(">qh", fields.position, fields.schema_version),
+        _text(fields.event_id),
+        _text(fields.kind),
+        _text(fields.namespace),
+        _text(fields.memory_id),
+        _text(fields.actor),
+        _int(fields.recorded_at_us),
+        _int(fields.occurred_at_us),
+        _text(fields.causation_stream),
+        _int(fields.causation_position),
+        _text(fields.key_id),
+        struct.pack(">Q", len(fields.payload)),
+        fields.payload,
+    ]
+    return hashlib.sha256(b"".join(parts)).digest()
 
 
 def rows_hash_inputs(cols: dict[str, list[object]]) -> list[HashInput]:

@@ -8,15 +8,14 @@ again: its appender gets the first receipt back.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from eventlog.errors import AppendFailed, LogError, StorageError
-from eventlog.hashchain import event_hash, hash_input_of
-from eventlog.schema import Draft, Receipt, Record, receipt_of, utc
+from eventlog.hashchain import HashInput, event_hash
+from eventlog.schema import Draft, Receipt, Record, receipt_of, to_micros, utc
 
 FindRecords = Callable[[Sequence[str]], dict[str, Record]]
 Persist = Callable[[list[Record]], None]
@@ -138,7 +137,23 @@ def _append_error(exc: BaseException) -> BaseException:
 
 
 def _seal(draft: Draft, position: int, recorded_at: datetime, prev: bytes) -> Record:
-    unhashed = Record(
+    occurred_at = None if draft.occurred_at is None else utc(draft.occurred_at)
+    fields = HashInput(
+        position=position,
+        event_id=draft.event_id,
+        kind=draft.kind,
+        schema_version=draft.schema_version,
+        namespace=draft.namespace,
+        memory_id=draft.memory_id,
+        recorded_at_us=to_micros(recorded_at),
+        occurred_at_us=None if occurred_at is None else to_micros(occurred_at),
+        actor=draft.actor,
+        causation_stream=draft.causation.stream if draft.causation else None,
+        causation_position=draft.causation.position if draft.causation else None,
+        key_id=draft.key_id,
+        payload=draft.payload,
+    )
+    return Record(
         position=position,
         event_id=draft.event_id,
         kind=draft.kind,
@@ -146,12 +161,11 @@ def _seal(draft: Draft, position: int, recorded_at: datetime, prev: bytes) -> Re
         namespace=draft.namespace,
         memory_id=draft.memory_id,
         recorded_at=recorded_at,
-        occurred_at=None if draft.occurred_at is None else utc(draft.occurred_at),
+        occurred_at=occurred_at,
         actor=draft.actor,
         causation=draft.causation,
         key_id=draft.key_id,
         payload=draft.payload,
         prev_hash=prev,
-        hash=b"",
+        hash=event_hash(prev, fields),
     )
-    return dataclasses.replace(unhashed, hash=event_hash(prev, hash_input_of(unhashed)))

@@ -12,6 +12,8 @@ from typing import Any
 from eventlog import EventView, LogReport, Receipt
 from eventlog.errors import MnemoError, ValidationError
 from eventlog.payloads import Metadata
+from pipeline.config import load_settings
+from pipeline.logsetup import configure_logging
 from pipeline.memory import Memory
 
 Handler = Callable[[argparse.Namespace], int]
@@ -225,6 +227,7 @@ def _add_read_commands(command: AddCommand) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        configure_logging(load_settings(home=args.home, config_file=args.config).logging)
         code: int = args.handler(args)
     except MnemoError as exc:
         print(f"mnemo: error: {exc}", file=sys.stderr)
