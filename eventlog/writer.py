@@ -1,9 +1,9 @@
 """The single writer of a stream: places events in the chain and group-commits them.
 
-Appenders enqueue their drafts and then compete for the commit lock; whoever gets it commits
-everything queued so far in one batch with one fsync, and the others find their work done
-when they get the lock in turn. A draft whose event id the stream already holds is not placed
-again: its appender gets the first receipt back.
+Appenders enqueue their drafts; when no commit is under way, one of them leads the next:
+it takes everything queued so far and commits it in one batch with one fsync, while the
+others wait and are woken when their drafts are durable (or have failed). A draft whose
+event id the stream already holds is not placed again: its appender gets the first receipt.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ class ChainWriter:
         self._persist = persist
         self._clock = clock
         self._queue: list[_Request] = []
-        self._queue_lock = threading.Lock()
-        self._commit_lock = threading.Lock()
+        self._turn = threading.Condition()  # guards the queue and who is leading a commit
+        self._leading = False
         self.commits = 0  # how many durable writes served the appends so far
 
     @property
@@ -71,13 +71,22 @@ class ChainWriter:
         if not drafts:
             return []
         request = _Request(drafts)
-        with self._queue_lock:
+        with self._turn:
             self._queue.append(request)
-        with self._commit_lock:
+            # Wait until our drafts are committed, or until no commit is under way, in which
+            # case we lead one for everything queued so far (ours included).
+            while not request.done and self._leading:
+                self._turn.wait()
             if not request.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
+                batch, self._queue = self._queue, []
+                self._leading = True
+        if not request.done:
+            try:
                 self._commit(batch)
+            finally:
+                with self._turn:
+                    self._leading = False
+                    self._turn.notify_all()
         if request.error is not None:
             raise request.error
         return request.receipts
