@@ -14,6 +14,7 @@ from here, since ``eventlog`` is the bottom of the import chain::
         │   └── AppendFailed          an append was not made durable; nothing was acknowledged
         ├── CorruptSegment            a segment file cannot be parsed; names the file
         └── KeyringError              the keyring file is missing, unreadable or malformed
+            └── KeyErased             the key was destroyed: its namespace is erased
 """
 
 from __future__ import annotations
@@ -74,3 +75,7 @@ class CorruptSegment(LogError):
 
 class KeyringError(LogError):
     """The keyring file is unreadable or malformed."""
+
+
+class KeyErased(KeyringError):
+    """The key was destroyed when its namespace was erased; nothing can be sealed with it."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from eventlog.errors import KeyringError
+from eventlog.errors import KeyErased, KeyringError
 from eventlog.segments import fsync_dir
 
 _NONCE = 12
@@ -96,7 +96,12 @@ class Keyring:
 
     def seal(self, key_id: str, plaintext: bytes, aad: bytes) -> bytes:
         with self._lock:
-            _, key = self._keys[key_id]
+            entry = self._keys.get(key_id)
+        if entry is None:
+            if key_id in self._destroyed:
+                raise KeyErased(f"key {key_id!r} was destroyed: its namespace is erased")
+            raise KeyringError(f"no key {key_id!r} in {self._path}")
+        _, key = entry
         nonce = secrets.token_bytes(_NONCE)
         return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 

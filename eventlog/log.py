@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +19,10 @@ from typing import Any
 
 import pydantic
 
-from eventlog.errors import StorageError, ValidationError
+from eventlog.errors import LogError, StorageError, ValidationError
 from eventlog.keyring import Keyring
 from eventlog.locks import WriterLock
+from eventlog.opened import Opened
 from eventlog.payloads import Payload, payload_model
 from eventlog.schema import INPUT_STREAM, Causation, Record
 from eventlog.settings import LogSettings
@@ -159,36 +160,49 @@ class EventLog:
     # -- payloads ------------------------------------------------------------------------
 
     def seal(
-        self, kind: str, namespace: str, event_id: str, payload: Payload
+        self,
+        kind: str,
+        namespace: str,
+        event_id: str,
+        payload: Payload,
+        *,
+        key_id: str | None = None,
     ) -> tuple[str | None, bytes]:
-        """The payload as stored: (key id, ciphertext), or (None, JSON) for clear kinds."""
+        """The payload as stored: (key id, ciphertext), or (None, bytes) for clear kinds.
+
+        Derived events pass the key of the event they came from, so that erasing a namespace
+        also makes what was derived from it unreadable; that key may already be destroyed,
+        and then KeyErased is raised and nothing may be stored.
+        """
         model, encrypted = payload_model(kind)
         if not isinstance(payload, model):
             raise ValidationError(f"{kind} takes a {model.__name__} payload")
-        raw = payload.model_dump_json().encode()
+        raw = payload.encode()
         if not encrypted:
             return None, raw
-        key_id = self.keyring.key_for(namespace)
+        key_id = key_id or self.keyring.key_for(namespace)
         return key_id, self.keyring.seal(key_id, raw, _aad(namespace, event_id, kind))
 
-    def view(self, stream: str, record: Record) -> EventView:
-        payload: dict[str, Any] | None
-        erased = False
-        if record.key_id is None:
-            raw: bytes | None = record.payload
-        else:
-            raw = self.keyring.open(
-                record.key_id, record.payload, _aad(record.namespace, record.event_id, record.kind)
-            )
-            erased = raw is None
+    def open_payload(self, record: Record) -> Payload | None:
+        """The record's payload, decrypted and validated; None when its key was destroyed."""
+        raw: bytes | None = record.payload
+        if record.key_id is not None:
+            aad = _aad(record.namespace, record.event_id, record.kind)
+            raw = self.keyring.open(record.key_id, record.payload, aad)
+        if raw is None:
+            return None
         try:
-            payload = (
-                None
-                if raw is None
-                else payload_model(record.kind)[0].model_validate_json(raw).model_dump()
-            )
-        except (KeyError, pydantic.ValidationError):
-            payload = {"raw": raw.hex()} if raw is not None else None
+            return payload_model(record.kind)[0].decode(raw)
+        except (KeyError, ValueError, pydantic.ValidationError) as exc:
+            raise LogError(
+                f"event at position {record.position} ({record.kind}) has a malformed payload"
+            ) from exc
+
+    def opened(self, records: Iterable[Record]) -> list[Opened]:
+        return [Opened(r, self.open_payload(r)) for r in records]
+
+    def view(self, stream: str, record: Record) -> EventView:
+        payload = self.open_payload(record)
         return EventView(
             stream=stream,
             position=record.position,
@@ -202,8 +216,8 @@ class EventLog:
             causation=record.causation,
             hash=record.hash.hex(),
             prev_hash=record.prev_hash.hex(),
-            erased=erased,
-            payload=payload,
+            erased=payload is None,
+            payload=None if payload is None else payload.model_dump(mode="json"),
         )
 
     # -- integrity -----------------------------------------------------------------------

@@ -88,6 +88,10 @@ class InMemoryStream:
         with self._lock:
             return self._by_event.get(event_id)
 
+    def tail(self) -> Record | None:
+        with self._lock:
+            return self._records[-1] if self._records else None
+
     def verify(self) -> VerifyReport:
         with self._lock:
             batch = records_to_batch(self._records)

@@ -48,6 +48,10 @@ class ReadableStream(Protocol):
 
     def get(self, event_id: str) -> Record | None: ...
 
+    def tail(self) -> Record | None:
+        """The newest record, or None when the stream is empty."""
+        ...
+
     def verify(self) -> VerifyReport: ...
 
 

@@ -24,7 +24,11 @@ INPUT_KINDS = frozenset(
     {MEMORY_STORED, MEMORY_UPDATED, MEMORY_FORGOTTEN, FEEDBACK_RECORDED, SUBJECT_ERASED}
 )
 
+# Kinds on derived streams.
+MEMORY_EMBEDDED = "memory.embedded"
+
 INPUT_STREAM = "input"
+EMBEDDED_STREAM = "embedded"
 HASH_BYTES = 32
 GENESIS_HASH = bytes(HASH_BYTES)
 

@@ -347,6 +347,11 @@ class ArrowStream:
     def get(self, event_id: str) -> Record | None:
         return self._find([event_id]).get(event_id)
 
+    def tail(self) -> Record | None:
+        """The newest record, or None when the stream is empty."""
+        with self._lock:
+            return self._tail_record()
+
     def namespaces(self) -> set[str]:
         with self._lock:
             found = set(self._active_index.namespaces)

@@ -16,8 +16,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from actors.embedder import EmbedderSettings
 from eventlog.settings import LogSettings
 from pipeline.errors import ConfigError
+from projections.lexical import BM25Settings
+from projections.vector_projection import VectorSettings
 
 ENV_PREFIX = "MNEMO_"
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -34,11 +37,21 @@ class LoggingSettings(BaseModel):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class ProjectionSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    batch_size: int = Field(5000, ge=1, description="events per projection transaction")
+    actor_batch_size: int = Field(256, ge=1, description="upstream events per actor step")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     paths: PathSettings = Field(default_factory=PathSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    lexical: BM25Settings = Field(default_factory=BM25Settings)
+    vectors: VectorSettings = Field(default_factory=VectorSettings)
+    projections: ProjectionSettings = Field(default_factory=ProjectionSettings)
 
     @property
     def home(self) -> Path:

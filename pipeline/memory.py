@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
+from eventlog import validation as check
+from eventlog.errors import ValidationError
 from eventlog.payloads import Metadata
 from eventlog.schema import INPUT_STREAM
 from pipeline.config import Settings, load_settings
 from pipeline.errors import HomeError
 from pipeline.logsetup import configure_logging
+from pipeline.projector import AsOf
+from pipeline.runtime import Runtime, SyncReport
+from projections.memstate import MemoryRow
 
 
 class Memory:
     """Long-term memory over one data directory. Use as a context manager, or call close()."""
 
-    def __init__(self, settings: Settings, *, actor: str = "api", read_only: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        actor: str = "api",
+        read_only: bool = False,
+        as_of: AsOf | None = None,
+        projections_dir: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.home = settings.home
         configure_logging(settings.logging)
@@ -26,10 +40,12 @@ class Memory:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise HomeError(f"cannot use {self.home} as the data directory: {exc}") from exc
-        self._log = EventLog(self.home / "log", settings.log, writable=not read_only)
+        writable = not read_only and as_of is None
+        self._log = EventLog(self.home / "log", settings.log, writable=writable)
         self._inputs = InputLog(self._log, actor=actor)
-        if not read_only:
+        if writable:
             self._inputs.log_pending_erasures()  # finish an erase a crash interrupted
+        self._runtime = Runtime(self._log, settings, as_of=as_of, projections_dir=projections_dir)
 
     @classmethod
     def open(
@@ -40,14 +56,21 @@ class Memory:
         settings: Settings | None = None,
         actor: str = "api",
         read_only: bool = False,
+        as_of: int | str | datetime | None = None,
+        projections_dir: str | Path | None = None,
     ) -> Memory:
+        """Open the memory in `home`. With `as_of` (an input position, a time, or an ISO 8601
+        string) it is read-only and its projections are built as they were at that point, in
+        `projections_dir` (kept for reuse) or a temporary directory."""
         if settings is None:
             settings = load_settings(home=home, config_file=config_file)
         elif home is not None:
             settings = settings.model_copy(
                 update={"paths": settings.paths.model_copy(update={"home": str(home)})}
             )
-        return cls(settings, actor=actor, read_only=read_only)
+        point = None if as_of is None else _as_of(as_of)
+        folder = None if projections_dir is None else Path(projections_dir)
+        return cls(settings, actor=actor, read_only=read_only, as_of=point, projections_dir=folder)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -112,6 +135,41 @@ class Memory:
         for record in source.read(start, namespace=namespace, kind=kind):
             yield self._log.view(stream, record)
 
+    def get(self, memory_id: str) -> MemoryRow | None:
+        """The memory as it stands (text, status, metadata, times), from the projection."""
+        check.memory_id(memory_id)
+        self._runtime.project()
+        return self._runtime.projector.duck.get(memory_id)
+
+    def memories(
+        self, namespace: str, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[MemoryRow]:
+        """The namespace's memories, oldest first (optionally of one status)."""
+        check.namespace(namespace)
+        self._runtime.project()
+        return self._runtime.projector.duck.memories(namespace, status, limit, offset)
+
+    def sync(self) -> SyncReport:
+        """Run the actors (embedding) over what is new and fold it into the projections."""
+        return self._runtime.sync()
+
+    def rebuild(self) -> int:
+        """Drop the projections and replay the log into them; returns the events replayed."""
+        return self._runtime.rebuild()
+
+    def stats(self) -> dict[str, Any]:
+        """Events per stream, applied positions and lag, memory counts, disk bytes."""
+        return self._runtime.stats()
+
+    def checksums(self) -> dict[str, str]:
+        """Content digests of every projection table and index (equal after a rebuild)."""
+        self._runtime.project()
+        return self._runtime.projector.checksums()
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
     def namespaces(self) -> list[str]:
         return sorted(self._inputs.namespaces())
 
@@ -124,6 +182,7 @@ class Memory:
         return self._log
 
     def close(self) -> None:
+        self._runtime.cleanup()
         self._log.close()
 
     def __enter__(self) -> Memory:
@@ -136,3 +195,13 @@ class Memory:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _as_of(value: int | str | datetime) -> AsOf:
+    if isinstance(value, bool):
+        raise ValidationError("as_of takes a position, a datetime or an ISO 8601 string")
+    if isinstance(value, int):
+        return AsOf(position=value)
+    if isinstance(value, datetime):
+        return AsOf(time=value if value.tzinfo else value.replace(tzinfo=UTC))
+    return AsOf.parse(value)

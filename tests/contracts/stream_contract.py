@@ -187,3 +187,10 @@ class StreamContract:
                 record.event_id,
                 record.memory_id,
             )
+
+    def test_tail_is_the_newest_record(self) -> None:
+        stream = self.make_stream()
+        assert stream.tail() is None
+        self.fill(stream, 25)
+        tail = stream.tail()
+        assert tail is not None and tail.position == 25 and tail.event_id == "ev-24"

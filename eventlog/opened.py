@@ -1,0 +1,16 @@
+"""An event with its payload opened: what actors and projections fold over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eventlog.payloads import Payload
+from eventlog.schema import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An event and its payload, decrypted (None when its namespace was erased)."""
+
+    record: Record
+    payload: Payload | None

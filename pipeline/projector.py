@@ -1,0 +1,153 @@
+"""Keeps the DuckDB and FAISS projections caught up with the log, or builds them as of a point.
+
+The input stream is applied before the embedded stream, batch by batch; each projection
+skips what it has already applied, so the two can resume from different positions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from eventlog import EventLog
+from eventlog.errors import ValidationError
+from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
+from projections.duck import DuckProjection
+from projections.vector_projection import VectorProjection, VectorSettings
+
+log = structlog.get_logger(__name__)
+
+DUCKDB_FILE = "memories.duckdb"
+FAISS_DIR = "faiss"
+
+
+@dataclass(frozen=True, slots=True)
+class AsOf:
+    """A point in the past: an input position, or a time (the last input recorded by then)."""
+
+    position: int | None = None
+    time: datetime | None = None
+
+    def input_stop(self, event_log: EventLog) -> int:
+        if self.position is not None:
+            return min(self.position, event_log.input.last_position)
+        assert self.time is not None
+        stop = 0
+        for table in event_log.input.scan():
+            for position, recorded in zip(
+                table.column("position").to_pylist(),
+                table.column("recorded_at").to_pylist(),
+                strict=True,
+            ):
+                if recorded > self.time:
+                    return stop
+                stop = position
+        return stop
+
+    @classmethod
+    def parse(cls, text: str) -> AsOf:
+        if text.isdigit():
+            return cls(position=int(text))
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValidationError(
+                f"--as-of takes a position or an ISO 8601 time: {text!r}"
+            ) from exc
+        return cls(time=moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+class Projector:
+    def __init__(
+        self,
+        directory: Path | None,
+        vectors: VectorSettings | None = None,
+        *,
+        batch_size: int = 5000,
+    ) -> None:
+        self.directory = directory
+        self.batch_size = batch_size
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        self.duck = DuckProjection(None if directory is None else directory / DUCKDB_FILE)
+        self.vectors = VectorProjection(
+            None if directory is None else directory / FAISS_DIR, vectors
+        )
+
+    def catch_up(self, event_log: EventLog, as_of: AsOf | None = None) -> int:
+        """Apply everything new in the log (up to `as_of`); return the events applied."""
+        began = time.perf_counter()
+        stop = event_log.input.last_position if as_of is None else as_of.input_stop(event_log)
+        applied = self._input(event_log, stop) + self._embedded(event_log, stop)
+        if applied:
+            log.info(
+                "projections.caught_up",
+                events=applied,
+                ms=round((time.perf_counter() - began) * 1e3, 1),
+            )
+        return applied
+
+    def _input(self, event_log: EventLog, stop: int) -> int:
+        start = min(self.duck.applied(INPUT_STREAM), self.vectors.applied(INPUT_STREAM)) + 1
+        applied = 0
+        erased = False
+        while start <= stop:
+            end = min(stop, start + self.batch_size - 1)
+            opened = event_log.opened(event_log.input.read(start, end))
+            duck_from = self.duck.applied(INPUT_STREAM)
+            vector_from = self.vectors.applied(INPUT_STREAM)
+            self.duck.apply(INPUT_STREAM, [o for o in opened if o.record.position > duck_from])
+            self.vectors.apply_input([o for o in opened if o.record.position > vector_from])
+            erased |= any(o.record.kind == SUBJECT_ERASED for o in opened)
+            applied += len(opened)
+            start = end + 1
+        if erased:
+            self.duck.compact()
+            self.vectors.snapshot()
+        return applied
+
+    def _embedded(self, event_log: EventLog, input_stop: int) -> int:
+        stream = event_log.stream(EMBEDDED_STREAM)
+        start = self.vectors.applied(EMBEDDED_STREAM) + 1
+        applied = 0
+        while start <= stream.last_position:
+            records = list(stream.read(start, start + self.batch_size - 1))
+            # As of a point: only what was derived from the input seen by then.
+            inside = [
+                r for r in records if r.causation is None or r.causation.position <= input_stop
+            ]
+            if inside:
+                self.vectors.apply_embedded(event_log.opened(inside))
+            applied += len(inside)
+            if len(inside) < len(records):
+                break
+            start = records[-1].position + 1
+        return applied
+
+    def checksums(self) -> dict[str, str]:
+        sums = {f"duckdb.{table}": digest for table, digest in self.duck.checksums().items()}
+        sums.update({f"faiss.{ns}": digest for ns, digest in self.vectors.checksums().items()})
+        return sums
+
+    def close(self) -> None:
+        self.vectors.snapshot()
+        self.duck.close()
+
+    @staticmethod
+    def drop(directory: Path) -> None:
+        """Remove every projection file: what a rebuild starts from."""
+        for name in (DUCKDB_FILE, DUCKDB_FILE + ".wal"):
+            (directory / name).unlink(missing_ok=True)
+        VectorProjection.drop(directory / FAISS_DIR)
+
+
+def disk_bytes(path: Path) -> int:
+    if not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

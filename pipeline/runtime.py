@@ -1,0 +1,148 @@
+"""The embedded runtime: the log, the actors that follow it, and the projections folded from it.
+
+One-shot calls run the actors inline, in this process. (The Ray runner executes the same
+followers as actors; see the actors issue.)
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actors.embedder import EmbedderActor
+from actors.follower import Follower
+from eventlog import EventLog
+from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
+from pipeline.config import Settings
+from pipeline.inline import resume_position, run_follower
+from pipeline.projector import DUCKDB_FILE, FAISS_DIR, AsOf, Projector, disk_bytes
+
+AS_OF_MARKER = "as_of.json"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    derived: int
+    applied: int
+
+
+class Runtime:
+    def __init__(
+        self,
+        event_log: EventLog,
+        settings: Settings,
+        *,
+        as_of: AsOf | None = None,
+        projections_dir: Path | None = None,
+    ) -> None:
+        self.log = event_log
+        self.settings = settings
+        self.as_of = as_of
+        self.followers: list[Follower] = [EmbedderActor(settings.embedder)]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if projections_dir is None:
+            if as_of is None:
+                projections_dir = settings.home / "projections"
+            else:
+                self._tmp = tempfile.TemporaryDirectory(prefix="mnemo-as-of-")
+                projections_dir = Path(self._tmp.name)
+        self.projections_dir = projections_dir
+        self._projector: Projector | None = None
+
+    @property
+    def projector(self) -> Projector:
+        if self._projector is None:
+            self._projector = self._open_projector()
+        return self._projector
+
+    def _open_projector(self) -> Projector:
+        directory = self.projections_dir
+        if self.as_of is not None:
+            marker = directory / AS_OF_MARKER
+            wanted = {"position": self.as_of.input_stop(self.log)}
+            if marker.exists() and json.loads(marker.read_text()) != wanted:
+                Projector.drop(directory)  # built for another point in time
+            directory.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps(wanted))
+        return Projector(
+            directory, self.settings.vectors, batch_size=self.settings.projections.batch_size
+        )
+
+    def project(self) -> int:
+        """Fold what is new in the log into the projections (no model needed)."""
+        return self.projector.catch_up(self.log, self.as_of)
+
+    def sync(self) -> SyncReport:
+        """Run every actor over what is new, then fold it all into the projections."""
+        derived = 0
+        if self.as_of is None and self.log.writable:
+            for follower in self.followers:
+                derived += run_follower(
+                    self.log, follower, batch_size=self.settings.projections.actor_batch_size
+                )[1]
+        return SyncReport(derived, self.project())
+
+    def rebuild(self) -> int:
+        """Drop every projection and replay the log into fresh ones."""
+        self.close()
+        Projector.drop(self.projections_dir)
+        return self.project()
+
+    def stats(self) -> dict[str, Any]:
+        streams = {name: self.log.stream(name).last_position for name in self.log.stream_names()}
+        head = streams.get(INPUT_STREAM, 0)
+        embedded_head = streams.get(EMBEDDED_STREAM, 0)
+        p = self.projector
+        projections = {
+            "duckdb": {"applied": {INPUT_STREAM: p.duck.applied(INPUT_STREAM)}},
+            "faiss": {
+                "applied": {
+                    INPUT_STREAM: p.vectors.applied(INPUT_STREAM),
+                    EMBEDDED_STREAM: p.vectors.applied(EMBEDDED_STREAM),
+                }
+            },
+        }
+        for entry in projections.values():
+            applied = entry["applied"]
+            entry["lag"] = {
+                stream: {INPUT_STREAM: head, EMBEDDED_STREAM: embedded_head}[stream] - position
+                for stream, position in applied.items()
+            }
+        actors = {}
+        for follower in self.followers:
+            done = resume_position(self.log, follower)
+            upstream = streams.get(follower.upstream, 0)
+            actors[follower.name] = {"processed": done, "lag": upstream - done}
+        disk = {
+            "log": disk_bytes(self.log.directory),
+            "duckdb": disk_bytes(self.projections_dir / DUCKDB_FILE)
+            + disk_bytes(self.projections_dir / (DUCKDB_FILE + ".wal")),
+            "faiss": disk_bytes(self.projections_dir / FAISS_DIR),
+        }
+        disk["total"] = sum(disk.values())
+        counts = p.duck.counts()
+        return {
+            "streams": {name: {"events": n} for name, n in streams.items()},
+            "projections": projections,
+            "actors": actors,
+            "memories": {
+                "by_status": counts,
+                "total": sum(counts.values()),
+                "vectors": p.vectors.count(),
+            },
+            "disk_bytes": disk,
+        }
+
+    def close(self) -> None:
+        if self._projector is not None:
+            self._projector.close()
+            self._projector = None
+
+    def cleanup(self) -> None:
+        self.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

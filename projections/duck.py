@@ -1,0 +1,285 @@
+"""The DuckDB projection: memories, versions, feedback and BM25 postings, folded from the log.
+
+Applying a batch and advancing the stream's applied position is one transaction, so a crash
+between batches neither applies one twice nor skips one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from eventlog.opened import Opened
+from eventlog.schema import SUBJECT_ERASED
+from projections.errors import ProjectionError
+from projections.memstate import ERASED, BatchFold, MemoryRow
+
+_SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
+TABLES = ("applied", "memories", "versions", "feedback", "postings", "term_stats", "corpus")
+_MEMORY_COLUMNS = ", ".join(MemoryRow.__dataclass_fields__)
+# Statements built from the fixed column list above, never from input.
+_SELECT_MEMORIES = f"SELECT {_MEMORY_COLUMNS} FROM memories"
+_INSERT_MEMORY = (
+    f"INSERT INTO memories ({_MEMORY_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(MemoryRow.__dataclass_fields__))})"
+)
+
+
+class DuckProjection:
+    def __init__(self, path: Path | None = None, *, read_only: bool = False) -> None:
+        self.path = path
+        target = ":memory:" if path is None else str(path)
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(target, read_only=read_only)
+            if not read_only:
+                self.con.execute(_SCHEMA)
+        except (duckdb.Error, OSError) as exc:
+            raise ProjectionError(f"cannot open the DuckDB projection {target}: {exc}") from exc
+
+    # -- positions -----------------------------------------------------------------------
+
+    def applied(self, stream: str) -> int:
+        rows = self.con.execute(
+            "SELECT position FROM applied WHERE stream = ?", [stream]
+        ).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    # -- applying ------------------------------------------------------------------------
+
+    def apply(self, stream: str, events: Sequence[Opened]) -> None:
+        """Fold a batch of the input stream and record its last position, atomically."""
+        if not events:
+            return
+        try:
+            self.con.begin()
+            for run in _split_at_erasures(events):
+                if run[0].record.kind == SUBJECT_ERASED:
+                    self._erase(run[0].record.namespace)
+                else:
+                    self._apply_run(run)
+            self.con.execute(
+                "INSERT INTO applied VALUES (?, ?) ON CONFLICT (stream) "
+                "DO UPDATE SET position = excluded.position",
+                [stream, events[-1].record.position],
+            )
+            self.con.commit()
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                self.con.rollback()
+            raise ProjectionError(f"cannot apply a batch to DuckDB: {exc}") from exc
+
+    def _apply_run(self, events: Sequence[Opened]) -> None:
+        touched = sorted({e.record.memory_id for e in events if e.record.memory_id})
+        fold = BatchFold(before=self._rows(touched))
+        fold.apply(events)
+        unindex, index = fold.reindexed()
+        self._unindex(unindex)
+        if fold.after:
+            self._insert("_ids", pa.table({"memory_id": list(fold.after)}))
+            self.con.execute("DELETE FROM memories WHERE memory_id IN (SELECT memory_id FROM _ids)")
+            rows = [
+                tuple(getattr(r, f) for f in MemoryRow.__dataclass_fields__)
+                for r in fold.after.values()
+            ]
+            self.con.executemany(_INSERT_MEMORY, rows)
+        if fold.versions:
+            self.con.executemany(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fold.versions
+            )
+        if fold.feedback:
+            self.con.executemany("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?)", fold.feedback)
+        self._index(index)
+
+    def _rows(self, memory_ids: Sequence[str]) -> dict[str, MemoryRow]:
+        if not memory_ids:
+            return {}
+        self._insert("_wanted", pa.table({"memory_id": list(memory_ids)}))
+        found = self.con.execute(
+            _SELECT_MEMORIES + " WHERE memory_id IN (SELECT memory_id FROM _wanted)"
+        ).fetchall()
+        return {row[0]: MemoryRow(*row) for row in found}
+
+    def _insert(self, name: str, table: pa.Table) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self.con.unregister(name)
+        self.con.register(name, table)
+
+    def _unindex(self, rows: Sequence[MemoryRow]) -> None:
+        if not rows:
+            return
+        self._insert("_gone", pa.table({"doc": [r.doc for r in rows]}))
+        self.con.execute("DELETE FROM postings WHERE doc IN (SELECT doc FROM _gone)")
+        self._adjust(rows, -1)
+
+    def _index(self, rows: Sequence[MemoryRow]) -> None:
+        if not rows:
+            return
+        namespaces, terms, docs, tfs = [], [], [], []
+        for row in rows:
+            for term, tf in Counter(row.terms).items():
+                namespaces.append(row.namespace)
+                terms.append(term)
+                docs.append(row.doc)
+                tfs.append(tf)
+        postings = pa.table(
+            {
+                "namespace": pa.array(namespaces, pa.string()),
+                "term": pa.array(terms, pa.string()),
+                "doc": pa.array(docs, pa.int64()),
+                "tf": pa.array(tfs, pa.int32()),
+            }
+        )
+        self._insert("_postings", postings)
+        self.con.execute("INSERT INTO postings SELECT * FROM _postings")
+        self._adjust(rows, +1)
+
+    def _adjust(self, rows: Sequence[MemoryRow], sign: int) -> None:
+        """Move document frequencies and corpus sizes by the rows' terms, up or down."""
+        df: Counter[tuple[str, str]] = Counter()
+        docs: Counter[str] = Counter()
+        lengths: Counter[str] = Counter()
+        for row in rows:
+            for term in set(row.terms):
+                df[(row.namespace, term)] += sign
+            docs[row.namespace] += sign
+            lengths[row.namespace] += sign * row.length
+        self._insert(
+            "_df",
+            pa.table(
+                {
+                    "namespace": [k[0] for k in df],
+                    "term": [k[1] for k in df],
+                    "df": pa.array(list(df.values()), pa.int64()),
+                }
+            ),
+        )
+        self.con.execute(
+            "INSERT INTO term_stats SELECT * FROM _df ON CONFLICT (namespace, term) "
+            "DO UPDATE SET df = term_stats.df + excluded.df"
+        )
+        self.con.execute("DELETE FROM term_stats WHERE df <= 0")
+        self._insert(
+            "_corpus",
+            pa.table(
+                {
+                    "namespace": list(docs),
+                    "docs": pa.array(list(docs.values()), pa.int64()),
+                    "total_length": pa.array([lengths[n] for n in docs], pa.int64()),
+                }
+            ),
+        )
+        self.con.execute(
+            "INSERT INTO corpus SELECT * FROM _corpus ON CONFLICT (namespace) DO UPDATE SET "
+            "docs = corpus.docs + excluded.docs, "
+            "total_length = corpus.total_length + excluded.total_length"
+        )
+        self.con.execute("DELETE FROM corpus WHERE docs <= 0")
+
+    def _erase(self, namespace: str) -> None:
+        """Keep tombstones (id, status, times) and drop everything the subject said."""
+        self.con.execute(
+            "UPDATE memories SET text = NULL, metadata = NULL, status = ?, length = 0 "
+            "WHERE namespace = ?",
+            [ERASED, namespace],
+        )
+        for table in ("versions", "feedback", "postings", "term_stats", "corpus"):
+            self.con.execute(f"DELETE FROM {table} WHERE namespace = ?", [namespace])
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, memory_id: str) -> MemoryRow | None:
+        return self._rows([memory_id]).get(memory_id)
+
+    def memories(
+        self,
+        namespace: str | None = None,
+        status: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[MemoryRow]:
+        found = self.con.execute(
+            _SELECT_MEMORIES + " WHERE (? IS NULL OR namespace = ?) AND (? IS NULL OR status = ?) "
+            "ORDER BY created_position LIMIT ? OFFSET ?",
+            [namespace, namespace, status, status, limit, offset],
+        ).fetchall()
+        return [MemoryRow(*row) for row in found]
+
+    def rows_by_doc(self, docs: Sequence[int]) -> dict[int, MemoryRow]:
+        if not docs:
+            return {}
+        self._insert("_docs", pa.table({"doc": pa.array(list(docs), pa.int64())}))
+        found = self.con.execute(
+            _SELECT_MEMORIES + " WHERE doc IN (SELECT doc FROM _docs)"
+        ).fetchall()
+        return {row[1]: MemoryRow(*row) for row in found}
+
+    def counts(self) -> dict[str, int]:
+        rows = self.con.execute("SELECT status, count(*) FROM memories GROUP BY status").fetchall()
+        return {str(status): int(n) for status, n in rows}
+
+    def namespaces(self) -> list[str]:
+        rows = self.con.execute("SELECT DISTINCT namespace FROM memories ORDER BY 1").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def checksums(self) -> dict[str, str]:
+        """A content digest per table, independent of row order and storage layout."""
+        out = {}
+        for table in TABLES:
+            digest = hashlib.sha256()
+            for row in self._ordered(table):
+                digest.update(repr(row).encode())
+            out[table] = digest.hexdigest()
+        return out
+
+    def _ordered(self, table: str) -> Iterator[tuple[Any, ...]]:
+        cursor = self.con.execute(f"SELECT * FROM {table} ORDER BY ALL")
+        while batch := cursor.fetchmany(10_000):
+            yield from batch
+
+    # -- upkeep --------------------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Rewrite the database file, so no erased row survives in a free page."""
+        if self.path is None:
+            return
+        fresh = self.path.with_suffix(".compact")
+        fresh.unlink(missing_ok=True)
+        try:
+            name = self.con.execute("SELECT current_database()").fetchall()[0][0]
+            self.con.execute(f"ATTACH '{fresh}' AS fresh")
+            self.con.execute(f'COPY FROM DATABASE "{name}" TO fresh')
+            self.con.execute("DETACH fresh")
+            self.con.close()
+            fresh.replace(self.path)
+            Path(str(self.path) + ".wal").unlink(missing_ok=True)
+            self.con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise ProjectionError(f"cannot compact {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self.con.close()
+
+
+def _split_at_erasures(events: Sequence[Opened]) -> list[Sequence[Opened]]:
+    """Runs of ordinary events, with each erasure a run of its own, in log order."""
+    runs: list[Sequence[Opened]] = []
+    start = 0
+    for i, event in enumerate(events):
+        if event.record.kind == SUBJECT_ERASED:
+            if i > start:
+                runs.append(events[start:i])
+            runs.append(events[i : i + 1])
+            start = i + 1
+    if start < len(events):
+        runs.append(events[start:])
+    return runs

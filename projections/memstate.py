@@ -1,0 +1,165 @@
+"""The fold of input events over memories, in memory, for one batch.
+
+The DuckDB projection loads the rows a batch touches, folds the batch here, and writes the
+result back in bulk: a handful of statements per batch instead of several per event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from eventlog.keys import key64
+from eventlog.opened import Opened
+from eventlog.payloads import FeedbackRecorded, MemoryStored, MemoryUpdated
+from eventlog.schema import (
+    FEEDBACK_RECORDED,
+    MEMORY_FORGOTTEN,
+    MEMORY_STORED,
+    MEMORY_UPDATED,
+)
+from projections.text import tokenize
+
+ACTIVE, FORGOTTEN, ERASED = "active", "forgotten", "erased"
+
+
+def doc_id(memory_id: str) -> int:
+    """The stable int64 of a memory (non-negative), shared by DuckDB and FAISS."""
+    return key64(memory_id) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRow:
+    memory_id: str
+    doc: int
+    namespace: str
+    text: str | None
+    metadata: str | None
+    status: str
+    occurred_at: datetime | None
+    recorded_at: datetime
+    created_position: int
+    text_position: int
+    version: int
+    length: int
+
+    @property
+    def terms(self) -> list[str]:
+        return tokenize(self.text) if self.text is not None and self.status == ACTIVE else []
+
+    def metadata_dict(self) -> dict[str, object]:
+        return {} if self.metadata is None else dict(json.loads(self.metadata))
+
+
+@dataclass
+class BatchFold:
+    """What one batch does to the memories it touches."""
+
+    before: dict[str, MemoryRow]
+    after: dict[str, MemoryRow] = field(default_factory=dict)
+    versions: list[tuple[object, ...]] = field(default_factory=list)
+    feedback: list[tuple[object, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.after = dict(self.before)
+
+    def apply(self, events: Iterable[Opened]) -> None:
+        for event in events:
+            kind = event.record.kind
+            if kind == MEMORY_STORED:
+                self._stored(event)
+            elif kind == MEMORY_UPDATED:
+                self._updated(event)
+            elif kind == MEMORY_FORGOTTEN:
+                self._set_status(event, FORGOTTEN)
+            elif kind == FEEDBACK_RECORDED:
+                self._feedback(event)
+
+    def _stored(self, event: Opened) -> None:
+        r, payload = event.record, event.payload
+        assert r.memory_id is not None
+        if r.memory_id in self.after:
+            return
+        text = metadata = None
+        if isinstance(payload, MemoryStored):
+            text, metadata = payload.text, json.dumps(payload.metadata, sort_keys=True)
+        row = MemoryRow(
+            memory_id=r.memory_id,
+            doc=doc_id(r.memory_id),
+            namespace=r.namespace,
+            text=text,
+            metadata=metadata,
+            status=ACTIVE if text is not None else ERASED,
+            occurred_at=r.occurred_at,
+            recorded_at=r.recorded_at,
+            created_position=r.position,
+            text_position=r.position,
+            version=1,
+            length=0,
+        )
+        self._put(row, r.position)
+
+    def _updated(self, event: Opened) -> None:
+        r, payload = event.record, event.payload
+        row = self.after.get(r.memory_id or "")
+        if row is None or row.status != ACTIVE or not isinstance(payload, MemoryUpdated):
+            return
+        metadata = row.metadata
+        if payload.metadata is not None:
+            metadata = json.dumps(payload.metadata, sort_keys=True)
+        updated = replace(
+            row,
+            text=payload.text,
+            metadata=metadata,
+            occurred_at=r.occurred_at or row.occurred_at,
+            recorded_at=r.recorded_at,
+            text_position=r.position,
+            version=row.version + 1,
+        )
+        self._put(updated, r.position)
+
+    def _put(self, row: MemoryRow, position: int) -> None:
+        row = replace(row, length=len(row.terms))
+        self.after[row.memory_id] = row
+        self.versions.append(
+            (
+                row.memory_id,
+                row.namespace,
+                row.version,
+                row.text,
+                row.metadata,
+                position,
+                row.recorded_at,
+                row.occurred_at,
+            )
+        )
+
+    def _set_status(self, event: Opened, status: str) -> None:
+        row = self.after.get(event.record.memory_id or "")
+        if row is not None and row.status == ACTIVE:
+            self.after[row.memory_id] = replace(row, status=status)
+
+    def _feedback(self, event: Opened) -> None:
+        r, payload = event.record, event.payload
+        if r.memory_id in self.after and isinstance(payload, FeedbackRecorded):
+            self.feedback.append(
+                (r.memory_id, r.namespace, r.position, payload.useful, payload.note, r.recorded_at)
+            )
+
+    def reindexed(self) -> tuple[list[MemoryRow], list[MemoryRow]]:
+        """(rows whose postings must go, rows whose postings must come), by text and status."""
+        out: list[MemoryRow] = []
+        into: list[MemoryRow] = []
+        for memory_id, new in self.after.items():
+            old = self.before.get(memory_id)
+            old_indexed = old is not None and old.status == ACTIVE
+            new_indexed = new.status == ACTIVE
+            changed = old is None or old.text_position != new.text_position
+            if old_indexed and (not new_indexed or changed):
+                assert old is not None
+                out.append(old)
+            if new_indexed and (not old_indexed or changed):
+                into.append(new)
+        return out, into

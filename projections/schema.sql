@@ -1,0 +1,35 @@
+-- The DuckDB projection: a fold over the log. Every row here can be rebuilt by replay.
+CREATE TABLE IF NOT EXISTS applied (stream VARCHAR PRIMARY KEY, position BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS memories (
+    memory_id VARCHAR PRIMARY KEY,
+    doc BIGINT NOT NULL,                 -- stable int64 of the memory id (FAISS uses it too)
+    namespace VARCHAR NOT NULL,
+    text VARCHAR,                        -- NULL once erased
+    metadata VARCHAR,                    -- JSON object; NULL once erased
+    status VARCHAR NOT NULL,             -- active | superseded | forgotten | archived | erased
+    occurred_at TIMESTAMPTZ,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    created_position BIGINT NOT NULL,
+    text_position BIGINT NOT NULL,       -- input position of the text now held
+    version INTEGER NOT NULL,
+    length INTEGER NOT NULL              -- index terms in the text (BM25 document length)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    memory_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, version INTEGER NOT NULL,
+    text VARCHAR, metadata VARCHAR, position BIGINT NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL, occurred_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    memory_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, position BIGINT NOT NULL,
+    useful BOOLEAN NOT NULL, note VARCHAR, recorded_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS postings (
+    namespace VARCHAR NOT NULL, term VARCHAR NOT NULL, doc BIGINT NOT NULL, tf INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS term_stats (
+    namespace VARCHAR NOT NULL, term VARCHAR NOT NULL, df BIGINT NOT NULL,
+    PRIMARY KEY (namespace, term)
+);
+CREATE TABLE IF NOT EXISTS corpus (
+    namespace VARCHAR PRIMARY KEY, docs BIGINT NOT NULL, total_length BIGINT NOT NULL
+);

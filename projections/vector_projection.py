@@ -1,0 +1,233 @@
+"""The FAISS projection: one vector index per namespace, folded from two streams.
+
+From the input stream it learns which text each memory holds now (and which memories were
+forgotten or erased); from the embedded stream it takes the vector of that text. A vector is
+kept only while it belongs to the memory's current text, so after everything is caught up
+the indexes hold exactly one vector per active, embedded memory, whatever order the two
+streams were applied in, and an incremental build equals a rebuild.
+
+Snapshots are a directory: `manifest.json` (positions covered, namespaces, model id) and one
+`.npz` of ids and vectors per namespace, plus `state.npz`. On open the newest snapshot is
+loaded and the log is replayed from the positions it covers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from eventlog.opened import Opened
+from eventlog.payloads import MemoryEmbedded
+from eventlog.schema import (
+    EMBEDDED_STREAM,
+    INPUT_STREAM,
+    MEMORY_FORGOTTEN,
+    MEMORY_STORED,
+    MEMORY_UPDATED,
+    SUBJECT_ERASED,
+)
+from projections.errors import ProjectionError
+from projections.memstate import doc_id
+from projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
+
+DEAD = -1
+
+
+class VectorSettings(BaseModel):
+    """The ``[vectors]`` section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    hnsw_above: int = Field(200_000, ge=1, description="per namespace; flat (exact) below")
+    hnsw_m: int = Field(32, ge=4)
+    ef_search: int = Field(128, ge=8)
+    snapshot_every: int = Field(50_000, ge=1, description="events applied between snapshots")
+
+
+IndexFactory = Callable[[int], VectorIndex]
+
+
+class VectorProjection:
+    def __init__(
+        self,
+        directory: Path | None,
+        settings: VectorSettings | None = None,
+        *,
+        index_factory: IndexFactory | None = None,
+    ) -> None:
+        self.directory = directory
+        self.settings = settings or VectorSettings()
+        s = self.settings
+        self._factory: IndexFactory = index_factory or (
+            lambda dim: FaissIndex(
+                dim, hnsw_above=s.hnsw_above, hnsw_m=s.hnsw_m, ef_search=s.ef_search
+            )
+        )
+        self._indexes: dict[str, VectorIndex] = {}
+        self._text_at: dict[int, int] = {}  # doc -> input position of its text, or DEAD
+        self._namespace_of: dict[int, str] = {}
+        self._positions = {INPUT_STREAM: 0, EMBEDDED_STREAM: 0}
+        self._since_snapshot = 0
+        self.model_id: str | None = None
+        if directory is not None and (directory / "manifest.json").exists():
+            self._load(directory)
+
+    def applied(self, stream: str) -> int:
+        return self._positions.get(stream, 0)
+
+    # -- folding -------------------------------------------------------------------------
+
+    def apply_input(self, events: Sequence[Opened]) -> None:
+        for event in events:
+            r = event.record
+            if r.kind == SUBJECT_ERASED:
+                self._erase(r.namespace)
+            elif r.memory_id is None:
+                continue
+            elif r.kind in (MEMORY_STORED, MEMORY_UPDATED):
+                doc = doc_id(r.memory_id)
+                if self._text_at.get(doc) == DEAD:
+                    continue
+                if r.kind == MEMORY_UPDATED and doc not in self._text_at:
+                    continue
+                self._text_at[doc] = r.position
+                self._namespace_of[doc] = r.namespace
+                self._drop(r.namespace, doc)  # the vector of the old text no longer applies
+            elif r.kind == MEMORY_FORGOTTEN:
+                doc = doc_id(r.memory_id)
+                if doc in self._text_at:
+                    self._text_at[doc] = DEAD
+                    self._drop(r.namespace, doc)
+        self._advance(INPUT_STREAM, events)
+
+    def apply_embedded(self, events: Sequence[Opened]) -> None:
+        by_namespace: dict[str, tuple[list[int], list[Vectors]]] = {}
+        for event in events:
+            r, payload = event.record, event.payload
+            if not isinstance(payload, MemoryEmbedded) or r.memory_id is None:
+                continue  # erased: nothing to index
+            if self.model_id is not None and payload.model_id != self.model_id:
+                continue  # another model's vectors cannot be compared with this one's
+            self.model_id = payload.model_id
+            doc = doc_id(r.memory_id)
+            source = r.causation.position if r.causation else -2
+            if self._text_at.get(doc) != source:
+                continue  # not (or no longer) the text the memory holds
+            ids, vectors = by_namespace.setdefault(r.namespace, ([], []))
+            ids.append(doc)
+            vectors.append(payload.array())
+        for namespace, (ids, vectors) in by_namespace.items():
+            matrix = np.stack(vectors).astype(np.float32)
+            index = self._indexes.get(namespace)
+            if index is None:
+                index = self._indexes[namespace] = self._factory(matrix.shape[1])
+            index.upsert(np.array(ids, np.int64), matrix)
+        self._advance(EMBEDDED_STREAM, events)
+
+    def _drop(self, namespace: str, doc: int) -> None:
+        index = self._indexes.get(namespace)
+        if index is not None:
+            index.remove(np.array([doc], np.int64))
+
+    def _erase(self, namespace: str) -> None:
+        self._indexes.pop(namespace, None)
+        for doc in [d for d, ns in self._namespace_of.items() if ns == namespace]:
+            self._text_at[doc] = DEAD
+
+    def _advance(self, stream: str, events: Sequence[Opened]) -> None:
+        if events:
+            self._positions[stream] = events[-1].record.position
+            self._since_snapshot += len(events)
+            if self.directory is not None and self._since_snapshot >= self.settings.snapshot_every:
+                self.snapshot()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def search(self, namespace: str, query: Vectors, k: int) -> list[tuple[int, float]]:
+        index = self._indexes.get(namespace)
+        if index is None or len(index) == 0 or k <= 0:
+            return []
+        ids, scores = index.search(query.reshape(1, -1), min(k, len(index)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def count(self) -> int:
+        return sum(len(index) for index in self._indexes.values())
+
+    def checksums(self) -> dict[str, str]:
+        return {ns: checksum(index) for ns, index in sorted(self._indexes.items())}
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def snapshot(self) -> None:
+        """Write the indexes and fold state to a new directory, then swap it in."""
+        if self.directory is None:
+            return
+        tmp = self.directory.with_name(self.directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        files = {}
+        for n, (namespace, index) in enumerate(sorted(self._indexes.items())):
+            ids, vectors = index.export()
+            files[namespace] = f"ns{n}.npz"
+            np.savez(tmp / files[namespace], ids=ids, vectors=vectors)
+        docs = np.array(list(self._text_at), np.int64)
+        names = sorted(set(self._namespace_of.values()))
+        code = {name: i for i, name in enumerate(names)}
+        np.savez(
+            tmp / "state.npz",
+            docs=docs,
+            text_at=np.array([self._text_at[int(d)] for d in docs], np.int64),
+            namespace=np.array([code[self._namespace_of[int(d)]] for d in docs], np.int32),
+        )
+        manifest = {
+            "positions": self._positions,
+            "files": files,
+            "namespaces": names,
+            "model_id": self.model_id,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
+        old = self.directory.with_name(self.directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.directory.exists():
+            self.directory.rename(old)
+        tmp.rename(self.directory)
+        shutil.rmtree(old, ignore_errors=True)
+        self._since_snapshot = 0
+
+    def _load(self, directory: Path) -> None:
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+            state = np.load(directory / "state.npz")
+            names = manifest["namespaces"]
+            self._text_at = dict(
+                zip(state["docs"].tolist(), state["text_at"].tolist(), strict=True)
+            )
+            self._namespace_of = {
+                int(d): names[int(c)]
+                for d, c in zip(state["docs"], state["namespace"], strict=True)
+            }
+            for namespace, name in manifest["files"].items():
+                arrays = np.load(directory / name)
+                index = self._factory(int(arrays["vectors"].shape[1]))
+                index.upsert(arrays["ids"], arrays["vectors"])
+                self._indexes[namespace] = index
+            self._positions = {k: int(v) for k, v in manifest["positions"].items()}
+            self.model_id = manifest["model_id"]
+        except (OSError, KeyError, ValueError, IndexError) as exc:
+            raise ProjectionError(f"FAISS snapshot {directory} is unreadable: {exc}") from exc
+
+    @staticmethod
+    def drop(directory: Path) -> None:
+        for path in (
+            directory,
+            directory.with_name(directory.name + ".tmp"),
+            directory.with_name(directory.name + ".old"),
+        ):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+__all__ = ["Ids", "VectorProjection", "VectorSettings"]

@@ -1,0 +1,202 @@
+"""Vector indexes keyed by int64 ids: FAISS, and a brute-force NumPy index that checks it.
+
+Both keep one vector per id (adding an id again replaces it), remove by id, and search by
+inner product (the vectors are unit length, so this is cosine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+Ids = npt.NDArray[np.int64]
+Vectors = npt.NDArray[np.float32]
+
+
+class VectorIndex(Protocol):
+    dim: int
+
+    def upsert(self, ids: Ids, vectors: Vectors) -> None: ...
+
+    def remove(self, ids: Ids) -> None: ...
+
+    def search(self, queries: Vectors, k: int) -> tuple[Ids, Vectors]:
+        """Per query, the k best (ids, scores), best first; missing places hold id -1."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def export(self) -> tuple[Ids, Vectors]:
+        """Every (id, vector), ordered by id."""
+        ...
+
+
+def checksum(index: VectorIndex) -> str:
+    ids, vectors = index.export()
+    return hashlib.sha256(ids.tobytes() + np.ascontiguousarray(vectors).tobytes()).hexdigest()
+
+
+def _as_matrix(vectors: Vectors, dim: int) -> Vectors:
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
+    return matrix
+
+
+class BruteForceIndex:
+    """Exact search by a matrix product: the reference the FAISS index is tested against."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._rows: dict[int, Vectors] = {}
+
+    def upsert(self, ids: Ids, vectors: Vectors) -> None:
+        for i, v in zip(ids.tolist(), _as_matrix(vectors, self.dim), strict=True):
+            self._rows[int(i)] = v.copy()
+
+    def remove(self, ids: Ids) -> None:
+        for i in ids.tolist():
+            self._rows.pop(int(i), None)
+
+    def search(self, queries: Vectors, k: int) -> tuple[Ids, Vectors]:
+        q = _as_matrix(queries, self.dim)
+        out_ids = np.full((len(q), k), -1, np.int64)
+        out_scores = np.full((len(q), k), -np.inf, np.float32)
+        if self._rows:
+            ids, matrix = self.export()
+            scores = q @ matrix.T
+            for row in range(len(q)):
+                order = np.lexsort((ids, -scores[row]))[:k]  # ties: lower id first
+                out_ids[row, : len(order)] = ids[order]
+                out_scores[row, : len(order)] = scores[row, order]
+        return out_ids, out_scores
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def export(self) -> tuple[Ids, Vectors]:
+        ids = np.array(sorted(self._rows), dtype=np.int64)
+        matrix = (
+            np.stack([self._rows[int(i)] for i in ids])
+            if len(ids)
+            else np.zeros((0, self.dim), np.float32)
+        )
+        return ids, matrix.astype(np.float32)
+
+
+class FaissIndex:
+    """Flat inner product (exact) while small; HNSW once it holds more than `hnsw_above`.
+
+    HNSW cannot remove vectors, so in that mode removals are tombstones filtered from
+    results, and the graph is rebuilt from the live vectors once a quarter is dead.
+    """
+
+    def __init__(
+        self, dim: int, *, hnsw_above: int = 200_000, hnsw_m: int = 32, ef_search: int = 128
+    ) -> None:
+        self.dim = dim
+        self._hnsw_above = hnsw_above
+        self._hnsw_m = hnsw_m
+        self._ef_search = ef_search
+        self._flat: faiss.IndexIDMap2 | None = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._hnsw: faiss.IndexHNSWFlat | None = None
+        self._slot_ids = np.empty(0, np.int64)  # HNSW slot -> id (-1: tombstone)
+        self._slots: dict[int, int] = {}  # id -> live HNSW slot
+
+    @property
+    def kind(self) -> str:
+        return "flat" if self._flat is not None else "hnsw"
+
+    def upsert(self, ids: Ids, vectors: Vectors) -> None:
+        ids = np.ascontiguousarray(ids, np.int64)
+        matrix = _as_matrix(vectors, self.dim)
+        if len(ids) == 0:
+            return
+        # The last vector given for an id wins, as if they were added one by one.
+        _, last = np.unique(ids[::-1], return_index=True)
+        keep = np.sort(len(ids) - 1 - last)
+        ids, matrix = ids[keep], matrix[keep]
+        self.remove(ids)
+        if self._flat is not None:
+            self._flat.add_with_ids(matrix, ids)
+            if self._flat.ntotal > self._hnsw_above:
+                self._to_hnsw()
+        else:
+            self._hnsw_add(ids, matrix)
+
+    def remove(self, ids: Ids) -> None:
+        ids = np.ascontiguousarray(ids, np.int64)
+        if self._flat is not None:
+            self._flat.remove_ids(faiss.IDSelectorBatch(ids))
+            return
+        for i in ids.tolist():
+            slot = self._slots.pop(int(i), None)
+            if slot is not None:
+                self._slot_ids[slot] = -1
+        if len(self._slot_ids) and len(self._slots) < 0.75 * len(self._slot_ids):
+            self._rebuild_hnsw(*self.export())
+
+    def search(self, queries: Vectors, k: int) -> tuple[Ids, Vectors]:
+        q = _as_matrix(queries, self.dim)
+        if self._flat is not None:
+            scores, ids = self._flat.search(q, k)
+            return ids.astype(np.int64), scores.astype(np.float32)
+        assert self._hnsw is not None
+        dead = len(self._slot_ids) - len(self._slots)
+        fetch = min(len(self._slot_ids), k + dead) if dead else k
+        self._hnsw.hnsw.efSearch = max(self._ef_search, fetch)
+        scores, slots = self._hnsw.search(q, max(fetch, 1))
+        out_ids = np.full((len(q), k), -1, np.int64)
+        out_scores = np.full((len(q), k), -np.inf, np.float32)
+        for row in range(len(q)):
+            found = [
+                (self._slot_ids[s], sc)
+                for s, sc in zip(slots[row], scores[row], strict=True)
+                if s >= 0 and self._slot_ids[s] >= 0
+            ][:k]
+            for j, (i, sc) in enumerate(found):
+                out_ids[row, j], out_scores[row, j] = i, sc
+        return out_ids, out_scores
+
+    def __len__(self) -> int:
+        return int(self._flat.ntotal) if self._flat is not None else len(self._slots)
+
+    def export(self) -> tuple[Ids, Vectors]:
+        if self._flat is not None:
+            ids = faiss.vector_to_array(self._flat.id_map).astype(np.int64)
+            vectors = (
+                self._flat.index.reconstruct_n(0, self._flat.ntotal)
+                if len(ids)
+                else (np.zeros((0, self.dim), np.float32))
+            )
+        else:
+            assert self._hnsw is not None
+            live = np.flatnonzero(self._slot_ids >= 0)
+            ids = self._slot_ids[live]
+            vectors = (
+                np.stack([self._hnsw.reconstruct(int(s)) for s in live])
+                if len(live)
+                else (np.zeros((0, self.dim), np.float32))
+            )
+        order = np.argsort(ids, kind="stable")
+        return ids[order], np.asarray(vectors, np.float32)[order]
+
+    def _to_hnsw(self) -> None:
+        ids, vectors = self.export()
+        self._flat = None
+        self._rebuild_hnsw(ids, vectors)
+
+    def _rebuild_hnsw(self, ids: Ids, vectors: Vectors) -> None:
+        self._hnsw = faiss.IndexHNSWFlat(self.dim, self._hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        self._slot_ids = np.empty(0, np.int64)
+        self._slots = {}
+        self._hnsw_add(ids, vectors)
+
+    def _hnsw_add(self, ids: Ids, vectors: Vectors) -> None:
+        assert self._hnsw is not None
+        start = len(self._slot_ids)
+        self._hnsw.add(vectors)
+        self._slot_ids = np.concatenate([self._slot_ids, ids])
+        self._slots.update((int(i), start + n) for n, i in enumerate(ids.tolist()))
