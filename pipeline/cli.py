@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventlog import EventView, LogReport, Receipt
-from eventlog.errors import MnemoError, ValidationError
+from eventlog.errors import MemoryNotFound, MnemoError, ValidationError
 from eventlog.payloads import Metadata
 from pipeline.config import load_settings
 from pipeline.logsetup import configure_logging
 from pipeline.memory import Memory
+from projections.memstate import MemoryRow
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -141,6 +142,86 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _row_json(row: MemoryRow) -> dict[str, Any]:
+    doc = dataclasses.asdict(row)
+    doc["metadata"] = None if row.metadata is None else row.metadata_dict()
+    for key in ("occurred_at", "recorded_at"):
+        doc[key] = None if doc[key] is None else doc[key].isoformat()
+    return doc
+
+
+def _row_line(row: MemoryRow) -> str:
+    text = "[erased]" if row.text is None else json.dumps(row.text, ensure_ascii=False)
+    return f"{row.memory_id}  {row.status:<9} v{row.version}  {row.namespace:<16} {text}"
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        row = mem.get(args.memory_id)
+    if row is None:
+        raise MemoryNotFound(f"no memory {args.memory_id!r} in this log")
+    _emit(args, _row_json(row), _row_line(row))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        rows = mem.memories(args.ns, status=args.status, limit=args.limit, offset=args.offset)
+    for row in rows:
+        print(json.dumps(_row_json(row), ensure_ascii=False) if args.json else _row_line(row))
+    return 0
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        report = mem.sync()
+    _emit(
+        args,
+        dataclasses.asdict(report),
+        f"derived {report.derived} events; applied {report.applied} to the projections",
+    )
+    return 0
+
+
+def _cmd_rebuild(args: argparse.Namespace) -> int:
+    if args.into and not args.as_of:
+        raise ValidationError("--into goes with --as-of")
+    if args.as_of:
+        with Memory.open(
+            home=args.home,
+            config_file=args.config,
+            as_of=args.as_of,
+            projections_dir=args.into or None,
+        ) as mem:
+            replayed = mem.runtime.project()
+            stats = mem.stats()
+            where = args.into or "a temporary directory (gone on exit)"
+        line = f"rebuilt as of {args.as_of} into {where}: {replayed} events replayed"
+    else:
+        with _open(args) as mem:
+            replayed = mem.rebuild()
+            stats = mem.stats()
+        line = f"rebuilt from the log: {replayed} events replayed"
+    _emit(args, {"replayed": replayed, "stats": stats}, line)
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        stats = mem.stats()
+    lines = [f"{name:<10} {v['events']:>10,} events" for name, v in stats["streams"].items()]
+    for name, actor in stats["actors"].items():
+        lines.append(f"actor {name:<12} processed {actor['processed']:,}, lag {actor['lag']:,}")
+    for name, proj in stats["projections"].items():
+        lines.append(f"projection {name:<7} applied {proj['applied']}, lag {proj['lag']}")
+    lines.append(
+        f"memories   {stats['memories']['by_status']}, vectors {stats['memories']['vectors']:,}"
+    )
+    lines.append(f"disk bytes {stats['disk_bytes']}")
+    _emit(args, stats, "\n".join(lines))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.bench import format_log_bench, run_log_bench
 
@@ -218,6 +299,22 @@ def _add_read_commands(command: AddCommand) -> None:
 
     p = command("history", _cmd_history, "print one memory's events, oldest first")
     p.add_argument("memory_id")
+
+    p = command("get", _cmd_get, "print a memory as it stands now")
+    p.add_argument("memory_id")
+
+    p = command("list", _cmd_list, "list a namespace's memories, oldest first")
+    p.add_argument("--ns", required=True)
+    p.add_argument("--status", choices=["active", "forgotten", "erased"])
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--offset", type=int, default=0)
+
+    command("sync", _cmd_sync, "run the actors (embedding) and catch the projections up")
+    command("stats", _cmd_stats, "events per stream, lag per actor and projection, disk use")
+
+    p = command("rebuild", _cmd_rebuild, "drop the projections and replay the log")
+    p.add_argument("--as-of", help="an input position or ISO 8601 time: build the past")
+    p.add_argument("--into", help="with --as-of: the directory to build into (kept)")
 
     p = command("bench", _cmd_bench, "measure the log on this machine")
     p.add_argument("target", choices=["log"], help="what to measure")

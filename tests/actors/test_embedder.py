@@ -1,0 +1,67 @@
+"""The real embedding model: all-MiniLM-L6-v2 (int8 ONNX) from an installed package."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from actors.embedder import Embedder, EmbedderSettings, ModelNotFound, resolve
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+def test_shape_and_unit_norm(embedder: Embedder) -> None:
+    vectors = embedder.embed(["Alice moved to Paris.", "x", "A longer sentence " * 20])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_deterministic_and_independent_of_batching(embedder: Embedder) -> None:
+    """Dynamic padding must not change a text's vector: alone or in a mixed batch."""
+    texts = ["short", "a somewhat longer sentence about a dog in the park", "mid length text"]
+    together = embedder.embed(texts)
+    alone = np.vstack([embedder.embed([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+    assert np.array_equal(embedder.embed(texts), together)
+
+
+def test_paraphrases_score_clearly_above_unrelated(embedder: Embedder) -> None:
+    pairs = [
+        ("Alice moved to Paris last year.", "Last year Alice relocated to Paris."),
+        ("I adopted a puppy yesterday.", "Yesterday I got a new dog."),
+        ("My sister is getting married in June.", "My sister's wedding is in June."),
+    ]
+    unrelated = [
+        "The stock market fell sharply today.",
+        "Quantum chromodynamics is hard.",
+        "Please pass the salt.",
+    ]
+    for a, b in pairs:
+        va, vb = embedder.embed([a, b])
+        others = embedder.embed(unrelated)
+        assert float(va @ vb) > 0.7
+        assert float(va @ vb) > float(np.max(others @ va)) + 0.4
+
+
+def test_long_text_is_truncated_not_refused(embedder: Embedder) -> None:
+    vectors = embedder.embed(["word " * 5000])
+    assert vectors.shape == (1, 384)
+
+
+def test_empty_batch(embedder: Embedder) -> None:
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_model_id_names_the_file(embedder: Embedder) -> None:
+    assert embedder.model_id.startswith("all-MiniLM-L6-v2-int8@")
+    assert len(embedder.model_id.split("@")[1]) == 12
+
+
+def test_missing_model_is_a_clear_error() -> None:
+    with pytest.raises(ModelNotFound, match="not installed"):
+        Embedder(EmbedderSettings(model="no_such_package_xyz:model.onnx"))
+    with pytest.raises(ModelNotFound, match="no file"):
+        resolve("/nonexistent/model.onnx")

@@ -1,0 +1,169 @@
+"""Projections end to end: real model, real DuckDB, real FAISS, the real log."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from eventlog.schema import EMBEDDED_STREAM
+from pipeline import Memory
+from pipeline.bench import synthetic_text
+from pipeline.config import load_settings
+from pipeline.inline import run_follower
+
+
+def _settings(home: Path):  # type: ignore[no-untyped-def]
+    s = load_settings(home=home)
+    return s.model_copy(
+        update={
+            "projections": s.projections.model_copy(
+                update={"batch_size": 7, "actor_batch_size": 9}
+            ),
+            "log": s.log.model_copy(update={"segment_bytes": 16384}),
+        }
+    )
+
+
+def _populate(mem: Memory) -> dict[str, str]:
+    ids = {}
+    for i in range(40):
+        r = mem.store(
+            synthetic_text(i),
+            namespace=f"user-{i % 3}",
+            metadata={"i": i},
+            occurred_at=datetime(2023, 1 + i % 12, 1, tzinfo=UTC),
+        )
+        ids[f"m{i}"] = r.memory_id
+    for i in range(0, 40, 6):
+        mem.update(ids[f"m{i}"], f"Updated memory number {i}")
+    for i in range(1, 40, 9):
+        mem.forget(ids[f"m{i}"])
+    mem.feedback(ids["m2"], useful=True)
+    return ids
+
+
+def test_rebuild_equals_the_incremental_build(home: Path) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        _populate(mem)
+        mem.sync()
+        mem.store("a late memory", namespace="user-0")
+        mem.sync()
+        incremental = mem.checksums()
+        assert mem.stats()["memories"]["vectors"] == 41 - len(range(1, 40, 9))
+        replayed = mem.rebuild()
+        assert (
+            replayed
+            == mem.stats()["streams"]["input"]["events"]
+            + mem.stats()["streams"]["embedded"]["events"]
+        )
+        assert mem.checksums() == incremental
+    with Memory.open(settings=_settings(home)) as mem:  # from the snapshot and the DuckDB file
+        assert mem.checksums() == incremental
+
+
+def test_lost_faiss_snapshot_is_rebuilt_by_replay(home: Path) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        _populate(mem)
+        mem.sync()
+        before = mem.checksums()
+    shutil.rmtree(home / "projections" / "faiss")
+    with Memory.open(settings=_settings(home)) as mem:
+        assert mem.checksums() == before
+
+
+def test_embedder_is_exactly_once_across_interrupted_runs(home: Path) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        _populate(mem)
+        embedder = mem.runtime.followers[0]
+        run_follower(mem.log, embedder, batch_size=5, stop=12)  # "crash" after position 12
+        run_follower(mem.log, embedder, batch_size=5, start_after=8)  # replays 9..12 again
+        run_follower(mem.log, embedder, batch_size=5)
+        derived = Counter(
+            r.causation.position for r in mem.log.stream(EMBEDDED_STREAM).read() if r.causation
+        )
+        texts = [
+            r.position
+            for r in mem.log.input.read()
+            if r.kind in ("memory.stored", "memory.updated")
+        ]
+        assert sorted(derived) == texts
+        assert set(derived.values()) == {1}
+        assert mem.log.verify().ok
+
+
+def test_as_of_a_position_and_a_time(home: Path) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        ids = _populate(mem)
+        mem.sync()
+        cut = mem.history(ids["m5"])[0].position
+        cut_time = mem.history(ids["m5"])[0].recorded_at
+    for point in (cut, cut_time, cut_time.isoformat()):
+        with Memory.open(settings=_settings(home), as_of=point) as past:
+            rows = past.memories("user-2", limit=100)
+            assert [r.memory_id for r in rows] == [ids[f"m{i}"] for i in (2, 5)]
+            assert past.get(ids["m0"]).text == synthetic_text(0)  # type: ignore[union-attr]
+            assert past.get(ids["m39"]) is None
+            assert past.stats()["memories"]["vectors"] == 6
+
+
+def test_as_of_into_a_directory_is_reused(home: Path, tmp_path: Path) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        _populate(mem)
+        mem.sync()
+    into = tmp_path / "past"
+    with Memory.open(settings=_settings(home), as_of=10, projections_dir=into) as past:
+        first = past.checksums()
+    assert (into / "memories.duckdb").exists()
+    with Memory.open(settings=_settings(home), as_of=10, projections_dir=into) as past:
+        assert past.checksums() == first
+    with Memory.open(settings=_settings(home), as_of=20, projections_dir=into) as past:
+        assert past.checksums() != first
+
+
+def test_erasure_reaches_every_projection_file_and_the_past(home: Path) -> None:
+    secret = "Quetzal-8812 lives at Rua Augusta 12"
+    with Memory.open(settings=_settings(home)) as mem:
+        kept = mem.store("Bob collects stamps", namespace="bob")
+        gone = mem.store(secret, namespace="alice", metadata={"passport": "P-44120"})
+        mem.sync()
+        mem.erase("alice")
+        mem.sync()
+        assert mem.get(gone.memory_id).status == "erased"  # type: ignore[union-attr]
+        assert mem.get(kept.memory_id).text == "Bob collects stamps"  # type: ignore[union-attr]
+        stats = mem.stats()
+        assert stats["memories"]["vectors"] == 1
+    for path in home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"Quetzal" not in data and b"P-44120" not in data, path
+    with Memory.open(settings=_settings(home), as_of=2) as past:
+        row = past.get(gone.memory_id)
+        assert row is not None and row.text is None and row.status == "erased"
+
+
+def test_stats_report_lag_before_sync(home: Path) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        mem.store("one", namespace="n")
+        mem.store("two", namespace="n")
+        stats = mem.stats()
+        assert stats["actors"]["embedder"] == {"processed": 0, "lag": 2}
+        assert stats["projections"]["duckdb"]["lag"] == {"input": 2}
+        mem.sync()
+        stats = mem.stats()
+        assert stats["actors"]["embedder"] == {"processed": 2, "lag": 0}
+        assert stats["projections"]["faiss"]["lag"] == {"input": 0, "embedded": 0}
+        assert stats["disk_bytes"]["total"] == sum(
+            v for k, v in stats["disk_bytes"].items() if k != "total"
+        )
+
+
+@pytest.mark.parametrize("bad", ["someday", "2024-13-45"])
+def test_bad_as_of_is_refused(home: Path, bad: str) -> None:
+    from eventlog.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="as-of"):
+        Memory.open(home=home, as_of=bad)

@@ -1,0 +1,137 @@
+"""The DuckDB projection: the fold, BM25 against rank_bm25, atomic batches, erasure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rank_bm25 import BM25Okapi
+
+from pipeline.bench import synthetic_text
+from projections.duck import DuckProjection
+from projections.errors import ProjectionError
+from projections.lexical import BM25Settings, bm25
+from projections.memstate import doc_id
+from projections.text import tokenize
+from tests.projections.events import Events
+
+QUERIES = [
+    "Alice trip to Paris with friends",
+    "dog named Pepper",
+    "ramen Friday",
+    "doctor sleep check-up November",
+    "Globex working moved",
+]
+
+
+def _corpus(duck: DuckProjection, ev: Events) -> dict[str, str]:
+    """Stores, updates and forgets over several batches; returns the active texts."""
+    texts = {f"m{i}": synthetic_text(i * 3) + (" Alice" if i % 3 else "") for i in range(80)}
+    events = [ev.stored(mid, text) for mid, text in texts.items()]
+    duck.apply("input", events[:30])
+    duck.apply("input", events[30:])
+    changes = []
+    for i in range(0, 80, 7):
+        texts[f"m{i}"] = f"Alice changed her plan {i}: a trip to Lima in May"
+        changes.append(ev.updated(f"m{i}", texts[f"m{i}"]))
+    for i in range(3, 80, 11):
+        changes.append(ev.forgotten(f"m{i}"))
+        texts.pop(f"m{i}", None)
+    changes.append(ev.feedback("m1", True))
+    duck.apply("input", changes[:5])
+    duck.apply("input", changes[5:])
+    return texts
+
+
+def test_bm25_matches_rank_bm25_after_incremental_changes() -> None:
+    duck, ev = DuckProjection(), Events()
+    active = _corpus(duck, ev)
+    ids = list(active)
+    reference = BM25Okapi([tokenize(active[m]) for m in ids])
+    for query in QUERIES:
+        ours = dict(bm25(duck.con, "n", query, 1000, BM25Settings()))
+        want = reference.get_scores(tokenize(query))
+        for memory_id, score in zip(ids, want, strict=True):
+            assert abs(ours.get(doc_id(memory_id), 0.0) - score) < 1e-6
+        assert set(ours) <= {doc_id(m) for m in ids}  # nothing forgotten is found
+
+
+def test_bm25_is_scoped_to_the_namespace() -> None:
+    duck, ev = DuckProjection(), Events()
+    duck.apply(
+        "input",
+        [ev.stored("a", "Alice likes Paris", ns="x"), ev.stored("b", "Alice likes Paris", ns="y")],
+    )
+    assert [d for d, _ in bm25(duck.con, "x", "paris", 10, BM25Settings())] == [doc_id("a")]
+
+
+def test_rows_versions_feedback_and_positions() -> None:
+    duck, ev = DuckProjection(), Events()
+    _corpus(duck, ev)
+    row = duck.get("m7")
+    assert row is not None and row.version == 2 and row.text is not None
+    assert row.text.startswith("Alice changed her plan 7")
+    assert duck.get("m3") is not None and duck.get("m3").status == "forgotten"  # type: ignore[union-attr]
+    assert duck.applied("input") == ev.positions["input"]
+    assert duck.counts() == {"active": 73, "forgotten": 7}
+    versions = duck.con.execute("SELECT count(*) FROM versions").fetchall()[0][0]
+    assert versions == 80 + 12
+    assert duck.con.execute("SELECT useful FROM feedback").fetchall() == [(True,)]
+
+
+def test_a_failed_batch_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Applying a batch and its position is one transaction."""
+    duck, ev = DuckProjection(), Events()
+    duck.apply("input", [ev.stored("a", "first memory")])
+    before = duck.checksums()
+
+    def broken(rows: object) -> None:
+        raise __import__("duckdb").Error("disk on fire")
+
+    monkeypatch.setattr(duck, "_index", broken)
+    with pytest.raises(ProjectionError, match="disk on fire"):
+        duck.apply("input", [ev.stored("b", "second memory"), ev.updated("a", "changed")])
+    assert duck.checksums() == before
+    assert duck.applied("input") == 1
+
+
+def test_erasure_keeps_tombstones_and_leaves_no_text_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    duck, ev = DuckProjection(path), Events()
+    secret = "Zanzibar-4471 is the secret code"
+    duck.apply(
+        "input",
+        [
+            ev.stored("s", secret, ns="alice", doc="Z-99182"),
+            ev.stored("o", "other words", ns="bob"),
+        ],
+    )
+    duck.con.execute("CHECKPOINT")
+    assert b"Zanzibar-4471" in path.read_bytes()
+    duck.apply("input", [ev.erased("alice")])
+    duck.compact()
+    row = duck.get("s")
+    assert row is not None and row.status == "erased" and row.text is None and row.metadata is None
+    assert duck.get("o") is not None and duck.get("o").text == "other words"  # type: ignore[union-attr]
+    assert bm25(duck.con, "alice", "zanzibar", 10, BM25Settings()) == []
+    duck.close()
+    for file in tmp_path.iterdir():
+        data = file.read_bytes()
+        assert b"Zanzibar" not in data and b"Z-99182" not in data, file
+
+
+def test_store_after_erasure_in_the_same_batch_survives() -> None:
+    duck, ev = DuckProjection(), Events()
+    duck.apply(
+        "input", [ev.stored("a", "old", ns="x"), ev.erased("x"), ev.stored("b", "new", ns="x")]
+    )
+    assert duck.get("a").status == "erased"  # type: ignore[union-attr]
+    assert duck.get("b").text == "new"  # type: ignore[union-attr]
+
+
+def test_events_of_erased_subjects_replay_as_tombstones() -> None:
+    """Replaying after the key is gone (payload None) still records that the memory existed."""
+    duck, ev = DuckProjection(), Events()
+    duck.apply("input", [ev.stored("a", None, ns="x")])
+    row = duck.get("a")
+    assert row is not None and row.status == "erased" and row.text is None

@@ -1,0 +1,30 @@
+"""The lexical tokeniser."""
+
+from __future__ import annotations
+
+from projections.text import stem, tokenize
+
+
+def test_lowercase_unicode_words_without_stop_words() -> None:
+    assert tokenize("The CAFÉ in Zürich, and the café!") == ["café", "zürich", "café"]
+    assert tokenize("I am at the") == []
+
+
+def test_light_stemming_folds_inflections() -> None:
+    for forms in (
+        ["loves", "loved", "loving", "love"],
+        ["dogs", "dog"],
+        ["parties", "party"],
+        ["stopped", "stop", "stopping"],
+    ):
+        assert len({stem(f) for f in forms}) == 1, forms
+
+
+def test_numbers_and_short_words_are_kept_as_they_are() -> None:
+    assert tokenize("In 2023 I ran 5k") == ["2023", "ran", "5k"]
+
+
+def test_hostile_strings_tokenise_harmlessly() -> None:
+    assert tokenize("'; DROP TABLE postings; --") == ["drop", "tabl", "post"]
+    assert tokenize("a* OR b~2 (c) [d] {e} ^f $") == ["b", "2", "c", "e", "f"]
+    assert tokenize("\u202eevil\u202c 😀 \x00") == ["evil"]

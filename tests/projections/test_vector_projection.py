@@ -1,0 +1,103 @@
+"""The FAISS projection's fold: one vector per active memory, for its current text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from projections.memstate import doc_id
+from projections.vector_projection import VectorProjection
+from projections.vectors import BruteForceIndex
+from tests.projections.events import Events
+
+
+def _ids(vp: VectorProjection, ns: str = "n") -> set[int]:
+    index = vp._indexes.get(ns)
+    return set() if index is None else set(index.export()[0].tolist())
+
+
+def test_update_drops_the_stale_vector_until_the_new_one_arrives() -> None:
+    vp, ev = VectorProjection(None), Events()
+    a = ev.stored("a", "old text")
+    vp.apply_input([a])
+    vp.apply_embedded([ev.embedded(a)])
+    assert _ids(vp) == {doc_id("a")}
+    u = ev.updated("a", "new text")
+    vp.apply_input([u])
+    assert _ids(vp) == set()
+    vp.apply_embedded([ev.embedded(u)])
+    assert _ids(vp) == {doc_id("a")}
+
+
+def test_stale_and_forgotten_embeddings_are_ignored() -> None:
+    vp, ev = VectorProjection(None), Events()
+    a, b = ev.stored("a", "x"), ev.stored("b", "y")
+    u = ev.updated("a", "x2")
+    f = ev.forgotten("b")
+    vp.apply_input([a, b, u, f])
+    vp.apply_embedded([ev.embedded(a), ev.embedded(b)])  # a's is for the old text; b forgotten
+    assert _ids(vp) == set()
+    vp.apply_embedded([ev.embedded(u)])
+    assert _ids(vp) == {doc_id("a")}
+
+
+def test_erasure_drops_the_namespace() -> None:
+    vp, ev = VectorProjection(None), Events()
+    a, b = ev.stored("a", "x", ns="alice"), ev.stored("b", "y", ns="bob")
+    vp.apply_input([a, b])
+    vp.apply_embedded([ev.embedded(a), ev.embedded(b)])
+    vp.apply_input([ev.erased("alice")])
+    assert _ids(vp, "alice") == set() and _ids(vp, "bob") == {doc_id("b")}
+    assert vp.search("alice", np.ones(16, np.float32), 5) == []
+
+
+def test_order_of_streams_does_not_change_the_result() -> None:
+    """All input then all embeddings, or interleaved batch by batch: the same indexes."""
+    ev = Events()
+    inputs, embedded = [], []
+    for i in range(40):
+        s = ev.stored(f"m{i}", f"text {i}", ns=f"ns{i % 3}")
+        inputs.append(s)
+        embedded.append(ev.embedded(s))
+        if i % 5 == 0:
+            u = ev.updated(f"m{i}", f"text {i} v2", ns=f"ns{i % 3}")
+            inputs.append(u)
+            embedded.append(ev.embedded(u))
+        if i % 7 == 0:
+            inputs.append(ev.forgotten(f"m{i}", ns=f"ns{i % 3}"))
+    at_once = VectorProjection(None, index_factory=BruteForceIndex)
+    at_once.apply_input(inputs)
+    at_once.apply_embedded(embedded)
+    stepwise = VectorProjection(None)
+    for k in range(0, len(inputs), 6):
+        stepwise.apply_input(inputs[k : k + 6])
+        ready = [
+            e
+            for e in embedded
+            if e.record.causation.position <= inputs[min(k + 5, len(inputs) - 1)].record.position
+        ]  # type: ignore[union-attr]
+        stepwise.apply_embedded(
+            [e for e in ready if e.record.position > stepwise.applied("embedded")]
+        )
+    stepwise.apply_embedded(
+        [e for e in embedded if e.record.position > stepwise.applied("embedded")]
+    )
+    assert at_once.checksums() == stepwise.checksums()
+    assert at_once.count() == 40 - len(range(0, 40, 7))
+
+
+def test_snapshot_round_trip(tmp_path: Path) -> None:
+    ev = Events()
+    vp = VectorProjection(tmp_path / "faiss")
+    stored = [ev.stored(f"m{i}", "t", ns=f"ns{i % 2}") for i in range(10)]
+    vp.apply_input(stored)
+    vp.apply_embedded([ev.embedded(s) for s in stored])
+    vp.snapshot()
+    again = VectorProjection(tmp_path / "faiss")
+    assert again.checksums() == vp.checksums()
+    assert again.applied("input") == 10 and again.applied("embedded") == 10
+    later = ev.updated("m0", "t2", ns="ns0")  # and the fold state came back too
+    again.apply_input([later])
+    again.apply_embedded([ev.embedded(later)])
+    assert again.count() == 10
