@@ -223,10 +223,18 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from pipeline.bench import format_log_bench, run_log_bench
+    from pipeline import bench, bench_projections
 
-    result = run_log_bench(events=args.events, home=args.home)
-    _emit(args, {"log": result}, format_log_bench(result))
+    settings = load_settings(home=args.home, config_file=args.config)
+    if args.target == "log":
+        result = bench.run_log_bench(events=args.events, home=args.home)
+        _emit(args, {"log": result}, bench.format_log_bench(result))
+    elif args.target == "embedder":
+        result = bench_projections.run_embedder_bench(settings.embedder, args.sentences)
+        _emit(args, {"embedder": result}, bench_projections.format_projection_bench(result))
+    else:
+        result = bench_projections.run_rebuild_bench(settings, args.memories, home=args.home)
+        _emit(args, {"rebuild": result}, bench_projections.format_projection_bench(result))
     return 0
 
 
@@ -316,9 +324,11 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("--as-of", help="an input position or ISO 8601 time: build the past")
     p.add_argument("--into", help="with --as-of: the directory to build into (kept)")
 
-    p = command("bench", _cmd_bench, "measure the log on this machine")
-    p.add_argument("target", choices=["log"], help="what to measure")
-    p.add_argument("--events", type=int, default=20_000, help="events per measurement")
+    p = command("bench", _cmd_bench, "measure the log, the embedder or a rebuild here")
+    p.add_argument("target", choices=["log", "embedder", "rebuild"], help="what to measure")
+    p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
+    p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")
+    p.add_argument("--memories", type=int, default=100_000, help="rebuild: memories")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,11 +24,46 @@ from projections.memstate import ERASED, BatchFold, MemoryRow
 _SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
 TABLES = ("applied", "memories", "versions", "feedback", "postings", "term_stats", "corpus")
 _MEMORY_COLUMNS = ", ".join(MemoryRow.__dataclass_fields__)
-# Statements built from the fixed column list above, never from input.
 _SELECT_MEMORIES = f"SELECT {_MEMORY_COLUMNS} FROM memories"
-_INSERT_MEMORY = (
-    f"INSERT INTO memories ({_MEMORY_COLUMNS}) "
-    f"VALUES ({', '.join('?' * len(MemoryRow.__dataclass_fields__))})"
+_TS = pa.timestamp("us", tz="UTC")
+# Arrow shapes of the tables' rows, in column order (see schema.sql).
+_MEMORY_ARROW = pa.schema(
+    [
+        ("memory_id", pa.string()),
+        ("doc", pa.int64()),
+        ("namespace", pa.string()),
+        ("text", pa.string()),
+        ("metadata", pa.string()),
+        ("status", pa.string()),
+        ("occurred_at", _TS),
+        ("recorded_at", _TS),
+        ("created_position", pa.int64()),
+        ("text_position", pa.int64()),
+        ("version", pa.int32()),
+        ("length", pa.int32()),
+    ]
+)
+_VERSION_ARROW = pa.schema(
+    [
+        ("memory_id", pa.string()),
+        ("namespace", pa.string()),
+        ("version", pa.int32()),
+        ("text", pa.string()),
+        ("metadata", pa.string()),
+        ("position", pa.int64()),
+        ("recorded_at", _TS),
+        ("occurred_at", _TS),
+    ]
+)
+_FEEDBACK_ARROW = pa.schema(
+    [
+        ("memory_id", pa.string()),
+        ("namespace", pa.string()),
+        ("position", pa.int64()),
+        ("useful", pa.bool_()),
+        ("note", pa.string()),
+        ("recorded_at", _TS),
+    ]
 )
 
 
@@ -86,18 +121,28 @@ class DuckProjection:
         if fold.after:
             self._insert("_ids", pa.table({"memory_id": list(fold.after)}))
             self.con.execute("DELETE FROM memories WHERE memory_id IN (SELECT memory_id FROM _ids)")
-            rows = [
-                tuple(getattr(r, f) for f in MemoryRow.__dataclass_fields__)
-                for r in fold.after.values()
-            ]
-            self.con.executemany(_INSERT_MEMORY, rows)
-        if fold.versions:
-            self.con.executemany(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fold.versions
+            self._bulk(
+                "memories",
+                _MEMORY_ARROW,
+                [
+                    tuple(getattr(r, f) for f in MemoryRow.__dataclass_fields__)
+                    for r in fold.after.values()
+                ],
             )
-        if fold.feedback:
-            self.con.executemany("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?)", fold.feedback)
+        self._bulk("versions", _VERSION_ARROW, fold.versions)
+        self._bulk("feedback", _FEEDBACK_ARROW, fold.feedback)
         self._index(index)
+
+    def _bulk(self, table: str, schema: pa.Schema, rows: Sequence[tuple[object, ...]]) -> None:
+        """Insert rows through one Arrow table: far faster in DuckDB than executemany."""
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        arrow = pa.table(
+            [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+        )
+        self._insert("_bulk", arrow)
+        self.con.execute(f"INSERT INTO {table} SELECT * FROM _bulk")
 
     def _rows(self, memory_ids: Sequence[str]) -> dict[str, MemoryRow]:
         if not memory_ids:

@@ -158,3 +158,35 @@ def test_bench_log_smoke(tmp_path: Path) -> None:
     assert result["verify_ok"] is True
     assert result["events"] >= 2000 + 2 * 200
     assert result["single_append_ms"]["p99"] >= result["single_append_ms"]["p50"] > 0
+
+
+def test_bench_embedder_and_rebuild_smoke(tmp_path: Path) -> None:
+    embedder = ok_json(tmp_path, "bench", "embedder", "--sentences", "64")["embedder"]
+    assert set(embedder["sentences_per_s"]) == {"batch_1", "batch_64"}
+    assert all(v > 0 for v in embedder["sentences_per_s"].values())
+    rebuild = ok_json(tmp_path, "bench", "rebuild", "--memories", "300")["rebuild"]
+    assert rebuild["events_replayed"] == 600
+    assert rebuild["rebuild_memories_per_s"] > 0
+    per = rebuild["disk_bytes_per_memory"]
+    assert per["total"] == pytest.approx(per["log"] + per["duckdb"] + per["faiss"], abs=3)
+
+
+def test_sync_stats_list_get_rebuild(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    first = ok_json(home, "store", "Alice moved to Lyon", "--ns", "alice")
+    ok_json(home, "store", "Alice adopted a cat", "--ns", "alice")
+    stats = ok_json(home, "stats")
+    assert stats["actors"]["embedder"]["lag"] == 2
+    assert ok_json(home, "sync") == {"derived": 2, "applied": 4}
+    stats = ok_json(home, "stats")
+    assert stats["memories"]["vectors"] == 2 and stats["actors"]["embedder"]["lag"] == 0
+    row = ok_json(home, "get", first["memory_id"])
+    assert row["text"] == "Alice moved to Lyon" and row["status"] == "active"
+    listed = mnemo(home, "list", "--ns", "alice", "--json").stdout.splitlines()
+    assert [json.loads(line)["text"] for line in listed] == [
+        "Alice moved to Lyon", "Alice adopted a cat"]
+    assert ok_json(home, "rebuild")["replayed"] == 4
+    past = ok_json(home, "rebuild", "--as-of", "1", "--into", str(tmp_path / "past"))
+    assert past["stats"]["memories"]["total"] == 1
+    process = mnemo(home, "get", "0123456789abcdef")
+    assert process.returncode == 1 and "no memory" in process.stderr

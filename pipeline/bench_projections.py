@@ -1,0 +1,145 @@
+"""`mnemo bench embedder` and `mnemo bench rebuild`: the embedding model and the projections.
+
+The rebuild benchmark fills a log with N stored memories and N `memory.embedded` events,
+then drops the projections and replays. Its vectors are seeded random unit vectors rather
+than the model's (embedding 100,000 texts takes minutes and says nothing about replay):
+they take the same bytes in the log, the snapshot and the index.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actors.embedder import Embedder, EmbedderSettings
+from eventlog import Causation, Draft, EventLog, InputLog, LogSettings, StoreRequest
+from eventlog.payloads import MemoryEmbedded
+from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, MEMORY_EMBEDDED
+from pipeline.bench import synthetic_text
+from pipeline.config import Settings
+from pipeline.projector import DUCKDB_FILE, FAISS_DIR, Projector, disk_bytes
+
+
+def run_embedder_bench(settings: EmbedderSettings, sentences: int = 1000) -> dict[str, Any]:
+    embedder = Embedder(settings)
+    texts = [synthetic_text(i) for i in range(sentences)]
+    embedder.embed(texts[:64])  # warm up the session
+    began = time.perf_counter()
+    for text in texts[: max(50, sentences // 5)]:
+        embedder.embed([text])
+    single = max(50, sentences // 5) / (time.perf_counter() - began)
+    began = time.perf_counter()
+    embedder.embed(texts)
+    batched = sentences / (time.perf_counter() - began)
+    return {
+        "model_id": embedder.model_id,
+        "threads": settings.threads,
+        "sentences_per_s": {
+            "batch_1": round(single, 1),
+            f"batch_{settings.batch_size}": round(batched, 1),
+        },
+    }
+
+
+def _fill(log: EventLog, memories: int, dim: int = 384, batch: int = 2000) -> None:
+    inputs = InputLog(log, actor="bench")
+    rng = np.random.default_rng(7)
+    embedded = log.stream(EMBEDDED_STREAM)
+    for start in range(0, memories, batch):
+        n = min(batch, memories - start)
+        receipts = inputs.store_many(
+            [
+                StoreRequest(synthetic_text(i), f"user-{i % 16}", {"seq": i})
+                for i in range(start, start + n)
+            ]
+        )
+        vectors = rng.standard_normal((n, dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        drafts = []
+        for receipt, vector, i in zip(receipts, vectors, range(start, start + n), strict=True):
+            event_id = f"{EMBEDDED_STREAM}:{receipt.position}:0"
+            key_id, sealed = log.seal(
+                MEMORY_EMBEDDED,
+                f"user-{i % 16}",
+                event_id,
+                MemoryEmbedded.of("bench-random", vector),
+            )
+            drafts.append(
+                Draft(
+                    event_id=event_id,
+                    kind=MEMORY_EMBEDDED,
+                    namespace=f"user-{i % 16}",
+                    payload=sealed,
+                    actor="bench",
+                    memory_id=receipt.memory_id,
+                    key_id=key_id,
+                    causation=Causation(INPUT_STREAM, receipt.position),
+                )
+            )
+        embedded.append(drafts)
+
+
+def run_rebuild_bench(
+    settings: Settings, memories: int = 100_000, home: str | None = None
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="mnemo-bench-", dir=home) as tmp:
+        root = Path(tmp)
+        began = time.perf_counter()
+        with EventLog(root / "log", LogSettings()) as log:
+            _fill(log, memories)
+            fill_s = time.perf_counter() - began
+            projector = Projector(
+                root / "projections", settings.vectors, batch_size=settings.projections.batch_size
+            )
+            began = time.perf_counter()
+            projector.catch_up(log)
+            projector.close()
+            build_s = time.perf_counter() - began
+            Projector.drop(root / "projections")
+            projector = Projector(
+                root / "projections", settings.vectors, batch_size=settings.projections.batch_size
+            )
+            began = time.perf_counter()
+            replayed = projector.catch_up(log)
+            projector.close()
+            rebuild_s = time.perf_counter() - began
+        disk = {
+            "log": disk_bytes(root / "log"),
+            "duckdb": disk_bytes(root / "projections" / DUCKDB_FILE),
+            "faiss": disk_bytes(root / "projections" / FAISS_DIR),
+        }
+    total = sum(disk.values())
+    return {
+        "memories": memories,
+        "events_replayed": replayed,
+        "fill_s": round(fill_s, 2),
+        "first_build_memories_per_s": round(memories / build_s),
+        "rebuild_s": round(rebuild_s, 2),
+        "rebuild_memories_per_s": round(memories / rebuild_s),
+        "rebuild_events_per_s": round(replayed / rebuild_s),
+        "disk_bytes": {**disk, "total": total},
+        "disk_bytes_per_memory": {
+            k: round(v / memories) for k, v in {**disk, "total": total}.items()
+        },
+    }
+
+
+def format_projection_bench(result: dict[str, Any]) -> str:
+    if "sentences_per_s" in result:
+        rates = ", ".join(f"{k}: {v:,}/s" for k, v in result["sentences_per_s"].items())
+        return f"embedder {result['model_id']} ({result['threads']} threads): {rates}"
+    per = result["disk_bytes_per_memory"]
+    return "\n".join(
+        [
+            f"rebuild benchmark, {result['memories']:,} stored and embedded memories",
+            f"  rebuild                 {result['rebuild_memories_per_s']:>10,} memories/s"
+            f"   ({result['rebuild_events_per_s']:,} events/s, {result['rebuild_s']} s)",
+            f"  first build             {result['first_build_memories_per_s']:>10,} memories/s",
+            f"  disk per memory         {per['total']:>10,} bytes"
+            f"   (log {per['log']:,}, duckdb {per['duckdb']:,}, faiss {per['faiss']:,})",
+        ]
+    )
