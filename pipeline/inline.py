@@ -13,7 +13,7 @@ from collections import defaultdict
 import structlog
 
 from actors.follower import Follower, derived_event_id
-from eventlog import Causation, Draft, EventLog
+from eventlog import Causation, Draft, EventLog, Record
 from eventlog.errors import KeyErased
 
 log = structlog.get_logger(__name__)
@@ -45,36 +45,7 @@ def run_follower(
             return read, derived
         began = time.perf_counter()
         records = list(upstream.read(done + 1, min(last, done + batch_size)))
-        sources = {r.position: r for r in records}
-        drafts: list[Draft] = []
-        seen: dict[int, int] = defaultdict(int)
-        for d in follower.process(event_log.opened(records)):
-            index = seen[d.source_position]
-            seen[d.source_position] += 1
-            event_id = derived_event_id(follower.output, d.source_position, index)
-            try:
-                key_id, sealed = event_log.seal(
-                    d.kind,
-                    d.namespace,
-                    event_id,
-                    d.payload,
-                    key_id=sources[d.source_position].key_id,
-                )
-            except KeyErased:
-                continue  # erased while we worked: what was derived from it must not be kept
-            drafts.append(
-                Draft(
-                    event_id=event_id,
-                    kind=d.kind,
-                    namespace=d.namespace,
-                    payload=sealed,
-                    actor=follower.name,
-                    memory_id=d.memory_id,
-                    occurred_at=d.occurred_at,
-                    causation=Causation(follower.upstream, d.source_position),
-                    key_id=key_id,
-                )
-            )
+        drafts = _seal_derived(event_log, follower, records)
         output.append(drafts)
         done = records[-1].position
         read += len(records)
@@ -87,3 +58,38 @@ def run_follower(
             position=done,
             ms=round((time.perf_counter() - began) * 1e3, 1),
         )
+
+
+def _seal_derived(event_log: EventLog, follower: Follower, records: list[Record]) -> list[Draft]:
+    """The follower's output for these upstream records, sealed with each source's key."""
+    sources = {r.position: r for r in records}
+    drafts: list[Draft] = []
+    seen: dict[int, int] = defaultdict(int)
+    for d in follower.process(event_log.opened(records)):
+        index = seen[d.source_position]
+        seen[d.source_position] += 1
+        event_id = derived_event_id(follower.output, d.source_position, index)
+        try:
+            key_id, sealed = event_log.seal(
+                d.kind,
+                d.namespace,
+                event_id,
+                d.payload,
+                key_id=sources[d.source_position].key_id,
+            )
+        except KeyErased:
+            continue  # erased while we worked: what was derived from it must not be kept
+        drafts.append(
+            Draft(
+                event_id=event_id,
+                kind=d.kind,
+                namespace=d.namespace,
+                payload=sealed,
+                actor=follower.name,
+                memory_id=d.memory_id,
+                occurred_at=d.occurred_at,
+                causation=Causation(follower.upstream, d.source_position),
+                key_id=key_id,
+            )
+        )
+    return drafts
