@@ -14,7 +14,9 @@ import hashlib
 import importlib.util
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +34,7 @@ from eventlog.schema import (
     MEMORY_STORED,
     MEMORY_UPDATED,
 )
+from projections.text import dated, in_context
 
 Vectors = npt.NDArray[np.float32]
 
@@ -47,6 +50,7 @@ class EmbedderSettings(BaseModel):
     batch_size: int = Field(64, ge=1, le=4096)
     threads: int = Field(2, ge=1, le=256)
     max_tokens: int = Field(256, ge=8, le=512)
+    context_hours: float = Field(6.0, ge=0, description="previous memory within this is context")
 
 
 class ModelNotFound(ActorError):
@@ -148,15 +152,30 @@ class Embedder:
         return vectors
 
 
+class History(Protocol):
+    """Where an actor looks up what came before its batch."""
+
+    def previous_stored(self, namespace: str, before: int) -> Opened | None:
+        """The last `memory.stored` event of the namespace before this input position."""
+        ...
+
+
 class EmbedderActor:
-    """Follows the input stream; every stored or updated text gets a `memory.embedded` event."""
+    """Follows the input stream; every stored or updated text gets a `memory.embedded` event.
+
+    Each memory gets two vectors: its own text with its date, and the same in the context it
+    was stored in (the namespace's previous memory, if it happened within `context_hours`).
+    """
 
     name = "embedder"
     upstream = INPUT_STREAM
     output = EMBEDDED_STREAM
 
-    def __init__(self, settings: EmbedderSettings | None = None) -> None:
+    def __init__(
+        self, settings: EmbedderSettings | None = None, history: History | None = None
+    ) -> None:
         self.settings = settings or EmbedderSettings()
+        self.history = history
         self._embedder: Embedder | None = None  # loaded on first use: opening costs a second
 
     @property
@@ -166,26 +185,56 @@ class EmbedderActor:
         return self._embedder
 
     def process(self, batch: Sequence[Opened]) -> list[Derived]:
-        texts = [
-            o
-            for o in batch
-            if o.record.kind in (MEMORY_STORED, MEMORY_UPDATED) and o.payload is not None
-        ]
-        if not texts:
+        window = timedelta(hours=self.settings.context_hours)
+        last: dict[str, Opened | None] = {}
+        jobs: list[tuple[Opened, str, Opened | None]] = []
+        for o in batch:
+            r = o.record
+            if r.kind not in (MEMORY_STORED, MEMORY_UPDATED) or o.payload is None:
+                if r.kind == MEMORY_STORED:
+                    last[r.namespace] = None  # an erased memory gives no context
+                continue
+            if r.namespace not in last and self.history is not None:
+                last[r.namespace] = self.history.previous_stored(r.namespace, r.position)
+            previous = last.get(r.namespace)
+            if previous is not None and not _close(previous, o, window):
+                previous = None
+            jobs.append((o, _text_of(o.payload), previous))
+            if r.kind == MEMORY_STORED:
+                last[r.namespace] = o
+        if not jobs:
             return []
-        vectors = self.embedder.embed([_text_of(o.payload) for o in texts])
+        own = [dated(text, o.record.occurred_at) for o, text, _ in jobs]
+        contexts = [
+            in_context(text, o.record.occurred_at, _text_of(p.payload)) if p else None
+            for o, text, p in jobs
+        ]
+        with_context = [c for c in contexts if c is not None]
+        vectors = self.embedder.embed(own + with_context)
+        context_vectors = iter(vectors[len(own) :])
         model_id = self.embedder.model_id
         return [
             Derived(
                 kind=MEMORY_EMBEDDED,
                 namespace=o.record.namespace,
                 memory_id=o.record.memory_id,
-                payload=MemoryEmbedded.of(model_id, vector),
+                payload=MemoryEmbedded.of(
+                    model_id,
+                    vector,
+                    None if context is None else next(context_vectors),
+                    context,
+                    None if previous is None else previous.record.memory_id,
+                ),
                 source_position=o.record.position,
                 occurred_at=o.record.occurred_at,
             )
-            for o, vector in zip(texts, vectors, strict=True)
+            for (o, _, previous), vector, context in zip(jobs, vectors, contexts, strict=False)
         ]
+
+
+def _close(previous: Opened, current: Opened, window: timedelta) -> bool:
+    a, b = previous.record.occurred_at, current.record.occurred_at
+    return a is not None and b is not None and abs(b - a) <= window
 
 
 def _text_of(payload: Payload | None) -> str:

@@ -5,6 +5,7 @@ Later streams register their kinds here with :func:`register_payload`.
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Self
 
@@ -62,31 +63,65 @@ class SubjectErased(Payload):
 
 
 class MemoryEmbedded(Payload):
-    """A memory's vector (float32, little-endian) and the model that made it.
+    """A memory's vectors (float32, little-endian) and the model that made them.
 
-    Stored in binary, not JSON: vectors are most of the log's bytes.
+    `vector` embeds the memory's own text (with its date); `context_vector`, when present,
+    embeds it together with `context_text`, the conversational context it was stored in (the
+    memory just before it in the namespace, `context_memory_id`). Stored as a small JSON
+    header followed by the raw vectors, not as JSON: vectors are most of the log's bytes.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, ser_json_bytes="base64")
 
     model_id: str
     vector: bytes
+    context_vector: bytes = b""
+    context_text: str | None = None
+    context_memory_id: str | None = None
 
     @classmethod
-    def of(cls, model_id: str, vector: npt.NDArray[np.float32]) -> MemoryEmbedded:
-        return cls(model_id=model_id, vector=np.ascontiguousarray(vector, "<f4").tobytes())
+    def of(
+        cls,
+        model_id: str,
+        vector: npt.NDArray[np.float32],
+        context_vector: npt.NDArray[np.float32] | None = None,
+        context_text: str | None = None,
+        context_memory_id: str | None = None,
+    ) -> MemoryEmbedded:
+        return cls(
+            model_id=model_id,
+            vector=np.ascontiguousarray(vector, "<f4").tobytes(),
+            context_vector=b""
+            if context_vector is None
+            else np.ascontiguousarray(context_vector, "<f4").tobytes(),
+            context_text=context_text,
+            context_memory_id=context_memory_id,
+        )
 
     def array(self) -> npt.NDArray[np.float32]:
         return np.frombuffer(self.vector, dtype="<f4")
 
+    def context_array(self) -> npt.NDArray[np.float32] | None:
+        return np.frombuffer(self.context_vector, dtype="<f4") if self.context_vector else None
+
     def encode(self) -> bytes:
-        name = self.model_id.encode()
-        return struct.pack("<H", len(name)) + name + self.vector
+        header = json.dumps(
+            {
+                "model_id": self.model_id,
+                "context_text": self.context_text,
+                "context_memory_id": self.context_memory_id,
+                "split": len(self.vector),
+            }
+        ).encode()
+        return struct.pack("<I", len(header)) + header + self.vector + self.context_vector
 
     @classmethod
     def decode(cls, raw: bytes) -> Self:
-        (n,) = struct.unpack_from("<H", raw)
-        return cls(model_id=raw[2 : 2 + n].decode(), vector=bytes(raw[2 + n :]))
+        (n,) = struct.unpack_from("<I", raw)
+        header = json.loads(raw[4 : 4 + n])
+        body = raw[4 + n :]
+        split = int(header.pop("split"))
+        return cls(vector=bytes(body[:split]), context_vector=bytes(body[split:]), **header)
 
 
 _REGISTRY: dict[str, tuple[type[Payload], bool]] = {}

@@ -15,8 +15,31 @@ import structlog
 from actors.follower import Follower, derived_event_id
 from eventlog import Causation, Draft, EventLog, Record
 from eventlog.errors import KeyErased
+from eventlog.opened import Opened
+from eventlog.schema import MEMORY_STORED, batch_to_records
 
 log = structlog.get_logger(__name__)
+
+
+class LogHistory:
+    """An actor's look back into the input stream, bounded so a lookup stays cheap."""
+
+    def __init__(self, event_log: EventLog, *, reach: int = 50_000) -> None:
+        self._log = event_log
+        self._reach = reach
+
+    def previous_stored(self, namespace: str, before: int) -> Opened | None:
+        start = max(1, before - self._reach)
+        found = None
+        for table in self._log.input.scan(
+            start, before - 1, namespace=namespace, kind=MEMORY_STORED
+        ):
+            if table.num_rows:
+                found = table.slice(table.num_rows - 1)
+        if found is None:
+            return None
+        (record,) = batch_to_records(found)
+        return Opened(record, self._log.open_payload(record))
 
 
 def resume_position(event_log: EventLog, follower: Follower) -> int:

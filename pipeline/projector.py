@@ -112,7 +112,7 @@ class Projector:
 
     def _embedded(self, event_log: EventLog, input_stop: int) -> int:
         stream = event_log.stream(EMBEDDED_STREAM)
-        start = self.vectors.applied(EMBEDDED_STREAM) + 1
+        start = min(self.duck.applied(EMBEDDED_STREAM), self.vectors.applied(EMBEDDED_STREAM)) + 1
         applied = 0
         while start <= stream.last_position:
             records = list(stream.read(start, start + self.batch_size - 1))
@@ -121,7 +121,11 @@ class Projector:
                 r for r in records if r.causation is None or r.causation.position <= input_stop
             ]
             if inside:
-                self.vectors.apply_embedded(event_log.opened(inside))
+                opened = event_log.opened(inside)
+                duck_from = self.duck.applied(EMBEDDED_STREAM)
+                vector_from = self.vectors.applied(EMBEDDED_STREAM)
+                self.duck.apply_embedded([o for o in opened if o.record.position > duck_from])
+                self.vectors.apply_embedded([o for o in opened if o.record.position > vector_from])
             applied += len(inside)
             if len(inside) < len(records):
                 break

@@ -17,7 +17,7 @@ from actors.follower import Follower
 from eventlog import EventLog
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
 from pipeline.config import Settings
-from pipeline.inline import resume_position, run_follower
+from pipeline.inline import LogHistory, resume_position, run_follower
 from pipeline.projector import DUCKDB_FILE, FAISS_DIR, AsOf, Projector, disk_bytes
 
 AS_OF_MARKER = "as_of.json"
@@ -41,7 +41,9 @@ class Runtime:
         self.log = event_log
         self.settings = settings
         self.as_of = as_of
-        self.followers: list[Follower] = [EmbedderActor(settings.embedder)]
+        self.followers: list[Follower] = [
+            EmbedderActor(settings.embedder, history=LogHistory(event_log))
+        ]
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if projections_dir is None:
             if as_of is None:
@@ -97,7 +99,12 @@ class Runtime:
         embedded_head = streams.get(EMBEDDED_STREAM, 0)
         p = self.projector
         projections = {
-            "duckdb": {"applied": {INPUT_STREAM: p.duck.applied(INPUT_STREAM)}},
+            "duckdb": {
+                "applied": {
+                    INPUT_STREAM: p.duck.applied(INPUT_STREAM),
+                    EMBEDDED_STREAM: p.duck.applied(EMBEDDED_STREAM),
+                }
+            },
             "faiss": {
                 "applied": {
                     INPUT_STREAM: p.vectors.applied(INPUT_STREAM),

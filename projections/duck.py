@@ -17,9 +17,16 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.opened import Opened
-from eventlog.schema import SUBJECT_ERASED
+from eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED
 from projections.errors import ProjectionError
-from projections.memstate import ERASED, BatchFold, MemoryRow
+from projections.memstate import (
+    CONTEXT_FIELD,
+    ERASED,
+    FIELDS,
+    BatchFold,
+    MemoryRow,
+    with_context,
+)
 
 _SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
 TABLES = ("applied", "memories", "versions", "feedback", "postings", "term_stats", "corpus")
@@ -41,6 +48,8 @@ _MEMORY_ARROW = pa.schema(
         ("text_position", pa.int64()),
         ("version", pa.int32()),
         ("length", pa.int32()),
+        ("context", pa.string()),
+        ("prev_doc", pa.int64()),
     ]
 )
 _VERSION_ARROW = pa.schema(
@@ -94,17 +103,23 @@ class DuckProjection:
         """Fold a batch of the input stream and record its last position, atomically."""
         if not events:
             return
-        try:
-            self.con.begin()
+        with self._transaction(stream, events[-1].record.position):
             for run in _split_at_erasures(events):
                 if run[0].record.kind == SUBJECT_ERASED:
                     self._erase(run[0].record.namespace)
                 else:
                     self._apply_run(run)
+
+    @contextlib.contextmanager
+    def _transaction(self, stream: str, position: int) -> Iterator[None]:
+        """One transaction for a batch and the position it brings the stream to."""
+        try:
+            self.con.begin()
+            yield
             self.con.execute(
                 "INSERT INTO applied VALUES (?, ?) ON CONFLICT (stream) "
                 "DO UPDATE SET position = excluded.position",
-                [stream, events[-1].record.position],
+                [stream, position],
             )
             self.con.commit()
         except duckdb.Error as exc:
@@ -117,21 +132,33 @@ class DuckProjection:
         fold = BatchFold(before=self._rows(touched))
         fold.apply(events)
         unindex, index = fold.reindexed()
-        self._unindex(unindex)
-        if fold.after:
-            self._insert("_ids", pa.table({"memory_id": list(fold.after)}))
-            self.con.execute("DELETE FROM memories WHERE memory_id IN (SELECT memory_id FROM _ids)")
-            self._bulk(
-                "memories",
-                _MEMORY_ARROW,
-                [
-                    tuple(getattr(r, f) for f in MemoryRow.__dataclass_fields__)
-                    for r in fold.after.values()
-                ],
-            )
+        self._unindex(unindex, FIELDS)
+        self._replace_rows(list(fold.after.values()))
         self._bulk("versions", _VERSION_ARROW, fold.versions)
         self._bulk("feedback", _FEEDBACK_ARROW, fold.feedback)
-        self._index(index)
+        self._index(index, FIELDS)
+
+    def apply_embedded(self, events: Sequence[Opened]) -> None:
+        """Fold a batch of the embedded stream (contexts and neighbours), atomically."""
+        if not events:
+            return
+        touched = sorted({e.record.memory_id for e in events if e.record.memory_id})
+        with self._transaction(EMBEDDED_STREAM, events[-1].record.position):
+            after, unindex, index = with_context(self._rows(touched), events)
+            self._unindex(unindex, (CONTEXT_FIELD,))
+            self._replace_rows(list(after.values()))
+            self._index(index, (CONTEXT_FIELD,))
+
+    def _replace_rows(self, rows: Sequence[MemoryRow]) -> None:
+        if not rows:
+            return
+        self._insert("_ids", pa.table({"memory_id": [r.memory_id for r in rows]}))
+        self.con.execute("DELETE FROM memories WHERE memory_id IN (SELECT memory_id FROM _ids)")
+        self._bulk(
+            "memories",
+            _MEMORY_ARROW,
+            [tuple(getattr(r, f) for f in MemoryRow.__dataclass_fields__) for r in rows],
+        )
 
     def _bulk(self, table: str, schema: pa.Schema, rows: Sequence[tuple[object, ...]]) -> None:
         """Insert rows through one Arrow table: far faster in DuckDB than executemany."""
@@ -158,57 +185,73 @@ class DuckProjection:
             self.con.unregister(name)
         self.con.register(name, table)
 
-    def _unindex(self, rows: Sequence[MemoryRow]) -> None:
+    def _unindex(self, rows: Sequence[MemoryRow], fields: Sequence[int]) -> None:
         if not rows:
             return
-        self._insert("_gone", pa.table({"doc": [r.doc for r in rows]}))
-        self.con.execute("DELETE FROM postings WHERE doc IN (SELECT doc FROM _gone)")
-        self._adjust(rows, -1)
+        self._insert("_gone", pa.table({"doc": pa.array([r.doc for r in rows], pa.int64())}))
+        self._insert("_fields", pa.table({"field": pa.array(list(fields), pa.int16())}))
+        self.con.execute(
+            "DELETE FROM postings WHERE doc IN (SELECT doc FROM _gone) "
+            "AND field IN (SELECT field FROM _fields)"
+        )
+        for field in fields:
+            self._adjust(rows, field, -1)
 
-    def _index(self, rows: Sequence[MemoryRow]) -> None:
-        if not rows:
-            return
-        namespaces, terms, docs, tfs = [], [], [], []
-        for row in rows:
-            for term, tf in Counter(row.terms).items():
-                namespaces.append(row.namespace)
-                terms.append(term)
-                docs.append(row.doc)
-                tfs.append(tf)
+    def _index(self, rows: Sequence[MemoryRow], fields: Sequence[int]) -> None:
+        columns: dict[str, list[object]] = {
+            n: [] for n in ("namespace", "field", "term", "doc", "tf", "dl")
+        }
+        for field in fields:
+            for row in rows:
+                terms = row.terms(field)
+                if not terms and field == CONTEXT_FIELD:
+                    continue  # no context: the memory is not a document of that field
+                for term, tf in Counter(terms).items():
+                    for name, value in zip(
+                        columns, (row.namespace, field, term, row.doc, tf, len(terms)), strict=True
+                    ):
+                        columns[name].append(value)
         postings = pa.table(
             {
-                "namespace": pa.array(namespaces, pa.string()),
-                "term": pa.array(terms, pa.string()),
-                "doc": pa.array(docs, pa.int64()),
-                "tf": pa.array(tfs, pa.int32()),
+                name: pa.array(values, type)
+                for (name, values), type in zip(
+                    columns.items(),
+                    (pa.string(), pa.int16(), pa.string(), pa.int64(), pa.int32(), pa.int32()),
+                    strict=True,
+                )
             }
         )
         self._insert("_postings", postings)
         self.con.execute("INSERT INTO postings SELECT * FROM _postings")
-        self._adjust(rows, +1)
+        for field in fields:
+            self._adjust(rows, field, +1)
 
-    def _adjust(self, rows: Sequence[MemoryRow], sign: int) -> None:
+    def _adjust(self, rows: Sequence[MemoryRow], field: int, sign: int) -> None:
         """Move document frequencies and corpus sizes by the rows' terms, up or down."""
         df: Counter[tuple[str, str]] = Counter()
         docs: Counter[str] = Counter()
         lengths: Counter[str] = Counter()
         for row in rows:
-            for term in set(row.terms):
+            terms = row.terms(field)
+            if not terms and field == CONTEXT_FIELD:
+                continue
+            for term in set(terms):
                 df[(row.namespace, term)] += sign
             docs[row.namespace] += sign
-            lengths[row.namespace] += sign * row.length
+            lengths[row.namespace] += sign * len(terms)
         self._insert(
             "_df",
             pa.table(
                 {
-                    "namespace": [k[0] for k in df],
-                    "term": [k[1] for k in df],
+                    "namespace": pa.array([k[0] for k in df], pa.string()),
+                    "field": pa.array([field] * len(df), pa.int16()),
+                    "term": pa.array([k[1] for k in df], pa.string()),
                     "df": pa.array(list(df.values()), pa.int64()),
                 }
             ),
         )
         self.con.execute(
-            "INSERT INTO term_stats SELECT * FROM _df ON CONFLICT (namespace, term) "
+            "INSERT INTO term_stats SELECT * FROM _df ON CONFLICT (namespace, field, term) "
             "DO UPDATE SET df = term_stats.df + excluded.df"
         )
         self.con.execute("DELETE FROM term_stats WHERE df <= 0")
@@ -216,15 +259,16 @@ class DuckProjection:
             "_corpus",
             pa.table(
                 {
-                    "namespace": list(docs),
+                    "namespace": pa.array(list(docs), pa.string()),
+                    "field": pa.array([field] * len(docs), pa.int16()),
                     "docs": pa.array(list(docs.values()), pa.int64()),
                     "total_length": pa.array([lengths[n] for n in docs], pa.int64()),
                 }
             ),
         )
         self.con.execute(
-            "INSERT INTO corpus SELECT * FROM _corpus ON CONFLICT (namespace) DO UPDATE SET "
-            "docs = corpus.docs + excluded.docs, "
+            "INSERT INTO corpus SELECT * FROM _corpus ON CONFLICT (namespace, field) DO UPDATE "
+            "SET docs = corpus.docs + excluded.docs, "
             "total_length = corpus.total_length + excluded.total_length"
         )
         self.con.execute("DELETE FROM corpus WHERE docs <= 0")
@@ -232,7 +276,8 @@ class DuckProjection:
     def _erase(self, namespace: str) -> None:
         """Keep tombstones (id, status, times) and drop everything the subject said."""
         self.con.execute(
-            "UPDATE memories SET text = NULL, metadata = NULL, status = ?, length = 0 "
+            "UPDATE memories SET text = NULL, metadata = NULL, context = NULL, status = ?, "
+            "length = 0 "
             "WHERE namespace = ?",
             [ERASED, namespace],
         )

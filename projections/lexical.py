@@ -29,17 +29,17 @@ class BM25Settings(BaseModel):
 _QUERY = """
 WITH q AS (SELECT term, count(*)::DOUBLE AS qtf FROM _query GROUP BY term),
 c AS (SELECT docs::DOUBLE AS n, total_length::DOUBLE / docs AS avgdl
-      FROM corpus WHERE namespace = $ns),
+      FROM corpus WHERE namespace = $ns AND field = $field),
 raw AS (SELECT t.term, ln(c.n - t.df + 0.5) - ln(t.df + 0.5) AS idf
-        FROM term_stats t, c WHERE t.namespace = $ns),
+        FROM term_stats t, c WHERE t.namespace = $ns AND t.field = $field),
 floor AS (SELECT $eps * avg(idf) AS v FROM raw),
 w AS (SELECT q.term, q.qtf, CASE WHEN raw.idf < 0 THEN floor.v ELSE raw.idf END AS idf
       FROM q JOIN raw USING (term), floor)
 SELECT p.doc,
        sum(w.qtf * w.idf * p.tf * ($k1 + 1)
-           / (p.tf + $k1 * (1 - $b + $b * m.length / c.avgdl))) AS score
-FROM postings p JOIN w USING (term) JOIN memories m ON m.doc = p.doc, c
-WHERE p.namespace = $ns
+           / (p.tf + $k1 * (1 - $b + $b * p.dl / c.avgdl))) AS score
+FROM postings p JOIN w USING (term), c
+WHERE p.namespace = $ns AND p.field = $field
 GROUP BY p.doc
 ORDER BY score DESC, p.doc
 LIMIT $k
@@ -52,8 +52,9 @@ def bm25_terms(
     terms: Sequence[str],
     k: int,
     settings: BM25Settings,
+    field: int = 0,
 ) -> list[tuple[int, float]]:
-    """The top k (doc, score) of the namespace for already-tokenised query terms."""
+    """The top k (doc, score) of a namespace's field for already-tokenised query terms."""
     terms = list(terms)[: settings.max_query_terms]
     if not terms or k <= 0:
         return []
@@ -61,13 +62,25 @@ def bm25_terms(
     cursor.register("_query", pa.table({"term": pa.array(terms, pa.string())}))
     rows = cursor.execute(
         _QUERY,
-        {"ns": namespace, "eps": settings.epsilon, "k1": settings.k1, "b": settings.b, "k": k},
+        {
+            "ns": namespace,
+            "field": field,
+            "eps": settings.epsilon,
+            "k1": settings.k1,
+            "b": settings.b,
+            "k": k,
+        },
     ).fetchall()
     cursor.close()
     return [(int(doc), float(score)) for doc, score in rows]
 
 
 def bm25(
-    con: duckdb.DuckDBPyConnection, namespace: str, query: str, k: int, settings: BM25Settings
+    con: duckdb.DuckDBPyConnection,
+    namespace: str,
+    query: str,
+    k: int,
+    settings: BM25Settings,
+    field: int = 0,
 ) -> list[tuple[int, float]]:
-    return bm25_terms(con, namespace, tokenize(query), k, settings)
+    return bm25_terms(con, namespace, tokenize(query), k, settings, field)

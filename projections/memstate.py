@@ -13,16 +13,18 @@ from datetime import datetime
 
 from eventlog.keys import key64
 from eventlog.opened import Opened
-from eventlog.payloads import FeedbackRecorded, MemoryStored, MemoryUpdated
+from eventlog.payloads import FeedbackRecorded, MemoryEmbedded, MemoryStored, MemoryUpdated
 from eventlog.schema import (
     FEEDBACK_RECORDED,
     MEMORY_FORGOTTEN,
     MEMORY_STORED,
     MEMORY_UPDATED,
 )
-from projections.text import tokenize
+from projections.text import dated, tokenize
 
 ACTIVE, FORGOTTEN, ERASED = "active", "forgotten", "erased"
+TEXT_FIELD, CONTEXT_FIELD = 0, 1
+FIELDS = (TEXT_FIELD, CONTEXT_FIELD)
 
 
 def doc_id(memory_id: str) -> int:
@@ -44,10 +46,16 @@ class MemoryRow:
     text_position: int
     version: int
     length: int
+    context: str | None = None
+    prev_doc: int | None = None
 
-    @property
-    def terms(self) -> list[str]:
-        return tokenize(self.text) if self.text is not None and self.status == ACTIVE else []
+    def terms(self, field: int = TEXT_FIELD) -> list[str]:
+        """The BM25 terms of a field: the dated text (0), or the text in context (1)."""
+        if self.status != ACTIVE or self.text is None:
+            return []
+        if field == TEXT_FIELD:
+            return tokenize(dated(self.text, self.occurred_at))
+        return tokenize(self.context) if self.context else []
 
     def metadata_dict(self) -> dict[str, object]:
         return {} if self.metadata is None else dict(json.loads(self.metadata))
@@ -111,6 +119,7 @@ class BatchFold:
             metadata = json.dumps(payload.metadata, sort_keys=True)
         updated = replace(
             row,
+            context=None,  # the context belonged to the old text; the embedder sends a new one
             text=payload.text,
             metadata=metadata,
             occurred_at=r.occurred_at or row.occurred_at,
@@ -121,7 +130,7 @@ class BatchFold:
         self._put(updated, r.position)
 
     def _put(self, row: MemoryRow, position: int) -> None:
-        row = replace(row, length=len(row.terms))
+        row = replace(row, length=len(row.terms()))
         self.after[row.memory_id] = row
         self.versions.append(
             (
@@ -163,3 +172,29 @@ class BatchFold:
             if new_indexed and (not old_indexed or changed):
                 into.append(new)
         return out, into
+
+
+def with_context(
+    before: dict[str, MemoryRow], events: Iterable[Opened]
+) -> tuple[dict[str, MemoryRow], list[MemoryRow], list[MemoryRow]]:
+    """Fold embedded events: each brings the context of the text the memory holds now.
+
+    Returns the changed rows, those whose context postings must go and those whose must come.
+    """
+    after: dict[str, MemoryRow] = {}
+    for event in events:
+        r, payload = event.record, event.payload
+        row = after.get(r.memory_id or "") or before.get(r.memory_id or "")
+        source = r.causation.position if r.causation else None
+        if (
+            row is None
+            or row.status != ACTIVE
+            or source != row.text_position
+            or not isinstance(payload, MemoryEmbedded)
+        ):
+            continue
+        prev = None if payload.context_memory_id is None else doc_id(payload.context_memory_id)
+        after[row.memory_id] = replace(row, context=payload.context_text, prev_doc=prev)
+    out = [before[m] for m in after if m in before and before[m].context]
+    into = [row for row in after.values() if row.context]
+    return after, out, into

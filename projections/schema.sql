@@ -12,7 +12,9 @@ CREATE TABLE IF NOT EXISTS memories (
     created_position BIGINT NOT NULL,
     text_position BIGINT NOT NULL,       -- input position of the text now held
     version INTEGER NOT NULL,
-    length INTEGER NOT NULL              -- index terms in the text (BM25 document length)
+    length INTEGER NOT NULL,             -- index terms in the text (BM25 document length)
+    context VARCHAR,                     -- the text with the memory before it (from the embedder)
+    prev_doc BIGINT                      -- that memory: the neighbour recall propagates to
 );
 CREATE TABLE IF NOT EXISTS versions (
     memory_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, version INTEGER NOT NULL,
@@ -23,13 +25,16 @@ CREATE TABLE IF NOT EXISTS feedback (
     memory_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, position BIGINT NOT NULL,
     useful BOOLEAN NOT NULL, note VARCHAR, recorded_at TIMESTAMPTZ NOT NULL
 );
+-- BM25 per (namespace, field): field 0 is the dated text, field 1 the text in its context.
 CREATE TABLE IF NOT EXISTS postings (
-    namespace VARCHAR NOT NULL, term VARCHAR NOT NULL, doc BIGINT NOT NULL, tf INTEGER NOT NULL
+    namespace VARCHAR NOT NULL, field SMALLINT NOT NULL, term VARCHAR NOT NULL,
+    doc BIGINT NOT NULL, tf INTEGER NOT NULL, dl INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS term_stats (
-    namespace VARCHAR NOT NULL, term VARCHAR NOT NULL, df BIGINT NOT NULL,
-    PRIMARY KEY (namespace, term)
+    namespace VARCHAR NOT NULL, field SMALLINT NOT NULL, term VARCHAR NOT NULL,
+    df BIGINT NOT NULL, PRIMARY KEY (namespace, field, term)
 );
 CREATE TABLE IF NOT EXISTS corpus (
-    namespace VARCHAR PRIMARY KEY, docs BIGINT NOT NULL, total_length BIGINT NOT NULL
+    namespace VARCHAR NOT NULL, field SMALLINT NOT NULL, docs BIGINT NOT NULL,
+    total_length BIGINT NOT NULL, PRIMARY KEY (namespace, field)
 );

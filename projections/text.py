@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from datetime import datetime
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _VOWELS = frozenset("aeiouy")
@@ -58,3 +59,19 @@ def tokenize(text: str) -> list[str]:
     """The text's index terms, in order (repeats kept: term frequency counts them)."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     return [stem(w) for w in _WORD.findall(folded) if w not in STOP_WORDS]
+
+
+def date_words(moment: datetime | None) -> str:
+    """A day as words a question may use: "8 May 2023"."""
+    return "" if moment is None else f"{moment.day} {moment:%B} {moment.year}"
+
+
+def dated(text: str, moment: datetime | None) -> str:
+    """The text with its date in front, as it is indexed and embedded."""
+    words = date_words(moment)
+    return f"{words}: {text}" if words else text
+
+
+def in_context(text: str, moment: datetime | None, previous: str) -> str:
+    """The text with the memory before it, as one passage."""
+    return dated(f"{previous} {text}", moment)

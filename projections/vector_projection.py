@@ -36,6 +36,8 @@ from projections.memstate import doc_id
 from projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
 
 DEAD = -1
+TEXT, CONTEXT = "text", "context"
+FIELDS = (TEXT, CONTEXT)
 
 
 class VectorSettings(BaseModel):
@@ -67,7 +69,7 @@ class VectorProjection:
                 dim, hnsw_above=s.hnsw_above, hnsw_m=s.hnsw_m, ef_search=s.ef_search
             )
         )
-        self._indexes: dict[str, VectorIndex] = {}
+        self._indexes: dict[tuple[str, str], VectorIndex] = {}  # (namespace, field)
         self._text_at: dict[int, int] = {}  # doc -> input position of its text, or DEAD
         self._namespace_of: dict[int, str] = {}
         self._positions = {INPUT_STREAM: 0, EMBEDDED_STREAM: 0}
@@ -105,7 +107,7 @@ class VectorProjection:
         self._advance(INPUT_STREAM, events)
 
     def apply_embedded(self, events: Sequence[Opened]) -> None:
-        by_namespace: dict[str, tuple[list[int], list[Vectors]]] = {}
+        batches: dict[tuple[str, str], tuple[list[int], list[Vectors]]] = {}
         for event in events:
             r, payload = event.record, event.payload
             if not isinstance(payload, MemoryEmbedded) or r.memory_id is None:
@@ -117,24 +119,28 @@ class VectorProjection:
             source = r.causation.position if r.causation else -2
             if self._text_at.get(doc) != source:
                 continue  # not (or no longer) the text the memory holds
-            ids, vectors = by_namespace.setdefault(r.namespace, ([], []))
-            ids.append(doc)
-            vectors.append(payload.array())
-        for namespace, (ids, vectors) in by_namespace.items():
+            for field, vector in ((TEXT, payload.array()), (CONTEXT, payload.context_array())):
+                if vector is not None:
+                    ids, vectors = batches.setdefault((r.namespace, field), ([], []))
+                    ids.append(doc)
+                    vectors.append(vector)
+        for key, (ids, vectors) in batches.items():
             matrix = np.stack(vectors).astype(np.float32)
-            index = self._indexes.get(namespace)
+            index = self._indexes.get(key)
             if index is None:
-                index = self._indexes[namespace] = self._factory(matrix.shape[1])
+                index = self._indexes[key] = self._factory(matrix.shape[1])
             index.upsert(np.array(ids, np.int64), matrix)
         self._advance(EMBEDDED_STREAM, events)
 
     def _drop(self, namespace: str, doc: int) -> None:
-        index = self._indexes.get(namespace)
-        if index is not None:
-            index.remove(np.array([doc], np.int64))
+        for field in FIELDS:
+            index = self._indexes.get((namespace, field))
+            if index is not None:
+                index.remove(np.array([doc], np.int64))
 
     def _erase(self, namespace: str) -> None:
-        self._indexes.pop(namespace, None)
+        for field in FIELDS:
+            self._indexes.pop((namespace, field), None)
         for doc in [d for d, ns in self._namespace_of.items() if ns == namespace]:
             self._text_at[doc] = DEAD
 
@@ -147,18 +153,22 @@ class VectorProjection:
 
     # -- reading -------------------------------------------------------------------------
 
-    def search(self, namespace: str, query: Vectors, k: int) -> list[tuple[int, float]]:
-        index = self._indexes.get(namespace)
+    def search(
+        self, namespace: str, query: Vectors, k: int, field: str = TEXT
+    ) -> list[tuple[int, float]]:
+        index = self._indexes.get((namespace, field))
         if index is None or len(index) == 0 or k <= 0:
             return []
         ids, scores = index.search(query.reshape(1, -1), min(k, len(index)))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def count(self) -> int:
-        return sum(len(index) for index in self._indexes.values())
+    def count(self, field: str = TEXT) -> int:
+        return sum(len(index) for (_, f), index in self._indexes.items() if f == field)
 
     def checksums(self) -> dict[str, str]:
-        return {ns: checksum(index) for ns, index in sorted(self._indexes.items())}
+        return {
+            f"{ns}/{field}": checksum(index) for (ns, field), index in sorted(self._indexes.items())
+        }
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -170,10 +180,10 @@ class VectorProjection:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         files = {}
-        for n, (namespace, index) in enumerate(sorted(self._indexes.items())):
+        for n, ((namespace, field), index) in enumerate(sorted(self._indexes.items())):
             ids, vectors = index.export()
-            files[namespace] = f"ns{n}.npz"
-            np.savez(tmp / files[namespace], ids=ids, vectors=vectors)
+            files[f"{field}/{namespace}"] = f"index{n}.npz"
+            np.savez(tmp / files[f"{field}/{namespace}"], ids=ids, vectors=vectors)
         docs = np.array(list(self._text_at), np.int64)
         names = sorted(set(self._namespace_of.values()))
         code = {name: i for i, name in enumerate(names)}
@@ -210,11 +220,12 @@ class VectorProjection:
                 int(d): names[int(c)]
                 for d, c in zip(state["docs"], state["namespace"], strict=True)
             }
-            for namespace, name in manifest["files"].items():
+            for key, name in manifest["files"].items():
+                field, _, namespace = key.partition("/")
                 arrays = np.load(directory / name)
                 index = self._factory(int(arrays["vectors"].shape[1]))
                 index.upsert(arrays["ids"], arrays["vectors"])
-                self._indexes[namespace] = index
+                self._indexes[(namespace, field)] = index
             self._positions = {k: int(v) for k, v in manifest["positions"].items()}
             self.model_id = manifest["model_id"]
         except (OSError, KeyError, ValueError, IndexError) as exc:

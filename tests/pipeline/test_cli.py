@@ -184,7 +184,9 @@ def test_sync_stats_list_get_rebuild(tmp_path: Path) -> None:
     assert row["text"] == "Alice moved to Lyon" and row["status"] == "active"
     listed = mnemo(home, "list", "--ns", "alice", "--json").stdout.splitlines()
     assert [json.loads(line)["text"] for line in listed] == [
-        "Alice moved to Lyon", "Alice adopted a cat"]
+        "Alice moved to Lyon",
+        "Alice adopted a cat",
+    ]
     assert ok_json(home, "rebuild")["replayed"] == 4
     past = ok_json(home, "rebuild", "--as-of", "1", "--into", str(tmp_path / "past"))
     assert past["stats"]["memories"]["total"] == 1

@@ -151,7 +151,7 @@ def test_stats_report_lag_before_sync(home: Path) -> None:
         mem.store("two", namespace="n")
         stats = mem.stats()
         assert stats["actors"]["embedder"] == {"processed": 0, "lag": 2}
-        assert stats["projections"]["duckdb"]["lag"] == {"input": 2}
+        assert stats["projections"]["duckdb"]["lag"] == {"input": 2, "embedded": 0}
         mem.sync()
         stats = mem.stats()
         assert stats["actors"]["embedder"] == {"processed": 2, "lag": 0}
@@ -167,3 +167,43 @@ def test_bad_as_of_is_refused(home: Path, bad: str) -> None:
 
     with pytest.raises(ValidationError, match="as-of"):
         Memory.open(home=home, as_of=bad)
+
+
+def test_context_is_the_previous_memory_within_the_window(home: Path) -> None:
+    """Each memory is also indexed and embedded with the memory stored before it in its
+    namespace, if that happened within `context_hours`; the link is kept as `prev_doc`."""
+    from projections.lexical import BM25Settings, bm25
+    from projections.memstate import doc_id
+
+    t = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    with Memory.open(settings=_settings(home)) as mem:
+        a = mem.store(
+            "Caroline: I went to the adoption agency yesterday", namespace="c", occurred_at=t
+        )
+        b = mem.store("Melanie: How did it go?", namespace="c", occurred_at=t)
+        other = mem.store("Unrelated note", namespace="elsewhere", occurred_at=t)
+        c = mem.store(
+            "Melanie: Back from the lake!",
+            namespace="c",
+            occurred_at=datetime(2023, 5, 20, tzinfo=UTC),
+        )
+        mem.sync()
+        rb, rc = mem.get(b.memory_id), mem.get(c.memory_id)
+        assert rb is not None and rc is not None
+        assert rb.prev_doc == doc_id(a.memory_id)
+        assert (
+            rb.context == "8 May 2023: Caroline: I went to the adoption agency yesterday "
+            "Melanie: How did it go?"
+        )
+        assert rc.context is None and rc.prev_doc is None  # twelve days later: no context
+        assert mem.get(other.memory_id).prev_doc is None  # type: ignore[union-attr]
+        con = mem.runtime.projector.duck.con
+        found = [d for d, _ in bm25(con, "c", "adoption agency", 5, BM25Settings(), field=1)]
+        assert found == [doc_id(b.memory_id)]  # a has no context: it was the first
+        assert doc_id(b.memory_id) not in [
+            d for d, _ in bm25(con, "c", "adoption agency", 5, BM25Settings(), field=0)
+        ]
+        assert mem.runtime.projector.vectors.count("context") == 1
+        before = mem.checksums()
+        mem.rebuild()
+        assert mem.checksums() == before

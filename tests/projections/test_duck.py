@@ -12,7 +12,7 @@ from projections.duck import DuckProjection
 from projections.errors import ProjectionError
 from projections.lexical import BM25Settings, bm25
 from projections.memstate import doc_id
-from projections.text import tokenize
+from projections.text import dated, tokenize
 from tests.projections.events import Events
 
 QUERIES = [
@@ -47,7 +47,10 @@ def test_bm25_matches_rank_bm25_after_incremental_changes() -> None:
     duck, ev = DuckProjection(), Events()
     active = _corpus(duck, ev)
     ids = list(active)
-    reference = BM25Okapi([tokenize(active[m]) for m in ids])
+    rows = {m: duck.get(m) for m in ids}
+    reference = BM25Okapi(
+        [tokenize(dated(active[m], rows[m].occurred_at)) for m in ids]  # type: ignore[union-attr]
+    )
     for query in QUERIES:
         ours = dict(bm25(duck.con, "n", query, 1000, BM25Settings()))
         want = reference.get_scores(tokenize(query))
@@ -85,7 +88,7 @@ def test_a_failed_batch_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None
     duck.apply("input", [ev.stored("a", "first memory")])
     before = duck.checksums()
 
-    def broken(rows: object) -> None:
+    def broken(rows: object, fields: object) -> None:
         raise __import__("duckdb").Error("disk on fire")
 
     monkeypatch.setattr(duck, "_index", broken)

@@ -13,7 +13,7 @@ from tests.projections.events import Events
 
 
 def _ids(vp: VectorProjection, ns: str = "n") -> set[int]:
-    index = vp._indexes.get(ns)
+    index = vp._indexes.get((ns, "text"))
     return set() if index is None else set(index.export()[0].tolist())
 
 
