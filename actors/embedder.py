@@ -213,23 +213,30 @@ class EmbedderActor:
         vectors = self.embedder.embed(own + with_context)
         context_vectors = iter(vectors[len(own) :])
         model_id = self.embedder.model_id
-        return [
-            Derived(
-                kind=MEMORY_EMBEDDED,
-                namespace=o.record.namespace,
-                memory_id=o.record.memory_id,
-                payload=MemoryEmbedded.of(
-                    model_id,
-                    vector,
-                    None if context is None else next(context_vectors),
-                    context,
-                    None if previous is None else previous.record.memory_id,
-                ),
-                source_position=o.record.position,
-                occurred_at=o.record.occurred_at,
+        out = []
+        for (o, _, previous), text, vector, context in zip(
+            jobs, own, vectors[: len(own)], contexts, strict=True
+        ):
+            # With nothing before it, a memory is its own context: every memory is then a
+            # document of both the plain and the in-context channels.
+            payload = MemoryEmbedded.of(
+                model_id,
+                vector,
+                vector if context is None else next(context_vectors),
+                text if context is None else context,
+                None if previous is None else previous.record.memory_id,
             )
-            for (o, _, previous), vector, context in zip(jobs, vectors, contexts, strict=False)
-        ]
+            out.append(
+                Derived(
+                    kind=MEMORY_EMBEDDED,
+                    namespace=o.record.namespace,
+                    memory_id=o.record.memory_id,
+                    payload=payload,
+                    source_position=o.record.position,
+                    occurred_at=o.record.occurred_at,
+                )
+            )
+        return out
 
 
 def _close(previous: Opened, current: Opened, window: timedelta) -> bool:

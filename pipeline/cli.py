@@ -155,6 +155,23 @@ def _row_line(row: MemoryRow) -> str:
     return f"{row.memory_id}  {row.status:<9} v{row.version}  {row.namespace:<16} {text}"
 
 
+def _cmd_recall(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        hits = mem.recall(args.query, args.ns, args.k, as_of=args.as_of)
+    if args.json:
+        print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
+        return 0
+    for rank, hit in enumerate(hits, 1):
+        when = "" if hit.occurred_at is None else f"{hit.occurred_at:%Y-%m-%d} "
+        print(f"{rank:>3}. {hit.score:7.3f}  {when}{hit.text}")
+        if args.explain:
+            channels = ", ".join(f"{c} {v:.3f}" for c, v in sorted(hit.channels.items()))
+            origin = ", ".join(f"{p['kind']}@{p['stream']}:{p['position']}" for p in hit.provenance)
+            print(f"       {hit.memory_id}  channels: {channels or 'neighbour only'}")
+            print(f"       from {origin}")
+    return 0
+
+
 def _cmd_get(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         row = mem.get(args.memory_id)
@@ -219,6 +236,26 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     )
     lines.append(f"disk bytes {stats['disk_bytes']}")
     _emit(args, stats, "\n".join(lines))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline.evaluate import format_report, run_locomo
+
+    try:
+        ks = sorted({int(k) for k in args.k.split(",")})
+    except ValueError as exc:
+        raise ValidationError(f"--k takes numbers separated by commas: {args.k!r}") from exc
+    if not ks or ks[0] < 1:
+        raise ValidationError("--k takes positive numbers")
+    settings = load_settings(config_file=args.config)
+    report = run_locomo(Path(args.file), ks, settings)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(format_report(report))
     return 0
 
 
@@ -308,6 +345,13 @@ def _add_read_commands(command: AddCommand) -> None:
     p = command("history", _cmd_history, "print one memory's events, oldest first")
     p.add_argument("memory_id")
 
+    p = command("recall", _cmd_recall, "the memories that best answer a query")
+    p.add_argument("query")
+    p.add_argument("--ns", required=True)
+    p.add_argument("-k", type=int, default=10, help="how many (default 10)")
+    p.add_argument("--explain", action="store_true", help="show channel scores and provenance")
+    p.add_argument("--as-of", help="recall as of an input position or ISO 8601 time")
+
     p = command("get", _cmd_get, "print a memory as it stands now")
     p.add_argument("memory_id")
 
@@ -323,6 +367,11 @@ def _add_read_commands(command: AddCommand) -> None:
     p = command("rebuild", _cmd_rebuild, "drop the projections and replay the log")
     p.add_argument("--as-of", help="an input position or ISO 8601 time: build the past")
     p.add_argument("--into", help="with --as-of: the directory to build into (kept)")
+
+    p = command("eval", _cmd_eval, "measure recall on a benchmark (the shared protocol)")
+    p.add_argument("dataset", choices=["locomo"])
+    p.add_argument("file", help="a LoCoMo JSON file")
+    p.add_argument("--k", default="1,5,10,25", help="cut-offs, e.g. 1,5,10,25")
 
     p = command("bench", _cmd_bench, "measure the log, the embedder or a rebuild here")
     p.add_argument("target", choices=["log", "embedder", "rebuild"], help="what to measure")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from actors.embedder import EmbedderSettings
+from actors.query import QuerySettings
 from eventlog.settings import LogSettings
 from pipeline.errors import ConfigError
 from projections.lexical import BM25Settings
@@ -52,6 +53,7 @@ class Settings(BaseModel):
     lexical: BM25Settings = Field(default_factory=BM25Settings)
     vectors: VectorSettings = Field(default_factory=VectorSettings)
     projections: ProjectionSettings = Field(default_factory=ProjectionSettings)
+    query: QuerySettings = Field(default_factory=QuerySettings)
 
     @property
     def home(self) -> Path:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from actors.query import CHANNELS, Hit
 from eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
 from eventlog import validation as check
-from eventlog.errors import ValidationError
+from eventlog.errors import NamespaceNotFound, ValidationError
 from eventlog.payloads import Metadata
 from eventlog.schema import INPUT_STREAM
 from pipeline.config import Settings, load_settings
@@ -134,6 +135,57 @@ class Memory:
         source = self._log.stream(stream)
         for record in source.read(start, namespace=namespace, kind=kind):
             yield self._log.view(stream, record)
+
+    def recall(
+        self,
+        query: str,
+        namespace: str,
+        k: int = 10,
+        *,
+        min_position: int | None = None,
+        as_of: int | str | datetime | None = None,
+        filters: Metadata | None = None,
+        weights: Mapping[str, float] | None = None,
+        neighbor_weight: float | None = None,
+    ) -> list[Hit]:
+        """The k memories of the namespace that best answer the query, best first.
+
+        Every channel's score is on each hit (`hit.channels`), and where it came from in the
+        log (`hit.provenance`). `min_position` is a position your store returned: recall then
+        sees that write (read-your-writes). `as_of` recalls what was known at that point.
+        `filters` keeps memories whose metadata has those values. `weights` (channel -> weight)
+        and `neighbor_weight` override the configured fusion for this call (evaluations use
+        them to run single-channel baselines).
+        """
+        query = check.text(query, self.settings.log)
+        check.namespace(namespace)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.settings.query.max_k:
+            raise ValidationError(f"k must be a whole number from 1 to {self.settings.query.max_k}")
+        wanted = check.metadata(filters, self.settings.log)
+        if min_position is not None and (
+            isinstance(min_position, bool)
+            or not isinstance(min_position, int)
+            or not 0 <= min_position <= self._log.input.last_position
+        ):
+            raise ValidationError(f"min_position {min_position!r} is not a position of this log")
+        if namespace not in self._inputs.namespaces():
+            raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
+        if as_of is not None:
+            with Memory.open(settings=self.settings, as_of=as_of) as past:
+                return past.recall(
+                    query,
+                    namespace,
+                    k,
+                    filters=filters,
+                    weights=weights,
+                    neighbor_weight=neighbor_weight,
+                )
+        if weights is not None and not set(weights) <= set(CHANNELS):
+            raise ValidationError(f"unknown channels {sorted(set(weights) - set(CHANNELS))}")
+        self._runtime.sync()  # embedded: catch up inline, so every acknowledged write is seen
+        return self._runtime.engine.recall(
+            query, namespace, k, filters=wanted, weights=weights, neighbor_weight=neighbor_weight
+        )
 
     def get(self, memory_id: str) -> MemoryRow | None:
         """The memory as it stands (text, status, metadata, times), from the projection."""

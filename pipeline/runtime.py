@@ -14,6 +14,7 @@ from typing import Any
 
 from actors.embedder import EmbedderActor
 from actors.follower import Follower
+from actors.query import QueryEngine
 from eventlog import EventLog
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
 from pipeline.config import Settings
@@ -53,6 +54,7 @@ class Runtime:
                 projections_dir = Path(self._tmp.name)
         self.projections_dir = projections_dir
         self._projector: Projector | None = None
+        self._engine: QueryEngine | None = None
 
     @property
     def projector(self) -> Projector:
@@ -72,6 +74,21 @@ class Runtime:
         return Projector(
             directory, self.settings.vectors, batch_size=self.settings.projections.batch_size
         )
+
+    @property
+    def engine(self) -> QueryEngine:
+        if self._engine is None:
+            embedder = self.followers[0]
+            assert isinstance(embedder, EmbedderActor)
+            p = self.projector
+            self._engine = QueryEngine(
+                p.duck,
+                p.vectors,
+                embedder.embedder.embed,
+                self.settings.query,
+                self.settings.lexical,
+            )
+        return self._engine
 
     def project(self) -> int:
         """Fold what is new in the log into the projections (no model needed)."""
@@ -144,6 +161,9 @@ class Runtime:
         }
 
     def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         if self._projector is not None:
             self._projector.close()
             self._projector = None

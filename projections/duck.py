@@ -312,6 +312,33 @@ class DuckProjection:
         ).fetchall()
         return {row[1]: MemoryRow(*row) for row in found}
 
+    def neighbours(self, namespace: str, docs: Sequence[int]) -> dict[int, list[int]]:
+        """For the docs and the docs next to them: each one's neighbours (before and after)."""
+        if not docs:
+            return {}
+        self._insert("_near", pa.table({"doc": pa.array(list(docs), pa.int64())}))
+        pairs = self.con.execute(
+            "SELECT doc, prev_doc FROM memories WHERE namespace = ? AND prev_doc IS NOT NULL "
+            "AND (doc IN (SELECT doc FROM _near) OR prev_doc IN (SELECT doc FROM _near))",
+            [namespace],
+        ).fetchall()
+        out: dict[int, list[int]] = {int(d): [] for d in docs}
+        for doc, prev in pairs:
+            out.setdefault(int(doc), []).append(int(prev))
+            out.setdefault(int(prev), []).append(int(doc))
+        return out
+
+    def feedback_balance(self, memory_ids: Sequence[str]) -> dict[str, int]:
+        """Useful minus not-useful votes per memory."""
+        if not memory_ids:
+            return {}
+        self._insert("_fb", pa.table({"memory_id": pa.array(list(memory_ids), pa.string())}))
+        rows = self.con.execute(
+            "SELECT memory_id, sum(CASE WHEN useful THEN 1 ELSE -1 END) FROM feedback "
+            "WHERE memory_id IN (SELECT memory_id FROM _fb) GROUP BY memory_id"
+        ).fetchall()
+        return {str(m): int(n) for m, n in rows}
+
     def counts(self) -> dict[str, int]:
         rows = self.con.execute("SELECT status, count(*) FROM memories GROUP BY status").fetchall()
         return {str(status): int(n) for status, n in rows}

@@ -1,0 +1,171 @@
+"""Fused recall through the Python API: real model, DuckDB, FAISS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from eventlog.errors import NamespaceNotFound, ValidationError
+from pipeline import Memory
+from pipeline.config import load_settings
+
+FACTS = [
+    "Alice moved to Lyon in May and works at a bakery.",
+    "Alice adopted a dog named Pepper last spring.",
+    "Alice's sister is getting married in June.",
+    "Alice prefers green tea over coffee.",
+    "Alice is training for the Paris marathon.",
+]
+
+
+@pytest.fixture
+def mem(home: Path):  # type: ignore[no-untyped-def]
+    with Memory.open(home=home) as m:
+        for i, text in enumerate(FACTS):
+            m.store(
+                text,
+                namespace="alice",
+                metadata={"topic": "pets" if "dog" in text else "x"},
+                occurred_at=datetime(2024, 5, 1 + i, tzinfo=UTC),
+            )
+        m.store("Bob adopted a cat named Miso.", namespace="bob")
+        yield m
+
+
+def test_the_best_memory_comes_first_with_its_explanation(mem: Memory) -> None:
+    hits = mem.recall("What is the name of Alice's dog?", namespace="alice", k=3)
+    assert hits[0].text == FACTS[1]
+    top = hits[0]
+    assert top.score >= hits[1].score >= hits[2].score
+    assert {"semantic", "lexical"} <= set(top.channels)
+    assert top.status == "active" and top.namespace == "alice"
+    assert top.occurred_at == datetime(2024, 5, 2, tzinfo=UTC)
+    assert top.provenance == [{"stream": "input", "position": 2, "kind": "memory.stored"}]
+    assert top.metadata == {"topic": "pets"}
+
+
+def test_read_your_writes(mem: Memory) -> None:
+    r = mem.store("Alice bought a red kayak yesterday.", namespace="alice")
+    hits = mem.recall("kayak", namespace="alice", k=1, min_position=r.position)
+    assert hits[0].memory_id == r.memory_id
+
+
+def test_updates_and_forgets_are_seen(mem: Memory) -> None:
+    tea = mem.recall("tea or coffee", namespace="alice", k=1)[0]
+    mem.update(tea.memory_id, "Alice switched to drinking coffee every morning.")
+    assert mem.recall("tea or coffee", namespace="alice", k=1)[0].text.startswith("Alice switched")  # type: ignore[union-attr]
+    dog = mem.recall("dog", namespace="alice", k=1)[0]
+    mem.forget(dog.memory_id)
+    assert dog.memory_id not in [h.memory_id for h in mem.recall("dog", namespace="alice", k=5)]
+
+
+def test_namespaces_are_isolated(mem: Memory) -> None:
+    hits = mem.recall("adopted a cat named Miso", namespace="alice", k=10)
+    assert all(h.namespace == "alice" for h in hits)
+    assert mem.recall("cat Miso", namespace="bob", k=10)[0].text == "Bob adopted a cat named Miso."
+
+
+def test_filters_on_metadata(mem: Memory) -> None:
+    hits = mem.recall("Alice", namespace="alice", k=10, filters={"topic": "pets"})
+    assert [h.text for h in hits] == [FACTS[1]]
+
+
+def test_k_is_respected(mem: Memory) -> None:
+    assert len(mem.recall("Alice", namespace="alice", k=2)) == 2
+    assert len(mem.recall("Alice", namespace="alice", k=50)) == 5
+
+
+def test_recall_as_of_the_past(mem: Memory) -> None:
+    late = mem.store("Alice now lives in Marseille.", namespace="alice")
+    now = [h.memory_id for h in mem.recall("where does Alice live", namespace="alice", k=10)]
+    past = [
+        h.memory_id
+        for h in mem.recall(
+            "where does Alice live", namespace="alice", k=10, as_of=late.position - 1
+        )
+    ]
+    assert late.memory_id in now and late.memory_id not in past
+
+
+def test_erased_namespace_recalls_nothing(mem: Memory) -> None:
+    mem.erase("bob")
+    assert mem.recall("cat", namespace="bob", k=5) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "'; DROP TABLE memories; --",
+        'Alice" OR 1=1',
+        "a* AND b~ NOT (c:d)",
+        "[a-z]+(?=x)\\",
+        "\u202eecilA\u202c",
+        "🐶 dog 🐕",
+        "SELECT * FROM postings",
+        "%_%",
+        "$ns $k",
+    ],
+)
+def test_hostile_queries_are_answered_safely(mem: Memory, query: str) -> None:
+    hits = mem.recall(query, namespace="alice", k=5)
+    assert all(h.namespace == "alice" for h in hits)
+    assert mem.stats()["memories"]["total"] == 6  # nothing changed
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"query": ""}, "empty"),
+        ({"query": "nul\x00byte"}, "NUL"),
+        ({"query": "x" * (2 << 20)}, "over the limit"),
+        ({"query": 42}, "must be a string"),
+        ({"k": 0}, "k must be"),
+        ({"k": 10**6}, "k must be"),
+        ({"k": True}, "k must be"),
+        ({"namespace": "no such"}, "namespace must match"),
+        ({"filters": {"a": {"b": 1}}}, "flat"),
+        ({"min_position": 999}, "min_position"),
+        ({"weights": {"telepathy": 1.0}}, "unknown channels"),
+    ],
+)
+def test_bad_recall_calls_are_refused(mem: Memory, kwargs: dict[str, object], message: str) -> None:
+    call: dict[str, object] = {"query": "Alice", "namespace": "alice", "k": 5, **kwargs}
+    with pytest.raises(ValidationError, match=message):
+        mem.recall(**call)  # type: ignore[arg-type]
+
+
+def test_unknown_namespace(mem: Memory) -> None:
+    with pytest.raises(NamespaceNotFound):
+        mem.recall("anything", namespace="carol")
+
+
+def test_feedback_moves_a_memory_by_the_configured_weight(mem: Memory) -> None:
+    """Score += feedback_weight * tanh(useful - not useful); ranks follow the scores."""
+    import math
+
+    query = "What does Alice do?"
+    before = {h.memory_id: h.score for h in mem.recall(query, namespace="alice", k=5)}
+    target = list(before)[-1]
+    for _ in range(3):
+        mem.feedback(target, useful=True)
+    mem.feedback(next(iter(before)), useful=False)
+    after = {h.memory_id: h.score for h in mem.recall(query, namespace="alice", k=5)}
+    weight = mem.settings.query.feedback_weight
+    assert after[target] - before[target] == pytest.approx(weight * math.tanh(3))
+    first = next(iter(before))
+    assert after[first] - before[first] == pytest.approx(-weight * math.tanh(1))
+    ranked = sorted(after, key=lambda m: -after[m])
+    assert ranked.index(target) <= list(before).index(target)
+
+
+def test_rrf_fusion_is_selectable(home: Path) -> None:
+    settings = load_settings(home=home)
+    settings = settings.model_copy(
+        update={"query": settings.query.model_copy(update={"fusion": "rrf"})}
+    )
+    with Memory.open(settings=settings) as m:
+        for text in FACTS:
+            m.store(text, namespace="alice")
+        assert m.recall("name of the dog", namespace="alice", k=1)[0].text == FACTS[1]
