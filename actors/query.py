@@ -25,10 +25,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from eventlog.schema import INPUT_STREAM
+from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
 from projections.duck import DuckProjection
-from projections.lexical import BM25Settings, bm25
+from projections.lexical import BM25Settings, LexicalIndex
 from projections.memstate import ACTIVE, CONTEXT_FIELD, TEXT_FIELD, MemoryRow
+from projections.text import tokenize
 from projections.vector_projection import CONTEXT, TEXT, VectorProjection
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
@@ -94,7 +95,11 @@ class QueryEngine:
         self.vectors = vectors
         self.embed = embed
         self.settings = settings or QuerySettings()
-        self.lexical = lexical or BM25Settings()
+        self.lexical = LexicalIndex(
+            duck.con,
+            lexical or BM25Settings(),
+            lambda: (duck.applied(INPUT_STREAM), duck.applied(EMBEDDED_STREAM)),
+        )
         self._pool = ThreadPoolExecutor(max_workers=len(CHANNELS), thread_name_prefix="channel")
 
     def recall(
@@ -114,16 +119,23 @@ class QueryEngine:
         a = self.settings.neighbor_weight if neighbor_weight is None else neighbor_weight
         if a > 0 and fused:
             fused = self._propagate(namespace, fused, a)
-        rows = self.duck.rows_by_doc(list(fused))
-        fused = self._adjust(fused, rows)
+        fused = self._adjust(fused)
+        ranked = sorted(fused, key=lambda d: (-fused[d], d))
         hits: list[Hit] = []
-        for doc in sorted(fused, key=lambda d: (-fused[d], d)):
-            row = rows.get(doc)
-            if row is None or row.status != ACTIVE or not _matches(row, filters):
-                continue
-            hits.append(self._hit(row, fused[doc], {c: s[doc] for c, s in raw.items() if doc in s}))
-            if len(hits) == k:
-                break
+        # Rows are read for the best slice only, and the next slice when filters or
+        # inactive neighbours thin it out.
+        step = max(2 * k, k + 20)
+        for start in range(0, len(ranked), step):
+            chunk = ranked[start : start + step]
+            rows = self.duck.rows_by_doc(chunk)
+            for doc in chunk:
+                row = rows.get(doc)
+                if row is None or row.status != ACTIVE or not _matches(row, filters):
+                    continue
+                channels = {c: s[doc] for c, s in raw.items() if doc in s}
+                hits.append(self._hit(row, fused[doc], channels))
+                if len(hits) == k:
+                    return hits
         return hits
 
     # -- channels ------------------------------------------------------------------------
@@ -132,6 +144,7 @@ class QueryEngine:
         self, query: str, namespace: str, active: Sequence[str]
     ) -> dict[str, dict[int, float]]:
         n = self.settings.candidates
+        terms = tokenize(query)
         semantic = [c for c in active if c.startswith("semantic")]
         vector = self.embed([query])[0] if semantic else np.zeros(0, np.float32)
         jobs = {}
@@ -141,9 +154,7 @@ class QueryEngine:
                 jobs[channel] = self._pool.submit(self.vectors.search, namespace, vector, n, kind)
             elif channel in ("lexical", "lexical_context"):
                 fld = TEXT_FIELD if channel == "lexical" else CONTEXT_FIELD
-                jobs[channel] = self._pool.submit(
-                    bm25, self.duck.con, namespace, query, n, self.lexical, fld
-                )
+                jobs[channel] = self._pool.submit(self.lexical.search, namespace, terms, n, fld)
         return {channel: dict(job.result()) for channel, job in jobs.items()}
 
     # -- fusion --------------------------------------------------------------------------
@@ -163,8 +174,8 @@ class QueryEngine:
                     fused[d] += w / (self.settings.rrf_k + rank)
                 continue
             values = np.array(list(scores.values()), np.float64)
-            spread = values.std() or 1.0
-            z = {d: (s - values.mean()) / spread for d, s in scores.items()}
+            mean, spread = float(values.mean()), float(values.std()) or 1.0
+            z = {d: (s - mean) / spread for d, s in scores.items()}
             floor = min(z.values())
             for d in docs:
                 fused[d] += w * z.get(d, floor)
@@ -179,15 +190,12 @@ class QueryEngine:
             out[doc] = fused.get(doc, floor) + a * max(best, floor)
         return out
 
-    def _adjust(self, fused: dict[int, float], rows: Mapping[int, MemoryRow]) -> dict[int, float]:
+    def _adjust(self, fused: dict[int, float]) -> dict[int, float]:
         w = self.settings.feedback_weight
-        if w == 0:
+        if w == 0 or not fused:
             return fused
-        votes = self.duck.feedback_balance([r.memory_id for r in rows.values()])
-        return {
-            d: s + w * float(np.tanh(votes.get(rows[d].memory_id, 0))) if d in rows else s
-            for d, s in fused.items()
-        }
+        votes = self.duck.feedback_balance(list(fused))
+        return {d: s + w * float(np.tanh(votes[d])) if d in votes else s for d, s in fused.items()}
 
     def _hit(self, row: MemoryRow, score: float, channels: dict[str, float]) -> Hit:
         provenance = [

@@ -328,16 +328,17 @@ class DuckProjection:
             out.setdefault(int(prev), []).append(int(doc))
         return out
 
-    def feedback_balance(self, memory_ids: Sequence[str]) -> dict[str, int]:
-        """Useful minus not-useful votes per memory."""
-        if not memory_ids:
+    def feedback_balance(self, docs: Sequence[int]) -> dict[int, int]:
+        """Useful minus not-useful votes per doc (only docs with votes)."""
+        if not docs:
             return {}
-        self._insert("_fb", pa.table({"memory_id": pa.array(list(memory_ids), pa.string())}))
+        self._insert("_fb", pa.table({"doc": pa.array(list(docs), pa.int64())}))
         rows = self.con.execute(
-            "SELECT memory_id, sum(CASE WHEN useful THEN 1 ELSE -1 END) FROM feedback "
-            "WHERE memory_id IN (SELECT memory_id FROM _fb) GROUP BY memory_id"
+            "SELECT m.doc, sum(CASE WHEN f.useful THEN 1 ELSE -1 END) FROM feedback f "
+            "JOIN memories m USING (memory_id) WHERE m.doc IN (SELECT doc FROM _fb) "
+            "GROUP BY m.doc"
         ).fetchall()
-        return {str(m): int(n) for m, n in rows}
+        return {int(d): int(n) for d, n in rows}
 
     def counts(self) -> dict[str, int]:
         rows = self.con.execute("SELECT status, count(*) FROM memories GROUP BY status").fetchall()
