@@ -94,9 +94,20 @@ class Keyring:
                 self._save()
             return key_id
 
-    def seal(self, key_id: str, plaintext: bytes, aad: bytes) -> bytes:
+    def _entry(self, key_id: str) -> tuple[str, bytes] | None:
+        """The key, re-reading the file once if it is not known: another process (the log's
+        writer) may have made it since this one loaded the keyring."""
         with self._lock:
             entry = self._keys.get(key_id)
+            if entry is None and key_id not in self._destroyed and self._path.exists():
+                self._keys.clear()
+                self._destroyed.clear()
+                self._load()
+                entry = self._keys.get(key_id)
+            return entry
+
+    def seal(self, key_id: str, plaintext: bytes, aad: bytes) -> bytes:
+        entry = self._entry(key_id)
         if entry is None:
             if key_id in self._destroyed:
                 raise KeyErased(f"key {key_id!r} was destroyed: its namespace is erased")
@@ -107,8 +118,7 @@ class Keyring:
 
     def open(self, key_id: str, sealed: bytes, aad: bytes) -> bytes | None:
         """The plaintext, or None when the key was destroyed."""
-        with self._lock:
-            entry = self._keys.get(key_id)
+        entry = self._entry(key_id)
         if entry is None:
             if key_id in self._destroyed:
                 return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -107,11 +107,17 @@ class EventLog:
         settings: LogSettings | None = None,
         *,
         writable: bool = True,
+        writes: Collection[str] | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        """`writable`: this process owns the log (its lock and keyring) and writes the input.
+        `writes`: the streams this process may append to; by default all of them if
+        writable, none if not. A deriving actor in another process opens the log with
+        writable=False and writes={its output stream}."""
         self.directory = directory
         self.settings = settings or LogSettings()
         self.writable = writable
+        self.writes = None if writes is None else frozenset(writes)
         self._clock = clock
         self._streams: dict[str, ArrowStream] = {}
         self._streams_lock = threading.Lock()
@@ -142,11 +148,14 @@ class EventLog:
             stream = ArrowStream(
                 directory,
                 segment_bytes=self.settings.segment_bytes,
-                writable=self.writable,
+                writable=self.may_write(name),
                 clock=self._clock,
             )
             self._streams[name] = stream
         return stream
+
+    def may_write(self, name: str) -> bool:
+        return self.writable if self.writes is None else name in self.writes
 
     @property
     def input(self) -> ArrowStream:

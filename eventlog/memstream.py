@@ -88,6 +88,10 @@ class InMemoryStream:
         with self._lock:
             return self._by_event.get(event_id)
 
+    def refresh(self) -> int:
+        """Nothing to take in: every append happens in this object."""
+        return self.last_position
+
     def tail(self) -> Record | None:
         with self._lock:
             return self._records[-1] if self._records else None

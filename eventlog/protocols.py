@@ -52,6 +52,10 @@ class ReadableStream(Protocol):
         """The newest record, or None when the stream is empty."""
         ...
 
+    def refresh(self) -> int:
+        """Take in what another process's writer appended; return the last position."""
+        ...
+
     def verify(self) -> VerifyReport: ...
 
 

@@ -54,20 +54,24 @@ class ScanResult:
     size: int
 
 
-def scan_segment(path: Path) -> ScanResult:
-    """Every whole batch of a segment, and where the whole part of the file ends."""
+def scan_segment(path: Path, start: int = 0) -> ScanResult:
+    """Every whole batch of a segment (from byte `start`, a batch boundary past the header),
+    and where the whole part of the file ends."""
     try:
         data = pa.memory_map(str(path), "r")
     except (OSError, pa.ArrowException) as exc:
         raise StorageError(f"cannot open segment {path}: {exc}") from exc
     size = data.size()
-    try:
-        message = pa.ipc.read_message(data)
-        schema = pa.ipc.read_schema(message)
-    except (OSError, EOFError, pa.ArrowException):
-        return ScanResult([], 0, size)  # torn while the header was being written
-    if not schema.remove_metadata().equals(ENVELOPE_SCHEMA.remove_metadata()):
-        raise CorruptSegment(path, "schema is not the event envelope")
+    if start == 0:
+        try:
+            message = pa.ipc.read_message(data)
+            schema = pa.ipc.read_schema(message)
+        except (OSError, EOFError, pa.ArrowException):
+            return ScanResult([], 0, size)  # torn while the header was being written
+        if not schema.remove_metadata().equals(ENVELOPE_SCHEMA.remove_metadata()):
+            raise CorruptSegment(path, "schema is not the event envelope")
+    else:
+        data.seek(start)
     batches: list[pa.RecordBatch] = []
     good_end = data.tell()
     while good_end < size:

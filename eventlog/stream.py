@@ -116,6 +116,8 @@ class ArrowStream:
             self._writer_lock = WriterLock(directory / "WRITER", f"stream {directory}")
         self._active: ActiveSegment | None = None
         self._active_batches: list[pa.RecordBatch] = []
+        self._read_path: Path | None = None  # read-only: the active file followed, and how far
+        self._read_offset = 0
         self._open_segments()
         tail = self._tail_record()
         self._writer = ChainWriter(
@@ -156,7 +158,9 @@ class ArrowStream:
                 if cut:
                     log.warning("log.torn_tail_cut", segment=str(last), bytes=cut)
             else:
-                self._active_batches = scan_segment(last).batches
+                scan = scan_segment(last)
+                self._active_batches = scan.batches
+                self._read_path, self._read_offset = last, scan.good_end
         elif self._writable:
             self._active = ActiveSegment.create(segment_path(self._dir, 1))
             self._active_batches = self._active.batches
@@ -346,6 +350,33 @@ class ArrowStream:
 
     def get(self, event_id: str) -> Record | None:
         return self._find([event_id]).get(event_id)
+
+    def refresh(self) -> int:
+        """A read-only stream takes in what its writer (another process) has added since:
+        new batches, and segments sealed meanwhile. Returns the last position."""
+        if self._writable:
+            return self.last_position
+        with self._lock:
+            files = self._segment_files()
+            if not files:
+                return 0
+            if self._read_path is not None and files[-1] != self._read_path:
+                # What we followed was sealed meanwhile: it and any after it are sealed now.
+                self._active_batches, self._active_index = [], _ActiveIndex()
+                self._read_path, self._read_offset = None, 0
+            if self._read_path is None:
+                self._add_sealed(*(self._load_index(p) for p in files[len(self._sealed) : -1]))
+                self._read_path, self._read_offset = files[-1], 0
+            if self._read_path.stat().st_size > self._read_offset:
+                scan = scan_segment(self._read_path, self._read_offset)
+                self._active_batches.extend(scan.batches)
+                for batch in scan.batches:
+                    self._active_index.add(list(batch_to_records(batch)))
+                self._read_offset = scan.good_end
+            tail = self._tail_record()
+            if tail is not None:
+                self._writer.follow(tail)
+            return self.last_position
 
     def tail(self) -> Record | None:
         """The newest record, or None when the stream is empty."""

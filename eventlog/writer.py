@@ -67,6 +67,15 @@ class ChainWriter:
     def last_hash(self) -> bytes:
         return self._hash
 
+    def follow(self, tail: Record) -> None:
+        """For a reader following another process's writer: the stream now ends at `tail`."""
+        with self._turn:
+            self._position, self._hash, self._last_recorded = (
+                tail.position,
+                tail.hash,
+                tail.recorded_at,
+            )
+
     def append(self, drafts: Sequence[Draft]) -> list[Receipt]:
         if not drafts:
             return []

@@ -55,17 +55,20 @@ def run_follower(
     batch_size: int = 256,
     stop: int | None = None,
     start_after: int | None = None,
+    max_batches: int | None = None,
 ) -> tuple[int, int]:
-    """Process everything upstream past the resume point; return (upstream events read,
-    events derived)."""
+    """Process what is upstream past the resume point (at most `max_batches` batches, for
+    backpressure); return (upstream events read, events derived)."""
     upstream = event_log.stream(follower.upstream)
     output = event_log.stream(follower.output)
+    upstream.refresh()
     done = resume_position(event_log, follower) if start_after is None else start_after
-    read = derived = 0
+    read = derived = batches = 0
     while True:
         last = upstream.last_position if stop is None else min(stop, upstream.last_position)
-        if done >= last:
+        if done >= last or (max_batches is not None and batches >= max_batches):
             return read, derived
+        batches += 1
         began = time.perf_counter()
         records = list(upstream.read(done + 1, min(last, done + batch_size)))
         drafts = _seal_derived(event_log, follower, records)

@@ -112,6 +112,7 @@ class Projector:
 
     def _embedded(self, event_log: EventLog, input_stop: int) -> int:
         stream = event_log.stream(EMBEDDED_STREAM)
+        stream.refresh()  # another process (a Ray actor) may be its writer
         start = min(self.duck.applied(EMBEDDED_STREAM), self.vectors.applied(EMBEDDED_STREAM)) + 1
         applied = 0
         while start <= stream.last_position:

@@ -20,6 +20,7 @@ from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
 from pipeline.config import Settings
 from pipeline.inline import LogHistory, resume_position, run_follower
 from pipeline.projector import DUCKDB_FILE, FAISS_DIR, AsOf, Projector, disk_bytes
+from pipeline.topology import DEFAULT_TOPOLOGY
 
 AS_OF_MARKER = "as_of.json"
 
@@ -42,9 +43,9 @@ class Runtime:
         self.log = event_log
         self.settings = settings
         self.as_of = as_of
-        self.followers: list[Follower] = [
-            EmbedderActor(settings.embedder, history=LogHistory(event_log))
-        ]
+        self.topology = DEFAULT_TOPOLOGY
+        history = LogHistory(event_log)
+        self.followers: list[Follower] = [n.make(settings, history) for n in self.topology.nodes]
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if projections_dir is None:
             if as_of is None:

@@ -47,3 +47,13 @@ def event_log(tmp_path: Path) -> Iterator[EventLog]:
 @pytest.fixture
 def inputs(event_log: EventLog) -> InputLog:
     return InputLog(event_log, actor="test")
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """Ray, started once for the whole session (it costs seconds)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, namespace="mnemo", log_to_driver=False)
+    yield
+    ray.shutdown()

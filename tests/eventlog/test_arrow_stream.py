@@ -92,3 +92,28 @@ def test_concurrent_appends_share_fsyncs(tmp_path: Path, monkeypatch: pytest.Mon
     assert stream.last_position == appends
     assert stream.commits < appends / 2, f"{stream.commits} fsyncs for {appends} appends"
     assert stream.verify().ok
+
+
+def test_a_reader_follows_a_writer_across_seals(tmp_path: Path) -> None:
+    """A read-only stream (another process's view) sees appends and seals on refresh()."""
+    writer = ArrowStream(tmp_path / "s", segment_bytes=4096)
+    reader = ArrowStream(tmp_path / "s", writable=False)
+    assert reader.refresh() == 0
+    for round_ in range(4):
+        for i in range(15):
+            writer.append([draft(round_ * 100 + i)])
+        assert reader.refresh() == writer.last_position
+        assert [r.event_id for r in reader.read()] == [r.event_id for r in writer.read()]
+        assert reader.get(f"ev-{round_ * 100 + 3}") is not None
+        assert reader.tail() == writer.tail()
+    assert len(writer.segment_paths()) > 3
+    assert reader.verify().ok
+
+
+def test_a_reader_opened_before_anything_was_written(tmp_path: Path) -> None:
+    reader = ArrowStream(tmp_path / "later", writable=False)
+    writer = ArrowStream(tmp_path / "later", segment_bytes=4096)
+    for i in range(40):
+        writer.append([draft(i)])
+    assert reader.refresh() == 40
+    assert [r.position for r in reader.read(38)] == [38, 39, 40]

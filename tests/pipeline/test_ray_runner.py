@@ -1,0 +1,121 @@
+"""The Ray runner executes the same topology as the inline runner, exactly once, on real Ray."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from actors.embedder import Embedder
+from eventlog import EventLog, InputLog, StoreRequest
+from eventlog.payloads import MemoryEmbedded
+from eventlog.schema import EMBEDDED_STREAM
+from pipeline import Memory
+from pipeline.bench import synthetic_text
+from pipeline.config import load_settings
+from pipeline.ray_runner import FollowerService, RayRunner, actor_name
+from pipeline.topology import DEFAULT_TOPOLOGY
+from projections.text import dated
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def _store(home: Path, n: int) -> list[str]:
+    with EventLog(home / "log", writes={"input"}) as log:
+        receipts = InputLog(log).store_many(
+            [
+                StoreRequest(
+                    synthetic_text(i),
+                    f"user-{i % 3}",
+                    occurred_at=datetime(2024, 1, 1 + i % 20, tzinfo=UTC),
+                )
+                for i in range(n)
+            ]
+        )
+    return [r.memory_id or "" for r in receipts]
+
+
+def _derived_once(home: Path, n: int) -> None:
+    with EventLog(home / "log", writable=False) as log:
+        sources = Counter(
+            r.causation.position for r in log.stream(EMBEDDED_STREAM).read() if r.causation
+        )
+        assert sorted(sources) == list(range(1, n + 1))
+        assert set(sources.values()) == {1}
+        assert log.verify().ok
+
+
+def test_ray_actors_derive_what_the_inline_runner_would(home: Path) -> None:
+    _store(home, 30)
+    settings = load_settings(home=home)
+    runner = RayRunner(home, settings)
+    try:
+        assert runner.run_until_caught_up() == 30
+        status = runner.status()["embedder"]
+        assert status["processed"] == 30 and status["lag"] == 0
+    finally:
+        runner.shutdown()
+    _derived_once(home, 30)
+    embedder = Embedder(settings.embedder)
+    with EventLog(home / "log", writable=False) as log:
+        first = next(log.stream(EMBEDDED_STREAM).read())
+        payload = log.open_payload(first)
+        assert isinstance(payload, MemoryEmbedded)
+        source = next(log.input.read(1, 1))
+        expected = embedder.embed([dated(synthetic_text(0), source.occurred_at)])[0]
+        assert np.allclose(payload.array(), expected, atol=1e-5)
+    with Memory.open(home=home) as mem:  # the projections fold what the actors wrote
+        assert mem.stats()["actors"]["embedder"]["lag"] == 0
+        hits = mem.recall(synthetic_text(4), namespace="user-1", k=1)
+        assert hits[0].text == synthetic_text(4)
+
+
+def test_an_actor_killed_mid_batch_resumes_exactly_once(home: Path) -> None:
+    n = 400
+    _store(home, n)
+    settings = load_settings(home=home)
+    settings = settings.model_copy(
+        update={"projections": settings.projections.model_copy(update={"actor_batch_size": 16})}
+    )
+    runner = RayRunner(home, settings)
+    try:
+        actor = runner.actors["embedder"]
+        pid_before = runner.status()["embedder"]["pid"]
+        pending = actor.step.remote(1000)
+        with EventLog(home / "log", writable=False) as watcher:
+            output = watcher.stream(EMBEDDED_STREAM)
+            deadline = time.monotonic() + 60
+            while output.refresh() < 32 and time.monotonic() < deadline:
+                time.sleep(0.02)  # until some batches are committed and more are under way
+        ray.kill(actor, no_restart=False)
+        # Ray restarts the actor and retries the interrupted step on it; the step resumes
+        # after the last upstream position the output stream records.
+        read, _ = ray.get(pending)
+        assert 0 < read < n
+        runner.run_until_caught_up()
+        assert runner.status()["embedder"]["pid"] != pid_before
+    finally:
+        runner.shutdown()
+    _derived_once(home, n)
+
+
+def test_actor_name_is_per_home(tmp_path: Path) -> None:
+    assert actor_name("embedder", tmp_path / "a") != actor_name("embedder", tmp_path / "b")
+    assert actor_name("embedder", tmp_path / "a").startswith("embedder@")
+
+
+def test_what_ray_pickles_round_trips(home: Path) -> None:
+    settings = load_settings(home=home)
+    assert pickle.loads(pickle.dumps(DEFAULT_TOPOLOGY)) == DEFAULT_TOPOLOGY
+    again = pickle.loads(pickle.dumps(settings.model_dump_json()))
+    assert type(settings).model_validate_json(again) == settings
+    _store(home, 2)
+    service = FollowerService(str(home), settings.model_dump_json(), "embedder")
+    assert service.step() == (2, 2)
+    assert service.status()["lag"] == 0
