@@ -197,7 +197,16 @@ class EmbedderActor:
             if r.namespace not in last and self.history is not None:
                 last[r.namespace] = self.history.previous_stored(r.namespace, r.position)
             previous = last.get(r.namespace)
-            if previous is not None and not _close(previous, o, window):
+            while (
+                previous is not None
+                and previous.record.memory_id == r.memory_id
+                and self.history is not None
+            ):
+                # An update's context is what came before the memory, not its older self.
+                previous = self.history.previous_stored(r.namespace, previous.record.position)
+            if previous is not None and (
+                previous.record.memory_id == r.memory_id or not _close(previous, o, window)
+            ):
                 previous = None
             jobs.append((o, _text_of(o.payload), previous))
             if r.kind == MEMORY_STORED:

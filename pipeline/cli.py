@@ -136,6 +136,32 @@ def _cmd_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as mem:
+        trail = mem.audit(args.memory_id)
+    if args.json:
+        print(json.dumps([e.to_json() for e in trail], ensure_ascii=False))
+        return 0
+    for e in trail:
+        cause = "" if e.causation is None else (f" <- {e.causation.stream}:{e.causation.position}")
+        what = "[erased]" if e.erased else _summary(e)
+        print(
+            f"{e.recorded_at:%Y-%m-%dT%H:%M:%S}Z  {e.stream}:{e.position:<7} {e.kind:<18} "
+            f"by {e.actor:<9} hash {e.hash[:12]}{cause}  {what}"
+        )
+    return 0
+
+
+def _summary(e: EventView) -> str:
+    if e.text is not None:
+        return json.dumps(e.text, ensure_ascii=False)
+    payload = dict(e.payload or {})
+    for bulky in ("vector", "context_vector"):
+        if payload.pop(bulky, None):
+            payload[bulky] = "..."
+    return json.dumps(payload, ensure_ascii=False)
+
+
 def _cmd_history(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as mem:
         _print_events(args, mem.history(args.memory_id))
@@ -343,6 +369,9 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("--stream", default="input", help="which stream (default: input)")
 
     p = command("history", _cmd_history, "print one memory's events, oldest first")
+    p.add_argument("memory_id")
+
+    p = command("audit", _cmd_audit, "every event behind a memory, in every stream")
     p.add_argument("memory_id")
 
     p = command("recall", _cmd_recall, "the memories that best answer a query")

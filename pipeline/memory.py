@@ -11,7 +11,7 @@ from typing import Any
 from actors.query import CHANNELS, Hit
 from eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
 from eventlog import validation as check
-from eventlog.errors import NamespaceNotFound, ValidationError
+from eventlog.errors import MemoryNotFound, NamespaceNotFound, ValidationError
 from eventlog.payloads import Metadata
 from eventlog.schema import INPUT_STREAM
 from pipeline.config import Settings, load_settings
@@ -122,6 +122,20 @@ class Memory:
     def history(self, memory_id: str) -> list[EventView]:
         """The memory's events, oldest first."""
         return self._inputs.history(memory_id)
+
+    def audit(self, memory_id: str) -> list[EventView]:
+        """Every event, in every stream, that produced, changed or was derived for the memory,
+        oldest first by time recorded: each with its stream, position, actor, time and hash.
+        (Recall is read-only and leaves no event; feedback is how a memory is boosted.)"""
+        check.memory_id(memory_id)
+        trail = []
+        for name in self._log.stream_names():
+            stream = self._log.stream(name)
+            stream.refresh()
+            trail += [self._log.view(name, r) for r in stream.read(memory_id=memory_id)]
+        if not trail:
+            raise MemoryNotFound(f"no memory {memory_id!r} in this log")
+        return sorted(trail, key=lambda e: (e.recorded_at, e.stream != INPUT_STREAM, e.position))
 
     def events(
         self,

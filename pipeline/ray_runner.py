@@ -69,6 +69,7 @@ class FollowerService:
             "actor": self.follower.name,
             "pid": self.pid,
             "processed": done,
+            "node_id": ray.get_runtime_context().get_node_id(),
             "lag": upstream.last_position - done,
             "events_per_s": round(self.processed / elapsed, 1),
         }
@@ -88,7 +89,9 @@ class RayRunner:
         address: str | None = None,
         topology: Topology = DEFAULT_TOPOLOGY,
         max_restarts: int = 5,
+        actor_options: dict[str, Any] | None = None,
     ) -> None:
+        """`actor_options` go to every actor's `.options()` (resources, num_cpus, ...)."""
         if not ray.is_initialized():
             ray.init(
                 address=address or os.environ.get("RAY_ADDRESS"),
@@ -106,6 +109,7 @@ class RayRunner:
                 max_restarts=max_restarts,
                 max_task_retries=max_restarts,
                 lifetime="detached" if address else None,
+                **(actor_options or {}),
             ).remote(str(home), settings.model_dump_json(), node.name, topology)
             for node in topology.nodes
         }

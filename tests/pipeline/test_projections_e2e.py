@@ -212,3 +212,40 @@ def test_context_is_the_previous_memory_within_the_window(home: Path) -> None:
         before = mem.checksums()
         mem.rebuild()
         assert mem.checksums() == before
+
+
+def test_an_update_is_not_its_own_context(home: Path) -> None:
+    from projections.memstate import doc_id
+
+    t = datetime(2023, 5, 8, tzinfo=UTC)
+    with Memory.open(settings=_settings(home)) as mem:
+        a = mem.store("Caroline: the first turn", namespace="c", occurred_at=t)
+        b = mem.store("Melanie: the second turn", namespace="c", occurred_at=t)
+        mem.update(b.memory_id, "Melanie: the second turn, corrected", occurred_at=t)
+        mem.sync()
+        row = mem.get(b.memory_id)
+        assert row is not None and row.prev_doc == doc_id(a.memory_id)
+        assert (
+            row.context == "8 May 2023: Caroline: the first turn "
+            "Melanie: the second turn, corrected"
+        )
+
+
+def test_audit_lists_every_event_behind_a_memory(home: Path) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        r = mem.store("Alice moved to Lyon", namespace="a")
+        mem.update(r.memory_id, "Alice moved to Paris")
+        mem.feedback(r.memory_id, useful=True)
+        mem.sync()
+        trail = mem.audit(r.memory_id)
+        assert [(e.stream, e.kind) for e in trail] == [
+            ("input", "memory.stored"),
+            ("input", "memory.updated"),
+            ("input", "feedback.recorded"),
+            ("embedded", "memory.embedded"),
+            ("embedded", "memory.embedded"),
+        ]
+        derived = [e for e in trail if e.stream == "embedded"]
+        assert [e.causation.position for e in derived] == [1, 2]  # type: ignore[union-attr]
+        assert all(len(e.hash) == 64 and e.actor for e in trail)
+        assert derived[0].actor == "embedder"
