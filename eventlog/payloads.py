@@ -65,10 +65,11 @@ class SubjectErased(Payload):
 class MemoryEmbedded(Payload):
     """A memory's vectors (float32, little-endian) and the model that made them.
 
-    `vector` embeds the memory's own text (with its date); `context_vector`, when present,
-    embeds it together with `context_text`, the conversational context it was stored in (the
-    memory just before it in the namespace, `context_memory_id`). Stored as a small JSON
-    header followed by the raw vectors, not as JSON: vectors are most of the log's bytes.
+    `vector` embeds the memory's own text (with its date), as float32; `context_vector`, when
+    present, embeds it together with `context_text`, the conversational context it was stored
+    in (the memory just before it in the namespace, `context_memory_id`), as float16 (it only
+    ranks candidates, and half the bytes keeps a memory within its disk budget). Stored as a
+    small JSON header followed by the raw vectors: vectors are most of the log's bytes.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, ser_json_bytes="base64")
@@ -93,7 +94,7 @@ class MemoryEmbedded(Payload):
             vector=np.ascontiguousarray(vector, "<f4").tobytes(),
             context_vector=b""
             if context_vector is None
-            else np.ascontiguousarray(context_vector, "<f4").tobytes(),
+            else np.ascontiguousarray(context_vector, "<f2").tobytes(),
             context_text=context_text,
             context_memory_id=context_memory_id,
         )
@@ -102,7 +103,9 @@ class MemoryEmbedded(Payload):
         return np.frombuffer(self.vector, dtype="<f4")
 
     def context_array(self) -> npt.NDArray[np.float32] | None:
-        return np.frombuffer(self.context_vector, dtype="<f4") if self.context_vector else None
+        if not self.context_vector:
+            return None
+        return np.frombuffer(self.context_vector, dtype="<f2").astype(np.float32)
 
     def encode(self) -> bytes:
         header = json.dumps(

@@ -1,6 +1,7 @@
 """`mnemo bench embedder` and `mnemo bench rebuild`: the embedding model and the projections.
 
-The rebuild benchmark fills a log with N stored memories and N `memory.embedded` events,
+The rebuild benchmark fills a log with N stored memories and N `memory.embedded` events
+(each with both vectors and a context text, as the embedder writes them),
 then drops the projections and replays. Its vectors are seeded random unit vectors rather
 than the model's (embedding 100,000 texts takes minutes and says nothing about replay):
 they take the same bytes in the log, the snapshot and the index.
@@ -57,22 +58,28 @@ def _fill(log: EventLog, memories: int, dim: int = 384, batch: int = 2000) -> No
                 for i in range(start, start + n)
             ]
         )
-        vectors = rng.standard_normal((n, dim)).astype(np.float32)
+        vectors = rng.standard_normal((2 * n, dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         drafts = []
-        for receipt, vector, i in zip(receipts, vectors, range(start, start + n), strict=True):
+        previous: dict[str, tuple[str, str]] = {}
+        for k, (receipt, i) in enumerate(zip(receipts, range(start, start + n), strict=True)):
+            namespace = f"user-{i % 16}"
+            before = previous.get(namespace)
+            context = synthetic_text(i) if before is None else f"{before[1]} {synthetic_text(i)}"
             event_id = f"{EMBEDDED_STREAM}:{receipt.position}:0"
-            key_id, sealed = log.seal(
-                MEMORY_EMBEDDED,
-                f"user-{i % 16}",
-                event_id,
-                MemoryEmbedded.of("bench-random", vector),
+            payload = MemoryEmbedded.of(
+                "bench-random",
+                vectors[2 * k],
+                vectors[2 * k + 1],
+                context,
+                None if before is None else before[0],
             )
+            key_id, sealed = log.seal(MEMORY_EMBEDDED, namespace, event_id, payload)
             drafts.append(
                 Draft(
                     event_id=event_id,
                     kind=MEMORY_EMBEDDED,
-                    namespace=f"user-{i % 16}",
+                    namespace=namespace,
                     payload=sealed,
                     actor="bench",
                     memory_id=receipt.memory_id,
@@ -80,6 +87,7 @@ def _fill(log: EventLog, memories: int, dim: int = 384, batch: int = 2000) -> No
                     causation=Causation(INPUT_STREAM, receipt.position),
                 )
             )
+            previous[namespace] = (receipt.memory_id or "", synthetic_text(i))
         embedded.append(drafts)
 
 

@@ -60,6 +60,10 @@ class FollowerService:
         self.processed += read
         return read, derived
 
+    def close(self) -> None:
+        """Release the log (and the output stream's writer lock) before the process goes."""
+        self.log.close()
+
     def status(self) -> dict[str, Any]:
         upstream = self.log.stream(self.follower.upstream)
         upstream.refresh()
@@ -137,6 +141,11 @@ class RayRunner:
         )
 
     def shutdown(self) -> None:
+        """Close every actor's log, so its stream's writer lock is free at once, then kill it."""
+        try:
+            ray.get([a.close.remote() for a in self.actors.values()], timeout=60)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            log.warning("runner.close_failed", error=str(exc))
         for actor in self.actors.values():
             ray.kill(actor, no_restart=True)
         self.actors.clear()

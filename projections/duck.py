@@ -198,27 +198,33 @@ class DuckProjection:
             self._adjust(rows, field, -1)
 
     def _index(self, rows: Sequence[MemoryRow], fields: Sequence[int]) -> None:
-        columns: dict[str, list[object]] = {
-            n: [] for n in ("namespace", "field", "term", "doc", "tf", "dl")
-        }
+        namespaces: list[str] = []
+        field_ids: list[int] = []
+        terms_out: list[str] = []
+        docs: list[int] = []
+        tfs: list[int] = []
+        lengths: list[int] = []
         for field in fields:
             for row in rows:
                 terms = row.terms(field)
                 if not terms and field == CONTEXT_FIELD:
                     continue  # no context: the memory is not a document of that field
-                for term, tf in Counter(terms).items():
-                    for name, value in zip(
-                        columns, (row.namespace, field, term, row.doc, tf, len(terms)), strict=True
-                    ):
-                        columns[name].append(value)
+                counts = Counter(terms)
+                n = len(counts)
+                namespaces += [row.namespace] * n
+                field_ids += [field] * n
+                terms_out += counts.keys()
+                docs += [row.doc] * n
+                tfs += counts.values()
+                lengths += [len(terms)] * n
         postings = pa.table(
             {
-                name: pa.array(values, type)
-                for (name, values), type in zip(
-                    columns.items(),
-                    (pa.string(), pa.int16(), pa.string(), pa.int64(), pa.int32(), pa.int32()),
-                    strict=True,
-                )
+                "namespace": pa.array(namespaces, pa.string()),
+                "field": pa.array(field_ids, pa.int16()),
+                "term": pa.array(terms_out, pa.string()),
+                "doc": pa.array(docs, pa.int64()),
+                "tf": pa.array(tfs, pa.int32()),
+                "dl": pa.array(lengths, pa.int32()),
             }
         )
         self._insert("_postings", postings)

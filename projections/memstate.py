@@ -6,6 +6,7 @@ result back in bulk: a handful of statements per batch instead of several per ev
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -51,14 +52,20 @@ class MemoryRow:
 
     def terms(self, field: int = TEXT_FIELD) -> list[str]:
         """The BM25 terms of a field: the dated text (0), or the text in context (1)."""
-        if self.status != ACTIVE or self.text is None:
-            return []
-        if field == TEXT_FIELD:
-            return tokenize(dated(self.text, self.occurred_at))
-        return tokenize(self.context) if self.context else []
+        return _terms(self, field)
 
     def metadata_dict(self) -> dict[str, object]:
         return {} if self.metadata is None else dict(json.loads(self.metadata))
+
+
+@functools.lru_cache(maxsize=32768)
+def _terms(row: MemoryRow, field: int) -> list[str]:
+    """Cached: a batch asks for a row's terms to index them and again to count them."""
+    if row.status != ACTIVE or row.text is None:
+        return []
+    if field == TEXT_FIELD:
+        return tokenize(dated(row.text, row.occurred_at))
+    return tokenize(row.context) if row.context else []
 
 
 @dataclass

@@ -17,6 +17,7 @@ import json
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +49,7 @@ class VectorSettings(BaseModel):
     hnsw_m: int = Field(32, ge=4)
     ef_search: int = Field(128, ge=8)
     snapshot_every: int = Field(50_000, ge=1, description="events applied between snapshots")
+    storage: Literal["fp32", "fp16"] = Field("fp16", description="vector codes in FAISS")
 
 
 IndexFactory = Callable[[int], VectorIndex]
@@ -66,7 +68,11 @@ class VectorProjection:
         s = self.settings
         self._factory: IndexFactory = index_factory or (
             lambda dim: FaissIndex(
-                dim, hnsw_above=s.hnsw_above, hnsw_m=s.hnsw_m, ef_search=s.ef_search
+                dim,
+                hnsw_above=s.hnsw_above,
+                hnsw_m=s.hnsw_m,
+                ef_search=s.ef_search,
+                storage=s.storage,
             )
         )
         self._indexes: dict[tuple[str, str], VectorIndex] = {}  # (namespace, field)
@@ -183,7 +189,8 @@ class VectorProjection:
         for n, ((namespace, field), index) in enumerate(sorted(self._indexes.items())):
             ids, vectors = index.export()
             files[f"{field}/{namespace}"] = f"index{n}.npz"
-            np.savez(tmp / files[f"{field}/{namespace}"], ids=ids, vectors=vectors)
+            dtype = np.float16 if self.settings.storage == "fp16" else np.float32
+            np.savez(tmp / files[f"{field}/{namespace}"], ids=ids, vectors=vectors.astype(dtype))
         docs = np.array(list(self._text_at), np.int64)
         names = sorted(set(self._namespace_of.values()))
         code = {name: i for i, name in enumerate(names)}
@@ -224,7 +231,7 @@ class VectorProjection:
                 field, _, namespace = key.partition("/")
                 arrays = np.load(directory / name)
                 index = self._factory(int(arrays["vectors"].shape[1]))
-                index.upsert(arrays["ids"], arrays["vectors"])
+                index.upsert(arrays["ids"], arrays["vectors"].astype(np.float32))
                 self._indexes[(namespace, field)] = index
             self._positions = {k: int(v) for k, v in manifest["positions"].items()}
             self.model_id = manifest["model_id"]

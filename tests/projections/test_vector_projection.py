@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from projections.memstate import doc_id
-from projections.vector_projection import VectorProjection
+from projections.vector_projection import VectorProjection, VectorSettings
 from projections.vectors import BruteForceIndex
 from tests.projections.events import Events
 
@@ -69,7 +69,7 @@ def test_order_of_streams_does_not_change_the_result() -> None:
     at_once = VectorProjection(None, index_factory=BruteForceIndex)
     at_once.apply_input(inputs)
     at_once.apply_embedded(embedded)
-    stepwise = VectorProjection(None)
+    stepwise = VectorProjection(None, VectorSettings(storage="fp32"))  # exact, as brute force
     for k in range(0, len(inputs), 6):
         stepwise.apply_input(inputs[k : k + 6])
         ready = [

@@ -27,6 +27,21 @@ class TestFaissHnsw(VectorIndexContract):
         return FaissIndex(DIM, hnsw_above=20, ef_search=256)
 
 
+class TestFaissFlatFp16(VectorIndexContract):
+    tolerance = 2e-3
+
+    def make_index(self) -> VectorIndex:
+        return FaissIndex(DIM, storage="fp16")
+
+    def stored(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors.astype(np.float16).astype(np.float32)
+
+
+class TestFaissHnswFp16(TestFaissFlatFp16):
+    def make_index(self) -> VectorIndex:
+        return FaissIndex(DIM, hnsw_above=20, ef_search=256, storage="fp16")
+
+
 def test_switches_to_hnsw_above_the_threshold() -> None:
     index = FaissIndex(DIM, hnsw_above=10)
     index.upsert(np.arange(10, dtype=np.int64), unit(np.random.default_rng(0), 10))
