@@ -254,7 +254,10 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         stats = mem.stats()
     lines = [f"{name:<10} {v['events']:>10,} events" for name, v in stats["streams"].items()]
     for name, actor in stats["actors"].items():
-        lines.append(f"actor {name:<12} processed {actor['processed']:,}, lag {actor['lag']:,}")
+        rate = "" if actor.get("events_per_s") is None else f", {actor['events_per_s']:,}/s"
+        lines.append(
+            f"actor {name:<12} processed {actor['processed']:,}, lag {actor['lag']:,}{rate}"
+        )
     for name, proj in stats["projections"].items():
         lines.append(f"projection {name:<7} applied {proj['applied']}, lag {proj['lag']}")
     lines.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class Runtime:
         self.projections_dir = projections_dir
         self._projector: Projector | None = None
         self._engine: QueryEngine | None = None
+        self._rates: dict[str, tuple[int, float]] = {}  # actor -> (events, seconds working)
 
     @property
     def projector(self) -> Projector:
@@ -100,9 +102,17 @@ class Runtime:
         derived = 0
         if self.as_of is None and self.log.writable:
             for follower in self.followers:
-                derived += run_follower(
+                began = time.perf_counter()
+                read, made = run_follower(
                     self.log, follower, batch_size=self.settings.projections.actor_batch_size
-                )[1]
+                )
+                if read:
+                    total, seconds = self._rates.get(follower.name, (0, 0.0))
+                    self._rates[follower.name] = (
+                        total + read,
+                        seconds + time.perf_counter() - began,
+                    )
+                derived += made
         return SyncReport(derived, self.project())
 
     def rebuild(self) -> int:
@@ -140,7 +150,13 @@ class Runtime:
         for follower in self.followers:
             done = resume_position(self.log, follower)
             upstream = streams.get(follower.upstream, 0)
-            actors[follower.name] = {"processed": done, "lag": upstream - done}
+            total, seconds = self._rates.get(follower.name, (0, 0.0))
+            actors[follower.name] = {
+                "processed": done,
+                "lag": upstream - done,
+                # while working, in this process (None until it has processed something)
+                "events_per_s": round(total / seconds, 1) if seconds else None,
+            }
         disk = {
             "log": disk_bytes(self.log.directory),
             "duckdb": disk_bytes(self.projections_dir / DUCKDB_FILE)

@@ -150,11 +150,13 @@ def test_stats_report_lag_before_sync(home: Path) -> None:
         mem.store("one", namespace="n")
         mem.store("two", namespace="n")
         stats = mem.stats()
-        assert stats["actors"]["embedder"] == {"processed": 0, "lag": 2}
+        assert stats["actors"]["embedder"] == {"processed": 0, "lag": 2, "events_per_s": None}
         assert stats["projections"]["duckdb"]["lag"] == {"input": 2, "embedded": 0}
         mem.sync()
         stats = mem.stats()
-        assert stats["actors"]["embedder"] == {"processed": 2, "lag": 0}
+        embedder = stats["actors"]["embedder"]
+        assert (embedder["processed"], embedder["lag"]) == (2, 0)
+        assert embedder["events_per_s"] > 0
         assert stats["projections"]["faiss"]["lag"] == {"input": 0, "embedded": 0}
         assert stats["disk_bytes"]["total"] == sum(
             v for k, v in stats["disk_bytes"].items() if k != "total"
