@@ -15,6 +15,7 @@ memory up or down a little.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -95,12 +96,10 @@ class QueryEngine:
         self.vectors = vectors
         self.embed = embed
         self.settings = settings or QuerySettings()
-        self.lexical = LexicalIndex(
-            duck.con,
-            lexical or BM25Settings(),
-            lambda: (duck.applied(INPUT_STREAM), duck.applied(EMBEDDED_STREAM)),
-        )
+        self.lexical = LexicalIndex(duck.con, lexical or BM25Settings(), self._projection_version)
         self._pool = ThreadPoolExecutor(max_workers=len(CHANNELS), thread_name_prefix="channel")
+        self._cache: _ReadModel | None = None
+        self._cache_lock = threading.Lock()
 
     def recall(
         self,
@@ -145,16 +144,18 @@ class QueryEngine:
     ) -> dict[str, dict[int, float]]:
         n = self.settings.candidates
         terms = tokenize(query)
-        semantic = [c for c in active if c.startswith("semantic")]
-        vector = self.embed([query])[0] if semantic else np.zeros(0, np.float32)
         jobs = {}
-        for channel in active:
-            if channel in ("semantic", "semantic_context"):
-                kind = TEXT if channel == "semantic" else CONTEXT
-                jobs[channel] = self._pool.submit(self.vectors.search, namespace, vector, n, kind)
-            elif channel in ("lexical", "lexical_context"):
+        # Lexical channels start first: the query is embedded while they run.
+        for channel in ("lexical", "lexical_context"):
+            if channel in active:
                 fld = TEXT_FIELD if channel == "lexical" else CONTEXT_FIELD
                 jobs[channel] = self._pool.submit(self.lexical.search, namespace, terms, n, fld)
+        semantic = [c for c in active if c.startswith("semantic")]
+        if semantic:
+            vector = self.embed([query])[0]
+            for channel in semantic:
+                kind = TEXT if channel == "semantic" else CONTEXT
+                jobs[channel] = self._pool.submit(self.vectors.search, namespace, vector, n, kind)
         return {channel: dict(job.result()) for channel, job in jobs.items()}
 
     # -- fusion --------------------------------------------------------------------------
@@ -182,19 +183,33 @@ class QueryEngine:
         return fused
 
     def _propagate(self, namespace: str, fused: dict[int, float], a: float) -> dict[int, float]:
-        links = self.duck.neighbours(namespace, list(fused))
+        links = self._read_model().links(namespace)
         floor = min(fused.values())
+        reached = set(fused) | {n for d in fused for n in links.get(d, ())}
         out = dict(fused)
-        for doc, near in links.items():
-            best = max((fused.get(n, floor) for n in near), default=floor)
-            out[doc] = fused.get(doc, floor) + a * max(best, floor)
+        for doc in reached:
+            near = links.get(doc)
+            if near:
+                best = max(fused.get(n, floor) for n in near)
+                out[doc] = fused.get(doc, floor) + a * max(best, floor)
         return out
+
+    def _projection_version(self) -> tuple[int, int]:
+        return (self.duck.applied(INPUT_STREAM), self.duck.applied(EMBEDDED_STREAM))
+
+    def _read_model(self) -> _ReadModel:
+        """Links and votes, re-read only when the projection has changed since."""
+        with self._cache_lock:
+            version = self._projection_version()
+            if self._cache is None or self._cache.version != version:
+                self._cache = _ReadModel(self.duck, version)
+            return self._cache
 
     def _adjust(self, fused: dict[int, float]) -> dict[int, float]:
         w = self.settings.feedback_weight
         if w == 0 or not fused:
             return fused
-        votes = self.duck.feedback_balance(list(fused))
+        votes = self._read_model().votes()
         return {d: s + w * float(np.tanh(votes[d])) if d in votes else s for d, s in fused.items()}
 
     def _hit(self, row: MemoryRow, score: float, channels: dict[str, float]) -> Hit:
@@ -219,6 +234,27 @@ class QueryEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _ReadModel:
+    """What recall reads for every query but changes only with the projection: each
+    namespace's neighbour links (loaded on first use) and the feedback balance per memory."""
+
+    def __init__(self, duck: DuckProjection, version: object) -> None:
+        self.version = version
+        self._duck = duck
+        self._links: dict[str, dict[int, list[int]]] = {}
+        self._votes: dict[int, int] | None = None
+
+    def links(self, namespace: str) -> dict[int, list[int]]:
+        if namespace not in self._links:
+            self._links[namespace] = self._duck.links(namespace)
+        return self._links[namespace]
+
+    def votes(self) -> dict[int, int]:
+        if self._votes is None:
+            self._votes = self._duck.votes()
+        return self._votes
 
 
 def _matches(row: MemoryRow, filters: Mapping[str, object] | None) -> bool:

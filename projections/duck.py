@@ -79,6 +79,7 @@ _FEEDBACK_ARROW = pa.schema(
 class DuckProjection:
     def __init__(self, path: Path | None = None, *, read_only: bool = False) -> None:
         self.path = path
+        self._applied: dict[str, int] | None = None
         target = ":memory:" if path is None else str(path)
         try:
             if path is not None:
@@ -92,10 +93,12 @@ class DuckProjection:
     # -- positions -----------------------------------------------------------------------
 
     def applied(self, stream: str) -> int:
-        rows = self.con.execute(
-            "SELECT position FROM applied WHERE stream = ?", [stream]
-        ).fetchall()
-        return int(rows[0][0]) if rows else 0
+        """How far the stream has been applied. This object is the file's only writer, so the
+        positions are read once and then kept as each transaction commits them."""
+        if self._applied is None:
+            rows = self.con.cursor().execute("SELECT stream, position FROM applied").fetchall()
+            self._applied = {str(name): int(position) for name, position in rows}
+        return self._applied.get(stream, 0)
 
     # -- applying ------------------------------------------------------------------------
 
@@ -122,6 +125,8 @@ class DuckProjection:
                 [stream, position],
             )
             self.con.commit()
+            if self._applied is not None:
+                self._applied[stream] = position
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):
                 self.con.rollback()
@@ -318,32 +323,33 @@ class DuckProjection:
         ).fetchall()
         return {row[1]: MemoryRow(*row) for row in found}
 
-    def neighbours(self, namespace: str, docs: Sequence[int]) -> dict[int, list[int]]:
-        """For the docs and the docs next to them: each one's neighbours (before and after)."""
-        if not docs:
-            return {}
-        self._insert("_near", pa.table({"doc": pa.array(list(docs), pa.int64())}))
-        pairs = self.con.execute(
-            "SELECT doc, prev_doc FROM memories WHERE namespace = ? AND prev_doc IS NOT NULL "
-            "AND (doc IN (SELECT doc FROM _near) OR prev_doc IN (SELECT doc FROM _near))",
-            [namespace],
-        ).fetchall()
-        out: dict[int, list[int]] = {int(d): [] for d in docs}
+    def links(self, namespace: str) -> dict[int, list[int]]:
+        """Every memory of the namespace with its neighbours (the one before and after it)."""
+        pairs = (
+            self.con.cursor()
+            .execute(
+                "SELECT doc, prev_doc FROM memories WHERE namespace = ? AND prev_doc IS NOT NULL "
+                "AND status = 'active'",
+                [namespace],
+            )
+            .fetchall()
+        )
+        out: dict[int, list[int]] = {}
         for doc, prev in pairs:
             out.setdefault(int(doc), []).append(int(prev))
             out.setdefault(int(prev), []).append(int(doc))
         return out
 
-    def feedback_balance(self, docs: Sequence[int]) -> dict[int, int]:
+    def votes(self) -> dict[int, int]:
         """Useful minus not-useful votes per doc (only docs with votes)."""
-        if not docs:
-            return {}
-        self._insert("_fb", pa.table({"doc": pa.array(list(docs), pa.int64())}))
-        rows = self.con.execute(
-            "SELECT m.doc, sum(CASE WHEN f.useful THEN 1 ELSE -1 END) FROM feedback f "
-            "JOIN memories m USING (memory_id) WHERE m.doc IN (SELECT doc FROM _fb) "
-            "GROUP BY m.doc"
-        ).fetchall()
+        rows = (
+            self.con.cursor()
+            .execute(
+                "SELECT m.doc, sum(CASE WHEN f.useful THEN 1 ELSE -1 END) FROM feedback f "
+                "JOIN memories m USING (memory_id) GROUP BY m.doc"
+            )
+            .fetchall()
+        )
         return {int(d): int(n) for d, n in rows}
 
     def counts(self) -> dict[str, int]:
