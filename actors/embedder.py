@@ -185,32 +185,7 @@ class EmbedderActor:
         return self._embedder
 
     def process(self, batch: Sequence[Opened]) -> list[Derived]:
-        window = timedelta(hours=self.settings.context_hours)
-        last: dict[str, Opened | None] = {}
-        jobs: list[tuple[Opened, str, Opened | None]] = []
-        for o in batch:
-            r = o.record
-            if r.kind not in (MEMORY_STORED, MEMORY_UPDATED) or o.payload is None:
-                if r.kind == MEMORY_STORED:
-                    last[r.namespace] = None  # an erased memory gives no context
-                continue
-            if r.namespace not in last and self.history is not None:
-                last[r.namespace] = self.history.previous_stored(r.namespace, r.position)
-            previous = last.get(r.namespace)
-            while (
-                previous is not None
-                and previous.record.memory_id == r.memory_id
-                and self.history is not None
-            ):
-                # An update's context is what came before the memory, not its older self.
-                previous = self.history.previous_stored(r.namespace, previous.record.position)
-            if previous is not None and (
-                previous.record.memory_id == r.memory_id or not _close(previous, o, window)
-            ):
-                previous = None
-            jobs.append((o, _text_of(o.payload), previous))
-            if r.kind == MEMORY_STORED:
-                last[r.namespace] = o
+        jobs = self._with_context(batch)
         if not jobs:
             return []
         own = [dated(text, o.record.occurred_at) for o, text, _ in jobs]
@@ -246,6 +221,37 @@ class EmbedderActor:
                 )
             )
         return out
+
+    def _with_context(self, batch: Sequence[Opened]) -> list[tuple[Opened, str, Opened | None]]:
+        """Each text event of the batch, its text, and the memory stored just before it in its
+        namespace if that happened within `context_hours` (else None)."""
+        window = timedelta(hours=self.settings.context_hours)
+        last: dict[str, Opened | None] = {}
+        jobs: list[tuple[Opened, str, Opened | None]] = []
+        for o in batch:
+            r = o.record
+            if r.kind not in (MEMORY_STORED, MEMORY_UPDATED) or o.payload is None:
+                if r.kind == MEMORY_STORED:
+                    last[r.namespace] = None  # an erased memory gives no context
+                continue
+            if r.namespace not in last and self.history is not None:
+                last[r.namespace] = self.history.previous_stored(r.namespace, r.position)
+            previous = last.get(r.namespace)
+            while (
+                previous is not None
+                and previous.record.memory_id == r.memory_id
+                and self.history is not None
+            ):
+                # An update's context is what came before the memory, not its older self.
+                previous = self.history.previous_stored(r.namespace, previous.record.position)
+            if previous is not None and (
+                previous.record.memory_id == r.memory_id or not _close(previous, o, window)
+            ):
+                previous = None
+            jobs.append((o, _text_of(o.payload), previous))
+            if r.kind == MEMORY_STORED:
+                last[r.namespace] = o
+        return jobs
 
 
 def _close(previous: Opened, current: Opened, window: timedelta) -> bool:

@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import structlog
 
@@ -38,6 +37,7 @@ from eventlog.segments import (
     segment_path,
     write_index,
 )
+from eventlog.streamindex import ActiveIndex, KeyedPositions
 from eventlog.tablefilter import filter_table
 from eventlog.verify import Chunk, VerifyReport, verify_chunks
 from eventlog.writer import ChainWriter, utc_now
@@ -45,48 +45,6 @@ from eventlog.writer import ChainWriter, utc_now
 log = structlog.get_logger(__name__)
 
 _CACHED_TABLES = 8
-
-
-class _ActiveIndex:
-    """The active segment's lookups, kept as it grows."""
-
-    def __init__(self) -> None:
-        self.events: dict[str, int] = {}
-        self.memories: dict[str, list[int]] = {}
-        self.namespaces: set[str] = set()
-        self.kinds: set[str] = set()
-
-    def add(self, records: Sequence[Record]) -> None:
-        for r in records:
-            self.events[r.event_id] = r.position
-            if r.memory_id is not None:
-                self.memories.setdefault(r.memory_id, []).append(r.position)
-            self.namespaces.add(r.namespace)
-            self.kinds.add(r.kind)
-
-
-class _KeyedPositions:
-    """Sorted 64-bit keys with their positions: id lookups across all sealed segments."""
-
-    def __init__(self) -> None:
-        self.keys: npt.NDArray[np.uint64] = np.empty(0, np.uint64)
-        self.positions: npt.NDArray[np.int64] = np.empty(0, np.int64)
-
-    def merge(self, keys: npt.NDArray[np.uint64], positions: npt.NDArray[np.int64]) -> None:
-        all_keys = np.concatenate([self.keys, keys])
-        order = np.argsort(all_keys, kind="stable")
-        self.keys = all_keys[order]
-        self.positions = np.concatenate([self.positions, positions])[order]
-
-    def lookup(self, key: int) -> list[int]:
-        lo = np.searchsorted(self.keys, np.uint64(key), side="left")
-        hi = np.searchsorted(self.keys, np.uint64(key), side="right")
-        return [int(p) for p in self.positions[lo:hi]]
-
-    def lookup_many(self, keys: npt.NDArray[np.uint64]) -> list[int]:
-        lo = np.searchsorted(self.keys, keys, side="left")
-        hi = np.searchsorted(self.keys, keys, side="right")
-        return [int(p) for a, b in zip(lo, hi, strict=True) for p in self.positions[a:b]]
 
 
 class ArrowStream:
@@ -106,10 +64,10 @@ class ArrowStream:
         self._lock = threading.RLock()
         self._sealed: list[SegmentIndex] = []
         self._sealed_firsts: list[int] = []
-        self._event_ids = _KeyedPositions()
-        self._memory_ids = _KeyedPositions()
+        self._event_ids = KeyedPositions()
+        self._memory_ids = KeyedPositions()
         self._tables: OrderedDict[int, pa.Table] = OrderedDict()
-        self._active_index = _ActiveIndex()
+        self._active_index = ActiveIndex()
         self._writer_lock: WriterLock | None = None
         if writable:
             directory.mkdir(parents=True, exist_ok=True)
@@ -235,7 +193,7 @@ class ArrowStream:
         active.seal()
         self._add_sealed(read_index(index_path(active.path)))
         next_first = self._sealed[-1].last + 1
-        self._active_index = _ActiveIndex()
+        self._active_index = ActiveIndex()
         self._active = ActiveSegment.create(segment_path(self._dir, next_first))
         self._active_batches = self._active.batches
         log.info("log.segment_sealed", stream=self.name, segment=active.path.name)
@@ -362,7 +320,7 @@ class ArrowStream:
                 return 0
             if self._read_path is not None and files[-1] != self._read_path:
                 # What we followed was sealed meanwhile: it and any after it are sealed now.
-                self._active_batches, self._active_index = [], _ActiveIndex()
+                self._active_batches, self._active_index = [], ActiveIndex()
                 self._read_path, self._read_offset = None, 0
             if self._read_path is None:
                 self._add_sealed(*(self._load_index(p) for p in files[len(self._sealed) : -1]))

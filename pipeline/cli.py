@@ -9,19 +9,22 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventlog import EventView, LogReport, Receipt
+from eventlog import EventView
 from eventlog.errors import MemoryNotFound, MnemoError, ValidationError
 from eventlog.payloads import Metadata
+from pipeline.cli_output import (
+    event_line,
+    receipt_json,
+    report_json,
+    row_json,
+    row_line,
+    summary,
+)
 from pipeline.config import load_settings
 from pipeline.logsetup import configure_logging
 from pipeline.memory import Memory
-from projections.memstate import MemoryRow
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _receipt_json(receipt: Receipt) -> dict[str, Any]:
-    return {**dataclasses.asdict(receipt), "recorded_at": receipt.recorded_at.isoformat()}
 
 
 def _emit(args: argparse.Namespace, doc: Any, line: str) -> None:
@@ -53,7 +56,7 @@ def _cmd_store(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         r = mem.store(_text_arg(args.text), args.ns, _meta(args.meta), args.at, args.id)
     _emit(
-        args, _receipt_json(r), f"stored {r.memory_id} (event {r.event_id}, position {r.position})"
+        args, receipt_json(r), f"stored {r.memory_id} (event {r.event_id}, position {r.position})"
     )
     return 0
 
@@ -61,14 +64,14 @@ def _cmd_store(args: argparse.Namespace) -> int:
 def _cmd_update(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         r = mem.update(args.memory_id, _text_arg(args.text), _meta(args.meta), args.at, args.id)
-    _emit(args, _receipt_json(r), f"updated {r.memory_id} (position {r.position})")
+    _emit(args, receipt_json(r), f"updated {r.memory_id} (position {r.position})")
     return 0
 
 
 def _cmd_forget(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         r = mem.forget(args.memory_id, args.reason, args.id)
-    _emit(args, _receipt_json(r), f"forgot {r.memory_id} (position {r.position})")
+    _emit(args, receipt_json(r), f"forgot {r.memory_id} (position {r.position})")
     return 0
 
 
@@ -76,21 +79,15 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         r = mem.feedback(args.memory_id, args.useful, args.note, args.id)
     word = "useful" if args.useful else "not useful"
-    _emit(args, _receipt_json(r), f"recorded {word} for {r.memory_id} (position {r.position})")
+    _emit(args, receipt_json(r), f"recorded {word} for {r.memory_id} (position {r.position})")
     return 0
 
 
 def _cmd_erase(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         r = mem.erase(args.ns)
-    _emit(args, _receipt_json(r), f"erased namespace {args.ns} (position {r.position})")
+    _emit(args, receipt_json(r), f"erased namespace {args.ns} (position {r.position})")
     return 0
-
-
-def _report_json(report: LogReport) -> dict[str, Any]:
-    doc = dataclasses.asdict(report)
-    doc["streams"] = {r.stream: {"ok": r.ok, "checked": r.checked} for r in report.streams}
-    return doc
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -103,28 +100,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             f"FAILED: stream {report.stream}, position {report.first_bad_position}, "
             f"segment {report.segment}: {report.reason}"
         )
-    _emit(args, _report_json(report), line)
+    _emit(args, report_json(report), line)
     return 0 if report.ok else 1
-
-
-def _event_line(e: EventView) -> str:
-    if e.erased:
-        content = "[erased]"
-    elif e.text is not None:
-        content = json.dumps(e.text, ensure_ascii=False)
-        if e.metadata:
-            content += " " + json.dumps(e.metadata, ensure_ascii=False)
-    else:
-        content = json.dumps(e.payload, ensure_ascii=False)
-    return (
-        f"{e.position:>8}  {e.recorded_at:%Y-%m-%dT%H:%M:%S}Z  {e.kind:<18} "
-        f"{e.namespace:<16} {e.memory_id or '-':<32} {content}"
-    )
 
 
 def _print_events(args: argparse.Namespace, events: Sequence[EventView] | Any) -> None:
     for e in events:
-        print(json.dumps(e.to_json(), ensure_ascii=False) if args.json else _event_line(e))
+        print(json.dumps(e.to_json(), ensure_ascii=False) if args.json else event_line(e))
 
 
 def _cmd_log(args: argparse.Namespace) -> int:
@@ -144,7 +126,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         return 0
     for e in trail:
         cause = "" if e.causation is None else (f" <- {e.causation.stream}:{e.causation.position}")
-        what = "[erased]" if e.erased else _summary(e)
+        what = "[erased]" if e.erased else summary(e)
         print(
             f"{e.recorded_at:%Y-%m-%dT%H:%M:%S}Z  {e.stream}:{e.position:<7} {e.kind:<18} "
             f"by {e.actor:<9} hash {e.hash[:12]}{cause}  {what}"
@@ -152,33 +134,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(e: EventView) -> str:
-    if e.text is not None:
-        return json.dumps(e.text, ensure_ascii=False)
-    payload = dict(e.payload or {})
-    for bulky in ("vector", "context_vector"):
-        if payload.pop(bulky, None):
-            payload[bulky] = "..."
-    return json.dumps(payload, ensure_ascii=False)
-
-
 def _cmd_history(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as mem:
         _print_events(args, mem.history(args.memory_id))
     return 0
-
-
-def _row_json(row: MemoryRow) -> dict[str, Any]:
-    doc = dataclasses.asdict(row)
-    doc["metadata"] = None if row.metadata is None else row.metadata_dict()
-    for key in ("occurred_at", "recorded_at"):
-        doc[key] = None if doc[key] is None else doc[key].isoformat()
-    return doc
-
-
-def _row_line(row: MemoryRow) -> str:
-    text = "[erased]" if row.text is None else json.dumps(row.text, ensure_ascii=False)
-    return f"{row.memory_id}  {row.status:<9} v{row.version}  {row.namespace:<16} {text}"
 
 
 def _cmd_recall(args: argparse.Namespace) -> int:
@@ -203,7 +162,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
         row = mem.get(args.memory_id)
     if row is None:
         raise MemoryNotFound(f"no memory {args.memory_id!r} in this log")
-    _emit(args, _row_json(row), _row_line(row))
+    _emit(args, row_json(row), row_line(row))
     return 0
 
 
@@ -211,7 +170,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         rows = mem.memories(args.ns, status=args.status, limit=args.limit, offset=args.offset)
     for row in rows:
-        print(json.dumps(_row_json(row), ensure_ascii=False) if args.json else _row_line(row))
+        print(json.dumps(row_json(row), ensure_ascii=False) if args.json else row_line(row))
     return 0
 
 

@@ -27,53 +27,12 @@ from projections.memstate import (
     MemoryRow,
     with_context,
 )
+from projections.rows import FEEDBACK_ARROW, MEMORY_ARROW, VERSION_ARROW
 
 _SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
 TABLES = ("applied", "memories", "versions", "feedback", "postings", "term_stats", "corpus")
 _MEMORY_COLUMNS = ", ".join(MemoryRow.__dataclass_fields__)
 _SELECT_MEMORIES = f"SELECT {_MEMORY_COLUMNS} FROM memories"
-_TS = pa.timestamp("us", tz="UTC")
-# Arrow shapes of the tables' rows, in column order (see schema.sql).
-_MEMORY_ARROW = pa.schema(
-    [
-        ("memory_id", pa.string()),
-        ("doc", pa.int64()),
-        ("namespace", pa.string()),
-        ("text", pa.string()),
-        ("metadata", pa.string()),
-        ("status", pa.string()),
-        ("occurred_at", _TS),
-        ("recorded_at", _TS),
-        ("created_position", pa.int64()),
-        ("text_position", pa.int64()),
-        ("version", pa.int32()),
-        ("length", pa.int32()),
-        ("context", pa.string()),
-        ("prev_doc", pa.int64()),
-    ]
-)
-_VERSION_ARROW = pa.schema(
-    [
-        ("memory_id", pa.string()),
-        ("namespace", pa.string()),
-        ("version", pa.int32()),
-        ("text", pa.string()),
-        ("metadata", pa.string()),
-        ("position", pa.int64()),
-        ("recorded_at", _TS),
-        ("occurred_at", _TS),
-    ]
-)
-_FEEDBACK_ARROW = pa.schema(
-    [
-        ("memory_id", pa.string()),
-        ("namespace", pa.string()),
-        ("position", pa.int64()),
-        ("useful", pa.bool_()),
-        ("note", pa.string()),
-        ("recorded_at", _TS),
-    ]
-)
 
 
 class DuckProjection:
@@ -139,8 +98,8 @@ class DuckProjection:
         unindex, index = fold.reindexed()
         self._unindex(unindex, FIELDS)
         self._replace_rows(list(fold.after.values()))
-        self._bulk("versions", _VERSION_ARROW, fold.versions)
-        self._bulk("feedback", _FEEDBACK_ARROW, fold.feedback)
+        self._bulk("versions", VERSION_ARROW, fold.versions)
+        self._bulk("feedback", FEEDBACK_ARROW, fold.feedback)
         self._index(index, FIELDS)
 
     def apply_embedded(self, events: Sequence[Opened]) -> None:
@@ -161,7 +120,7 @@ class DuckProjection:
         self.con.execute("DELETE FROM memories WHERE memory_id IN (SELECT memory_id FROM _ids)")
         self._bulk(
             "memories",
-            _MEMORY_ARROW,
+            MEMORY_ARROW,
             [tuple(getattr(r, f) for f in MemoryRow.__dataclass_fields__) for r in rows],
         )
 

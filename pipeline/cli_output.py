@@ -1,0 +1,58 @@
+"""How the CLI shows receipts, reports, events and memories: readable lines, or JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from eventlog import EventView, LogReport, Receipt
+from projections.memstate import MemoryRow
+
+
+def receipt_json(receipt: Receipt) -> dict[str, Any]:
+    return {**dataclasses.asdict(receipt), "recorded_at": receipt.recorded_at.isoformat()}
+
+
+def report_json(report: LogReport) -> dict[str, Any]:
+    doc = dataclasses.asdict(report)
+    doc["streams"] = {r.stream: {"ok": r.ok, "checked": r.checked} for r in report.streams}
+    return doc
+
+
+def event_line(e: EventView) -> str:
+    if e.erased:
+        content = "[erased]"
+    elif e.text is not None:
+        content = json.dumps(e.text, ensure_ascii=False)
+        if e.metadata:
+            content += " " + json.dumps(e.metadata, ensure_ascii=False)
+    else:
+        content = json.dumps(e.payload, ensure_ascii=False)
+    return (
+        f"{e.position:>8}  {e.recorded_at:%Y-%m-%dT%H:%M:%S}Z  {e.kind:<18} "
+        f"{e.namespace:<16} {e.memory_id or '-':<32} {content}"
+    )
+
+
+def row_json(row: MemoryRow) -> dict[str, Any]:
+    doc = dataclasses.asdict(row)
+    doc["metadata"] = None if row.metadata is None else row.metadata_dict()
+    for key in ("occurred_at", "recorded_at"):
+        doc[key] = None if doc[key] is None else doc[key].isoformat()
+    return doc
+
+
+def row_line(row: MemoryRow) -> str:
+    text = "[erased]" if row.text is None else json.dumps(row.text, ensure_ascii=False)
+    return f"{row.memory_id}  {row.status:<9} v{row.version}  {row.namespace:<16} {text}"
+
+
+def summary(e: EventView) -> str:
+    if e.text is not None:
+        return json.dumps(e.text, ensure_ascii=False)
+    payload = dict(e.payload or {})
+    for bulky in ("vector", "context_vector"):
+        if payload.pop(bulky, None):
+            payload[bulky] = "..."
+    return json.dumps(payload, ensure_ascii=False)
