@@ -49,6 +49,12 @@ def inputs(event_log: EventLog) -> InputLog:
     return InputLog(event_log, actor="test")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the session's Ray run last: a test that starts a Ray cluster of its own (in a
+    child process) must run before it, as two Ray instances at once fail to start here."""
+    items.sort(key=lambda item: "ray_session" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """Ray, started once for the whole session (it costs seconds)."""

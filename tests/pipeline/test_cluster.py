@@ -1,5 +1,5 @@
 """The Ray runner on a two-node ray.cluster_utils.Cluster (in a child process, with its own
-Ray: this module does not use the session's Ray, and runs before the module that does)."""
+Ray: this module does not use the session's Ray; conftest runs the tests that do last)."""
 
 from __future__ import annotations
 
