@@ -47,6 +47,7 @@ class Memory:
         if writable:
             self._inputs.log_pending_erasures()  # finish an erase a crash interrupted
         self._runtime = Runtime(self._log, settings, as_of=as_of, projections_dir=projections_dir)
+        self._pasts: dict[int, Memory] = {}  # recall(as_of=...) views, by input position
 
     @classmethod
     def open(
@@ -115,6 +116,7 @@ class Memory:
 
     def erase(self, namespace: str) -> Receipt:
         """Destroy the namespace's data key: its text and metadata become unreadable everywhere."""
+        self._drop_pasts()  # a past view built before the erasure still holds the plaintext
         return self._inputs.erase(namespace)
 
     # -- reading -------------------------------------------------------------------------
@@ -185,15 +187,15 @@ class Memory:
         if namespace not in self._inputs.namespaces():
             raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
         if as_of is not None:
-            with Memory.open(settings=self.settings, as_of=as_of) as past:
-                return past.recall(
-                    query,
-                    namespace,
-                    k,
-                    filters=filters,
-                    weights=weights,
-                    neighbor_weight=neighbor_weight,
-                )
+            return self._past(as_of).recall(
+                query,
+                namespace,
+                k,
+                filters=filters,
+                weights=weights,
+                neighbor_weight=neighbor_weight,
+            )
+
         if weights is not None and not set(weights) <= set(CHANNELS):
             raise ValidationError(f"unknown channels {sorted(set(weights) - set(CHANNELS))}")
         self._runtime.sync()  # embedded: catch up inline, so every acknowledged write is seen
@@ -247,7 +249,21 @@ class Memory:
     def log(self) -> EventLog:
         return self._log
 
+    def _past(self, as_of: int | str | datetime) -> Memory:
+        """The read-only view as of a point, built once per input position it resolves to."""
+        stop = _as_of(as_of).input_stop(self._log)
+        past = self._pasts.get(stop)
+        if past is None:
+            past = self._pasts[stop] = Memory.open(settings=self.settings, as_of=stop)
+        return past
+
+    def _drop_pasts(self) -> None:
+        for past in self._pasts.values():
+            past.close()
+        self._pasts.clear()
+
     def close(self) -> None:
+        self._drop_pasts()
         self._runtime.cleanup()
         self._log.close()
 

@@ -129,18 +129,6 @@ def _score(
     return [(int(docs[i]), float(scores[i])) for i in order]
 
 
-def bm25_terms(
-    con: duckdb.DuckDBPyConnection,
-    namespace: str,
-    terms: Sequence[str],
-    k: int,
-    settings: BM25Settings,
-    field: int = 0,
-) -> list[tuple[int, float]]:
-    """One uncached query: the top k (doc, score) for already-tokenised query terms."""
-    return LexicalIndex(con, settings, lambda: None).search(namespace, terms, k, field)
-
-
 def bm25(
     con: duckdb.DuckDBPyConnection,
     namespace: str,
@@ -149,4 +137,5 @@ def bm25(
     settings: BM25Settings,
     field: int = 0,
 ) -> list[tuple[int, float]]:
-    return bm25_terms(con, namespace, tokenize(query), k, settings, field)
+    """One uncached query: the top k (doc, score) of a namespace's field."""
+    return LexicalIndex(con, settings, lambda: None).search(namespace, tokenize(query), k, field)
