@@ -12,12 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from eventlog.opened import Opened
 from eventlog.payloads import Payload
 
-__all__ = ["Derived", "Follower", "Opened", "derived_event_id"]
+__all__ = [
+    "Derived",
+    "Follower",
+    "Lookups",
+    "NotReady",
+    "Opened",
+    "Stateful",
+    "derived_event_id",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,35 @@ class Follower(Protocol):
     def output(self) -> str: ...
 
     def process(self, batch: Sequence[Opened]) -> list[Derived]: ...
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A follower whose step depends on what it saw before (the linker's indexes, decay's
+    schedules). Its state is a fold over its upstream: before its first step a runner feeds it
+    the upstream prefix it has already processed, through `observe`, which must change the
+    state exactly as `process` does and derive nothing."""
+
+    restored: bool
+
+    def observe(self, batch: Sequence[Opened]) -> None: ...
+
+
+class NotReady(Exception):
+    """A lookup needs a derivation another actor has not made yet: try the batch later."""
+
+
+class Lookups(Protocol):
+    """An actor's read-only view of other streams."""
+
+    def previous_stored(self, namespace: str, before: int) -> Opened | None:
+        """The last memory stored in the namespace before an input position."""
+        ...
+
+    def embedded(self, input_positions: Sequence[int]) -> dict[int, Opened | None]:
+        """The embedding derived from each input position (None: there is none — erased, or
+        not a memory's text); raises NotReady while the embedder has not reached one."""
+        ...
 
 
 def derived_event_id(output: str, source_position: int, index: int) -> str:

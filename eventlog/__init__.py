@@ -3,6 +3,7 @@
 Nothing here knows about Ray, DuckDB or FAISS.
 """
 
+import eventlog.derived  # noqa: F401  (registers the derived payloads)
 from eventlog.inputs import InputLog, StoreRequest
 from eventlog.log import EventLog, EventView, LogReport
 from eventlog.schema import Causation, Draft, Receipt, Record

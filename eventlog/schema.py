@@ -26,9 +26,17 @@ INPUT_KINDS = frozenset(
 
 # Kinds on derived streams.
 MEMORY_EMBEDDED = "memory.embedded"
+MEMORY_EXTRACTED = "memory.extracted"
+MEMORY_LINKED = "memory.linked"
+MEMORY_CONSOLIDATED = "memory.consolidated"
+MEMORY_SCHEDULED = "memory.scheduled"
 
 INPUT_STREAM = "input"
 EMBEDDED_STREAM = "embedded"
+EXTRACTED_STREAM = "extracted"
+LINKED_STREAM = "linked"
+CONSOLIDATED_STREAM = "consolidated"
+DECAY_STREAM = "decay"
 HASH_BYTES = 32
 GENESIS_HASH = bytes(HASH_BYTES)
 

@@ -16,7 +16,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from actors.consolidator import ConsolidatorSettings
+from actors.decay import DecaySettings
 from actors.embedder import EmbedderSettings
+from actors.linker import LinkerSettings
+from actors.llm import LLMSettings
 from actors.query import QuerySettings
 from eventlog.settings import LogSettings
 from pipeline.errors import ConfigError
@@ -50,6 +54,10 @@ class Settings(BaseModel):
     log: LogSettings = Field(default_factory=LogSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    linker: LinkerSettings = Field(default_factory=LinkerSettings)
+    consolidator: ConsolidatorSettings = Field(default_factory=ConsolidatorSettings)
+    decay: DecaySettings = Field(default_factory=DecaySettings)
     lexical: BM25Settings = Field(default_factory=BM25Settings)
     vectors: VectorSettings = Field(default_factory=VectorSettings)
     projections: ProjectionSettings = Field(default_factory=ProjectionSettings)

@@ -9,24 +9,44 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import NamedTuple, cast
 
 import structlog
 
-from actors.follower import Follower, derived_event_id
+from actors.follower import Follower, NotReady, Stateful, derived_event_id
 from eventlog import Causation, Draft, EventLog, Record
 from eventlog.errors import KeyErased
 from eventlog.opened import Opened
-from eventlog.schema import MEMORY_STORED, batch_to_records
+from eventlog.schema import EMBEDDED_STREAM, MEMORY_STORED, batch_to_records
 
 log = structlog.get_logger(__name__)
 
 
 class LogHistory:
-    """An actor's look back into the input stream, bounded so a lookup stays cheap."""
+    """An actor's look into other streams (the `Lookups` protocol): back into the input
+    stream, bounded so a lookup stays cheap, and across to the embedded stream."""
 
     def __init__(self, event_log: EventLog, *, reach: int = 50_000) -> None:
         self._log = event_log
         self._reach = reach
+
+    def embedded(self, input_positions: Sequence[int]) -> dict[int, Opened | None]:
+        stream = self._log.stream(EMBEDDED_STREAM)
+        found = {p: stream.get(derived_event_id(EMBEDDED_STREAM, p, 0)) for p in input_positions}
+        missing = [p for p, r in found.items() if r is None]
+        if missing:
+            stream.refresh()  # its writer may be another process
+            tail = stream.tail()
+            reached = tail.causation.position if tail and tail.causation else 0
+            if max(missing) > reached:
+                raise NotReady(f"the embedder has not reached input position {max(missing)}")
+            found.update({p: stream.get(derived_event_id(EMBEDDED_STREAM, p, 0)) for p in missing})
+        records = [r for r in found.values() if r is not None]
+        opened = {
+            o.record.causation.position: o for o in self._log.opened(records) if o.record.causation
+        }
+        return {p: opened.get(p) for p in input_positions}
 
     def previous_stored(self, namespace: str, before: int) -> Opened | None:
         start = max(1, before - self._reach)
@@ -48,6 +68,12 @@ def resume_position(event_log: EventLog, follower: Follower) -> int:
     return tail.causation.position if tail is not None and tail.causation is not None else 0
 
 
+class Step(NamedTuple):
+    read: int  # upstream events processed
+    derived: int  # events appended
+    position: int  # the upstream position processed through
+
+
 def run_follower(
     event_log: EventLog,
     follower: Follower,
@@ -56,22 +82,33 @@ def run_follower(
     stop: int | None = None,
     start_after: int | None = None,
     max_batches: int | None = None,
-) -> tuple[int, int]:
+) -> Step:
     """Process what is upstream past the resume point (at most `max_batches` batches, for
-    backpressure); return (upstream events read, events derived)."""
+    backpressure).
+
+    The resume point is `start_after` when the caller kept it from its last step, else the
+    last upstream position the output records. An actor that derives nothing from the last
+    events it saw re-reads them after a restart; that is harmless, because it derives the
+    same events again (none) or the same ids, which the log takes once."""
     upstream = event_log.stream(follower.upstream)
     output = event_log.stream(follower.output)
     upstream.refresh()
     done = resume_position(event_log, follower) if start_after is None else start_after
+    if isinstance(follower, Stateful) and not follower.restored:
+        _restore(event_log, follower, done, batch_size)
     read = derived = batches = 0
     while True:
         last = upstream.last_position if stop is None else min(stop, upstream.last_position)
         if done >= last or (max_batches is not None and batches >= max_batches):
-            return read, derived
+            return Step(read, derived, done)
         batches += 1
         began = time.perf_counter()
         records = list(upstream.read(done + 1, min(last, done + batch_size)))
-        drafts = _seal_derived(event_log, follower, records)
+        try:
+            drafts = _seal_derived(event_log, follower, records)
+        except NotReady as wait:
+            log.debug("actor.waiting", actor=follower.name, why=str(wait))
+            return Step(read, derived, done)
         output.append(drafts)
         done = records[-1].position
         read += len(records)
@@ -81,6 +118,25 @@ def run_follower(
             actor=follower.name,
             upstream=len(records),
             derived=len(drafts),
+            position=done,
+            ms=round((time.perf_counter() - began) * 1e3, 1),
+        )
+
+
+def _restore(event_log: EventLog, follower: Stateful, done: int, batch_size: int) -> None:
+    """Fold the upstream prefix the follower has already processed back into its state."""
+    began = time.perf_counter()
+    upstream = event_log.stream(cast(Follower, follower).upstream)
+    start = 1
+    while start <= done:
+        end = min(done, start + 4 * batch_size - 1)
+        follower.observe(event_log.opened(upstream.read(start, end)))
+        start = end + 1
+    follower.restored = True
+    if done:
+        log.info(
+            "actor.restored",
+            actor=cast(Follower, follower).name,
             position=done,
             ms=round((time.perf_counter() - began) * 1e3, 1),
         )

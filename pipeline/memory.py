@@ -19,7 +19,7 @@ from pipeline.errors import HomeError
 from pipeline.logsetup import configure_logging
 from pipeline.projector import AsOf
 from pipeline.runtime import Runtime, SyncReport
-from projections.memstate import MemoryRow
+from projections.memstate import MemoryRow, doc_id
 
 
 class Memory:
@@ -127,14 +127,22 @@ class Memory:
 
     def audit(self, memory_id: str) -> list[EventView]:
         """Every event, in every stream, that produced, changed or was derived for the memory,
-        oldest first by time recorded: each with its stream, position, actor, time and hash.
-        (Recall is read-only and leaves no event; feedback is how a memory is boosted.)"""
+        or that links it or decides about it from another memory (as far as the projections
+        have caught up), oldest first by time recorded: each with its stream, position, actor,
+        time and hash. (Recall is read-only and leaves no event; feedback is how a memory is
+        boosted.)"""
         check.memory_id(memory_id)
         trail = []
         for name in self._log.stream_names():
             stream = self._log.stream(name)
             stream.refresh()
             trail += [self._log.view(name, r) for r in stream.read(memory_id=memory_id)]
+        if trail and self._runtime.as_of is None:
+            # Links and decisions of other memories that name this one as their target.
+            for name, position in self._runtime.projector.duck.referencing(doc_id(memory_id)):
+                record = next(iter(self._log.stream(name).read(position, position)), None)
+                if record is not None and record.memory_id != memory_id:
+                    trail.append(self._log.view(name, record))
         if not trail:
             raise MemoryNotFound(f"no memory {memory_id!r} in this log")
         return sorted(trail, key=lambda e: (e.recorded_at, e.stream != INPUT_STREAM, e.position))

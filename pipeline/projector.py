@@ -1,12 +1,15 @@
 """Keeps the DuckDB and FAISS projections caught up with the log, or builds them as of a point.
 
-The input stream is applied before the embedded stream, batch by batch; each projection
-skips what it has already applied, so the two can resume from different positions.
+The input stream is applied first, then each actor's stream in topology order, batch by
+batch; each projection skips what it has already applied, so they can resume from different
+positions. As of a point in the past, a derived stream is applied only as far as it was
+derived from what its upstream had by then.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +18,7 @@ import structlog
 
 from eventlog import EventLog
 from eventlog.errors import ValidationError
+from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
 from projections.duck import DuckProjection
 from projections.vector_projection import VectorProjection, VectorSettings
@@ -68,8 +72,11 @@ class Projector:
         vectors: VectorSettings | None = None,
         *,
         batch_size: int = 5000,
+        streams: Sequence[tuple[str, str]] = ((EMBEDDED_STREAM, INPUT_STREAM),),
     ) -> None:
+        """`streams`: the derived streams to fold, each with its upstream, upstream first."""
         self.directory = directory
+        self.streams = tuple(streams)
         self.batch_size = batch_size
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
@@ -82,7 +89,11 @@ class Projector:
         """Apply everything new in the log (up to `as_of`); return the events applied."""
         began = time.perf_counter()
         stop = event_log.input.last_position if as_of is None else as_of.input_stop(event_log)
-        applied = self._input(event_log, stop) + self._embedded(event_log, stop)
+        applied = self._input(event_log, stop)
+        stops = {INPUT_STREAM: stop}
+        for stream, upstream in self.streams:
+            done, stops[stream] = self._derived(event_log, stream, stops.get(upstream, 0))
+            applied += done
         if applied:
             log.info(
                 "projections.caught_up",
@@ -110,28 +121,40 @@ class Projector:
             self.vectors.snapshot()
         return applied
 
-    def _embedded(self, event_log: EventLog, input_stop: int) -> int:
-        stream = event_log.stream(EMBEDDED_STREAM)
-        stream.refresh()  # another process (a Ray actor) may be its writer
-        start = min(self.duck.applied(EMBEDDED_STREAM), self.vectors.applied(EMBEDDED_STREAM)) + 1
+    def _derived(self, event_log: EventLog, stream: str, upstream_stop: int) -> tuple[int, int]:
+        """Apply what is new in an actor's stream, derived from upstream positions up to
+        `upstream_stop`; return (events applied, the stream's last position applied)."""
+        source = event_log.stream(stream)
+        source.refresh()  # another process (a Ray actor) may be its writer
+        start = self._applied_from(stream) + 1
         applied = 0
-        while start <= stream.last_position:
-            records = list(stream.read(start, start + self.batch_size - 1))
-            # As of a point: only what was derived from the input seen by then.
+        while start <= source.last_position:
+            records = list(source.read(start, start + self.batch_size - 1))
+            # As of a point: only what was derived from the upstream seen by then.
             inside = [
-                r for r in records if r.causation is None or r.causation.position <= input_stop
+                r for r in records if r.causation is None or r.causation.position <= upstream_stop
             ]
             if inside:
-                opened = event_log.opened(inside)
-                duck_from = self.duck.applied(EMBEDDED_STREAM)
-                vector_from = self.vectors.applied(EMBEDDED_STREAM)
-                self.duck.apply_embedded([o for o in opened if o.record.position > duck_from])
-                self.vectors.apply_embedded([o for o in opened if o.record.position > vector_from])
+                self._apply(stream, event_log.opened(inside))
             applied += len(inside)
             if len(inside) < len(records):
-                break
+                return applied, inside[-1].position if inside else start - 1
             start = records[-1].position + 1
-        return applied
+        return applied, start - 1
+
+    def _applied_from(self, stream: str) -> int:
+        if stream == EMBEDDED_STREAM:
+            return min(self.duck.applied(stream), self.vectors.applied(stream))
+        return self.duck.applied(stream)
+
+    def _apply(self, stream: str, opened: list[Opened]) -> None:
+        duck_from = self.duck.applied(stream)
+        if stream != EMBEDDED_STREAM:
+            self.duck.apply_derived(stream, [o for o in opened if o.record.position > duck_from])
+            return
+        vector_from = self.vectors.applied(stream)
+        self.duck.apply_embedded([o for o in opened if o.record.position > duck_from])
+        self.vectors.apply_embedded([o for o in opened if o.record.position > vector_from])
 
     def checksums(self) -> dict[str, str]:
         sums = {f"duckdb.{table}": digest for table, digest in self.duck.checksums().items()}

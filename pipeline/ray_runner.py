@@ -48,17 +48,20 @@ class FollowerService:
         self.follower = node.make(self.settings, LogHistory(self.log))
         self.started = time.time()
         self.processed = 0
+        self.done: int | None = None  # upstream position processed through, once known
         self.pid = os.getpid()
 
     def step(self, max_batches: int = 8) -> tuple[int, int]:
-        read, derived = run_follower(
+        step = run_follower(
             self.log,
             self.follower,
             max_batches=max_batches,
             batch_size=self.settings.projections.actor_batch_size,
+            start_after=self.done,
         )
-        self.processed += read
-        return read, derived
+        self.done = step.position
+        self.processed += step.read
+        return step.read, step.derived
 
     def close(self) -> None:
         """Release the log (and the output stream's writer lock) before the process goes."""
@@ -67,7 +70,7 @@ class FollowerService:
     def status(self) -> dict[str, Any]:
         upstream = self.log.stream(self.follower.upstream)
         upstream.refresh()
-        done = resume_position(self.log, self.follower)
+        done = resume_position(self.log, self.follower) if self.done is None else self.done
         elapsed = max(time.time() - self.started, 1e-9)
         return {
             "actor": self.follower.name,
@@ -107,13 +110,13 @@ class RayRunner:
         # Actor handles are dynamic (methods are called with .remote), so typed as Any.
         self.actors: dict[str, Any] = {
             node.name: RemoteFollower.options(
-                name=f"{node.name}",
+                name=actor_name(node.name, home),
                 namespace=RAY_NAMESPACE,
                 get_if_exists=True,
                 max_restarts=max_restarts,
                 max_task_retries=max_restarts,
                 lifetime="detached" if address else None,
-                **(actor_options or {}),
+                **({"num_cpus": node.num_cpus} | (actor_options or {})),
             ).remote(str(home), settings.model_dump_json(), node.name, topology)
             for node in topology.nodes
         }

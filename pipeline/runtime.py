@@ -58,6 +58,10 @@ class Runtime:
         self._projector: Projector | None = None
         self._engine: QueryEngine | None = None
         self._rates: dict[str, tuple[int, float]] = {}  # actor -> (events, seconds working)
+        self._done: dict[str, int] = {}  # actor -> upstream position processed through
+
+    def follower(self, name: str) -> Follower:
+        return next(f for f in self.followers if f.name == name)
 
     @property
     def projector(self) -> Projector:
@@ -75,14 +79,16 @@ class Runtime:
             directory.mkdir(parents=True, exist_ok=True)
             marker.write_text(json.dumps(wanted))
         return Projector(
-            directory, self.settings.vectors, batch_size=self.settings.projections.batch_size
+            directory,
+            self.settings.vectors,
+            batch_size=self.settings.projections.batch_size,
+            streams=[(n.output, n.upstream) for n in self.topology.nodes],
         )
 
     @property
     def engine(self) -> QueryEngine:
         if self._engine is None:
-            embedder = self.followers[0]
-            assert isinstance(embedder, EmbedderActor)
+            embedder = next(f for f in self.followers if isinstance(f, EmbedderActor))
             p = self.projector
             self._engine = QueryEngine(
                 p.duck,
@@ -103,8 +109,11 @@ class Runtime:
         if self.as_of is None and self.log.writable:
             for follower in self.followers:
                 began = time.perf_counter()
-                read, made = run_follower(
-                    self.log, follower, batch_size=self.settings.projections.actor_batch_size
+                read, made, self._done[follower.name] = run_follower(
+                    self.log,
+                    follower,
+                    batch_size=self.settings.projections.actor_batch_size,
+                    start_after=self._done.get(follower.name),
                 )
                 if read:
                     total, seconds = self._rates.get(follower.name, (0, 0.0))
@@ -148,7 +157,7 @@ class Runtime:
             }
         actors = {}
         for follower in self.followers:
-            done = resume_position(self.log, follower)
+            done = self._done.get(follower.name) or resume_position(self.log, follower)
             upstream = streams.get(follower.upstream, 0)
             total, seconds = self._rates.get(follower.name, (0, 0.0))
             actors[follower.name] = {

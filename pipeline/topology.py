@@ -1,8 +1,14 @@
 """The topology as data: which actor follows which stream and writes which.
 
-Both runners execute the same topology: the inline runner in this process, the Ray runner
+Both runners execute the same topology: the inline runner in this process, in the order
+listed (so an actor that looks across to another stream finds it caught up), the Ray runner
 as named, restartable actors. Factories are module-level functions so that Ray can pickle a
 node and build its actor in a worker process.
+
+    input ──► extractor ──► extracted ──► linker ──► linked ──► consolidator ──► consolidated
+      │                                     ▲ (vectors, by input position)
+      ├────► embedder ──► embedded ─────────┘
+      └────► decay ──► decay
 """
 
 from __future__ import annotations
@@ -10,15 +16,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from actors.embedder import EmbedderActor, History
-from actors.follower import Follower
+from actors.consolidator import ConsolidatorActor
+from actors.decay import DecayActor
+from actors.embedder import EmbedderActor
+from actors.extractor import ExtractorActor
+from actors.follower import Follower, Lookups
+from actors.linker import LinkerActor
 from pipeline.config import Settings
 
-Factory = Callable[[Settings, History | None], Follower]
+Factory = Callable[[Settings, Lookups | None], Follower]
 
 
-def make_embedder(settings: Settings, history: History | None) -> Follower:
-    return EmbedderActor(settings.embedder, history=history)
+def make_extractor(settings: Settings, lookups: Lookups | None) -> Follower:
+    return ExtractorActor(settings.llm)
+
+
+def make_embedder(settings: Settings, lookups: Lookups | None) -> Follower:
+    return EmbedderActor(settings.embedder, history=lookups)
+
+
+def make_linker(settings: Settings, lookups: Lookups | None) -> Follower:
+    return LinkerActor(settings.linker, lookups)
+
+
+def make_consolidator(settings: Settings, lookups: Lookups | None) -> Follower:
+    return ConsolidatorActor(settings.consolidator)
+
+
+def make_decay(settings: Settings, lookups: Lookups | None) -> Follower:
+    return DecayActor()
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +53,7 @@ class Node:
     upstream: str
     output: str
     make: Factory
+    num_cpus: float = 0.1  # Ray scheduling share: the embedder computes, the rest mostly wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,5 +63,18 @@ class Topology:
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
 
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """Every derived stream, upstream before downstream."""
+        return tuple(n.output for n in self.nodes)
 
-DEFAULT_TOPOLOGY = Topology(nodes=(Node("embedder", "input", "embedded", make_embedder),))
+
+DEFAULT_TOPOLOGY = Topology(
+    nodes=(
+        Node("extractor", "input", "extracted", make_extractor),
+        Node("embedder", "input", "embedded", make_embedder, num_cpus=0.5),
+        Node("linker", "extracted", "linked", make_linker),
+        Node("consolidator", "linked", "consolidated", make_consolidator),
+        Node("decay", "input", "decay", make_decay),
+    )
+)

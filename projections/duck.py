@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED
+from projections.derived_rows import DERIVED_ARROW, DERIVED_TABLES, KEY_COLUMN, DerivedFold
 from projections.errors import ProjectionError
 from projections.memstate import (
     CONTEXT_FIELD,
@@ -30,7 +31,16 @@ from projections.memstate import (
 from projections.rows import FEEDBACK_ARROW, MEMORY_ARROW, VERSION_ARROW
 
 _SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
-TABLES = ("applied", "memories", "versions", "feedback", "postings", "term_stats", "corpus")
+TABLES = (
+    "applied",
+    "memories",
+    "versions",
+    "feedback",
+    "postings",
+    "term_stats",
+    "corpus",
+    *DERIVED_TABLES,
+)
 _MEMORY_COLUMNS = ", ".join(MemoryRow.__dataclass_fields__)
 _SELECT_MEMORIES = f"SELECT {_MEMORY_COLUMNS} FROM memories"
 
@@ -112,6 +122,25 @@ class DuckProjection:
             self._unindex(unindex, (CONTEXT_FIELD,))
             self._replace_rows(list(after.values()))
             self._index(index, (CONTEXT_FIELD,))
+
+    def apply_derived(self, stream: str, events: Sequence[Opened]) -> None:
+        """Fold a batch of an actor's stream (extracted, linked, consolidated, decay)."""
+        if not events:
+            return
+        fold = DerivedFold()
+        fold.apply(events)
+        with self._transaction(stream, events[-1].record.position):
+            for table, by_doc in fold.rows.items():
+                if not by_doc:
+                    continue
+                if table != "consolidation":  # decisions accumulate; the rest is replaced
+                    column = KEY_COLUMN.get(table, "doc")
+                    self._insert("_docs", pa.table({"doc": pa.array(list(by_doc), pa.int64())}))
+                    self.con.execute(
+                        f"DELETE FROM {table} WHERE {column} IN (SELECT doc FROM _docs)"
+                    )
+                rows = [row for doc_rows in by_doc.values() for row in doc_rows]
+                self._bulk(table, DERIVED_ARROW[table], rows)
 
     def _replace_rows(self, rows: Sequence[MemoryRow]) -> None:
         if not rows:
@@ -251,7 +280,7 @@ class DuckProjection:
             "WHERE namespace = ?",
             [ERASED, namespace],
         )
-        for table in ("versions", "feedback", "postings", "term_stats", "corpus"):
+        for table in ("versions", "feedback", "postings", "term_stats", "corpus", *DERIVED_TABLES):
             self.con.execute(f"DELETE FROM {table} WHERE namespace = ?", [namespace])
 
     # -- reading -------------------------------------------------------------------------
@@ -298,6 +327,20 @@ class DuckProjection:
             out.setdefault(int(doc), []).append(int(prev))
             out.setdefault(int(prev), []).append(int(doc))
         return out
+
+    def referencing(self, doc: int) -> list[tuple[str, int]]:
+        """(stream, position) of the linked and consolidated events that target a memory."""
+        rows = (
+            self.con.cursor()
+            .execute(
+                "SELECT 'linked', position FROM edges WHERE dst = ? "
+                "UNION SELECT 'consolidated', position FROM consolidation WHERE target = ? "
+                "ORDER BY 1, 2",
+                [doc, doc],
+            )
+            .fetchall()
+        )
+        return [(str(stream), int(position)) for stream, position in rows]
 
     def votes(self) -> dict[int, int]:
         """Useful minus not-useful votes per doc (only docs with votes)."""

@@ -38,3 +38,29 @@ CREATE TABLE IF NOT EXISTS corpus (
     namespace VARCHAR NOT NULL, field SMALLINT NOT NULL, docs BIGINT NOT NULL,
     total_length BIGINT NOT NULL, PRIMARY KEY (namespace, field)
 );
+-- What the actors derived, per memory (doc). Rows of a memory are replaced by its newest event.
+CREATE TABLE IF NOT EXISTS entities (
+    namespace VARCHAR NOT NULL, doc BIGINT NOT NULL, key VARCHAR NOT NULL, type VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS times (
+    namespace VARCHAR NOT NULL, doc BIGINT NOT NULL,
+    t_start TIMESTAMPTZ NOT NULL, t_end TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS facets (
+    namespace VARCHAR NOT NULL, doc BIGINT NOT NULL, category VARCHAR NOT NULL,
+    extractor VARCHAR NOT NULL, subject VARCHAR, attribute VARCHAR, value VARCHAR,
+    position BIGINT NOT NULL                  -- the extracted event
+);
+CREATE TABLE IF NOT EXISTS edges (
+    namespace VARCHAR NOT NULL, src BIGINT NOT NULL, dst BIGINT NOT NULL, kind VARCHAR NOT NULL,
+    weight DOUBLE NOT NULL, position BIGINT NOT NULL   -- the linked event
+);
+CREATE TABLE IF NOT EXISTS consolidation (
+    namespace VARCHAR NOT NULL, doc BIGINT NOT NULL, decision VARCHAR NOT NULL,
+    target BIGINT NOT NULL, position BIGINT NOT NULL   -- the consolidated event
+);
+CREATE TABLE IF NOT EXISTS schedule (
+    namespace VARCHAR NOT NULL, doc BIGINT NOT NULL, stability DOUBLE NOT NULL,
+    difficulty DOUBLE NOT NULL, reviewed_at TIMESTAMPTZ NOT NULL, reps INTEGER NOT NULL,
+    lapses INTEGER NOT NULL, position BIGINT NOT NULL  -- the decay event
+);

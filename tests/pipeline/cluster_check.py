@@ -30,7 +30,7 @@ def main(home: Path) -> None:
                 [StoreRequest(f"memory {i} about cats", "n") for i in range(20)]
             )
         runner = RayRunner(
-            home, load_settings(home=home), actor_options={"resources": {"mnemo_worker": 1}}
+            home, load_settings(home=home), actor_options={"resources": {"mnemo_worker": 0.1}}
         )
         derived = runner.run_until_caught_up()
         status = runner.status()["embedder"]

@@ -24,4 +24,5 @@ def test_two_node_cluster(tmp_path: Path) -> None:
     result = json.loads(process.stdout.strip().splitlines()[-1])
     assert result["nodes"] == 2
     assert result["actor_node"] != result["driver_node"]
-    assert result["derived"] == 20 and result["once"] is True
+    # 20 embeddings, and as many extractions, links and schedules (plus any merges)
+    assert result["derived"] >= 80 and result["once"] is True

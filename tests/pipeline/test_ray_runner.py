@@ -51,17 +51,44 @@ def _derived_once(home: Path, n: int) -> None:
         assert log.verify().ok
 
 
-def test_ray_actors_derive_what_the_inline_runner_would(home: Path) -> None:
+def _derived_streams(home: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """Every derived event's id, kind and opened payload, per stream, with memory ids
+    replaced by the input position that created them (ids are random per home)."""
+    with EventLog(home / "log", writable=False) as log:
+        ids = {r.memory_id: f"#{r.position}" for r in log.input.read() if r.memory_id}
+        out = {}
+        for node in DEFAULT_TOPOLOGY.nodes:
+            events = []
+            for r in log.stream(node.output).read():
+                payload = log.open_payload(r)
+                text = "" if payload is None else payload.model_dump_json()
+                for memory_id, position in ids.items():
+                    text = text.replace(memory_id, position)
+                events.append((r.event_id, r.kind, text))
+            out[node.output] = events
+        return out
+
+
+def test_ray_actors_derive_what_the_inline_runner_would(home: Path, tmp_path: Path) -> None:
     _store(home, 30)
     settings = load_settings(home=home)
     runner = RayRunner(home, settings)
     try:
-        assert runner.run_until_caught_up() == 30
-        status = runner.status()["embedder"]
-        assert status["processed"] == 30 and status["lag"] == 0
+        derived = runner.run_until_caught_up()
+        status = runner.status()
+        assert all(s["lag"] == 0 for s in status.values())
+        assert status["embedder"]["processed"] == 30
     finally:
         runner.shutdown()
     _derived_once(home, 30)
+    inline = tmp_path / "inline"
+    _store(inline, 30)
+    with Memory.open(home=inline) as mem:
+        mem.sync()
+    ray_streams, inline_streams = _derived_streams(home), _derived_streams(inline)
+    assert sum(len(events) for events in ray_streams.values()) == derived
+    assert ray_streams == inline_streams
+    assert len(ray_streams["linked"]) == 30 and len(ray_streams["decay"]) == 30
     embedder = Embedder(settings.embedder)
     with EventLog(home / "log", writable=False) as log:
         first = next(log.stream(EMBEDDED_STREAM).read())

@@ -1,0 +1,144 @@
+"""The extractor: reads each stored or updated memory and logs what it found.
+
+Rule-based by default (`extraction.extract`). With ``[llm]`` configured, an OpenAI-compatible
+model reads the text instead (facts, entities, category, claim); the rules still resolve times
+and compute the SimHash, and if the model fails the rules answer alone. Either way the result
+is a `memory.extracted` event, so a replay reads the log and never calls the model again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from actors.extraction import CATEGORIES, ENTITY_TYPES, Extraction, extract
+from actors.follower import Derived, Opened
+from actors.llm import ChatClient, LLMError, LLMSettings
+from eventlog.derived import ClaimPart, EntityMention, MemoryExtracted, TimeSpan
+from eventlog.payloads import MemoryStored, MemoryUpdated
+from eventlog.schema import (
+    EXTRACTED_STREAM,
+    INPUT_STREAM,
+    MEMORY_EXTRACTED,
+    MEMORY_STORED,
+    MEMORY_UPDATED,
+    to_micros,
+)
+
+log = structlog.get_logger(__name__)
+
+PROMPT = f"""You extract structured memory from one message a user told an assistant.
+Answer with one JSON object and nothing else, with these keys:
+- "facts": list of short standalone sentences, one per atomic fact (resolve "I" to the speaker
+  when the message starts with "Name:").
+- "entities": list of {{"text": ..., "type": one of {list(ENTITY_TYPES)}}} for people,
+  organisations, places, products and dates mentioned.
+- "category": one of {list(CATEGORIES)}.
+- "claim": null, or {{"subject": who the main fact is about, "attribute": a snake_case
+  attribute such as residence, employer, occupation, likes, favorite_food, age,
+  "value": its value, "negated": true if the message denies it,
+  "single_valued": true if a new value replaces an old one (residence), false if values add
+  up (likes)}}.
+"""
+
+
+class ExtractorActor:
+    name = "extractor"
+    upstream = INPUT_STREAM
+    output = EXTRACTED_STREAM
+
+    def __init__(self, llm: LLMSettings | None = None, client: ChatClient | None = None) -> None:
+        self.llm = llm or LLMSettings()
+        self._client = client
+        if self._client is None and self.llm.enabled:
+            self._client = ChatClient(self.llm)
+
+    def process(self, batch: Sequence[Opened]) -> list[Derived]:
+        out = []
+        for event in batch:
+            r, payload = event.record, event.payload
+            if r.kind not in (MEMORY_STORED, MEMORY_UPDATED) or payload is None:
+                continue
+            assert isinstance(payload, MemoryStored | MemoryUpdated)
+            when = r.occurred_at or r.recorded_at
+            extracted = self._extract(payload.text, when)
+            out.append(
+                Derived(MEMORY_EXTRACTED, r.namespace, r.memory_id, extracted, r.position, when)
+            )
+        return out
+
+    def _extract(self, text: str, when: datetime) -> MemoryExtracted:
+        rules = to_payload(extract(text, when), "rules")
+        if self._client is None:
+            return rules
+        try:
+            answer = self._client.complete_json(PROMPT, text)
+            return _from_llm(answer, rules, self.llm.model)
+        except LLMError as exc:
+            log.warning("extractor.llm_failed", error=str(exc))
+            return rules
+
+
+def to_payload(found: Extraction, extractor: str) -> MemoryExtracted:
+    return MemoryExtracted(
+        extractor=extractor,
+        facts=found.facts,
+        entities=[EntityMention(text=e.text, type=e.type, key=e.key) for e in found.entities],
+        category=found.category,
+        times=[
+            TimeSpan(text=t.text, start=to_micros(t.start), end=to_micros(t.end))
+            for t in found.times
+        ],
+        claim=None
+        if found.claim is None
+        else ClaimPart(
+            subject=found.claim.subject,
+            attribute=found.claim.attribute,
+            value=found.claim.value,
+            negated=found.claim.negated,
+            single_valued=found.claim.single_valued,
+        ),
+        simhash=found.simhash,
+        speaker=found.speaker,
+    )
+
+
+def _from_llm(answer: dict[str, Any], rules: MemoryExtracted, model: str) -> MemoryExtracted:
+    """The model's reading where it is well-formed, the rules' where it is not."""
+    facts = [str(f) for f in answer.get("facts") or [] if str(f).strip()] or rules.facts
+    entities = list(rules.entities)
+    seen = {e.key for e in entities}
+    for item in answer.get("entities") or []:
+        if not isinstance(item, dict) or not str(item.get("text", "")).strip():
+            continue
+        text = str(item["text"]).strip()
+        kind = str(item.get("type", "other")).lower()
+        key = text.casefold()
+        if key not in seen:
+            seen.add(key)
+            entities.append(
+                EntityMention(text=text, type=kind if kind in ENTITY_TYPES else "other", key=key)
+            )
+    category = str(answer.get("category", "")).lower()
+    claim = rules.claim
+    raw_claim = answer.get("claim")
+    if isinstance(raw_claim, dict) and all(raw_claim.get(k) for k in ("attribute", "value")):
+        claim = ClaimPart(
+            subject=str(raw_claim.get("subject") or rules.speaker or "self").casefold(),
+            attribute=str(raw_claim["attribute"]).casefold().replace(" ", "_"),
+            value=str(raw_claim["value"]).casefold(),
+            negated=bool(raw_claim.get("negated", False)),
+            single_valued=bool(raw_claim.get("single_valued", True)),
+        )
+    return rules.model_copy(
+        update={
+            "extractor": f"llm:{model}",
+            "facts": facts,
+            "entities": entities,
+            "category": category if category in CATEGORIES else rules.category,
+            "claim": claim,
+        }
+    )

@@ -1,0 +1,110 @@
+"""Payloads of the streams the actors derive: extracted, linked, consolidated, decay.
+
+Each derived event is sealed with the key of the input event it came from, so erasing a
+subject makes what was derived from its words unreadable too. Times are microseconds since
+the Unix epoch (UTC), as in the envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from eventlog.payloads import Payload, register_payload
+from eventlog.schema import (
+    MEMORY_CONSOLIDATED,
+    MEMORY_EXTRACTED,
+    MEMORY_LINKED,
+    MEMORY_SCHEDULED,
+)
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class EntityMention(_Part):
+    text: str
+    type: str
+    key: str
+
+
+class TimeSpan(_Part):
+    text: str
+    start: int
+    end: int
+
+
+class ClaimPart(_Part):
+    subject: str
+    attribute: str
+    value: str
+    negated: bool = False
+    single_valued: bool = True
+
+
+class MemoryExtracted(Payload):
+    """What the extractor read in a memory's text (rules, or an LLM when configured)."""
+
+    extractor: str
+    facts: list[str] = Field(default_factory=list)
+    entities: list[EntityMention] = Field(default_factory=list)
+    category: str = "other"
+    times: list[TimeSpan] = Field(default_factory=list)
+    claim: ClaimPart | None = None
+    simhash: int = Field(0, ge=0, lt=2**64)
+    speaker: str | None = None
+
+
+EdgeKind = Literal["entity", "similar", "updates", "extends", "contradicts"]
+
+
+class Edge(_Part):
+    """A link from the event's memory to an earlier one; `via` names the shared entity or the
+    claim's attribute."""
+
+    target: str
+    kind: EdgeKind
+    weight: float
+    via: str | None = None
+    hamming: int | None = None
+
+
+class MemoryLinked(Payload):
+    mentions: list[str] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
+
+
+class Input(_Part):
+    stream: str
+    position: int
+
+
+class MemoryConsolidated(Payload):
+    """A decision about two memories: the event's memory duplicates `target` (merged into it),
+    or supersedes it (the target goes to the archive)."""
+
+    decision: Literal["duplicate", "supersedes"]
+    target: str
+    reason: str
+    inputs: list[Input]
+    cosine: float | None = None
+    hamming: int | None = None
+
+
+class MemoryScheduled(Payload):
+    """FSRS state after a review (or the first one, when the memory was stored)."""
+
+    stability: float = Field(gt=0)
+    difficulty: float = Field(ge=1, le=10)
+    reviewed_at: int
+    reps: int = Field(ge=0)
+    lapses: int = Field(ge=0)
+    grade: int | None = Field(None, ge=1, le=4)
+
+
+register_payload(MEMORY_EXTRACTED, MemoryExtracted)
+register_payload(MEMORY_LINKED, MemoryLinked)
+register_payload(MEMORY_CONSOLIDATED, MemoryConsolidated)
+register_payload(MEMORY_SCHEDULED, MemoryScheduled)
