@@ -44,8 +44,11 @@ _PLACE_CUES = frozenset(_LEXICON["place_cues"])
 # Capitalised words that start sentences or are pronouns, not names.
 _NOT_NAMES = frozenset(_LEXICON["not_names"]) | frozenset(MONTHS) | frozenset(WEEKDAYS)
 
+# "Mercy Hospital", "Bank of America", "iPhone 15": capitalised (or camel-case) words, joined
+# by a few particles, with an optional model number.
+_NAME_WORD = r"(?:[A-Z]|[a-z][A-Z])[\w'\u2019&.-]*"
 _CAPITALISED = re.compile(
-    r"\b[A-Z][\w'\u2019&.-]*(?:\s+(?:of|the|de|du|van|von|la|le|&)?\s*[A-Z][\w'\u2019&-]*)*"
+    rf"\b{_NAME_WORD}(?:\s+(?:of|the|de|du|van|von|la|le|&)?\s*{_NAME_WORD})*(?:\s\d{{1,3}}\b)?"
 )
 _SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[\"'\u201c(]?[A-Z0-9])")
 _SPEAKER = re.compile(r"^\s*(?P<speaker>[A-Z][\w'\u2019-]*(?:\s[A-Z][\w'\u2019-]*)?):\s+")

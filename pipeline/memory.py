@@ -171,15 +171,18 @@ class Memory:
         filters: Metadata | None = None,
         weights: Mapping[str, float] | None = None,
         neighbor_weight: float | None = None,
+        now: datetime | None = None,
     ) -> list[Hit]:
         """The k memories of the namespace that best answer the query, best first.
 
         Every channel's score is on each hit (`hit.channels`), and where it came from in the
         log (`hit.provenance`). `min_position` is a position your store returned: recall then
         sees that write (read-your-writes). `as_of` recalls what was known at that point.
-        `filters` keeps memories whose metadata has those values. `weights` (channel -> weight)
-        and `neighbor_weight` override the configured fusion for this call (evaluations use
-        them to run single-channel baselines).
+        `filters` keeps memories whose metadata has those values (the key `category` matches
+        the extractor's category). `weights` (channel -> weight) and `neighbor_weight` override
+        the configured fusion for this call (evaluations use them to run single-channel
+        baselines). `now` is when the question is asked: time words in it ("last week") are
+        read against it, and decay runs up to it (default: the clock, or the `as_of` time).
         """
         query = check.text(query, self.settings.log)
         check.namespace(namespace)
@@ -194,7 +197,14 @@ class Memory:
             raise ValidationError(f"min_position {min_position!r} is not a position of this log")
         if namespace not in self._inputs.namespaces():
             raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
+        if now is not None and not isinstance(now, datetime):
+            raise ValidationError("now must be a datetime")
+        if now is not None and now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
         if as_of is not None:
+            point = _as_of(as_of)
+            if now is None and point.time is not None:
+                now = point.time
             return self._past(as_of).recall(
                 query,
                 namespace,
@@ -202,13 +212,20 @@ class Memory:
                 filters=filters,
                 weights=weights,
                 neighbor_weight=neighbor_weight,
+                now=now,
             )
 
         if weights is not None and not set(weights) <= set(CHANNELS):
             raise ValidationError(f"unknown channels {sorted(set(weights) - set(CHANNELS))}")
         self._runtime.sync()  # embedded: catch up inline, so every acknowledged write is seen
         return self._runtime.engine.recall(
-            query, namespace, k, filters=wanted, weights=weights, neighbor_weight=neighbor_weight
+            query,
+            namespace,
+            k,
+            filters=wanted,
+            weights=weights,
+            neighbor_weight=neighbor_weight,
+            now=now,
         )
 
     def get(self, memory_id: str) -> MemoryRow | None:

@@ -96,6 +96,7 @@ class Runtime:
                 embedder.embedder.embed,
                 self.settings.query,
                 self.settings.lexical,
+                self.settings.decay,
             )
         return self._engine
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -25,7 +26,7 @@ class Events:
     """Numbers positions per stream, as the log would."""
 
     def __init__(self) -> None:
-        self.positions = {"input": 0, "embedded": 0}
+        self.positions: dict[str, int] = defaultdict(int)
 
     def _make(
         self,
@@ -76,10 +77,13 @@ class Events:
             "input", "subject.erased", ns, None, SubjectErased(namespace=ns, key_ids=[f"{ns}#1"])
         )
 
-    def embedded(self, source: Opened, seed: int | None = None) -> Opened:
-        rng = np.random.default_rng(source.record.position if seed is None else seed)
-        vector = rng.standard_normal(16).astype(np.float32)
-        vector /= np.linalg.norm(vector)
+    def embedded(
+        self, source: Opened, seed: int | None = None, vector: np.ndarray | None = None
+    ) -> Opened:
+        if vector is None:
+            rng = np.random.default_rng(source.record.position if seed is None else seed)
+            vector = rng.standard_normal(16).astype(np.float32)
+            vector /= np.linalg.norm(vector)
         return self._make(
             "embedded",
             "memory.embedded",
@@ -87,4 +91,17 @@ class Events:
             source.record.memory_id,
             MemoryEmbedded.of("test-model", vector),
             Causation("input", source.record.position),
+        )
+
+    def derived(
+        self, stream: str, kind: str, source: Opened, payload: Payload, upstream: str = "input"
+    ) -> Opened:
+        """An actor's event derived from `source` (an event of `upstream`)."""
+        return self._make(
+            stream,
+            kind,
+            source.record.namespace,
+            source.record.memory_id,
+            payload,
+            Causation(upstream, source.record.position),
         )

@@ -1,0 +1,164 @@
+"""The extractor actor: rules by default; an OpenAI-compatible LLM when configured, tested
+against a real local HTTP server speaking the chat-completions protocol. Its outputs are
+logged, so replays never call the model again."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from actors.extractor import ExtractorActor
+from actors.llm import ChatClient, LLMError, LLMSettings
+from eventlog.derived import MemoryExtracted
+from pipeline import Memory
+from pipeline.config import load_settings
+from tests.projections.events import Events
+
+
+class ChatServer:
+    """A chat-completions endpoint on loopback that answers with a canned JSON object."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.answer: object = {}
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                outer.headers.append(dict(self.headers))
+                content = (
+                    outer.answer if isinstance(outer.answer, str) else json.dumps(outer.answer)
+                )
+                reply = json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": content}}]}
+                ).encode()
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def chat() -> Iterator[ChatServer]:
+    server = ChatServer()
+    yield server
+    server.close()
+
+
+LLM_ANSWER = {
+    "facts": ["Alice moved to Berlin.", "Alice works at Acme."],
+    "entities": [{"text": "Acme", "type": "organisation"}, {"text": "Berlin", "type": "place"}],
+    "category": "personal",
+    "claim": {
+        "subject": "Alice",
+        "attribute": "residence",
+        "value": "Berlin",
+        "negated": False,
+        "single_valued": True,
+    },
+}
+
+
+def test_rules_extract_without_any_model() -> None:
+    events = Events()
+    stored = events.stored("m1", "Alice: I moved to Berlin and love pottery.")
+    (derived,) = ExtractorActor().process([stored, events.feedback("m1", True)])
+    payload = derived.payload
+    assert isinstance(payload, MemoryExtracted) and payload.extractor == "rules"
+    assert derived.source_position == stored.record.position
+    assert {e.key for e in payload.entities} >= {"alice", "berlin"}
+    assert payload.claim is not None and payload.claim.attribute == "residence"
+
+
+def test_erased_events_derive_nothing() -> None:
+    events = Events()
+    assert ExtractorActor().process([events.stored("m1", None)]) == []
+
+
+def test_llm_extraction_speaks_chat_completions(
+    chat: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-test")
+    chat.answer = LLM_ANSWER
+    actor = ExtractorActor(LLMSettings(base_url=chat.url, model="tiny", api_key_env="TEST_LLM_KEY"))
+    events = Events()
+    (derived,) = actor.process([events.stored("m1", "Alice: I moved to Berlin, working at Acme")])
+    payload = derived.payload
+    assert isinstance(payload, MemoryExtracted)
+    assert payload.extractor == "llm:tiny"
+    assert payload.facts == LLM_ANSWER["facts"]
+    assert payload.category == "personal"
+    assert payload.claim is not None and payload.claim.value == "berlin"
+    assert {"acme", "berlin", "alice"} <= {e.key for e in payload.entities}
+    (request,) = chat.requests
+    assert request["model"] == "tiny" and request["response_format"] == {"type": "json_object"}
+    assert request["messages"][-1] == {
+        "role": "user",
+        "content": "Alice: I moved to Berlin, working at Acme",
+    }
+    assert chat.headers[0]["Authorization"] == "Bearer sk-test"
+
+
+@pytest.mark.parametrize("answer", ["not json at all", "[1, 2]", "```json\n{oops```"])
+def test_a_malformed_llm_answer_falls_back_to_the_rules(chat: ChatServer, answer: str) -> None:
+    chat.answer = answer
+    actor = ExtractorActor(LLMSettings(base_url=chat.url, model="tiny", retries=0))
+    with capture_logs() as logs:
+        (derived,) = actor.process([Events().stored("m1", "Bob: I live in Paris")])
+    assert isinstance(derived.payload, MemoryExtracted)
+    assert derived.payload.extractor == "rules"
+    assert any(entry["event"] == "extractor.llm_failed" for entry in logs)
+
+
+def test_an_unreachable_llm_is_an_error_the_actor_survives() -> None:
+    settings = LLMSettings(base_url="http://127.0.0.1:9/v1", model="m", retries=0, timeout=2)
+    with pytest.raises(LLMError, match="failed after 1 tries"):
+        ChatClient(settings).complete_json("s", "u")
+    with pytest.raises(LLMError, match="http"):
+        ChatClient(LLMSettings(base_url="file:///etc/passwd", model="m"))
+    (derived,) = ExtractorActor(settings).process([Events().stored("m1", "I live in Oslo")])
+    assert isinstance(derived.payload, MemoryExtracted) and derived.payload.extractor == "rules"
+
+
+def test_replays_read_the_logged_extraction_and_never_call_the_llm(
+    chat: ChatServer, tmp_path: Path
+) -> None:
+    chat.answer = LLM_ANSWER
+    settings = load_settings(home=tmp_path / "h")
+    settings = settings.model_copy(update={"llm": LLMSettings(base_url=chat.url, model="tiny")})
+    with Memory.open(settings=settings) as mem:
+        r = mem.store("Alice: I moved to Berlin, working at Acme", namespace="alice")
+        mem.sync()
+        assert len(chat.requests) == 1
+        before = mem.checksums()
+        mem.rebuild()
+        assert mem.checksums() == before
+        hits = mem.recall("Acme", namespace="alice", k=1, filters={"category": "personal"})
+        assert [h.memory_id for h in hits] == [r.memory_id]
+    with Memory.open(settings=settings) as mem:
+        mem.sync()
+    assert len(chat.requests) == 1  # neither the rebuild nor a restart asked again

@@ -1,0 +1,179 @@
+"""Linker, consolidator and decay, on handmade events: edges, decisions and schedules, and
+state restored by `observe` equal to state built by `process`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from actors.consolidator import ConsolidatorActor, ConsolidatorSettings
+from actors.decay import (
+    AGAIN,
+    GOOD,
+    DecayActor,
+    DecaySettings,
+    W,
+    first,
+    retrievability,
+    review,
+    zone,
+)
+from actors.extraction import extract
+from actors.extractor import to_payload
+from actors.follower import Derived, NotReady
+from actors.linker import LinkerActor, LinkerSettings
+from eventlog.derived import Edge, Input, MemoryConsolidated, MemoryLinked, MemoryScheduled
+from eventlog.opened import Opened
+from eventlog.schema import to_micros
+from tests.projections.events import T0, Events
+
+
+class FakeLookups:
+    """Embeddings by input position, as the embedded stream would give them."""
+
+    def __init__(self) -> None:
+        self.opened: dict[int, Opened] = {}
+        self.reached = 10**9
+
+    def previous_stored(self, namespace: str, before: int) -> Opened | None:
+        return None
+
+    def embedded(self, input_positions: Sequence[int]) -> dict[int, Opened | None]:
+        if max(input_positions, default=0) > self.reached:
+            raise NotReady("not yet")
+        return {p: self.opened.get(p) for p in input_positions}
+
+
+def _unit(seed: int, base: np.ndarray | None = None, noise: float = 1.0) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(16).astype(np.float32)
+    if base is not None:
+        v = base + noise * v
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+class World:
+    """Stores texts and extracts them, giving each an embedding."""
+
+    def __init__(self) -> None:
+        self.events = Events()
+        self.lookups = FakeLookups()
+        self.extracted: list[Opened] = []
+
+    def store(self, memory_id: str, text: str, vector: np.ndarray, ns: str = "n") -> None:
+        stored = self.events.stored(memory_id, text, ns)
+        self.lookups.opened[stored.record.position] = self.events.embedded(stored, vector=vector)
+        payload = to_payload(extract(text, T0), "rules")
+        self.extracted.append(self.events.derived("extracted", "memory.extracted", stored, payload))
+
+
+def _edges(derived: Derived) -> set[tuple[str, str]]:
+    assert isinstance(derived.payload, MemoryLinked)
+    return {(e.target, e.kind) for e in derived.payload.edges}
+
+
+def test_linker_links_entities_similar_memories_and_claims() -> None:
+    w = World()
+    base = _unit(1)
+    w.store("a", "Alice: I live in Paris and visit the Louvre.", base)
+    w.store("b", "Bob: The Louvre was closed.", _unit(2))
+    w.store("c", "Alice: I moved to Berlin!", _unit(3))
+    w.store("d", "Dan: I live in Paris and visit the Louvre!", _unit(4, base, 0.05))
+    w.store("e", "Alice: I don't live in Berlin anymore.", _unit(5))
+    out = LinkerActor(LinkerSettings(similar_threshold=0.9), w.lookups).process(w.extracted)
+    assert [d.memory_id for d in out] == ["a", "b", "c", "d", "e"]
+    assert _edges(out[0]) == set()
+    assert _edges(out[1]) == {("a", "entity")}  # the Louvre; Alice is the speaker of a, not b
+    assert ("a", "updates") in _edges(out[2])  # Alice's residence: Paris -> Berlin
+    assert {("a", "similar"), ("b", "entity"), ("a", "entity")} <= _edges(out[3])
+    similar = next(e for e in out[3].payload.edges if e.kind == "similar")  # type: ignore[union-attr]
+    assert similar.weight > 0.9 and similar.hamming is not None and similar.hamming < 20
+    assert ("c", "contradicts") in _edges(out[4])  # the same value, denied
+
+
+def test_linker_keeps_namespaces_apart() -> None:
+    w = World()
+    w.store("a", "I visited the Louvre.", _unit(1), ns="one")
+    w.store("b", "I visited the Louvre.", _unit(1), ns="two")
+    out = LinkerActor(LinkerSettings(), w.lookups).process(w.extracted)
+    assert _edges(out[1]) == set()
+
+
+def test_linker_state_restored_by_observe_equals_state_built_by_process() -> None:
+    w = World()
+    for i in range(12):
+        w.store(f"m{i}", f"Eve: I went to Lisbon with Zed {i % 3} times.", _unit(i % 4))
+    whole = LinkerActor(LinkerSettings(), w.lookups).process(w.extracted)
+    restarted = LinkerActor(LinkerSettings(), w.lookups)
+    restarted.observe(w.extracted[:7])
+    assert restarted.process(w.extracted[7:]) == whole[7:]
+
+
+def test_linker_waits_for_the_embedder() -> None:
+    w = World()
+    w.store("a", "I visited the Louvre.", _unit(1))
+    w.lookups.reached = 0
+    with pytest.raises(NotReady):
+        LinkerActor(LinkerSettings(), w.lookups).process(w.extracted)
+
+
+def _linked(events: Events, edges: list[Edge]) -> Opened:
+    source = events.stored("new", "x")
+    return events.derived("linked", "memory.linked", source, MemoryLinked(edges=edges), "extracted")
+
+
+def test_consolidator_merges_near_duplicates_and_supersedes_updates() -> None:
+    events = Events()
+    near = Edge(target="old", kind="similar", weight=0.99, hamming=2)
+    far = Edge(target="other", kind="similar", weight=0.99, hamming=30)
+    update = Edge(target="older", kind="updates", weight=1.0, via="residence")
+    linked = _linked(events, [near, far, update])
+    (merge,) = ConsolidatorActor().process([linked])
+    assert isinstance(merge.payload, MemoryConsolidated)
+    assert (merge.payload.decision, merge.payload.target) == ("duplicate", "old")
+    assert merge.payload.inputs[0] == Input(stream="linked", position=linked.record.position)
+    assert merge.payload.inputs[1].stream == "extracted"
+    (supersede,) = ConsolidatorActor().process([_linked(events, [far, update])])
+    assert isinstance(supersede.payload, MemoryConsolidated)
+    assert (supersede.payload.decision, supersede.payload.target) == ("supersedes", "older")
+    assert "residence" in supersede.payload.reason
+    quiet = ConsolidatorActor(ConsolidatorSettings(supersede=False))
+    assert quiet.process([_linked(events, [far, update])]) == []
+
+
+def test_fsrs_reviews_follow_the_published_rules() -> None:
+    s = first(GOOD, 0)
+    assert s.stability == W[2] and s.reps == 1
+    assert retrievability(s.stability, s.stability) == pytest.approx(0.9)
+    day = 86_400 * 1_000_000
+    good = review(s, GOOD, 4 * day)
+    again = review(s, AGAIN, 4 * day)
+    assert good.stability > s.stability and good.reps == 2 and good.lapses == 0
+    assert again.stability < s.stability and again.lapses == 1
+    assert again.difficulty > s.difficulty >= good.difficulty
+    # Reviewing later (lower retrievability) grows stability more.
+    assert review(s, GOOD, 10 * day).stability > good.stability
+    settings = DecaySettings()
+    assert [zone(r, settings) for r in (0.95, 0.7, 0.4, 0.1)] == [
+        "active",
+        "warm",
+        "cold",
+        "archived",
+    ]
+
+
+def test_decay_schedules_from_event_times_only() -> None:
+    events = Events()
+    batch = [events.stored("m", "x"), events.feedback("m", True), events.feedback("m", False)]
+    batch.append(events.feedback("unknown", True))  # no schedule: nothing derived
+    out = DecayActor().process(batch)
+    payloads = [d.payload for d in out]
+    assert all(isinstance(p, MemoryScheduled) for p in payloads)
+    assert [p.grade for p in payloads] == [3, 3, 1]  # type: ignore[union-attr]
+    assert [p.reps for p in payloads] == [1, 2, 3]  # type: ignore[union-attr]
+    restarted = DecayActor()
+    restarted.observe(batch[:2])
+    assert restarted.process(batch[2:]) == out[2:]
+    when = batch[0].record.occurred_at
+    assert when is not None and payloads[0].reviewed_at == to_micros(when)  # type: ignore[union-attr]

@@ -1,0 +1,57 @@
+"""Temporal expressions resolve against the reference time, to calendar intervals."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from actors.timeexpr import find_times
+
+REF = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # a Monday
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("I went yesterday", date(2023, 5, 7), date(2023, 5, 8)),
+        ("today was long", date(2023, 5, 8), date(2023, 5, 9)),
+        ("the day before yesterday", date(2023, 5, 6), date(2023, 5, 7)),
+        ("see you tomorrow", date(2023, 5, 9), date(2023, 5, 10)),
+        ("last week was fun", date(2023, 5, 1), date(2023, 5, 8)),
+        ("next month", date(2023, 6, 1), date(2023, 7, 1)),
+        ("last year", date(2022, 1, 1), date(2023, 1, 1)),
+        ("3 days ago I ran", date(2023, 5, 5), date(2023, 5, 6)),
+        ("a few days ago", date(2023, 5, 5), date(2023, 5, 6)),
+        ("two months ago", date(2023, 3, 1), date(2023, 4, 1)),
+        ("We met last Friday", date(2023, 5, 5), date(2023, 5, 6)),
+        ("on Monday", date(2023, 5, 1), date(2023, 5, 2)),
+        ("next Friday", date(2023, 5, 12), date(2023, 5, 13)),
+        ("in May I saw it", date(2023, 5, 1), date(2023, 6, 1)),
+        ("in August", date(2022, 8, 1), date(2022, 9, 1)),  # said in May: last August
+        ("on May 7, 2023 we met", date(2023, 5, 7), date(2023, 5, 8)),
+        ("the 7th of June 2021", date(2021, 6, 7), date(2021, 6, 8)),
+        ("2023-01-05", date(2023, 1, 5), date(2023, 1, 6)),
+        ("last summer", date(2022, 6, 1), date(2022, 9, 1)),
+        ("back in 2019", date(2019, 1, 1), date(2020, 1, 1)),
+    ],
+)
+def test_expressions_resolve_against_the_reference(text: str, start: date, end: date) -> None:
+    (found,) = find_times(text, REF)
+    assert (found.start.date(), found.end.date()) == (start, end)
+    assert found.start.tzinfo is not None and found.text.lower() in text.lower()
+
+
+@pytest.mark.parametrize("text", ["I may go", "we march on", "nothing temporal here", ""])
+def test_words_that_only_look_like_times_are_not_times(text: str) -> None:
+    assert find_times(text, REF) == []
+
+
+def test_several_expressions_come_in_text_order_without_overlap() -> None:
+    found = find_times("Yesterday I booked a trip for next week, on May 20, 2023.", REF)
+    assert [f.text for f in found] == ["Yesterday", "next week", "May 20, 2023"]
+
+
+def test_a_naive_reference_is_taken_as_utc() -> None:
+    (found,) = find_times("yesterday", datetime(2023, 5, 8, 13, 56))
+    assert found.start == datetime(2023, 5, 7, tzinfo=UTC)
