@@ -99,8 +99,9 @@ def test_malformed_file_is_named(tmp_path: Path) -> None:
 
 
 def test_locomo_dev_quality_does_not_regress() -> None:
-    """The quality bar, measured with the shared protocol (0.751 when this was written)."""
+    """The quality bar (0.75), measured with the shared protocol: 0.764 with every channel
+    and the consolidator when this was written."""
     report = run_locomo(DEV, [10], load_settings())
     assert report["questions"] == 760
-    assert report["mnemoflow"]["recall"]["@10"] >= 0.74
+    assert report["mnemoflow"]["recall"]["@10"] >= 0.755
     assert report["mnemoflow"]["recall"]["@10"] > report["bm25"]["recall"]["@10"] + 0.08
