@@ -3,8 +3,8 @@
 It follows the extracted stream and writes one `memory.linked` event per memory version:
 - `entity`: the memory and the latest few earlier memories that mention the same entity
   (co-occurrence; the speaker of a conversation is left out, since every other turn has it);
-- `similar`: its nearest earlier memories by cosine (a FAISS flat index per namespace) above
-  a threshold, with the Hamming distance of their SimHashes for the consolidator;
+- `similar`: its nearest earlier memories by cosine (exact, one matrix product per batch and
+  namespace) above a threshold, with the Hamming distance of their SimHashes for the consolidator;
 - `updates` / `extends` / `contradicts`: the latest earlier memory with a claim about the same
   subject and attribute — a new value of a single-valued attribute updates it, a value that
   adds up extends it, the same value denied (or affirmed after a denial) contradicts it.
@@ -27,8 +27,6 @@ from actors.follower import Derived, Lookups, Opened
 from eventlog.derived import ClaimPart, Edge, EdgeKind, MemoryExtracted, MemoryLinked
 from eventlog.payloads import MemoryEmbedded
 from eventlog.schema import EXTRACTED_STREAM, LINKED_STREAM, MEMORY_LINKED
-from projections.memstate import doc_id
-from projections.vectors import FaissIndex
 
 
 class LinkerSettings(BaseModel):
@@ -47,6 +45,32 @@ class _Claim:
     negated: bool
 
 
+class _Matrix:
+    """A namespace's vectors, one row per memory (an update overwrites its row), searched
+    exactly with matrix products: the linker's similarity must not depend on how its input
+    was cut into batches, which an approximate index cannot promise."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.rows = np.zeros((0, dim), np.float32)
+        self.ids: list[str] = []
+        self.row_of: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def put(self, memory_id: str, vector: np.ndarray) -> None:
+        row = self.row_of.get(memory_id)
+        if row is None:
+            row = self.row_of[memory_id] = len(self.ids)
+            self.ids.append(memory_id)
+            if row >= len(self.rows):
+                grown = np.zeros((max(64, 2 * len(self.rows)), self.dim), np.float32)
+                grown[: len(self.rows)] = self.rows
+                self.rows = grown
+        self.rows[row] = vector
+
+
 @dataclass
 class _Namespace:
     """What the linker remembers of one namespace."""
@@ -56,13 +80,22 @@ class _Namespace:
     mentions: dict[str, deque[str]] = field(default_factory=dict)
     claims: dict[tuple[str, str], _Claim] = field(default_factory=dict)
     simhashes: dict[str, int] = field(default_factory=dict)
-    ids: dict[int, str] = field(default_factory=dict)
-    index: FaissIndex | None = None
+    matrix: _Matrix | None = None
 
-    def vectors(self) -> FaissIndex:
-        if self.index is None:
-            self.index = FaissIndex(self.dim)
-        return self.index
+    def vectors(self) -> _Matrix:
+        if self.matrix is None:
+            self.matrix = _Matrix(self.dim)
+        return self.matrix
+
+
+@dataclass
+class _Similar:
+    """Similarity candidates for one batch: scores against the namespace as it stood before
+    the batch (one matrix product), plus each earlier memory of the batch itself."""
+
+    before: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    columns: dict[int, int] = field(default_factory=dict)  # event index -> column
+    batch: list[tuple[str, str, np.ndarray]] = field(default_factory=list)  # ns, id, vector
 
 
 class LinkerActor:
@@ -85,32 +118,75 @@ class LinkerActor:
     def _step(self, batch: Sequence[Opened], *, emit: bool) -> list[Derived]:
         events = [e for e in batch if isinstance(e.payload, MemoryExtracted) and e.record.memory_id]
         vectors = self._vectors(events)
+        similar = self._prepare(events, vectors) if emit else _Similar()
         out = []
-        for event in events:
+        for i, event in enumerate(events):
             r = event.record
             assert isinstance(event.payload, MemoryExtracted) and r.memory_id is not None
-            vector = vectors.get(r.memory_id)
+            vector = vectors.get(i)
             space = self._space(r.namespace, vector)
             if emit:
-                linked = self._link(space, r.memory_id, event.payload, vector)
+                near = self._nearest(similar, i, r.namespace, r.memory_id, vector)
+                linked = self._link(space, r.memory_id, event.payload, near)
                 out.append(Derived(MEMORY_LINKED, r.namespace, r.memory_id, linked, r.position))
             self._remember(space, r.memory_id, event.payload, vector)
         return out
 
-    def _vectors(self, events: Sequence[Opened]) -> dict[str, np.ndarray]:
+    def _vectors(self, events: Sequence[Opened]) -> dict[int, np.ndarray]:
+        """Each event's embedding (by index in the batch), from the embedder's stream."""
         if self.lookups is None or self.settings.similar_k == 0:
             return {}
-        sources = {
-            e.record.causation.position: e.record.memory_id
-            for e in events
-            if e.record.causation is not None
-        }
+        at = {e.record.causation.position: i for i, e in enumerate(events) if e.record.causation}
         out = {}
-        for position, embedded in self.lookups.embedded(list(sources)).items():
-            memory_id = sources[position]
-            if embedded is not None and isinstance(embedded.payload, MemoryEmbedded) and memory_id:
-                out[memory_id] = embedded.payload.array()
+        for position, embedded in self.lookups.embedded(list(at)).items():
+            if embedded is not None and isinstance(embedded.payload, MemoryEmbedded):
+                out[at[position]] = embedded.payload.array()
         return out
+
+    def _prepare(self, events: Sequence[Opened], vectors: dict[int, np.ndarray]) -> _Similar:
+        similar = _Similar()
+        by_namespace: dict[str, list[int]] = {}
+        for i in sorted(vectors):
+            by_namespace.setdefault(events[i].record.namespace, []).append(i)
+        for namespace, indexes in by_namespace.items():
+            space = self._spaces.get(namespace)
+            matrix = None if space is None else space.matrix
+            if matrix is None or not len(matrix) or matrix.dim != len(vectors[indexes[0]]):
+                continue
+            block = np.stack([vectors[i] for i in indexes])
+            scores = matrix.rows[: len(matrix)] @ block.T  # memories x batch
+            similar.before[namespace] = (list(matrix.ids), scores)
+            similar.columns.update({i: c for c, i in enumerate(indexes)})
+        return similar
+
+    def _nearest(
+        self, similar: _Similar, i: int, namespace: str, memory_id: str, vector: np.ndarray | None
+    ) -> list[tuple[str, float]]:
+        """The memory's nearest earlier memories at or above the threshold, best first;
+        scores rounded to 1e-5 so that how the batch was cut cannot change a result."""
+        if vector is None or self.settings.similar_k == 0:
+            return []
+        candidates: dict[str, float] = {}
+        renewed = {other for ns, other, _ in similar.batch if ns == namespace}
+        if namespace in similar.before and i in similar.columns:
+            ids, scores = similar.before[namespace]
+            column = scores[:, similar.columns[i]]
+            for row in np.flatnonzero(column >= self.settings.similar_threshold - 1e-5):
+                other = ids[row]
+                if other not in renewed:  # re-stored in this batch: its new vector counts
+                    candidates[other] = float(column[row])
+        for ns, other, earlier in similar.batch:
+            if ns == namespace and len(earlier) == len(vector):
+                candidates[other] = float(earlier @ vector)
+        similar.batch.append((namespace, memory_id, vector))
+        candidates.pop(memory_id, None)
+        ranked = sorted(
+            ((other, round(score, 5)) for other, score in candidates.items()),
+            key=lambda pair: (-pair[1], pair[0]),
+        )
+        return [p for p in ranked if p[1] >= self.settings.similar_threshold][
+            : self.settings.similar_k
+        ]
 
     def _space(self, namespace: str, vector: np.ndarray | None) -> _Namespace:
         space = self._spaces.get(namespace)
@@ -122,7 +198,11 @@ class LinkerActor:
         return space
 
     def _link(
-        self, space: _Namespace, memory_id: str, found: MemoryExtracted, vector: np.ndarray | None
+        self,
+        space: _Namespace,
+        memory_id: str,
+        found: MemoryExtracted,
+        near: list[tuple[str, float]],
     ) -> MemoryLinked:
         edges: dict[tuple[str, str], Edge] = {}
         speaker = (found.speaker or "").casefold()
@@ -134,18 +214,12 @@ class LinkerActor:
                     edges[(other, "entity")] = Edge(
                         target=other, kind="entity", weight=1.0, via=entity.key
                     )
-        if vector is not None and space.index is not None and len(space.index):
-            k = self.settings.similar_k
-            ids, scores = space.index.search(vector[None, :], k + 1)
-            for i, score in zip(ids[0].tolist(), scores[0].tolist(), strict=True):
-                near = space.ids.get(i)
-                if near is None or near == memory_id or score < self.settings.similar_threshold:
-                    continue
-                known = space.simhashes.get(near)
-                distance = 64 if known is None else hamming(found.simhash, known)
-                edges[(near, "similar")] = Edge(
-                    target=near, kind="similar", weight=round(score, 6), hamming=distance
-                )
+        for other, score in near:
+            known = space.simhashes.get(other)
+            distance = 64 if known is None else hamming(found.simhash, known)
+            edges[(other, "similar")] = Edge(
+                target=other, kind="similar", weight=score, hamming=distance
+            )
         if found.claim is not None:
             typed = _typed_edge(found.claim, space.claims.get(_claim_key(found.claim)))
             if typed is not None and typed.target != memory_id:
@@ -165,9 +239,7 @@ class LinkerActor:
             )
         space.simhashes[memory_id] = found.simhash
         if vector is not None and space.dim == len(vector):
-            doc = doc_id(memory_id)
-            space.ids[doc] = memory_id
-            space.vectors().upsert(np.array([doc], np.int64), vector[None, :])
+            space.vectors().put(memory_id, vector)
 
 
 def _claim_key(claim: ClaimPart) -> tuple[str, str]:

@@ -15,6 +15,7 @@ memory up or down a little.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,17 +27,20 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.channels import (
-    EDGE_WEIGHTS,
-    Facts,
-    edges_around,
-    entity_search,
-    facts_of,
-    temporal_search,
-)
-from actors.decay import DecaySettings, retrievability
+from actors.channels import temporal_search
+from actors.decay import DecaySettings
 from actors.decay import zone as decay_zone
 from actors.extraction import query_entities
+from actors.fusion import (
+    add_scaled,
+    adjust,
+    fuse,
+    propagate,
+    retrievability_at,
+    spread,
+    top,
+)
+from actors.readmodel import NamespaceModel, ReadModel
 from actors.timeexpr import find_times
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
 from projections.duck import DuckProjection
@@ -55,7 +59,7 @@ SEARCH_CHANNELS = (
     "temporal",
 )
 CHANNELS = (*SEARCH_CHANNELS, "graph")
-SPARSE_CHANNELS = frozenset({"entity", "temporal"})  # they return evidence, not a ranking
+_WORDS = re.compile(r"[^\W_]+")
 
 
 class QuerySettings(BaseModel):
@@ -133,7 +137,7 @@ class QueryEngine:
         self._pool = ThreadPoolExecutor(
             max_workers=len(SEARCH_CHANNELS), thread_name_prefix="channel"
         )
-        self._cache: _ReadModel | None = None
+        self._cache: ReadModel | None = None
         self._cache_lock = threading.Lock()
 
     def recall(
@@ -153,22 +157,30 @@ class QueryEngine:
         weights = dict(self.settings.weights if weights is None else weights)
         active = [c for c in SEARCH_CHANNELS if weights.get(c, 0.0) > 0]
         raw = self._channels(query, namespace, active, now)
-        fused = self._fuse(raw, weights)
+        rrf = self.settings.rrf_k if self.settings.fusion == "rrf" else None
+        fused = fuse(raw, weights, rrf_k=rrf)
+        model = self._read_model().namespace(namespace)
         a = self.settings.neighbor_weight if neighbor_weight is None else neighbor_weight
-        if a > 0 and fused:
-            fused = self._propagate(namespace, fused, a)
+        fused = top(propagate(fused, model.neighbours, a), max(2 * self.settings.candidates, 3 * k))
         if weights.get("graph", 0.0) > 0 and fused:
-            raw["graph"] = self._spread(namespace, fused)
-            fused = _add_scaled(fused, raw["graph"], weights["graph"])
-        facts = facts_of(self.duck.con.cursor(), list(fused))
-        fused = self._adjust(fused, facts, now)
-        return self._hits(fused, raw, facts, k, filters, now)
+            raw["graph"] = spread(fused, model.edges, self.settings.graph_seeds)
+            fused = add_scaled(fused, raw["graph"], weights["graph"])
+        fused = adjust(
+            fused,
+            model,
+            self._read_model().votes(),
+            now,
+            feedback_weight=self.settings.feedback_weight,
+            decay_weight=self.settings.decay_weight,
+            superseded_penalty=self.settings.superseded_penalty,
+        )
+        return self._hits(fused, raw, model, k, filters, now)
 
     def _hits(
         self,
         fused: dict[int, float],
         raw: Mapping[str, Mapping[int, float]],
-        facts: Facts,
+        model: NamespaceModel,
         k: int,
         filters: Mapping[str, object] | None,
         now: datetime,
@@ -181,15 +193,16 @@ class QueryEngine:
         for start in range(0, len(ranked), step):
             chunk = ranked[start : start + step]
             rows = self.duck.rows_by_doc(chunk)
+            categories = model.categories(np.array(chunk, np.int64))
             for doc in chunk:
                 row = rows.get(doc)
                 if row is None or row.status != ACTIVE:
                     continue
-                category = facts.category.get(doc)
+                category = categories.get(doc)
                 if not _matches(row, category, filters):
                     continue
                 channels = {c: s[doc] for c, s in raw.items() if doc in s}
-                hits.append(self._hit(row, fused[doc], channels, facts, now))
+                hits.append(self._hit(row, fused[doc], channels, model, category, now))
                 if len(hits) == k:
                     return hits
         return hits
@@ -208,10 +221,9 @@ class QueryEngine:
                 fld = TEXT_FIELD if channel == "lexical" else CONTEXT_FIELD
                 jobs[channel] = self._pool.submit(self.lexical.search, namespace, terms, n, fld)
         if "entity" in active:
-            keys = [e.key for e in query_entities(query)] + terms
-            jobs["entity"] = self._pool.submit(
-                entity_search, self.duck.con.cursor(), namespace, keys, n
-            )
+            keys = [e.key for e in query_entities(query)] + _WORDS.findall(query.casefold())
+            model = self._read_model().namespace(namespace)
+            jobs["entity"] = self._pool.submit(model.mentions, keys, n)
         spans = find_times(query, now) if "temporal" in active else []
         if spans:
             jobs["temporal"] = self._pool.submit(
@@ -225,110 +237,26 @@ class QueryEngine:
                 jobs[channel] = self._pool.submit(self.vectors.search, namespace, vector, n, kind)
         return {channel: dict(job.result()) for channel, job in jobs.items()}
 
-    # -- fusion --------------------------------------------------------------------------
-
-    def _fuse(
-        self, raw: Mapping[str, Mapping[int, float]], weights: Mapping[str, float]
-    ) -> dict[int, float]:
-        docs = {d for scores in raw.values() for d in scores}
-        fused = dict.fromkeys(docs, 0.0)
-        for channel, scores in raw.items():
-            if not scores:
-                continue
-            w = weights.get(channel, 0.0)
-            if self.settings.fusion == "rrf":
-                ranked = sorted(scores, key=lambda d: (-scores[d], d))
-                for rank, d in enumerate(ranked, 1):
-                    fused[d] += w / (self.settings.rrf_k + rank)
-                continue
-            if channel in SPARSE_CHANNELS:
-                # Evidence or none: a memory the channel did not return scores 0 there, and
-                # the statistics run over every candidate (else one hit would get z = 0).
-                scores = {d: scores.get(d, 0.0) for d in docs}
-            values = np.array(list(scores.values()), np.float64)
-            mean, spread = float(values.mean()), float(values.std()) or 1.0
-            z = {d: (s - mean) / spread for d, s in scores.items()}
-            floor = min(z.values())
-            for d in docs:
-                fused[d] += w * z.get(d, floor)
-        return fused
-
-    def _propagate(self, namespace: str, fused: dict[int, float], a: float) -> dict[int, float]:
-        links = self._read_model().links(namespace)
-        floor = min(fused.values())
-        reached = set(fused) | {n for d in fused for n in links.get(d, ())}
-        out = dict(fused)
-        for doc in reached:
-            near = links.get(doc)
-            if near:
-                best = max(fused.get(n, floor) for n in near)
-                out[doc] = fused.get(doc, floor) + a * max(best, floor)
-        return out
-
-    def _spread(self, namespace: str, fused: Mapping[int, float]) -> dict[int, float]:
-        """Spreading activation, one hop: each of the top seeds passes its strength (its
-        fused score relative to the best and the median, in [0, 1]) along its edges, scaled
-        by the edge's weight and kind; a memory keeps the strongest activation it receives."""
-        seeds = sorted(fused, key=lambda d: (-fused[d], d))[: self.settings.graph_seeds]
-        top, middle = fused[seeds[0]], float(np.median(list(fused.values())))
-        span = top - middle or 1.0
-        strength = {d: min(1.0, max(0.0, (fused[d] - middle) / span)) for d in seeds}
-        activation: dict[int, float] = {}
-        for seed, near, kind, weight in edges_around(self.duck.con.cursor(), namespace, seeds):
-            value = strength[seed] * weight * EDGE_WEIGHTS.get(kind, 0.5)
-            if value > activation.get(near, 0.0):
-                activation[near] = value
-        return activation
-
     def _projection_version(self) -> tuple[int, int]:
+        """What the lexical statistics depend on: the input and the contexts."""
         return (self.duck.applied(INPUT_STREAM), self.duck.applied(EMBEDDED_STREAM))
 
-    def _read_model(self) -> _ReadModel:
-        """Links and votes, re-read only when the projection has changed since."""
+    def _read_model(self) -> ReadModel:
+        """Neighbours, edges, facets, schedules, decisions and votes, re-read only when a
+        projection has changed since."""
         with self._cache_lock:
-            version = self._projection_version()
+            version = self.duck.version()
             if self._cache is None or self._cache.version != version:
-                self._cache = _ReadModel(self.duck, version)
+                self._cache = ReadModel(self.duck.con, version)
             return self._cache
-
-    def _adjust(self, fused: dict[int, float], facts: Facts, now: datetime) -> dict[int, float]:
-        """Feedback, decay and consolidation: votes move a memory; retrievability (FSRS, at
-        `now`) nudges it; a superseded memory drops (it stays findable: the archive); a merged
-        duplicate gives its score to the memory it was merged into and leaves the ranking."""
-        if not fused:
-            return fused
-        spread = float(np.std(list(fused.values()))) or 1.0
-        out = dict(fused)
-        w = self.settings.feedback_weight
-        if w > 0:
-            votes = self._read_model().votes()
-            for d in out:
-                if d in votes:
-                    out[d] += w * float(np.tanh(votes[d]))
-        if self.settings.decay_weight > 0:
-            for d, (stability, reviewed) in facts.schedule.items():
-                if d in out:
-                    days = (now - reviewed).total_seconds() / 86_400
-                    r = retrievability(days, stability)
-                    out[d] += self.settings.decay_weight * spread * (r - 0.5)
-        margin = self.settings.superseded_penalty * spread
-        for d, newer in facts.superseded_by.items():
-            if d in out:
-                out[d] -= margin
-                # Where the newer memory answers nearly as well, it goes first.
-                if newer in out and out[newer] >= out[d] - margin:
-                    out[d] = min(out[d], out[newer] - 1e-6)
-        for d, target in facts.duplicate_of.items():
-            if d in out:
-                out[target] = max(out.get(target, out[d]), out.pop(d))
-        return out
 
     def _hit(
         self,
         row: MemoryRow,
         score: float,
         channels: dict[str, float],
-        facts: Facts,
+        model: NamespaceModel,
+        category: str | None,
         now: datetime,
     ) -> Hit:
         provenance: list[dict[str, Any]] = [
@@ -338,20 +266,17 @@ class QueryEngine:
             provenance.append(
                 {"stream": INPUT_STREAM, "position": row.text_position, "kind": "memory.updated"}
             )
-        merged = [d for d, target in facts.duplicate_of.items() if target == row.doc]
+        merged = [d for d, target in model.duplicate_of.items() if target == row.doc]
         if merged:
             ids = sorted(r.memory_id for r in self.duck.rows_by_doc(merged).values())
             provenance.append({"merged_duplicates": ids})
-        zone = None
-        if row.doc in facts.schedule:
-            stability, reviewed = facts.schedule[row.doc]
-            days = (now - reviewed).total_seconds() / 86_400
-            zone = decay_zone(retrievability(days, stability), self.decay)
+        (r,) = retrievability_at(model, np.array([row.doc], np.int64), now)
+        zone = None if r != r else decay_zone(float(r), self.decay)
         status = row.status
-        if row.doc in facts.superseded_by:
+        if row.doc in model.superseded_by:
             status = "superseded"
             zone = "archived"
-            newer = self.duck.rows_by_doc([facts.superseded_by[row.doc]])
+            newer = self.duck.rows_by_doc([model.superseded_by[row.doc]])
             provenance.append({"superseded_by": [r.memory_id for r in newer.values()] or None})
         return Hit(
             memory_id=row.memory_id,
@@ -363,33 +288,12 @@ class QueryEngine:
             status=status,
             namespace=row.namespace,
             provenance=provenance,
-            category=facts.category.get(row.doc),
+            category=category,
             zone=zone,
         )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _ReadModel:
-    """What recall reads for every query but changes only with the projection: each
-    namespace's neighbour links (loaded on first use) and the feedback balance per memory."""
-
-    def __init__(self, duck: DuckProjection, version: object) -> None:
-        self.version = version
-        self._duck = duck
-        self._links: dict[str, dict[int, list[int]]] = {}
-        self._votes: dict[int, int] | None = None
-
-    def links(self, namespace: str) -> dict[int, list[int]]:
-        if namespace not in self._links:
-            self._links[namespace] = self._duck.links(namespace)
-        return self._links[namespace]
-
-    def votes(self) -> dict[int, int]:
-        if self._votes is None:
-            self._votes = self._duck.votes()
-        return self._votes
 
 
 def _matches(row: MemoryRow, category: str | None, filters: Mapping[str, object] | None) -> bool:
@@ -401,19 +305,6 @@ def _matches(row: MemoryRow, category: str | None, filters: Mapping[str, object]
         (category if key == "category" else metadata.get(key)) == value
         for key, value in filters.items()
     )
-
-
-def _add_scaled(
-    fused: dict[int, float], extra: Mapping[int, float], weight: float
-) -> dict[int, float]:
-    """Add a [0, 1] signal in units of the fused scores' spread (a memory it alone reached
-    starts from the lowest fused score)."""
-    spread = float(np.std(list(fused.values()))) or 1.0
-    floor = min(fused.values())
-    out = dict(fused)
-    for d, value in extra.items():
-        out[d] = out.get(d, floor) + weight * spread * value
-    return out
 
 
 __all__ = ["CHANNELS", "SEARCH_CHANNELS", "Hit", "QueryEngine", "QuerySettings"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,25 +48,32 @@ def run_embedder_bench(settings: EmbedderSettings, sentences: int = 1000) -> dic
 
 
 def _fill(log: EventLog, memories: int, dim: int = 384, batch: int = 2000) -> None:
+    requests = [
+        StoreRequest(synthetic_text(i), f"user-{i % 16}", {"seq": i}) for i in range(memories)
+    ]
+    fill_with_random_vectors(log, requests, dim, batch)
+
+
+def fill_with_random_vectors(
+    log: EventLog, requests: Sequence[StoreRequest], dim: int = 384, batch: int = 2000
+) -> None:
+    """Store the requests and write, for each, the `memory.embedded` event the embedder would
+    (both vectors, the context text and memory) — with seeded random unit vectors."""
     inputs = InputLog(log, actor="bench")
     rng = np.random.default_rng(7)
     embedded = log.stream(EMBEDDED_STREAM)
-    for start in range(0, memories, batch):
-        n = min(batch, memories - start)
-        receipts = inputs.store_many(
-            [
-                StoreRequest(synthetic_text(i), f"user-{i % 16}", {"seq": i})
-                for i in range(start, start + n)
-            ]
-        )
-        vectors = rng.standard_normal((2 * n, dim)).astype(np.float32)
+    previous: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(requests), batch):
+        chunk = requests[start : start + batch]
+        receipts = inputs.store_many(chunk)
+        vectors = rng.standard_normal((2 * len(chunk), dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         drafts = []
-        previous: dict[str, tuple[str, str]] = {}
-        for k, (receipt, i) in enumerate(zip(receipts, range(start, start + n), strict=True)):
-            namespace = f"user-{i % 16}"
+        for k, (receipt, request) in enumerate(zip(receipts, chunk, strict=True)):
+            namespace = request.namespace
+            text = request.text if isinstance(request.text, str) else request.text.decode()
             before = previous.get(namespace)
-            context = synthetic_text(i) if before is None else f"{before[1]} {synthetic_text(i)}"
+            context = text if before is None else f"{before[1]} {text}"
             event_id = f"{EMBEDDED_STREAM}:{receipt.position}:0"
             payload = MemoryEmbedded.of(
                 "bench-random",
@@ -87,7 +95,7 @@ def _fill(log: EventLog, memories: int, dim: int = 384, batch: int = 2000) -> No
                     causation=Causation(INPUT_STREAM, receipt.position),
                 )
             )
-            previous[namespace] = (receipt.memory_id or "", synthetic_text(i))
+            previous[namespace] = (receipt.memory_id or "", text)
         embedded.append(drafts)
 
 

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.opened import Opened
-from eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED
+from eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED, from_micros
 from projections.derived_rows import DERIVED_ARROW, DERIVED_TABLES, KEY_COLUMN, DerivedFold
 from projections.errors import ProjectionError
 from projections.memstate import (
@@ -41,8 +41,22 @@ TABLES = (
     "corpus",
     *DERIVED_TABLES,
 )
-_MEMORY_COLUMNS = ", ".join(MemoryRow.__dataclass_fields__)
+_TIME_COLUMNS = ("occurred_at", "recorded_at")
+# Times leave DuckDB as microseconds: converting TIMESTAMPTZ values in Python goes through
+# pytz, which costs more than the rest of reading a row.
+_MEMORY_COLUMNS = ", ".join(
+    f"epoch_us({c})" if c in _TIME_COLUMNS else c for c in MemoryRow.__dataclass_fields__
+)
 _SELECT_MEMORIES = f"SELECT {_MEMORY_COLUMNS} FROM memories"
+_OCCURRED, _RECORDED = (list(MemoryRow.__dataclass_fields__).index(c) for c in _TIME_COLUMNS)
+
+
+def _memory_row(values: tuple[Any, ...]) -> MemoryRow:
+    row = list(values)
+    for i in (_OCCURRED, _RECORDED):
+        if row[i] is not None:
+            row[i] = from_micros(row[i])
+    return MemoryRow(*row)
 
 
 class DuckProjection:
@@ -68,6 +82,12 @@ class DuckProjection:
             rows = self.con.cursor().execute("SELECT stream, position FROM applied").fetchall()
             self._applied = {str(name): int(position) for name, position in rows}
         return self._applied.get(stream, 0)
+
+    def version(self) -> tuple[tuple[str, int], ...]:
+        """Every stream's applied position: changes whenever any table may have."""
+        self.applied("")
+        assert self._applied is not None
+        return tuple(sorted(self._applied.items()))
 
     # -- applying ------------------------------------------------------------------------
 
@@ -171,7 +191,7 @@ class DuckProjection:
         found = self.con.execute(
             _SELECT_MEMORIES + " WHERE memory_id IN (SELECT memory_id FROM _wanted)"
         ).fetchall()
-        return {row[0]: MemoryRow(*row) for row in found}
+        return {row[0]: _memory_row(row) for row in found}
 
     def _insert(self, name: str, table: pa.Table) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -300,16 +320,19 @@ class DuckProjection:
             "ORDER BY created_position LIMIT ? OFFSET ?",
             [namespace, namespace, status, status, limit, offset],
         ).fetchall()
-        return [MemoryRow(*row) for row in found]
+        return [_memory_row(row) for row in found]
 
     def rows_by_doc(self, docs: Sequence[int]) -> dict[int, MemoryRow]:
         if not docs:
             return {}
-        self._insert("_docs", pa.table({"doc": pa.array(list(docs), pa.int64())}))
-        found = self.con.execute(
-            _SELECT_MEMORIES + " WHERE doc IN (SELECT doc FROM _docs)"
-        ).fetchall()
-        return {row[1]: MemoryRow(*row) for row in found}
+        # `= ANY(list)` lets DuckDB use the index on doc; a cursor per call, as recall's
+        # threads share the connection.
+        found = (
+            self.con.cursor()
+            .execute(_SELECT_MEMORIES + " WHERE doc = ANY(?)", [[int(d) for d in docs]])
+            .fetchall()
+        )
+        return {row[1]: _memory_row(row) for row in found}
 
     def links(self, namespace: str) -> dict[int, list[int]]:
         """Every memory of the namespace with its neighbours (the one before and after it)."""

@@ -1,7 +1,7 @@
 """BM25 over the DuckDB postings, per namespace, scored exactly as Okapi BM25.
 
-Statistics come from DuckDB (cached per namespace until the projection changes), the query
-terms' postings are read in one statement, and scores are computed with NumPy.
+The postings of each (namespace, field) are read from DuckDB into memory once per change of
+the projection, grouped by term; a query takes a slice per term and scores it with NumPy.
 The formula is rank_bm25's BM25Okapi: idf = ln(N - df + 0.5) - ln(df + 0.5), where a negative
 idf (a term in more than half the documents) is replaced by epsilon times the mean idf of
 the namespace's vocabulary; a query term counts once per occurrence in the query.
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from projections.text import tokenize
@@ -41,8 +40,7 @@ GROUP BY c.docs, c.total_length
 """
 
 _POSTINGS = """
-SELECT term, doc, tf, dl FROM postings
-WHERE namespace = $ns AND field = $field AND term IN (SELECT term FROM _query)
+SELECT term, doc, tf, dl FROM postings WHERE namespace = $ns AND field = $field ORDER BY term
 """
 
 
@@ -53,9 +51,32 @@ class _Stats:
     floor: float  # the idf given to terms in over half the documents
 
 
+class _Postings:
+    """One (namespace, field)'s postings in memory, grouped by term (compressed rows), so a
+    query reads a slice per term instead of scanning the table."""
+
+    def __init__(self, table: dict[str, np.ndarray], stats: _Stats) -> None:
+        self.stats = stats
+        terms = np.asarray(table["term"], dtype=object)
+        self.doc = table["doc"].astype(np.int64)
+        self.tf = table["tf"].astype(np.float64)
+        self.dl = table["dl"].astype(np.float64)
+        self.terms, starts = np.unique(terms, return_index=True)
+        self.offsets = np.append(starts, len(terms)).astype(np.int64)
+
+    def slices(self, terms: Sequence[str]) -> list[tuple[str, slice]]:
+        out = []
+        for term in sorted(set(terms)):
+            i = int(np.searchsorted(self.terms, term))
+            if i < len(self.terms) and self.terms[i] == term:
+                out.append((term, slice(int(self.offsets[i]), int(self.offsets[i + 1]))))
+        return out
+
+
 class LexicalIndex:
-    """BM25 queries over the postings, with per-namespace statistics cached until the
-    projection changes (`version` is anything that changes when it does)."""
+    """BM25 queries over the postings of a namespace's field, held in memory per
+    (namespace, field) and re-read only when the projection changes (`version` is anything
+    that changes when it does)."""
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, settings: BM25Settings, version: Callable[[], object]
@@ -64,30 +85,33 @@ class LexicalIndex:
         self.settings = settings
         self._version = version
         self._seen: object = None
-        self._stats: dict[tuple[str, int], _Stats | None] = {}
+        self._postings: dict[tuple[str, int], _Postings | None] = {}
         self._lock = threading.Lock()
 
-    def _corpus(
-        self, cursor: duckdb.DuckDBPyConnection, namespace: str, field: int
-    ) -> _Stats | None:
+    def _load(self, namespace: str, field: int) -> _Postings | None:
         with self._lock:
             version = self._version()
             if version != self._seen:
-                self._stats.clear()
+                self._postings.clear()
                 self._seen = version
             key = (namespace, field)
-            if key not in self._stats:
-                rows = cursor.execute(_STATS, {"ns": namespace, "field": field}).fetchall()
-                self._stats[key] = (
-                    _Stats(
-                        int(rows[0][0]),
-                        float(rows[0][1]),
-                        self.settings.epsilon * float(rows[0][2]),
-                    )
-                    if rows
-                    else None
-                )
-            return self._stats[key]
+            if key not in self._postings:
+                self._postings[key] = self._read(namespace, field)
+            return self._postings[key]
+
+    def _read(self, namespace: str, field: int) -> _Postings | None:
+        cursor = self._con.cursor()
+        try:
+            params = {"ns": namespace, "field": field}
+            rows = cursor.execute(_STATS, params).fetchall()
+            if not rows:
+                return None
+            stats = _Stats(
+                int(rows[0][0]), float(rows[0][1]), self.settings.epsilon * float(rows[0][2])
+            )
+            return _Postings(cursor.execute(_POSTINGS, params).fetchnumpy(), stats)
+        finally:
+            cursor.close()
 
     def search(
         self, namespace: str, terms: Sequence[str], k: int, field: int = 0
@@ -96,35 +120,34 @@ class LexicalIndex:
         terms = list(terms)[: self.settings.max_query_terms]
         if not terms or k <= 0:
             return []
-        cursor = self._con.cursor()  # a cursor per call: searches run on several threads
-        try:
-            stats = self._corpus(cursor, namespace, field)
-            if stats is None:
-                return []
-            cursor.register("_query", pa.table({"term": pa.array(sorted(set(terms)))}))
-            table = cursor.sql(_POSTINGS, params={"ns": namespace, "field": field}).to_arrow_table()
-        finally:
-            cursor.close()
-        return _score(table, terms, stats, self.settings, k)
+        postings = self._load(namespace, field)
+        if postings is None:
+            return []
+        return _score(postings, terms, self.settings, k)
 
 
 def _score(
-    table: pa.Table, terms: Sequence[str], stats: _Stats, s: BM25Settings, k: int
+    postings: _Postings, terms: Sequence[str], s: BM25Settings, k: int
 ) -> list[tuple[int, float]]:
-    if table.num_rows == 0:
+    found = postings.slices(terms)
+    if not found:
         return []
-    term = np.asarray(table.column("term").to_pylist(), dtype=object)
-    doc = table.column("doc").to_numpy()
-    tf = table.column("tf").to_numpy().astype(np.float64)
-    dl = table.column("dl").to_numpy().astype(np.float64)
-    names, inverse, df = np.unique(term, return_inverse=True, return_counts=True)
-    idf = np.log(stats.docs - df + 0.5) - np.log(df + 0.5)
-    idf = np.where(idf < 0, stats.floor, idf)
+    stats = postings.stats
     counts = Counter(terms)  # a query term counts once per occurrence
-    weight = idf * np.array([counts[n] for n in names], np.float64)
-    part = weight[inverse] * tf * (s.k1 + 1) / (tf + s.k1 * (1 - s.b + s.b * dl / stats.avgdl))
-    docs, where = np.unique(doc, return_inverse=True)
-    scores = np.bincount(where, weights=part)
+    docs_parts, score_parts = [], []
+    for term, rows in found:
+        tf, dl = postings.tf[rows], postings.dl[rows]
+        df = rows.stop - rows.start
+        idf = float(np.log(stats.docs - df + 0.5) - np.log(df + 0.5))
+        if idf < 0:
+            idf = stats.floor
+        weight = idf * counts[term]
+        docs_parts.append(postings.doc[rows])
+        score_parts.append(
+            weight * tf * (s.k1 + 1) / (tf + s.k1 * (1 - s.b + s.b * dl / stats.avgdl))
+        )
+    docs, where = np.unique(np.concatenate(docs_parts), return_inverse=True)
+    scores = np.bincount(where, weights=np.concatenate(score_parts))
     order = np.lexsort((docs, -scores))[:k]
     return [(int(docs[i]), float(scores[i])) for i in order]
 

@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS memories (
     context VARCHAR,                     -- the text with the memory before it (from the embedder)
     prev_doc BIGINT                      -- that memory: the neighbour recall propagates to
 );
+CREATE INDEX IF NOT EXISTS memories_doc ON memories (doc);
 CREATE TABLE IF NOT EXISTS versions (
     memory_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, version INTEGER NOT NULL,
     text VARCHAR, metadata VARCHAR, position BIGINT NOT NULL,
