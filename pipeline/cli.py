@@ -14,6 +14,7 @@ from eventlog.errors import MemoryNotFound, MnemoError, ValidationError
 from eventlog.payloads import Metadata
 from pipeline.cli_output import (
     event_line,
+    explain_hit,
     receipt_json,
     report_json,
     row_json,
@@ -142,7 +143,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def _cmd_recall(args: argparse.Namespace) -> int:
     with _open(args) as mem:
-        hits = mem.recall(args.query, args.ns, args.k, as_of=args.as_of)
+        filters = {"category": args.category} if args.category else None
+        hits = mem.recall(args.query, args.ns, args.k, as_of=args.as_of, filters=filters)
     if args.json:
         print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
         return 0
@@ -150,10 +152,7 @@ def _cmd_recall(args: argparse.Namespace) -> int:
         when = "" if hit.occurred_at is None else f"{hit.occurred_at:%Y-%m-%d} "
         print(f"{rank:>3}. {hit.score:7.3f}  {when}{hit.text}")
         if args.explain:
-            channels = ", ".join(f"{c} {v:.3f}" for c, v in sorted(hit.channels.items()))
-            origin = ", ".join(f"{p['kind']}@{p['stream']}:{p['position']}" for p in hit.provenance)
-            print(f"       {hit.memory_id}  channels: {channels or 'neighbour only'}")
-            print(f"       from {origin}")
+            print(explain_hit(hit))
     return 0
 
 
@@ -257,10 +256,33 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.target == "embedder":
         result = bench_projections.run_embedder_bench(settings.embedder, args.sentences)
         _emit(args, {"embedder": result}, bench_projections.format_projection_bench(result))
+    elif args.target == "recall":
+        from pipeline import bench_recall
+
+        result = bench_recall.run_recall_bench(
+            settings,
+            _sizes(args.sizes),
+            args.queries,
+            real_vectors=args.real_vectors,
+            home=args.home,
+        )
+        _emit(args, {"recall": result}, bench_recall.format_recall_bench(result))
     else:
         result = bench_projections.run_rebuild_bench(settings, args.memories, home=args.home)
         _emit(args, {"rebuild": result}, bench_projections.format_projection_bench(result))
     return 0
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(n < 20 for n in sizes):
+        raise ValidationError(
+            f"--sizes takes whole numbers of at least 20, e.g. 10000,100000: {text!r}"
+        )
+    return sizes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -342,6 +364,7 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("-k", type=int, default=10, help="how many (default 10)")
     p.add_argument("--explain", action="store_true", help="show channel scores and provenance")
     p.add_argument("--as-of", help="recall as of an input position or ISO 8601 time")
+    p.add_argument("--category", help="only memories the extractor put in this category")
 
     p = command("get", _cmd_get, "print a memory as it stands now")
     p.add_argument("memory_id")
@@ -365,10 +388,19 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("--k", default="1,5,10,25", help="cut-offs, e.g. 1,5,10,25")
 
     p = command("bench", _cmd_bench, "measure the log, the embedder or a rebuild here")
-    p.add_argument("target", choices=["log", "embedder", "rebuild"], help="what to measure")
+    p.add_argument(
+        "target", choices=["log", "embedder", "rebuild", "recall"], help="what to measure"
+    )
     p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
     p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")
     p.add_argument("--memories", type=int, default=100_000, help="rebuild: memories")
+    p.add_argument("--sizes", default="10000,100000", help="recall: memories per run")
+    p.add_argument("--queries", type=int, default=200, help="recall: queries per size")
+    p.add_argument(
+        "--real-vectors",
+        action="store_true",
+        help="recall: embed the corpus with the model (slow) instead of random vectors",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from typing import Any
 
+from actors.query import Hit
 from eventlog import EventView, LogReport, Receipt
 from projections.memstate import MemoryRow
 
@@ -56,3 +57,20 @@ def summary(e: EventView) -> str:
         if payload.pop(bulky, None):
             payload[bulky] = "..."
     return json.dumps(payload, ensure_ascii=False)
+
+
+def explain_hit(hit: Hit) -> str:
+    """Why a memory ranked: its channels, its state, and the events behind it."""
+    channels = ", ".join(f"{c} {v:.3f}" for c, v in sorted(hit.channels.items()))
+    origin = []
+    for p in hit.provenance:
+        if "stream" in p:
+            origin.append(f"{p['kind']}@{p['stream']}:{p['position']}")
+        else:
+            origin += [f"{key} {value}" for key, value in p.items()]
+    state = f"{hit.status}, {hit.category or 'uncategorised'}, zone {hit.zone or '-'}"
+    return (
+        f"       {hit.memory_id}  channels: {channels or 'neighbour only'}\n"
+        f"       {state}\n"
+        f"       from {'; '.join(origin)}"
+    )

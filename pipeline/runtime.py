@@ -133,16 +133,10 @@ class Runtime:
 
     def stats(self) -> dict[str, Any]:
         streams = {name: self.log.stream(name).last_position for name in self.log.stream_names()}
-        head = streams.get(INPUT_STREAM, 0)
-        embedded_head = streams.get(EMBEDDED_STREAM, 0)
         p = self.projector
+        derived = [INPUT_STREAM, *self.topology.streams]
         projections = {
-            "duckdb": {
-                "applied": {
-                    INPUT_STREAM: p.duck.applied(INPUT_STREAM),
-                    EMBEDDED_STREAM: p.duck.applied(EMBEDDED_STREAM),
-                }
-            },
+            "duckdb": {"applied": {name: p.duck.applied(name) for name in derived}},
             "faiss": {
                 "applied": {
                     INPUT_STREAM: p.vectors.applied(INPUT_STREAM),
@@ -151,10 +145,8 @@ class Runtime:
             },
         }
         for entry in projections.values():
-            applied = entry["applied"]
             entry["lag"] = {
-                stream: {INPUT_STREAM: head, EMBEDDED_STREAM: embedded_head}[stream] - position
-                for stream, position in applied.items()
+                name: streams.get(name, 0) - position for name, position in entry["applied"].items()
             }
         actors = {}
         for follower in self.followers:

@@ -192,3 +192,29 @@ def test_sync_stats_list_get_rebuild(tmp_path: Path) -> None:
     assert past["stats"]["memories"]["total"] == 1
     process = mnemo(home, "get", "0123456789abcdef")
     assert process.returncode == 1 and "no memory" in process.stderr
+
+
+def test_bench_recall_smoke(tmp_path: Path) -> None:
+    """Latency percentiles per size, the brute-force baseline and their ratio."""
+    result = ok_json(tmp_path, "bench", "recall", "--sizes", "150,300", "--queries", "25")
+    recall = result["recall"]
+    assert recall["k"] == 10 and recall["real_vectors"] is False
+    for size in ("150", "300"):
+        ours, base = recall[size]["python_api"], recall[size]["brute_force_dense"]
+        assert 0 < ours["p50_ms"] <= ours["p95_ms"] <= ours["p99_ms"]
+        assert base["p50_ms"] > 0
+        assert recall[size]["ratio_p50"] == round(ours["p50_ms"] / base["p50_ms"], 2)
+    bad = mnemo(tmp_path, "bench", "recall", "--sizes", "ten")
+    assert bad.returncode == 1 and "--sizes" in bad.stderr
+
+
+def test_recall_explain_shows_state_and_provenance(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    ok_json(home, "store", "Alice: I live in Paris.", "--ns", "a")
+    ok_json(home, "store", "Alice: I moved to Berlin.", "--ns", "a")
+    process = mnemo(home, "recall", "Paris", "--ns", "a", "--explain")
+    assert process.returncode == 0, process.stderr
+    assert "superseded_by" in process.stdout and "memory.stored@input:1" in process.stdout
+    assert "zone archived" in process.stdout
+    health = mnemo(home, "recall", "Paris", "--ns", "a", "--category", "health", "--json")
+    assert health.returncode == 0 and json.loads(health.stdout) == []
