@@ -192,7 +192,10 @@ class QueryEngine:
         step = max(2 * k, k + 20)
         for start in range(0, len(ranked), step):
             chunk = ranked[start : start + step]
-            rows = self.duck.rows_by_doc(chunk)
+            # One read for the slice and the memories its hits will name.
+            related = [d for c in chunk for d in model.merged_into.get(c, ())]
+            related += [model.superseded_by[c] for c in chunk if c in model.superseded_by]
+            rows = self.duck.rows_by_doc(chunk + related)
             categories = model.categories(np.array(chunk, np.int64))
             for doc in chunk:
                 row = rows.get(doc)
@@ -202,7 +205,7 @@ class QueryEngine:
                 if not _matches(row, category, filters):
                     continue
                 channels = {c: s[doc] for c, s in raw.items() if doc in s}
-                hits.append(self._hit(row, fused[doc], channels, model, category, now))
+                hits.append(self._hit(row, fused[doc], channels, model, category, now, rows))
                 if len(hits) == k:
                     return hits
         return hits
@@ -258,6 +261,7 @@ class QueryEngine:
         model: NamespaceModel,
         category: str | None,
         now: datetime,
+        rows: Mapping[int, MemoryRow],
     ) -> Hit:
         provenance: list[dict[str, Any]] = [
             {"stream": INPUT_STREAM, "position": row.created_position, "kind": "memory.stored"}
@@ -266,9 +270,9 @@ class QueryEngine:
             provenance.append(
                 {"stream": INPUT_STREAM, "position": row.text_position, "kind": "memory.updated"}
             )
-        merged = [d for d, target in model.duplicate_of.items() if target == row.doc]
+        merged = model.merged_into.get(row.doc)
         if merged:
-            ids = sorted(r.memory_id for r in self.duck.rows_by_doc(merged).values())
+            ids = sorted(rows[d].memory_id for d in merged if d in rows)
             provenance.append({"merged_duplicates": ids})
         (r,) = retrievability_at(model, np.array([row.doc], np.int64), now)
         zone = None if r != r else decay_zone(float(r), self.decay)
@@ -276,8 +280,8 @@ class QueryEngine:
         if row.doc in model.superseded_by:
             status = "superseded"
             zone = "archived"
-            newer = self.duck.rows_by_doc([model.superseded_by[row.doc]])
-            provenance.append({"superseded_by": [r.memory_id for r in newer.values()] or None})
+            newer = rows.get(model.superseded_by[row.doc])
+            provenance.append({"superseded_by": [newer.memory_id] if newer else None})
         return Hit(
             memory_id=row.memory_id,
             text=row.text,

@@ -121,6 +121,9 @@ class NamespaceModel:
                 self.superseded_by[int(target)] = int(doc)
             else:
                 self.duplicate_of[int(doc)] = int(target)
+        self.merged_into: dict[int, list[int]] = {}
+        for doc, target in sorted(self.duplicate_of.items()):
+            self.merged_into.setdefault(target, []).append(doc)
 
     def mentions(self, keys: list[str], n: int) -> list[tuple[int, float]]:
         """The entity channel: memories mentioning any of the keys, scored by the summed

@@ -94,13 +94,13 @@ def run_follower(
     output = event_log.stream(follower.output)
     upstream.refresh()
     done = resume_position(event_log, follower) if start_after is None else start_after
-    if isinstance(follower, Stateful) and not follower.restored:
-        _restore(event_log, follower, done, batch_size)
     read = derived = batches = 0
     while True:
         last = upstream.last_position if stop is None else min(stop, upstream.last_position)
         if done >= last or (max_batches is not None and batches >= max_batches):
             return Step(read, derived, done)
+        if isinstance(follower, Stateful) and not follower.restored:
+            _restore(event_log, follower, done, batch_size)  # only once there is work
         batches += 1
         began = time.perf_counter()
         records = list(upstream.read(done + 1, min(last, done + batch_size)))

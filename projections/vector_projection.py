@@ -45,7 +45,7 @@ class VectorSettings(BaseModel):
     """The ``[vectors]`` section."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    hnsw_above: int = Field(200_000, ge=1, description="per namespace; flat (exact) below")
+    hnsw_above: int = Field(50_000, ge=1, description="per namespace; flat (exact) below")
     hnsw_m: int = Field(32, ge=4)
     ef_search: int = Field(128, ge=8)
     snapshot_every: int = Field(50_000, ge=1, description="events applied between snapshots")
@@ -187,8 +187,17 @@ class VectorProjection:
         tmp.mkdir(parents=True)
         files = {}
         for n, ((namespace, field), index) in enumerate(sorted(self._indexes.items())):
-            ids, vectors = index.export()
             files[f"{field}/{namespace}"] = f"index{n}.npz"
+            graph = index.graph() if isinstance(index, FaissIndex) else None
+            if graph is not None:  # the HNSW graph holds the vectors too
+                np.savez(
+                    tmp / files[f"{field}/{namespace}"],
+                    graph=graph[0],
+                    slot_ids=graph[1],
+                    dim=np.array([index.dim]),
+                )
+                continue
+            ids, vectors = index.export()
             dtype = np.float16 if self.settings.storage == "fp16" else np.float32
             np.savez(tmp / files[f"{field}/{namespace}"], ids=ids, vectors=vectors.astype(dtype))
         docs = np.array(list(self._text_at), np.int64)
@@ -230,8 +239,14 @@ class VectorProjection:
             for key, name in manifest["files"].items():
                 field, _, namespace = key.partition("/")
                 arrays = np.load(directory / name)
-                index = self._factory(int(arrays["vectors"].shape[1]))
-                index.upsert(arrays["ids"], arrays["vectors"].astype(np.float32))
+                if "graph" in arrays:
+                    index = self._factory(int(arrays["dim"][0]))
+                    if not isinstance(index, FaissIndex):
+                        raise ProjectionError(f"{name} holds an HNSW graph: FAISS must load it")
+                    index.restore(arrays["graph"], arrays["slot_ids"])
+                else:
+                    index = self._factory(int(arrays["vectors"].shape[1]))
+                    index.upsert(arrays["ids"], arrays["vectors"].astype(np.float32))
                 self._indexes[(namespace, field)] = index
             self._positions = {k: int(v) for k, v in manifest["positions"].items()}
             self.model_id = manifest["model_id"]

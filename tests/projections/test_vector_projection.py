@@ -101,3 +101,24 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     again.apply_input([later])
     again.apply_embedded([ev.embedded(later)])
     assert again.count() == 10
+
+
+def test_an_hnsw_snapshot_keeps_its_graph(tmp_path: Path) -> None:
+    """Past `hnsw_above` the snapshot stores the HNSW graph (not the raw vectors), and loading
+    it answers as the index did, without rebuilding the graph."""
+    ev = Events()
+    settings = VectorSettings(hnsw_above=20)
+    vp = VectorProjection(tmp_path / "faiss", settings)
+    stored = [ev.stored(f"m{i}", "t") for i in range(60)]
+    vp.apply_input(stored)
+    vp.apply_embedded([ev.embedded(s) for s in stored])
+    vp.apply_input([ev.forgotten("m3")])  # a tombstone survives the round trip
+    vp.snapshot()
+    (npz,) = (tmp_path / "faiss").glob("index*.npz")
+    assert set(np.load(npz).files) == {"graph", "slot_ids", "dim"}
+    again = VectorProjection(tmp_path / "faiss", settings)
+    assert again._indexes[("n", "text")].kind == "hnsw"  # type: ignore[attr-defined]
+    assert again.checksums() == vp.checksums()
+    query = ev.embedded(stored[7]).payload.array()  # type: ignore[union-attr]
+    assert again.search("n", query, 5) == vp.search("n", query, 5)
+    assert doc_id("m3") not in {d for d, _ in again.search("n", query, 60)}
