@@ -147,7 +147,14 @@ def test_stats_report_lag_before_sync(home: Path) -> None:
         mem.store("two", namespace="n")
         stats = mem.stats()
         assert stats["actors"]["embedder"] == {"processed": 0, "lag": 2, "events_per_s": None}
-        assert stats["projections"]["duckdb"]["lag"] == {"input": 2, "embedded": 0}
+        assert stats["projections"]["duckdb"]["lag"] == {
+            "input": 2,
+            "extracted": 0,
+            "embedded": 0,
+            "linked": 0,
+            "consolidated": 0,
+            "decay": 0,
+        }
         mem.sync()
         stats = mem.stats()
         embedder = stats["actors"]["embedder"]
