@@ -86,6 +86,9 @@ class QuerySettings(BaseModel):
     superseded_penalty: float = Field(1.0, ge=0, le=10)
     decay_weight: float = Field(0.1, ge=0, le=5)
     max_k: int = Field(1000, ge=1)
+    wait_timeout: float = Field(
+        10.0, gt=0, le=600, description="seconds recall(min_position=...) may wait"
+    )
 
 
 @dataclass(frozen=True, slots=True)

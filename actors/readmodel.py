@@ -64,7 +64,7 @@ class Lookup:
 
     def get(self, docs: Docs) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.generic]]:
         if not len(self.keys):
-            return np.zeros(len(docs), bool), self.values[:0]
+            return np.zeros(len(docs), bool), np.zeros(len(docs), self.values.dtype)
         at = np.minimum(np.searchsorted(self.keys, docs), len(self.keys) - 1)
         hit = self.keys[at] == docs
         return hit, self.values[at]

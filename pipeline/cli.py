@@ -256,6 +256,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.target == "embedder":
         result = bench_projections.run_embedder_bench(settings.embedder, args.sentences)
         _emit(args, {"embedder": result}, bench_projections.format_projection_bench(result))
+    elif args.target == "lag":
+        from pipeline import bench_service
+
+        result = bench_service.run_lag_bench(
+            settings, rate=args.rate, seconds=args.seconds, home=args.home
+        )
+        _emit(args, {"lag": result}, bench_service.format_lag_bench(result))
     elif args.target == "recall":
         from pipeline import bench_recall
 
@@ -389,13 +396,17 @@ def _add_read_commands(command: AddCommand) -> None:
 
     p = command("bench", _cmd_bench, "measure the log, the embedder or a rebuild here")
     p.add_argument(
-        "target", choices=["log", "embedder", "rebuild", "recall"], help="what to measure"
+        "target",
+        choices=["log", "embedder", "rebuild", "recall", "lag"],
+        help="what to measure",
     )
     p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
     p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")
     p.add_argument("--memories", type=int, default=100_000, help="rebuild: memories")
     p.add_argument("--sizes", default="10000,100000", help="recall: memories per run")
     p.add_argument("--queries", type=int, default=200, help="recall: queries per size")
+    p.add_argument("--rate", type=float, default=50.0, help="lag: stores per second")
+    p.add_argument("--seconds", type=float, default=20.0, help="lag: how long to ingest")
     p.add_argument(
         "--real-vectors",
         action="store_true",

@@ -4,7 +4,8 @@ MnemoError                        (eventlog.errors, the project's base)
 ├── LogError …                    everything the log refuses, re-exported here
 └── PipelineError
     ├── ConfigError               a configuration file or environment override is invalid
-    └── HomeError                 the data directory cannot be used
+    ├── HomeError                 the data directory cannot be used
+    └── ProjectionLag             recall waited for a position longer than it may
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "MnemoError",
     "NamespaceNotFound",
     "PipelineError",
+    "ProjectionLag",
     "StorageError",
     "ValidationError",
 ]
@@ -49,3 +51,7 @@ class ConfigError(PipelineError):
 
 class HomeError(PipelineError):
     """The data directory cannot be created or used."""
+
+
+class ProjectionLag(PipelineError):
+    """Read-your-writes waited longer than allowed for the projections to reach a position."""

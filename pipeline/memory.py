@@ -33,7 +33,10 @@ class Memory:
         read_only: bool = False,
         as_of: AsOf | None = None,
         projections_dir: Path | None = None,
+        external_actors: bool = False,
     ) -> None:
+        """`external_actors`: the actors run elsewhere (the service's Ray actors write their
+        streams); this object writes only the input and reads what they derive."""
         self.settings = settings
         self.home = settings.home
         configure_logging(settings.logging)
@@ -42,11 +45,22 @@ class Memory:
         except OSError as exc:
             raise HomeError(f"cannot use {self.home} as the data directory: {exc}") from exc
         writable = not read_only and as_of is None
-        self._log = EventLog(self.home / "log", settings.log, writable=writable)
+        self._log = EventLog(
+            self.home / "log",
+            settings.log,
+            writable=writable,
+            writes={INPUT_STREAM} if writable and external_actors else None,
+        )
         self._inputs = InputLog(self._log, actor=actor)
         if writable:
             self._inputs.log_pending_erasures()  # finish an erase a crash interrupted
-        self._runtime = Runtime(self._log, settings, as_of=as_of, projections_dir=projections_dir)
+        self._runtime = Runtime(
+            self._log,
+            settings,
+            as_of=as_of,
+            projections_dir=projections_dir,
+            inline_actors=not external_actors,
+        )
         self._pasts: dict[int, Memory] = {}  # recall(as_of=...) views, by input position
 
     @classmethod
@@ -217,7 +231,9 @@ class Memory:
 
         if weights is not None and not set(weights) <= set(CHANNELS):
             raise ValidationError(f"unknown channels {sorted(set(weights) - set(CHANNELS))}")
-        self._runtime.sync()  # embedded: catch up inline, so every acknowledged write is seen
+        if min_position is not None or self._runtime.inline_actors:
+            # Inline: the actors run here and now, so every acknowledged write is seen.
+            self._runtime.wait_for(min_position or 0, self.settings.query.wait_timeout)
         return self._runtime.engine.recall(
             query,
             namespace,
@@ -231,7 +247,7 @@ class Memory:
     def get(self, memory_id: str) -> MemoryRow | None:
         """The memory as it stands (text, status, metadata, times), from the projection."""
         check.memory_id(memory_id)
-        self._runtime.project()
+        self._runtime.refresh()
         return self._runtime.projector.duck.get(memory_id)
 
     def memories(
@@ -239,7 +255,7 @@ class Memory:
     ) -> list[MemoryRow]:
         """The namespace's memories, oldest first (optionally of one status)."""
         check.namespace(namespace)
-        self._runtime.project()
+        self._runtime.refresh()
         return self._runtime.projector.duck.memories(namespace, status, limit, offset)
 
     def sync(self) -> SyncReport:

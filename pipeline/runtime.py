@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from actors.embedder import EmbedderActor
-from actors.follower import Follower
+from actors.follower import Follower, derived_event_id
 from actors.query import QueryEngine
 from eventlog import EventLog
-from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
+from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, MEMORY_STORED, MEMORY_UPDATED
 from pipeline.config import Settings
+from pipeline.errors import ProjectionLag
 from pipeline.inline import LogHistory, resume_position, run_follower
 from pipeline.projector import DUCKDB_FILE, FAISS_DIR, AsOf, Projector, disk_bytes
-from pipeline.topology import DEFAULT_TOPOLOGY
+from pipeline.topology import DEFAULT_TOPOLOGY, RECALL_NEEDS
 
 AS_OF_MARKER = "as_of.json"
 
@@ -40,7 +42,14 @@ class Runtime:
         *,
         as_of: AsOf | None = None,
         projections_dir: Path | None = None,
+        inline_actors: bool = True,
     ) -> None:
+        """`inline_actors` False: the actors run elsewhere (the service's Ray actors) and
+        `sync` only folds what they wrote."""
+        self.inline_actors = inline_actors
+        self._project_lock = threading.Lock()
+        self._opening = threading.RLock()
+        self._progress = threading.Condition()
         self.log = event_log
         self.settings = settings
         self.as_of = as_of
@@ -65,9 +74,10 @@ class Runtime:
 
     @property
     def projector(self) -> Projector:
-        if self._projector is None:
-            self._projector = self._open_projector()
-        return self._projector
+        with self._opening:  # the service's threads may all ask first
+            if self._projector is None:
+                self._projector = self._open_projector()
+            return self._projector
 
     def _open_projector(self) -> Projector:
         directory = self.projections_dir
@@ -87,6 +97,10 @@ class Runtime:
 
     @property
     def engine(self) -> QueryEngine:
+        with self._opening:
+            return self._open_engine()
+
+    def _open_engine(self) -> QueryEngine:
         if self._engine is None:
             embedder = next(f for f in self.followers if isinstance(f, EmbedderActor))
             p = self.projector
@@ -101,13 +115,18 @@ class Runtime:
         return self._engine
 
     def project(self) -> int:
-        """Fold what is new in the log into the projections (no model needed)."""
-        return self.projector.catch_up(self.log, self.as_of)
+        """Fold what is new in the log into the projections (no model needed). One caller
+        at a time: in the service the pump and an explicit sync may meet here."""
+        with self._project_lock:
+            applied = self.projector.catch_up(self.log, self.as_of)
+        with self._progress:
+            self._progress.notify_all()  # readers waiting for a position look again
+        return applied
 
     def sync(self) -> SyncReport:
         """Run every actor over what is new, then fold it all into the projections."""
         derived = 0
-        if self.as_of is None and self.log.writable:
+        if self.as_of is None and self.log.writable and self.inline_actors:
             for follower in self.followers:
                 began = time.perf_counter()
                 read, made, self._done[follower.name] = run_follower(
@@ -124,6 +143,51 @@ class Runtime:
                     )
                 derived += made
         return SyncReport(derived, self.project())
+
+    def refresh(self) -> None:
+        """Before a read: inline, catch the projections up; with external actors the
+        service's pump does that, and the projections are read as they stand."""
+        if self.inline_actors:
+            self.project()
+
+    def wait_for(self, position: int, timeout: float) -> None:
+        """Read-your-writes: return once recall sees the input up to `position` — the last
+        memory text at or before it extracted and embedded, and all of that folded into the
+        projections. (Links and merges, one actor further on, may trail by a batch.) Inline
+        this is one sync; with external actors it polls, and raises ProjectionLag after
+        `timeout` seconds."""
+        if self.inline_actors:
+            self.sync()
+            return
+        deadline = time.monotonic() + timeout
+        text = _last_text_at_or_before(self.log, position)
+        with self._progress:  # woken by each projection round (the service's pump)
+            while not self._reached(position, text):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ProjectionLag(
+                        f"the projections did not reach position {position} within {timeout} s"
+                    )
+                self._progress.wait(min(left, 0.25))
+
+    def _reached(self, position: int, text: int) -> bool:
+        p = self.projector
+        if p.duck.applied(INPUT_STREAM) < position:
+            return False
+        if not text:
+            return True
+        for name in RECALL_NEEDS:
+            stream = self.log.stream(name)
+            derived = stream.get(derived_event_id(name, text, 0))
+            if derived is None:
+                stream.refresh()  # its writer is another process
+                return False
+            folded = p.duck.applied(name)
+            if name == EMBEDDED_STREAM:
+                folded = min(folded, p.vectors.applied(name))
+            if folded < derived.position:
+                return False
+        return True
 
     def rebuild(self) -> int:
         """Drop every projection and replay the log into fresh ones."""
@@ -192,3 +256,20 @@ class Runtime:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+def _last_text_at_or_before(event_log: EventLog, position: int, reach: int = 1000) -> int:
+    """The input position of the last memory text (stored or updated) at or before
+    `position`: what every input follower derives from (0 if none within `reach`). Looks
+    back a few events at a time: usually the position itself is the text."""
+    end, step = position, 8
+    while end >= max(1, position - reach):
+        start = max(1, end - step + 1)
+        texts = [
+            r for r in event_log.input.read(start, end) if r.kind in (MEMORY_STORED, MEMORY_UPDATED)
+        ]
+        for record in reversed(texts):
+            if event_log.open_payload(record) is not None:  # erased since: nothing derives
+                return record.position
+        end, step = start - 1, step * 4
+    return 0

@@ -78,3 +78,7 @@ DEFAULT_TOPOLOGY = Topology(
         Node("decay", "input", "decay", make_decay),
     )
 )
+
+# The actors whose output recall needs for a memory to be found: each derives one event from
+# every memory text. Read-your-writes waits for these.
+RECALL_NEEDS = ("extracted", "embedded")

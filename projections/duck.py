@@ -305,8 +305,16 @@ class DuckProjection:
 
     # -- reading -------------------------------------------------------------------------
 
+    # Reads go through a cursor of their own: in the service, recall and listing run on
+    # other threads while the projector writes through the connection.
+
     def get(self, memory_id: str) -> MemoryRow | None:
-        return self._rows([memory_id]).get(memory_id)
+        found = (
+            self.con.cursor()
+            .execute(_SELECT_MEMORIES + " WHERE memory_id = ?", [memory_id])
+            .fetchall()
+        )
+        return _memory_row(found[0]) if found else None
 
     def memories(
         self,
@@ -315,11 +323,16 @@ class DuckProjection:
         limit: int = 1000,
         offset: int = 0,
     ) -> list[MemoryRow]:
-        found = self.con.execute(
-            _SELECT_MEMORIES + " WHERE (? IS NULL OR namespace = ?) AND (? IS NULL OR status = ?) "
-            "ORDER BY created_position LIMIT ? OFFSET ?",
-            [namespace, namespace, status, status, limit, offset],
-        ).fetchall()
+        found = (
+            self.con.cursor()
+            .execute(
+                _SELECT_MEMORIES
+                + " WHERE (? IS NULL OR namespace = ?) AND (? IS NULL OR status = ?) "
+                "ORDER BY created_position LIMIT ? OFFSET ?",
+                [namespace, namespace, status, status, limit, offset],
+            )
+            .fetchall()
+        )
         return [_memory_row(row) for row in found]
 
     def rows_by_doc(self, docs: Sequence[int]) -> dict[int, MemoryRow]:
@@ -378,11 +391,19 @@ class DuckProjection:
         return {int(d): int(n) for d, n in rows}
 
     def counts(self) -> dict[str, int]:
-        rows = self.con.execute("SELECT status, count(*) FROM memories GROUP BY status").fetchall()
+        rows = (
+            self.con.cursor()
+            .execute("SELECT status, count(*) FROM memories GROUP BY status")
+            .fetchall()
+        )
         return {str(status): int(n) for status, n in rows}
 
     def namespaces(self) -> list[str]:
-        rows = self.con.execute("SELECT DISTINCT namespace FROM memories ORDER BY 1").fetchall()
+        rows = (
+            self.con.cursor()
+            .execute("SELECT DISTINCT namespace FROM memories ORDER BY 1")
+            .fetchall()
+        )
         return [str(r[0]) for r in rows]
 
     def checksums(self) -> dict[str, str]:
@@ -396,7 +417,7 @@ class DuckProjection:
         return out
 
     def _ordered(self, table: str) -> Iterator[tuple[Any, ...]]:
-        cursor = self.con.execute(f"SELECT * FROM {table} ORDER BY ALL")
+        cursor = self.con.cursor().execute(f"SELECT * FROM {table} ORDER BY ALL")
         while batch := cursor.fetchmany(10_000):
             yield from batch
 

@@ -34,6 +34,7 @@ from eventlog.schema import (
 )
 from projections.errors import ProjectionError
 from projections.memstate import doc_id
+from projections.rwlock import ReadWriteLock
 from projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
 
 DEAD = -1
@@ -75,6 +76,7 @@ class VectorProjection:
                 storage=s.storage,
             )
         )
+        self._guard = ReadWriteLock()  # searches run while the service's pump applies
         self._indexes: dict[tuple[str, str], VectorIndex] = {}  # (namespace, field)
         self._text_at: dict[int, int] = {}  # doc -> input position of its text, or DEAD
         self._namespace_of: dict[int, str] = {}
@@ -90,6 +92,10 @@ class VectorProjection:
     # -- folding -------------------------------------------------------------------------
 
     def apply_input(self, events: Sequence[Opened]) -> None:
+        with self._guard.writing():
+            self._apply_input(events)
+
+    def _apply_input(self, events: Sequence[Opened]) -> None:
         for event in events:
             r = event.record
             if r.kind == SUBJECT_ERASED:
@@ -113,6 +119,10 @@ class VectorProjection:
         self._advance(INPUT_STREAM, events)
 
     def apply_embedded(self, events: Sequence[Opened]) -> None:
+        with self._guard.writing():
+            self._apply_embedded(events)
+
+    def _apply_embedded(self, events: Sequence[Opened]) -> None:
         batches: dict[tuple[str, str], tuple[list[int], list[Vectors]]] = {}
         for event in events:
             r, payload = event.record, event.payload
@@ -162,10 +172,11 @@ class VectorProjection:
     def search(
         self, namespace: str, query: Vectors, k: int, field: str = TEXT
     ) -> list[tuple[int, float]]:
-        index = self._indexes.get((namespace, field))
-        if index is None or len(index) == 0 or k <= 0:
-            return []
-        ids, scores = index.search(query.reshape(1, -1), min(k, len(index)))
+        with self._guard.reading():
+            index = self._indexes.get((namespace, field))
+            if index is None or len(index) == 0 or k <= 0:
+                return []
+            ids, scores = index.search(query.reshape(1, -1), min(k, len(index)))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def count(self, field: str = TEXT) -> int:
