@@ -245,7 +245,9 @@ class EmbedderActor:
                 # An update's context is what came before the memory, not its older self.
                 previous = self.history.previous_stored(r.namespace, previous.record.position)
             if previous is not None and (
-                previous.record.memory_id == r.memory_id or not _close(previous, o, window)
+                previous.payload is None  # erased: it can be no one's context
+                or previous.record.memory_id == r.memory_id
+                or not _close(previous, o, window)
             ):
                 previous = None
             jobs.append((o, _text_of(o.payload), previous))

@@ -7,9 +7,12 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.usefixtures("ray_session")  # the service example runs on the session's Ray
 def test_python_example_runs(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)

@@ -94,6 +94,14 @@ def test_erased_namespace_recalls_nothing(mem: Memory) -> None:
     assert mem.recall("cat", namespace="bob", k=5) == []
 
 
+def test_a_namespace_lives_on_after_its_erasure(mem: Memory) -> None:
+    """New memories after an erase get a new key; the erased ones are no one's context."""
+    mem.erase("bob")
+    r = mem.store("Bob adopted a second cat named Tofu.", namespace="bob")
+    (hit,) = mem.recall("cat", namespace="bob", k=5)
+    assert hit.memory_id == r.memory_id and "Miso" not in (mem.get(r.memory_id).context or "")  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     "query",
     [
