@@ -21,6 +21,7 @@ from pipeline.cli_output import (
     row_line,
     summary,
 )
+from pipeline.client import RemoteMemory, running_server
 from pipeline.config import load_settings
 from pipeline.logsetup import configure_logging
 from pipeline.memory import Memory
@@ -34,6 +35,16 @@ def _emit(args: argparse.Namespace, doc: Any, line: str) -> None:
 
 def _open(args: argparse.Namespace, *, read_only: bool = False) -> Memory:
     return Memory.open(home=args.home, config_file=args.config, actor="cli", read_only=read_only)
+
+
+def _client(args: argparse.Namespace, *, read_only: bool = False) -> Memory | RemoteMemory:
+    """The running server of this data directory if there is one (`mnemo serve` holds the
+    log), else the data directory in-process."""
+    settings = load_settings(home=args.home, config_file=args.config)
+    remote = running_server(settings.home)
+    if remote is not None:
+        return remote
+    return Memory(settings, actor="cli", read_only=read_only)
 
 
 def _text_arg(value: str) -> str | bytes:
@@ -54,7 +65,7 @@ def _meta(pairs: Sequence[str] | None) -> Metadata | None:
 
 
 def _cmd_store(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with _client(args) as mem:
         r = mem.store(_text_arg(args.text), args.ns, _meta(args.meta), args.at, args.id)
     _emit(
         args, receipt_json(r), f"stored {r.memory_id} (event {r.event_id}, position {r.position})"
@@ -63,21 +74,21 @@ def _cmd_store(args: argparse.Namespace) -> int:
 
 
 def _cmd_update(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with _client(args) as mem:
         r = mem.update(args.memory_id, _text_arg(args.text), _meta(args.meta), args.at, args.id)
     _emit(args, receipt_json(r), f"updated {r.memory_id} (position {r.position})")
     return 0
 
 
 def _cmd_forget(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with _client(args) as mem:
         r = mem.forget(args.memory_id, args.reason, args.id)
     _emit(args, receipt_json(r), f"forgot {r.memory_id} (position {r.position})")
     return 0
 
 
 def _cmd_feedback(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with _client(args) as mem:
         r = mem.feedback(args.memory_id, args.useful, args.note, args.id)
     word = "useful" if args.useful else "not useful"
     _emit(args, receipt_json(r), f"recorded {word} for {r.memory_id} (position {r.position})")
@@ -85,14 +96,14 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def _cmd_erase(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with _client(args) as mem:
         r = mem.erase(args.ns)
     _emit(args, receipt_json(r), f"erased namespace {args.ns} (position {r.position})")
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    with _open(args, read_only=True) as mem:
+    with _client(args, read_only=True) as mem:
         report = mem.verify()
     if report.ok:
         line = f"ok: {report.checked} events checked in {len(report.streams)} stream(s)"
@@ -120,7 +131,7 @@ def _cmd_log(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    with _open(args, read_only=True) as mem:
+    with _client(args, read_only=True) as mem:
         trail = mem.audit(args.memory_id)
     if args.json:
         print(json.dumps([e.to_json() for e in trail], ensure_ascii=False))
@@ -136,13 +147,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    with _open(args, read_only=True) as mem:
+    with _client(args, read_only=True) as mem:
         _print_events(args, mem.history(args.memory_id))
     return 0
 
 
 def _cmd_recall(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with _client(args) as mem:
         filters = {"category": args.category} if args.category else None
         hits = mem.recall(args.query, args.ns, args.k, as_of=args.as_of, filters=filters)
     if args.json:
@@ -157,7 +168,7 @@ def _cmd_recall(args: argparse.Namespace) -> int:
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with _client(args) as mem:
         row = mem.get(args.memory_id)
     if row is None:
         raise MemoryNotFound(f"no memory {args.memory_id!r} in this log")
@@ -166,7 +177,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with _client(args) as mem:
         rows = mem.memories(args.ns, status=args.status, limit=args.limit, offset=args.offset)
     for row in rows:
         print(json.dumps(row_json(row), ensure_ascii=False) if args.json else row_line(row))
@@ -208,7 +219,7 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with _client(args) as mem:
         stats = mem.stats()
     lines = [f"{name:<10} {v['events']:>10,} events" for name, v in stats["streams"].items()]
     for name, actor in stats["actors"].items():
@@ -277,6 +288,56 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     else:
         result = bench_projections.run_rebuild_bench(settings, args.memories, home=args.home)
         _emit(args, {"rebuild": result}, bench_projections.format_projection_bench(result))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from pipeline.serve import serve
+
+    settings = load_settings(home=args.home, config_file=args.config)
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        ray_address=args.ray_address,
+        open_access=args.open,
+    )
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from pipeline.apikeys import KeyStore
+
+    settings = load_settings(home=args.home, config_file=args.config)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    keys = KeyStore(settings.home / "keys.json")
+    if args.action == "create":
+        secret, key = keys.create(args.ns or [], admin=args.admin)
+        scope = "every namespace (admin)" if key.admin else ", ".join(key.namespaces)
+        _emit(
+            args,
+            {"key": secret, "id": key.id, "namespaces": list(key.namespaces), "admin": key.admin},
+            f"{secret}\n(key {key.id}, for {scope}; shown once, only its hash is kept)",
+        )
+    elif args.action == "revoke":
+        if not args.key_id:
+            raise ValidationError("mnemo keys revoke KEY_ID")
+        key = keys.revoke(args.key_id)
+        _emit(args, {"id": key.id, "revoked": True}, f"revoked {key.id}")
+    else:
+        listed = keys.list()
+        for key in listed:
+            doc = {
+                "id": key.id,
+                "namespaces": list(key.namespaces),
+                "admin": key.admin,
+                "created_at": key.created_at,
+                "revoked": key.revoked,
+            }
+            scope = "admin" if key.admin else ",".join(key.namespaces)
+            state = " (revoked)" if key.revoked else ""
+            line = f"{key.id}  {scope}  {key.created_at}{state}"
+            print(json.dumps(doc) if args.json else line)
     return 0
 
 
@@ -393,6 +454,18 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("dataset", choices=["locomo"])
     p.add_argument("file", help="a LoCoMo JSON file")
     p.add_argument("--k", default="1,5,10,25", help="cut-offs, e.g. 1,5,10,25")
+
+    p = command("serve", _cmd_serve, "run the service: Ray actors, pumps and the HTTP API")
+    p.add_argument("--host", help="listen address (default [server] host: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default [server] port: 8765; 0: any)")
+    p.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS or local)")
+    p.add_argument("--open", action="store_true", help="no API keys (loopback only)")
+
+    p = command("keys", _cmd_keys, "create, list or revoke API keys")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("key_id", nargs="?", help="revoke: the key's id (from `mnemo keys list`)")
+    p.add_argument("--ns", action="append", help="create: a namespace the key may touch")
+    p.add_argument("--admin", action="store_true", help="create: every namespace, verify, stats")
 
     p = command("bench", _cmd_bench, "measure the log, the embedder or a rebuild here")
     p.add_argument(

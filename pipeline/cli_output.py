@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from typing import Any
 
 from actors.query import Hit
-from eventlog import EventView, LogReport, Receipt
+from eventlog import EventView
+from pipeline.wire import receipt_json, report_json, row_json
 from projections.memstate import MemoryRow
 
-
-def receipt_json(receipt: Receipt) -> dict[str, Any]:
-    return {**dataclasses.asdict(receipt), "recorded_at": receipt.recorded_at.isoformat()}
-
-
-def report_json(report: LogReport) -> dict[str, Any]:
-    doc = dataclasses.asdict(report)
-    doc["streams"] = {r.stream: {"ok": r.ok, "checked": r.checked} for r in report.streams}
-    return doc
+__all__ = [
+    "event_line",
+    "explain_hit",
+    "receipt_json",
+    "report_json",
+    "row_json",
+    "row_line",
+    "summary",
+]
 
 
 def event_line(e: EventView) -> str:
@@ -34,14 +33,6 @@ def event_line(e: EventView) -> str:
         f"{e.position:>8}  {e.recorded_at:%Y-%m-%dT%H:%M:%S}Z  {e.kind:<18} "
         f"{e.namespace:<16} {e.memory_id or '-':<32} {content}"
     )
-
-
-def row_json(row: MemoryRow) -> dict[str, Any]:
-    doc = dataclasses.asdict(row)
-    doc["metadata"] = None if row.metadata is None else row.metadata_dict()
-    for key in ("occurred_at", "recorded_at"):
-        doc[key] = None if doc[key] is None else doc[key].isoformat()
-    return doc
 
 
 def row_line(row: MemoryRow) -> str:

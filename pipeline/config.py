@@ -24,6 +24,7 @@ from actors.llm import LLMSettings
 from actors.query import QuerySettings
 from eventlog.settings import LogSettings
 from pipeline.errors import ConfigError
+from pipeline.server_settings import ServerSettings
 from projections.lexical import BM25Settings
 from projections.vector_projection import VectorSettings
 
@@ -62,6 +63,7 @@ class Settings(BaseModel):
     vectors: VectorSettings = Field(default_factory=VectorSettings)
     projections: ProjectionSettings = Field(default_factory=ProjectionSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @property
     def home(self) -> Path:

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.query import CHANNELS, Hit
 from eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
@@ -20,6 +20,9 @@ from pipeline.logsetup import configure_logging
 from pipeline.projector import AsOf
 from pipeline.runtime import Runtime, SyncReport
 from projections.memstate import MemoryRow, doc_id
+
+if TYPE_CHECKING:
+    from pipeline.client import RemoteMemory
 
 
 class Memory:
@@ -87,6 +90,13 @@ class Memory:
         point = None if as_of is None else _as_of(as_of)
         folder = None if projections_dir is None else Path(projections_dir)
         return cls(settings, actor=actor, read_only=read_only, as_of=point, projections_dir=folder)
+
+    @staticmethod
+    def connect(url: str, api_key: str | None = None, *, timeout: float = 60.0) -> RemoteMemory:
+        """The same API against a running service (`mnemo serve`) over HTTP."""
+        from pipeline.client import RemoteMemory
+
+        return RemoteMemory(url, api_key, timeout=timeout)
 
     # -- writing -------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ class Runtime:
         `sync` only folds what they wrote."""
         self.inline_actors = inline_actors
         self._project_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._opening = threading.RLock()
         self._progress = threading.Condition()
         self.log = event_log
@@ -124,7 +125,12 @@ class Runtime:
         return applied
 
     def sync(self) -> SyncReport:
-        """Run every actor over what is new, then fold it all into the projections."""
+        """Run every actor over what is new, then fold it all into the projections. One
+        caller at a time (an HTTP server over an inline Memory calls from many threads)."""
+        with self._sync_lock:
+            return self._sync()
+
+    def _sync(self) -> SyncReport:
         derived = 0
         if self.as_of is None and self.log.writable and self.inline_actors:
             for follower in self.followers:

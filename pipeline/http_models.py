@@ -1,0 +1,176 @@
+"""Request and response bodies of the HTTP API: pydantic at the edge, so the OpenAPI
+document says exactly what each route takes and gives."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = str | int | float | bool | None
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StoreIn(_In):
+    text: str = Field(description="the memory, UTF-8, at most [log] max_text_bytes")
+    namespace: str = Field(description="whose memory: a user, an agent, a project")
+    metadata: dict[str, Scalar] | None = Field(None, description="flat: string keys, scalars")
+    occurred_at: datetime | None = Field(None, description="when it happened (default: now)")
+    event_id: str | None = Field(None, description="idempotency key: stored once")
+
+    model_config = ConfigDict(extra="forbid", strict=False)  # ISO strings for datetimes
+
+
+class StoreManyIn(_In):
+    items: list[StoreIn] = Field(min_length=1, max_length=1000)
+
+
+class UpdateIn(_In):
+    memory_id: str
+    text: str
+    metadata: dict[str, Scalar] | None = None
+    occurred_at: datetime | None = None
+    event_id: str | None = None
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class ForgetIn(_In):
+    memory_id: str
+    reason: str | None = None
+    event_id: str | None = None
+
+
+class FeedbackIn(_In):
+    memory_id: str
+    useful: bool = Field(description="did the recalled memory help")
+    note: str | None = None
+    event_id: str | None = None
+
+
+class RecallIn(_In):
+    query: str
+    namespace: str
+    k: int = Field(10, ge=1, description="how many, up to [query] max_k")
+    min_position: int | None = Field(None, ge=0, description="wait until this write is seen")
+    as_of: int | str | None = Field(None, description="an input position or ISO 8601 time")
+    filters: dict[str, Scalar] | None = Field(None, description="metadata values, or category")
+
+
+class EraseIn(_In):
+    namespace: str
+
+
+class Mem0AddIn(_In):
+    """mem0-style: `user_id` is the namespace."""
+
+    user_id: str
+    text: str
+    metadata: dict[str, Scalar] | None = None
+
+
+class Mem0SearchIn(_In):
+    user_id: str
+    query: str
+    limit: int = Field(10, ge=1)
+
+
+class ReceiptOut(BaseModel):
+    stream: str
+    position: int
+    event_id: str
+    memory_id: str | None
+    recorded_at: str
+
+
+class HitOut(BaseModel):
+    memory_id: str
+    text: str | None
+    score: float
+    channels: dict[str, float]
+    metadata: dict[str, Any]
+    occurred_at: str | None
+    status: str
+    namespace: str
+    category: str | None
+    zone: str | None
+    provenance: list[dict[str, Any]]
+
+
+class RowOut(BaseModel):
+    memory_id: str
+    doc: int
+    namespace: str
+    text: str | None
+    metadata: dict[str, Any] | None
+    status: str
+    occurred_at: str | None
+    recorded_at: str | None
+    created_position: int
+    text_position: int
+    version: int
+    length: int
+    context: str | None
+    prev_doc: int | None
+
+
+class CausationOut(BaseModel):
+    stream: str
+    position: int
+
+
+class EventOut(BaseModel):
+    stream: str
+    position: int
+    event_id: str
+    kind: str
+    namespace: str
+    memory_id: str | None
+    recorded_at: str
+    occurred_at: str | None
+    actor: str
+    causation: CausationOut | None
+    hash: str
+    prev_hash: str
+    erased: bool
+    payload: dict[str, Any] | None
+
+
+class StreamCheck(BaseModel):
+    ok: bool
+    checked: int
+
+
+class ReportOut(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_position: int | None
+    stream: str | None
+    segment: str | None
+    reason: str | None
+    streams: dict[str, StreamCheck]
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="the kind of error, e.g. ValidationError")
+    detail: str = Field(description="what was wrong, in words")
+
+
+class Mem0Result(BaseModel):
+    id: str
+    memory: str | None
+    score: float
+    metadata: dict[str, Any]
+
+
+class Mem0SearchOut(BaseModel):
+    results: list[Mem0Result]
+
+
+class HealthOut(BaseModel):
+    status: str
+    input_position: int

@@ -1,0 +1,91 @@
+"""`mnemo serve`: the service (Ray actors, pumps) behind the HTTP API, under uvicorn.
+
+It binds to loopback unless told otherwise, and writes `server.json` (0600) in the data
+directory — its URL, process id and an admin token for this directory's own CLI — so that
+one-shot `mnemo` commands on the same directory go through it rather than fight it for the
+log. The file goes when the server stops.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import socket
+from pathlib import Path
+
+import structlog
+import uvicorn
+
+from pipeline.apikeys import KeyStore
+from pipeline.client import SERVER_FILE
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+from pipeline.server import create_app
+from pipeline.service import Service
+
+log = structlog.get_logger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    ray_address: str | None = None,
+    open_access: bool = False,
+) -> None:
+    host = host or settings.server.host
+    port = settings.server.port if port is None else port
+    if open_access and not is_loopback(host):
+        raise PipelineError("--open serves without keys, so only on a loopback address")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise PipelineError(f"cannot listen on {host}:{port}: {exc}") from exc
+    bound = sock.getsockname()[1]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}"
+    service = Service(settings, ray_address=ray_address).start()
+    token = secrets.token_urlsafe(32)
+    app = create_app(
+        service.memory,
+        KeyStore(settings.home / "keys.json"),
+        settings.server,
+        open_access=open_access,
+        status=service.status,
+        local_token=token,
+    )
+    marker = settings.home / SERVER_FILE
+    _write_private(marker, {"url": url, "pid": os.getpid(), "token": token})
+    print(f"mnemo serving {settings.home} on {url}", flush=True)
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
+    except SystemExit as exc:
+        # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal, which Ray's
+        # handler turns into an exit with its number: that is the normal way to stop.
+        if exc.code not in (signal.SIGTERM, signal.SIGINT):
+            raise
+    finally:
+        marker.unlink(missing_ok=True)
+        service.stop()
+
+
+def _write_private(path: Path, doc: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+    tmp.replace(path)

@@ -1,0 +1,84 @@
+"""What the Python API does, whether the memory is embedded (`Memory.open`) or a service
+over HTTP (`Memory.connect`): one suite, run against both (see test_api.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from eventlog import StoreRequest
+from eventlog.errors import MemoryNotFound, NamespaceNotFound, ValidationError
+
+WHEN = datetime(2024, 5, 1, 9, tzinfo=UTC)
+
+
+class MemoryApiContract:
+    """Subclasses provide an `api` fixture: a Memory or a RemoteMemory over a fresh home."""
+
+    def test_store_then_recall_sees_it(self, api: Any) -> None:
+        api.store("Alice adopted a dog named Pepper.", "alice", {"topic": "pets"}, WHEN)
+        for day, text in enumerate(["Alice works at a bakery in Lyon.", "Alice swims on Sundays."]):
+            later = WHEN.replace(day=2 + day)  # days apart: no conversation context
+            r = api.store(text, "alice", occurred_at=later)
+        hits = api.recall("What is the dog's name?", "alice", k=2, min_position=r.position)
+        assert hits[0].text == "Alice adopted a dog named Pepper."
+        assert hits[0].metadata == {"topic": "pets"} and hits[0].namespace == "alice"
+        assert hits[0].occurred_at == WHEN and hits[0].channels
+        assert hits[0].provenance[0]["stream"] == "input"
+
+    def test_store_many_and_idempotent_event_ids(self, api: Any) -> None:
+        receipts = api.store_many(
+            [StoreRequest(f"fact number {i}", "n", event_id=f"src:{i}") for i in range(3)]
+        )
+        assert [r.position for r in receipts] == [1, 2, 3]
+        again = api.store("fact number 0", "n", event_id="src:0")
+        assert again == receipts[0]
+
+    def test_update_forget_and_get(self, api: Any) -> None:
+        r = api.store("Bob drinks tea.", "bob")
+        api.update(r.memory_id, "Bob drinks coffee now.", {"changed": True})
+        row = api.get(r.memory_id)
+        assert row.text == "Bob drinks coffee now." and row.version == 2
+        assert row.metadata_dict() == {"changed": True}
+        other = api.store("Bob has a cat.", "bob")
+        api.forget(other.memory_id, reason="wrong")
+        hits = api.recall("cat", "bob", k=5, min_position=other.position + 1)
+        assert other.memory_id not in {h.memory_id for h in hits}
+        assert [m.memory_id for m in api.memories("bob", status="active")] == [r.memory_id]
+        assert api.get("0" * 32) is None
+
+    def test_feedback_history_and_audit(self, api: Any) -> None:
+        r = api.store("Carol likes jazz.", "carol")
+        fb = api.feedback(r.memory_id, True, note="helped")
+        assert fb.position == r.position + 1
+        assert [e.kind for e in api.history(r.memory_id)] == ["memory.stored", "feedback.recorded"]
+        api.recall("jazz", "carol", k=1, min_position=fb.position)
+        trail = api.audit(r.memory_id)
+        assert {"input", "extracted", "embedded"} <= {e.stream for e in trail}
+        assert all(len(e.hash) == 64 for e in trail)
+
+    def test_erase_and_verify(self, api: Any) -> None:
+        r = api.store("Dan's PIN is 4242.", "dan")
+        api.erase("dan")
+        assert api.recall("PIN", "dan", k=5) == []
+        assert api.history(r.memory_id)[0].erased
+        report = api.verify()
+        assert report.ok and report.checked >= 2
+
+    def test_bad_calls_are_refused_and_change_nothing(self, api: Any) -> None:
+        api.store("a first memory", "eve")
+        with pytest.raises(ValidationError):
+            api.store("", "eve")
+        with pytest.raises(ValidationError):
+            api.store("x", "not a namespace!")
+        with pytest.raises(ValidationError):
+            api.store(b"\xff\xfe", "eve")
+        with pytest.raises(ValidationError):
+            api.recall("q", "eve", k=0)
+        with pytest.raises(NamespaceNotFound):
+            api.recall("q", "nobody")
+        with pytest.raises(MemoryNotFound):
+            api.update("0" * 32, "x")
+        assert [m.text for m in api.memories("eve")] == ["a first memory"]

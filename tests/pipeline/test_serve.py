@@ -1,0 +1,209 @@
+"""`mnemo serve` as a user runs it: a child process with its own Ray, the actors, the pumps
+and uvicorn on loopback; keys, scopes, limits, the mem0 routes, metrics, the OpenAPI
+document, and one-shot CLI commands that go through the running server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from eventlog.errors import ValidationError
+from pipeline import Memory
+from pipeline.client import AccessDenied
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mnemo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args, "--home", str(home)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def new_key(home: Path, *args: str) -> str:
+    process = mnemo(home, "keys", "create", *args, "--json")
+    assert process.returncode == 0, process.stderr
+    return str(json.loads(process.stdout)["key"])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, dict[str, str]]]:
+    home = tmp_path_factory.mktemp("served") / "home"
+    keys = {"admin": new_key(home, "--admin"), "alice": new_key(home, "--ns", "alice")}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--home", str(home), "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.startswith("mnemo serving"), line
+    url = line.split(" on ")[1].strip()
+    try:
+        yield home, url, keys
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(60)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+            child.stdout.close()
+        assert child.returncode == 0
+        assert not (home / "server.json").exists()
+
+
+def test_store_and_recall_through_http(server: tuple[Path, str, dict[str, str]]) -> None:
+    _, url, keys = server
+    with Memory.connect(url, keys["alice"]) as mem:
+        r = mem.store("Alice: my sister Jo lives in Porto.", "alice")
+        hits = mem.recall("Where does Jo live?", "alice", k=3, min_position=r.position)
+        assert hits[0].memory_id == r.memory_id
+        assert {"semantic", "lexical"} <= set(hits[0].channels)
+        assert any(e.stream == "extracted" for e in mem.audit(r.memory_id))
+
+
+def test_the_mem0_routes(server: tuple[Path, str, dict[str, str]]) -> None:
+    _, url, keys = server
+    auth = {"Authorization": f"Bearer {keys['alice']}"}
+    added = httpx.post(
+        f"{url}/memories/add",
+        json={"user_id": "alice", "text": "Alice loves oolong tea."},
+        headers=auth,
+    )
+    assert added.status_code == 200 and added.json()["results"][0]["event"] == "ADD"
+    memory_id = added.json()["results"][0]["id"]
+    with Memory.connect(url, keys["alice"]) as mem:  # wait until it is searchable
+        mem.recall("tea", "alice", min_position=mem.history(memory_id)[0].position)
+    found = httpx.post(
+        f"{url}/memories/search",
+        json={"user_id": "alice", "query": "what tea?", "limit": 2},
+        headers=auth,
+    )
+    assert found.status_code == 200
+    assert found.json()["results"][0]["id"] == memory_id
+
+
+def test_keys_are_scoped_and_checked(server: tuple[Path, str, dict[str, str]]) -> None:
+    home, url, keys = server
+    with Memory.connect(url, keys["admin"]) as admin:
+        bob = admin.store("Bob's secret recipe needs saffron.", "bob")
+        assert admin.verify().ok and "actors" in admin.stats()
+    with Memory.connect(url, keys["alice"]) as alice:
+        for call in (
+            lambda: alice.store("sneaky", "bob"),
+            lambda: alice.recall("recipe", "bob"),
+            lambda: alice.erase("bob"),
+            lambda: alice.audit(bob.memory_id),
+            lambda: alice.forget(bob.memory_id),
+            lambda: alice.verify(),
+        ):
+            with pytest.raises(AccessDenied) as denied:
+                call()
+            assert denied.value.status == 403
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"X-API-Key": "mnemo_wrong"}):
+        response = httpx.post(
+            f"{url}/recall", json={"query": "q", "namespace": "alice"}, headers=headers
+        )
+        assert response.status_code == 401 and response.json()["error"] == "Unauthorized"
+    doomed = new_key(home, "--ns", "alice")
+    key_id = doomed[: len("mnemo_") + 8]
+    with Memory.connect(url, doomed) as mem:
+        assert mem.store("before revocation", "alice").position > 0
+        assert mnemo(home, "keys", "revoke", key_id).returncode == 0
+        with pytest.raises(AccessDenied) as denied:
+            mem.store("after revocation", "alice")
+        assert denied.value.status == 401
+    listed = mnemo(home, "keys", "list", "--json").stdout.splitlines()
+    assert any(json.loads(line)["revoked"] for line in listed)
+
+
+def test_bad_requests_are_4xx_json_and_change_nothing(
+    server: tuple[Path, str, dict[str, str]],
+) -> None:
+    _, url, keys = server
+    auth = {"Authorization": f"Bearer {keys['admin']}"}
+    before = httpx.get(f"{url}/health").json()["input_position"]
+    cases = [
+        ("/store", {"text": "x" * 2_000_000, "namespace": "alice"}, 413),
+        ("/store", {"text": 42, "namespace": "alice"}, 422),
+        ("/store", {"text": "", "namespace": "alice"}, 400),
+        ("/store", {"text": "ok", "namespace": "no spaces allowed"}, 400),
+        ("/store", {"text": "ok", "namespace": "alice", "metadata": {"a": {"nested": 1}}}, 422),
+        ("/recall", {"query": "q", "namespace": "alice", "k": 0}, 422),
+        ("/recall", {"query": "q", "namespace": "alice", "k": 10**6}, 400),
+        ("/recall", {"query": "q", "namespace": "never-seen"}, 404),
+        ("/update", {"memory_id": "0" * 32, "text": "x"}, 404),
+        ("/feedback", {"memory_id": "0" * 32, "useful": "yes"}, 422),
+    ]
+    for path, body, status in cases:
+        response = httpx.post(f"{url}{path}", json=body, headers=auth)
+        assert response.status_code == status, (path, body, response.text)
+        assert set(response.json()) == {"error", "detail"}
+    garbage = httpx.post(f"{url}/store", content=b"\xff{not json", headers=auth)
+    assert garbage.status_code == 422
+    assert httpx.get(f"{url}/health").json()["input_position"] == before
+
+
+def test_metrics_health_and_openapi(server: tuple[Path, str, dict[str, str]]) -> None:
+    _, url, _ = server
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    metrics = httpx.get(f"{url}/metrics").text
+    assert "# TYPE mnemo_http_requests_total counter" in metrics
+    assert 'mnemo_stream_events{stream="input"}' in metrics
+    spec = httpx.get(f"{url}/openapi.json").json()
+    routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+    for route in [
+        ("POST", "/store"),
+        ("POST", "/update"),
+        ("POST", "/forget"),
+        ("POST", "/feedback"),
+        ("POST", "/recall"),
+        ("GET", "/audit/{memory_id}"),
+        ("GET", "/history/{memory_id}"),
+        ("POST", "/erase"),
+        ("GET", "/verify"),
+        ("GET", "/stats"),
+        ("GET", "/health"),
+        ("GET", "/metrics"),
+        ("POST", "/memories/add"),
+        ("POST", "/memories/search"),
+    ]:
+        assert route in routes, route
+    store = spec["paths"]["/store"]["post"]
+    assert "requestBody" in store and {"401", "403", "422"} <= set(store["responses"])
+
+
+def test_one_shot_cli_commands_use_the_running_server(
+    server: tuple[Path, str, dict[str, str]],
+) -> None:
+    home, _, _ = server
+    stored = mnemo(home, "store", "Carol keeps bees on her roof.", "--ns", "carol", "--json")
+    assert stored.returncode == 0, stored.stderr  # the server holds the log: it went through it
+    position = json.loads(stored.stdout)["position"]
+    listed = mnemo(home, "list", "--ns", "carol", "--json")
+    assert listed.returncode == 0
+    recalled = mnemo(home, "recall", "bees", "--ns", "carol", "--json")
+    assert recalled.returncode == 0
+    assert position > 0
+
+
+def test_client_errors_are_the_api_errors(server: tuple[Path, str, dict[str, str]]) -> None:
+    _, url, keys = server
+    with Memory.connect(url, keys["alice"]) as mem, pytest.raises(ValidationError):
+        mem.store("", "alice")
