@@ -33,8 +33,14 @@ def fuse(
     weights: Mapping[str, float],
     *,
     rrf_k: int | None = None,
+    min_spread: Mapping[str, float] | None = None,
 ) -> Scores:
-    """Normalised-score fusion; weighted reciprocal rank fusion when `rrf_k` is given."""
+    """Normalised-score fusion; weighted reciprocal rank fusion when `rrf_k` is given.
+
+    `min_spread` is each channel's noise floor: scores are divided by their standard
+    deviation or by this, whichever is larger, so that among a handful of candidates that a
+    channel scores alike (two memories, BM25 0.17 and 0.18) the difference stays small
+    instead of becoming a full standard deviation."""
     docs = {d for scores in raw.values() for d in scores}
     fused = dict.fromkeys(docs, 0.0)
     for channel, scores in raw.items():
@@ -51,7 +57,8 @@ def fuse(
             # the statistics run over every candidate (else one hit would get z = 0).
             scores = {d: scores.get(d, 0.0) for d in docs}
         values = np.array(list(scores.values()), np.float64)
-        mean, spread = float(values.mean()), float(values.std()) or 1.0
+        floor_spread = (min_spread or {}).get(channel, 0.0)
+        mean, spread = float(values.mean()), max(float(values.std()), floor_spread) or 1.0
         floor = (float(values.min()) - mean) / spread
         for d in docs:
             s = scores.get(d)

@@ -80,6 +80,17 @@ class QuerySettings(BaseModel):
             "graph": 0.1,
         }
     )
+    min_spread: dict[str, float] = Field(
+        default_factory=lambda: {
+            "semantic": 0.05,
+            "semantic_context": 0.05,
+            "lexical": 1.0,
+            "lexical_context": 1.0,
+            "entity": 0.5,
+            "temporal": 0.0,
+        },
+        description="per channel: score differences below this are noise",
+    )
     neighbor_weight: float = Field(0.5, ge=0, le=2)
     feedback_weight: float = Field(1.0, ge=0, le=5)
     graph_seeds: int = Field(10, ge=1, le=1000, description="top memories activation spreads from")
@@ -161,7 +172,7 @@ class QueryEngine:
         active = [c for c in SEARCH_CHANNELS if weights.get(c, 0.0) > 0]
         raw = self._channels(query, namespace, active, now)
         rrf = self.settings.rrf_k if self.settings.fusion == "rrf" else None
-        fused = fuse(raw, weights, rrf_k=rrf)
+        fused = fuse(raw, weights, rrf_k=rrf, min_spread=self.settings.min_spread)
         model = self._read_model().namespace(namespace)
         a = self.settings.neighbor_weight if neighbor_weight is None else neighbor_weight
         fused = top(propagate(fused, model.neighbours, a), max(2 * self.settings.candidates, 3 * k))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -305,6 +306,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    from pipeline import mcp_server
+
+    settings = load_settings(home=args.home, config_file=args.config)
+    mcp_server.run(settings, url=args.url, api_key=args.api_key or os.environ.get("MNEMO_API_KEY"))
+    return 0
+
+
 def _cmd_keys(args: argparse.Namespace) -> int:
     from pipeline.apikeys import KeyStore
 
@@ -460,6 +469,10 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("--port", type=int, help="port (default [server] port: 8765; 0: any)")
     p.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS or local)")
     p.add_argument("--open", action="store_true", help="no API keys (loopback only)")
+
+    p = command("mcp", _cmd_mcp, "serve the memory as MCP tools over stdio")
+    p.add_argument("--url", help="use this service (default: the running server, or in-process)")
+    p.add_argument("--api-key", help="the service's key (default: $MNEMO_API_KEY)")
 
     p = command("keys", _cmd_keys, "create, list or revoke API keys")
     p.add_argument("action", choices=["create", "list", "revoke"])

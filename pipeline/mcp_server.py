@@ -1,0 +1,125 @@
+"""`mnemo mcp`: the memory as MCP tools over stdio, for Claude Code, Cursor and other clients.
+
+The tools work on the data directory in-process, or through `mnemo serve` when it is
+serving the same directory (or `--url` and `--api-key` name a service). Standard output is
+the protocol: logs go to standard error. A refused call (bad input, unknown memory or
+namespace) comes back as a tool error with the reason, for the model to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from eventlog.errors import MnemoError
+from pipeline.client import RemoteMemory, running_server
+from pipeline.config import Settings
+from pipeline.memory import Memory
+from pipeline.wire import receipt_json, row_json
+
+INSTRUCTIONS = """Long-term memory. Store facts worth keeping about a user or a task with
+add_memory (one fact per call, in a sentence that stands on its own), and look them up with
+search_memory before answering questions that depend on what was said earlier. A namespace
+keeps one user's (or one project's) memories apart from everyone else's: always pass the
+same namespace for the same user. When a recalled memory helped or misled, say so with
+give_feedback; when a fact changes, update_memory; when it should go, delete_memory."""
+
+Scalar = str | int | float | bool | None
+T = TypeVar("T")
+
+
+def build(backend: Memory | RemoteMemory) -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer("mnemoflow", instructions=INSTRUCTIONS, version="0.1.0")
+
+    def guarded(call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except MnemoError as exc:
+            raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+
+    @server.tool()
+    def add_memory(
+        text: str, namespace: str, metadata: dict[str, Scalar] | None = None
+    ) -> dict[str, Any]:
+        """Store one memory (a fact, preference, plan or event) in a namespace, e.g. a user's
+        id. Returns its memory_id and its position in the log."""
+        return guarded(lambda: receipt_json(backend.store(text, namespace, metadata)))
+
+    @server.tool()
+    def search_memory(query: str, namespace: str, k: int = 5) -> list[dict[str, Any]]:
+        """Find the k memories of the namespace that best answer the query (a question or
+        keywords), best first, each with its text, score, time and category."""
+
+        def run() -> list[dict[str, Any]]:
+            hits = backend.recall(query, namespace, k)
+            return [
+                {
+                    "memory_id": h.memory_id,
+                    "text": h.text,
+                    "score": round(h.score, 4),
+                    "occurred_at": None if h.occurred_at is None else h.occurred_at.isoformat(),
+                    "category": h.category,
+                    "status": h.status,
+                }
+                for h in hits
+            ]
+
+        return guarded(run)
+
+    @server.tool()
+    def list_memories(namespace: str, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
+        """The namespace's memories, oldest first, `limit` at a time from `offset`."""
+        return guarded(
+            lambda: [row_json(r) for r in backend.memories(namespace, limit=limit, offset=offset)]
+        )
+
+    @server.tool()
+    def get_memory(memory_id: str) -> dict[str, Any]:
+        """One memory as it stands now: text, status, version, metadata, times."""
+
+        def run() -> dict[str, Any]:
+            row = backend.get(memory_id)
+            if row is None:
+                raise ToolError(f"MemoryNotFound: no memory {memory_id!r}")
+            return row_json(row)
+
+        return guarded(run)
+
+    @server.tool()
+    def update_memory(memory_id: str, text: str) -> dict[str, Any]:
+        """Replace a memory's text (the old version stays in its history)."""
+        return guarded(lambda: receipt_json(backend.update(memory_id, text)))
+
+    @server.tool()
+    def delete_memory(memory_id: str, reason: str | None = None) -> dict[str, Any]:
+        """Forget a memory: recall stops returning it (the log keeps that it was forgotten)."""
+        return guarded(lambda: receipt_json(backend.forget(memory_id, reason)))
+
+    @server.tool()
+    def give_feedback(memory_id: str, useful: bool, note: str | None = None) -> dict[str, Any]:
+        """Say whether a recalled memory helped (useful=true) or misled (useful=false);
+        it moves that memory up or down in later searches."""
+        return guarded(lambda: receipt_json(backend.feedback(memory_id, useful, note)))
+
+    @server.tool()
+    def audit_memory(memory_id: str) -> list[dict[str, Any]]:
+        """Every event behind a memory: what stored, changed, linked, merged or boosted it,
+        with stream, position, actor, time and hash."""
+        return guarded(lambda: [e.to_json() for e in backend.audit(memory_id)])
+
+    return server
+
+
+def run(settings: Settings, *, url: str | None = None, api_key: str | None = None) -> None:
+    backend: Memory | RemoteMemory
+    if url is not None:
+        backend = RemoteMemory(url, api_key)
+    else:
+        backend = running_server(settings.home) or Memory(settings, actor="mcp")
+    try:
+        build(backend).run("stdio")
+    finally:
+        backend.close()
