@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -160,6 +161,16 @@ class History(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class EmbedJob:
+    """One text event to embed: its own dated text, and the text in context if any."""
+
+    event: Opened
+    text: str
+    previous: Opened | None
+    context: str | None
+
+
 class EmbedderActor:
     """Follows the input stream; every stored or updated text gets a `memory.embedded` event.
 
@@ -185,39 +196,50 @@ class EmbedderActor:
         return self._embedder
 
     def process(self, batch: Sequence[Opened]) -> list[Derived]:
-        jobs = self._with_context(batch)
+        texts, jobs = self.plan(batch)
         if not jobs:
             return []
+        return self.finish(jobs, self.embedder.embed(texts), self.embedder.model_id)
+
+    def plan(self, batch: Sequence[Opened]) -> tuple[list[str], list[EmbedJob]]:
+        """What to embed for a batch: every text event's own dated text, then the texts in
+        context. `finish` turns the vectors back into events; between the two the work can
+        go anywhere (batch ingestion embeds on a Ray Data actor pool)."""
+        jobs = self._with_context(batch)
         own = [dated(text, o.record.occurred_at) for o, text, _ in jobs]
         contexts = [
             in_context(text, o.record.occurred_at, _text_of(p.payload)) if p else None
             for o, text, p in jobs
         ]
-        with_context = [c for c in contexts if c is not None]
-        vectors = self.embedder.embed(own + with_context)
-        context_vectors = iter(vectors[len(own) :])
-        model_id = self.embedder.model_id
+        planned = [
+            EmbedJob(o, own_text, previous, context)
+            for (o, _, previous), own_text, context in zip(jobs, own, contexts, strict=True)
+        ]
+        return own + [c for c in contexts if c is not None], planned
+
+    @staticmethod
+    def finish(jobs: Sequence[EmbedJob], vectors: Vectors, model_id: str) -> list[Derived]:
+        context_vectors = iter(vectors[len(jobs) :])
         out = []
-        for (o, _, previous), text, vector, context in zip(
-            jobs, own, vectors[: len(own)], contexts, strict=True
-        ):
+        for job, vector in zip(jobs, vectors[: len(jobs)], strict=True):
             # With nothing before it, a memory is its own context: every memory is then a
             # document of both the plain and the in-context channels.
             payload = MemoryEmbedded.of(
                 model_id,
                 vector,
-                vector if context is None else next(context_vectors),
-                text if context is None else context,
-                None if previous is None else previous.record.memory_id,
+                vector if job.context is None else next(context_vectors),
+                job.text if job.context is None else job.context,
+                None if job.previous is None else job.previous.record.memory_id,
             )
+            r = job.event.record
             out.append(
                 Derived(
                     kind=MEMORY_EMBEDDED,
-                    namespace=o.record.namespace,
-                    memory_id=o.record.memory_id,
+                    namespace=r.namespace,
+                    memory_id=r.memory_id,
                     payload=payload,
-                    source_position=o.record.position,
-                    occurred_at=o.record.occurred_at,
+                    source_position=r.position,
+                    occurred_at=r.occurred_at,
                 )
             )
         return out

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eventlog.payloads import Payload, register_payload
 from eventlog.schema import (
+    ACTOR_PROGRESS,
     MEMORY_CONSOLIDATED,
     MEMORY_EXTRACTED,
     MEMORY_LINKED,
@@ -104,6 +105,14 @@ class MemoryScheduled(Payload):
     grade: int | None = Field(None, ge=1, le=4)
 
 
+class ActorProgress(Payload):
+    """Appended when an actor's batch ends on events it derived nothing from, so that its
+    output still records how far it has read (what a restart resumes after)."""
+
+    read_through: int
+
+
+register_payload(ACTOR_PROGRESS, ActorProgress, encrypted=False)
 register_payload(MEMORY_EXTRACTED, MemoryExtracted)
 register_payload(MEMORY_LINKED, MemoryLinked)
 register_payload(MEMORY_CONSOLIDATED, MemoryConsolidated)

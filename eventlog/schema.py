@@ -30,6 +30,8 @@ MEMORY_EXTRACTED = "memory.extracted"
 MEMORY_LINKED = "memory.linked"
 MEMORY_CONSOLIDATED = "memory.consolidated"
 MEMORY_SCHEDULED = "memory.scheduled"
+ACTOR_PROGRESS = "actor.progress"  # an actor read this far and derived nothing more
+SYSTEM_NAMESPACE = "-"  # the namespace of events about the pipeline, not anyone's memory
 
 INPUT_STREAM = "input"
 EMBEDDED_STREAM = "embedded"

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from eventlog import EventView
@@ -314,6 +315,29 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from pipeline.ingest import ingest
+
+    with _open(args) as mem:
+        report = ingest(
+            mem,
+            [Path(p) for p in args.paths],
+            args.ns or "",
+            args.format,
+            batch_size=args.batch_size,
+            actors=args.actors,
+            progress=not args.json and sys.stderr.isatty(),
+        )
+    _emit(
+        args,
+        dataclasses.asdict(report),
+        f"ingested {report.rows} rows ({report.stored} new memories) in {report.seconds} s: "
+        f"{report.memories_per_s}/s end to end, {report.ratio:.0%} of the model's own "
+        f"{report.raw_embedder_memories_per_s}/s",
+    )
+    return 0
+
+
 def _cmd_keys(args: argparse.Namespace) -> int:
     from pipeline.apikeys import KeyStore
 
@@ -469,6 +493,13 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("--port", type=int, help="port (default [server] port: 8765; 0: any)")
     p.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS or local)")
     p.add_argument("--open", action="store_true", help="no API keys (loopback only)")
+
+    p = command("ingest", _cmd_ingest, "store many memories from files, end to end")
+    p.add_argument("paths", nargs="+", help="files to read")
+    p.add_argument("--ns", help="the namespace (LoCoMo: a prefix; each conversation its own)")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet", "locomo", "chatgpt"])
+    p.add_argument("--batch-size", type=int, default=2000, help="memories per durable append")
+    p.add_argument("--actors", type=int, default=1, help="embedding actors on Ray Data")
 
     p = command("mcp", _cmd_mcp, "serve the memory as MCP tools over stdio")
     p.add_argument("--url", help="use this service (default: the running server, or in-process)")

@@ -14,11 +14,18 @@ from typing import NamedTuple, cast
 
 import structlog
 
-from actors.follower import Follower, NotReady, Stateful, derived_event_id
+from actors.follower import Derived, Follower, NotReady, Stateful, derived_event_id
 from eventlog import Causation, Draft, EventLog, Record
+from eventlog.derived import ActorProgress
 from eventlog.errors import KeyErased
 from eventlog.opened import Opened
-from eventlog.schema import EMBEDDED_STREAM, MEMORY_STORED, batch_to_records
+from eventlog.schema import (
+    ACTOR_PROGRESS,
+    EMBEDDED_STREAM,
+    MEMORY_STORED,
+    SYSTEM_NAMESPACE,
+    batch_to_records,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -109,10 +116,14 @@ def run_follower(
         except NotReady as wait:
             log.debug("actor.waiting", actor=follower.name, why=str(wait))
             return Step(read, derived, done)
+        made = len(drafts)
+        marker = _progress_marker(event_log, follower, drafts, records[-1].position)
+        if marker is not None:
+            drafts.append(marker)
         output.append(drafts)
         done = records[-1].position
         read += len(records)
-        derived += len(drafts)
+        derived += made
         log.info(
             "actor.batch",
             actor=follower.name,
@@ -121,6 +132,30 @@ def run_follower(
             position=done,
             ms=round((time.perf_counter() - began) * 1e3, 1),
         )
+
+
+def _progress_marker(
+    event_log: EventLog, follower: Follower, drafts: list[Draft], last: int
+) -> Draft | None:
+    """When a batch ends on events the actor derived nothing from, an `actor.progress` event
+    records how far it read: the output's last causation is then always its resume point
+    (a sparse actor such as the consolidator would otherwise re-read its tail, and look
+    behind in `stats`, after every restart)."""
+    if drafts and drafts[-1].causation is not None and drafts[-1].causation.position == last:
+        return None
+    event_id = f"{follower.output}:{last}:progress"
+    key_id, sealed = event_log.seal(
+        ACTOR_PROGRESS, SYSTEM_NAMESPACE, event_id, ActorProgress(read_through=last)
+    )
+    return Draft(
+        event_id=event_id,
+        kind=ACTOR_PROGRESS,
+        namespace=SYSTEM_NAMESPACE,
+        payload=sealed,
+        actor=follower.name,
+        causation=Causation(follower.upstream, last),
+        key_id=key_id,
+    )
 
 
 def _restore(event_log: EventLog, follower: Stateful, done: int, batch_size: int) -> None:
@@ -144,10 +179,18 @@ def _restore(event_log: EventLog, follower: Stateful, done: int, batch_size: int
 
 def _seal_derived(event_log: EventLog, follower: Follower, records: list[Record]) -> list[Draft]:
     """The follower's output for these upstream records, sealed with each source's key."""
+    return seal_derived(event_log, follower, records, follower.process(event_log.opened(records)))
+
+
+def seal_derived(
+    event_log: EventLog, follower: Follower, records: list[Record], derived: list[Derived]
+) -> list[Draft]:
+    """Derived events (made by the follower from these records, here or elsewhere) as the
+    drafts it appends: ids fixed by their source, each sealed with its source's key."""
     sources = {r.position: r for r in records}
     drafts: list[Draft] = []
     seen: dict[int, int] = defaultdict(int)
-    for d in follower.process(event_log.opened(records)):
+    for d in derived:
         index = seen[d.source_position]
         seen[d.source_position] += 1
         event_id = derived_event_id(follower.output, d.source_position, index)

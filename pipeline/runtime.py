@@ -150,6 +150,15 @@ class Runtime:
                 derived += made
         return SyncReport(derived, self.project())
 
+    def progress(self, actor: str) -> int:
+        """The upstream position an actor has processed through."""
+        known = self._done.get(actor)
+        return known if known is not None else resume_position(self.log, self.follower(actor))
+
+    def advance(self, actor: str, position: int) -> None:
+        """Someone did the actor's work up to `position` (batch ingestion): skip it."""
+        self._done[actor] = max(position, self.progress(actor))
+
     def refresh(self) -> None:
         """Before a read: inline, catch the projections up; with external actors the
         service's pump does that, and the projections are read as they stand."""

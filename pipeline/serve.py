@@ -16,6 +16,7 @@ import signal
 import socket
 from pathlib import Path
 
+import ray
 import structlog
 import uvicorn
 
@@ -23,6 +24,7 @@ from pipeline.apikeys import KeyStore
 from pipeline.client import SERVER_FILE
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
+from pipeline.query_rpc import query_actor_name, start_query_actor
 from pipeline.server import create_app
 from pipeline.service import Service
 
@@ -56,6 +58,7 @@ def serve(
         sock.bind((host, port))
     except OSError as exc:
         raise PipelineError(f"cannot listen on {host}:{port}: {exc}") from exc
+    sock.listen(2048)  # connections queue from now on, before uvicorn takes the socket
     bound = sock.getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}"
     service = Service(settings, ray_address=ray_address).start()
@@ -68,8 +71,18 @@ def serve(
         status=service.status,
         local_token=token,
     )
+    query = start_query_actor(settings.home, url, token)  # recall for other Ray jobs
     marker = settings.home / SERVER_FILE
-    _write_private(marker, {"url": url, "pid": os.getpid(), "token": token})
+    _write_private(
+        marker,
+        {
+            "url": url,
+            "pid": os.getpid(),
+            "token": token,
+            "ray_address": ray.get_runtime_context().gcs_address,
+            "query_actor": query_actor_name(settings.home),
+        },
+    )
     print(f"mnemo serving {settings.home} on {url}", flush=True)
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
@@ -80,6 +93,7 @@ def serve(
             raise
     finally:
         marker.unlink(missing_ok=True)
+        ray.kill(query)
         service.stop()
 
 

@@ -37,7 +37,9 @@ def main(home: Path) -> None:
         runner.shutdown()
         with EventLog(home / "log", writable=False) as log:
             sources = Counter(
-                r.causation.position for r in log.stream(EMBEDDED_STREAM).read() if r.causation
+                r.causation.position
+                for r in log.stream(EMBEDDED_STREAM).read()
+                if r.causation and r.kind == "memory.embedded"
             )
         print(
             json.dumps(

@@ -79,7 +79,9 @@ def test_embedder_is_exactly_once_across_interrupted_runs(home: Path) -> None:
         run_follower(mem.log, embedder, batch_size=5, start_after=8)  # replays 9..12 again
         run_follower(mem.log, embedder, batch_size=5)
         derived = Counter(
-            r.causation.position for r in mem.log.stream(EMBEDDED_STREAM).read() if r.causation
+            r.causation.position
+            for r in mem.log.stream(EMBEDDED_STREAM).read()
+            if r.causation and r.kind == "memory.embedded"
         )
         texts = [
             r.position

@@ -20,6 +20,7 @@ from pipeline import Memory
 from pipeline.client import AccessDenied
 
 ROOT = Path(__file__).resolve().parents[2]
+SERVER_ENV: dict[str, str] = {}
 
 
 def mnemo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,6 +42,7 @@ def new_key(home: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, dict[str, str]]]:
     home = tmp_path_factory.mktemp("served") / "home"
+    SERVER_ENV.update(os.environ)  # Ray keeps its auth token under this HOME
     keys = {"admin": new_key(home, "--admin"), "alice": new_key(home, "--ns", "alice")}
     child = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "serve", "--home", str(home), "--port", "0"],
@@ -207,3 +209,33 @@ def test_client_errors_are_the_api_errors(server: tuple[Path, str, dict[str, str
     _, url, keys = server
     with Memory.connect(url, keys["alice"]) as mem, pytest.raises(ValidationError):
         mem.store("", "alice")
+
+
+QUERY_DRIVER = """
+import json, sys
+import ray
+doc = json.load(open(sys.argv[1]))
+ray.init(address=doc["ray_address"], namespace="mnemo", log_to_driver=False)
+actor = ray.get_actor(doc["query_actor"], namespace="mnemo")
+hits = ray.get(actor.recall.remote("Who keeps bees?", "carol", 3))
+print(json.dumps([h["text"] for h in hits]))
+"""
+
+
+def test_another_ray_job_calls_the_query_actor(server: tuple[Path, str, dict[str, str]]) -> None:
+    home, url, keys = server
+    with Memory.connect(url, keys["admin"]) as mem:
+        r = mem.store("Carol keeps three hives of bees.", "carol")
+        mem.recall("bees", "carol", min_position=r.position)
+    process = subprocess.run(
+        [sys.executable, "-c", QUERY_DRIVER, str(home / "server.json")],
+        cwd=ROOT,
+        # The same HOME as the server (Ray keeps the cluster's auth token there).
+        env={**SERVER_ENV, "RAY_AUTH_MODE": "token"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr[-2000:]
+    texts = json.loads(process.stdout.strip().splitlines()[-1])
+    assert "Carol keeps three hives of bees." in texts

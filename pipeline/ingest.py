@@ -1,0 +1,211 @@
+"""`mnemo ingest`: many memories at once, end to end.
+
+1. Rows become store requests (`ingest_sources`) and go to the log in large batched appends;
+   their event ids come from the source, so a re-run stores nothing twice and an
+   interrupted run picks up where it stopped.
+2. The embedder's work for every new memory is planned exactly as the embedder actor would
+   (`EmbedderActor.plan`), embedded on a Ray Data actor pool, and appended in order as the
+   embedder's own events (`finish`): the embedded stream is the same as if the actor had run.
+3. The other actors (extractor, linker, consolidator, decay) and the projections catch up.
+
+A progress bar (standard error) shows memories, rate and time left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from tqdm import tqdm
+
+from actors.embedder import Embedder, EmbedderActor, EmbedderSettings, EmbedJob
+from actors.follower import Derived, Opened
+from eventlog import Receipt
+from eventlog.errors import ValidationError
+from eventlog.schema import EMBEDDED_STREAM
+from pipeline.ingest_sources import IngestError, Row, guess_format, read
+from pipeline.inline import seal_derived
+from pipeline.memory import Memory
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    rows: int
+    stored: int  # new memories (a re-run stores none)
+    seconds: float
+    memories_per_s: float
+    raw_embedder_memories_per_s: float  # the model alone, on the same memories
+    ratio: float
+
+
+class EmbedBatch:
+    """A Ray Data actor: one model session, embedding batches of texts."""
+
+    def __init__(self, settings_json: str) -> None:
+        self.embedder = Embedder(EmbedderSettings.model_validate_json(settings_json))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vectors = self.embedder.embed([str(t) for t in batch["text"]])
+        return {"i": batch["i"], "vector": vectors}
+
+
+def _chunks(items: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    """Rows in chunks; if reading fails, the rows read so far come out first, then the
+    error (so they are stored, and a re-run after a fix completes the rest)."""
+    chunk: list[Row] = []
+    rows = iter(items)
+    while True:
+        try:
+            item = next(rows)
+        except StopIteration:
+            break
+        except IngestError:
+            if chunk:
+                yield chunk
+            raise
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def ingest(
+    mem: Memory,
+    paths: Sequence[Path],
+    namespace: str,
+    fmt: str | None = None,
+    *,
+    batch_size: int = 2000,
+    actors: int = 1,
+    progress: bool = True,
+) -> IngestReport:
+    began = time.perf_counter()
+    rows = stored = 0
+    first_new = mem.log.input.last_position + 1
+    bar = tqdm(desc="stored", unit=" mem", disable=not progress, mininterval=0.5)
+    for path in paths:
+        for chunk in _chunks(read(path, fmt or guess_format(path), namespace), batch_size):
+            before = mem.log.input.last_position
+            receipts = _store(mem, chunk)
+            rows += len(chunk)
+            stored += sum(1 for r in receipts if r.position > before)
+            bar.update(len(chunk))
+    bar.close()
+    embedder = mem.runtime.follower("embedder")
+    assert isinstance(embedder, EmbedderActor)
+    raw = _embed_new(mem, embedder, first_new, actors=actors, progress=progress)
+    mem.sync()  # the other actors, then every projection
+    seconds = time.perf_counter() - began
+    rate = stored / seconds if seconds else 0.0
+    return IngestReport(
+        rows=rows,
+        stored=stored,
+        seconds=round(seconds, 2),
+        memories_per_s=round(rate, 1),
+        raw_embedder_memories_per_s=round(raw, 1),
+        ratio=round(rate / raw, 3) if raw else 0.0,
+    )
+
+
+def _store(mem: Memory, chunk: list[Row]) -> list[Receipt]:
+    """One durable append for the chunk; if a row is refused, the rows before it are stored
+    and the error names the file and the row (a re-run then completes the rest)."""
+    try:
+        return mem.store_many([row.request for row in chunk])
+    except ValidationError:
+        receipts = []
+        for row in chunk:
+            try:
+                receipts += mem.store_many([row.request])
+            except ValidationError as exc:
+                raise IngestError(f"{row.path}: row {row.number}: {exc}") from exc
+        return receipts
+
+
+def _embed_new(
+    mem: Memory, embedder: EmbedderActor, start: int, *, actors: int, progress: bool
+) -> float:
+    """Embed every memory text from `start` on, on a Ray Data actor pool, and append the
+    embedder's events in order. Returns the model's own rate on these memories (memories/s,
+    both vectors), measured on a sample in this process, for comparison."""
+    done = mem.runtime.progress("embedder")
+    start = max(start, done + 1)
+    end = mem.log.input.last_position
+    if start > end:
+        return 0.0
+    opened = mem.log.opened(mem.log.input.read(start, end))
+    texts, jobs = embedder.plan(opened)
+    if not jobs:
+        mem.runtime.advance("embedder", end)
+        return 0.0
+    raw = _raw_rate(embedder, texts, len(jobs))
+    vectors = _embed_on_ray(texts, embedder.settings, actors=actors, progress=progress)
+    derived = EmbedderActor.finish(jobs, vectors, embedder.embedder.model_id)
+    _append(mem, embedder, opened, derived)
+    mem.runtime.advance("embedder", end)
+    return raw
+
+
+def _raw_rate(embedder: EmbedderActor, texts: list[str], memories: int) -> float:
+    sample = texts[: min(len(texts), 512)]
+    began = time.perf_counter()
+    embedder.embedder.embed(sample)
+    per_text = (time.perf_counter() - began) / len(sample)
+    return memories / (per_text * len(texts))
+
+
+def _embed_on_ray(
+    texts: list[str], settings: EmbedderSettings, *, actors: int, progress: bool
+) -> np.ndarray:
+    import ray
+    import ray.data
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, namespace="mnemo")
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = progress
+    context.execution_options.preserve_order = True
+    dataset = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
+    embedded = dataset.map_batches(
+        EmbedBatch,
+        fn_constructor_kwargs={"settings_json": settings.model_dump_json()},
+        batch_size=settings.batch_size * 4,
+        batch_format="numpy",
+        concurrency=actors,
+    )
+    out = np.empty((len(texts), 0), np.float32)
+    for batch in embedded.iter_batches(batch_size=4096, batch_format="numpy"):
+        index: Any = batch["i"]
+        column: Any = batch["vector"]
+        vectors = np.stack(list(column)) if column.dtype == object else column
+        if out.shape[1] == 0:
+            out = np.empty((len(texts), vectors.shape[1]), np.float32)
+        out[index] = vectors
+    return out
+
+
+def _append(
+    mem: Memory, embedder: EmbedderActor, opened: list[Opened], derived: list[Derived]
+) -> None:
+    """The embedder's events, sealed and appended in input order, a batch at a time."""
+    by_source: dict[int, list[Derived]] = {}
+    for d in derived:
+        by_source.setdefault(d.source_position, []).append(d)
+    stream = mem.log.stream(EMBEDDED_STREAM)
+    size = 2000
+    for at in range(0, len(opened), size):
+        records = [o.record for o in opened[at : at + size]]
+        made = [d for r in records for d in by_source.get(r.position, [])]
+        stream.append(seal_derived(mem.log, embedder, records, made))
+
+
+__all__ = ["EmbedJob", "IngestReport", "ingest"]
