@@ -499,7 +499,9 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("--ns", help="the namespace (LoCoMo: a prefix; each conversation its own)")
     p.add_argument("--format", choices=["jsonl", "csv", "parquet", "locomo", "chatgpt"])
     p.add_argument("--batch-size", type=int, default=2000, help="memories per durable append")
-    p.add_argument("--actors", type=int, default=1, help="embedding actors on Ray Data")
+    p.add_argument(
+        "--actors", type=int, default=1, help="embedding actors on Ray Data (0: in this process)"
+    )
 
     p = command("mcp", _cmd_mcp, "serve the memory as MCP tools over stdio")
     p.add_argument("--url", help="use this service (default: the running server, or in-process)")

@@ -13,6 +13,7 @@ A progress bar (standard error) shows memories, rate and time left.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -144,14 +145,23 @@ def _embed_new(
         return 0.0
     opened = mem.log.opened(mem.log.input.read(start, end))
     texts, jobs = embedder.plan(opened)
+    mem.runtime.advance("embedder", end)  # its work is done here, not by the inline actor
     if not jobs:
-        mem.runtime.advance("embedder", end)
         return 0.0
     raw = _raw_rate(embedder, texts, len(jobs))
-    vectors = _embed_on_ray(texts, embedder.settings, actors=actors, progress=progress)
+    # While Ray embeds, the actors that need no vectors (extractor, decay) and the input's
+    # projection run here; the linker waits for the vectors (NotReady) and runs after.
+    meanwhile = threading.Thread(target=mem.sync, name="mnemo-ingest-actors")
+    meanwhile.start()
+    try:
+        if actors > 0:
+            vectors = _embed_on_ray(texts, embedder.settings, actors=actors, progress=progress)
+        else:  # in this process (one machine, no Ray start-up: faster on two cores)
+            vectors = embedder.embedder.embed(texts)
+    finally:
+        meanwhile.join()
     derived = EmbedderActor.finish(jobs, vectors, embedder.embedder.model_id)
     _append(mem, embedder, opened, derived)
-    mem.runtime.advance("embedder", end)
     return raw
 
 

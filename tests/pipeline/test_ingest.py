@@ -173,3 +173,12 @@ def test_a_csv_without_a_text_column_is_refused(tmp_path: Path) -> None:
         pytest.raises(IngestError, match=r"wrong\.csv: row 1: .*'text'"),
     ):
         ingest(mem, [path], "n", progress=False)
+
+
+def test_in_process_embedding_gives_the_same_stream(tmp_path: Path) -> None:
+    """`--actors 0` embeds in this process instead of on Ray Data: the same events."""
+    source = _jsonl(tmp_path / "garden.jsonl", ROWS)
+    for name, actors in (("ray", 1), ("local", 0)):
+        with Memory.open(home=tmp_path / name) as mem:
+            assert ingest(mem, [source], "nia", actors=actors, progress=False).stored == 6
+    assert _embedded(tmp_path / "ray") == _embedded(tmp_path / "local")
