@@ -66,7 +66,7 @@ class QuerySettings(BaseModel):
     """The ``[query]`` section."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    candidates: int = Field(100, ge=1, le=10_000, description="per channel")
+    candidates: int = Field(60, ge=1, le=10_000, description="per channel")
     fusion: Literal["zscore", "rrf"] = "zscore"
     rrf_k: int = Field(60, ge=1)
     weights: dict[str, float] = Field(
@@ -209,7 +209,7 @@ class QueryEngine:
             # One read for the slice and the memories its hits will name.
             related = [d for c in chunk for d in model.merged_into.get(c, ())]
             related += [model.superseded_by[c] for c in chunk if c in model.superseded_by]
-            rows = self.duck.rows_by_doc(chunk + related)
+            rows = self.duck.rows_by_doc(chunk + related, context=False)
             categories = model.categories(np.array(chunk, np.int64))
             for doc in chunk:
                 row = rows.get(doc)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from eventlog import EventView
 from eventlog.errors import MemoryNotFound, MnemoError, ValidationError
 from eventlog.payloads import Metadata
+from pipeline.cli_common import AddCommand, Handler, emit, open_client, open_local
 from pipeline.cli_output import (
     event_line,
     explain_hit,
@@ -23,30 +23,10 @@ from pipeline.cli_output import (
     row_line,
     summary,
 )
-from pipeline.client import RemoteMemory, running_server
+from pipeline.cli_service import add_service_commands
 from pipeline.config import load_settings
 from pipeline.logsetup import configure_logging
 from pipeline.memory import Memory
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _emit(args: argparse.Namespace, doc: Any, line: str) -> None:
-    print(json.dumps(doc, ensure_ascii=False) if args.json else line)
-
-
-def _open(args: argparse.Namespace, *, read_only: bool = False) -> Memory:
-    return Memory.open(home=args.home, config_file=args.config, actor="cli", read_only=read_only)
-
-
-def _client(args: argparse.Namespace, *, read_only: bool = False) -> Memory | RemoteMemory:
-    """The running server of this data directory if there is one (`mnemo serve` holds the
-    log), else the data directory in-process."""
-    settings = load_settings(home=args.home, config_file=args.config)
-    remote = running_server(settings.home)
-    if remote is not None:
-        return remote
-    return Memory(settings, actor="cli", read_only=read_only)
 
 
 def _text_arg(value: str) -> str | bytes:
@@ -67,45 +47,43 @@ def _meta(pairs: Sequence[str] | None) -> Metadata | None:
 
 
 def _cmd_store(args: argparse.Namespace) -> int:
-    with _client(args) as mem:
+    with open_client(args) as mem:
         r = mem.store(_text_arg(args.text), args.ns, _meta(args.meta), args.at, args.id)
-    _emit(
-        args, receipt_json(r), f"stored {r.memory_id} (event {r.event_id}, position {r.position})"
-    )
+    emit(args, receipt_json(r), f"stored {r.memory_id} (event {r.event_id}, position {r.position})")
     return 0
 
 
 def _cmd_update(args: argparse.Namespace) -> int:
-    with _client(args) as mem:
+    with open_client(args) as mem:
         r = mem.update(args.memory_id, _text_arg(args.text), _meta(args.meta), args.at, args.id)
-    _emit(args, receipt_json(r), f"updated {r.memory_id} (position {r.position})")
+    emit(args, receipt_json(r), f"updated {r.memory_id} (position {r.position})")
     return 0
 
 
 def _cmd_forget(args: argparse.Namespace) -> int:
-    with _client(args) as mem:
+    with open_client(args) as mem:
         r = mem.forget(args.memory_id, args.reason, args.id)
-    _emit(args, receipt_json(r), f"forgot {r.memory_id} (position {r.position})")
+    emit(args, receipt_json(r), f"forgot {r.memory_id} (position {r.position})")
     return 0
 
 
 def _cmd_feedback(args: argparse.Namespace) -> int:
-    with _client(args) as mem:
+    with open_client(args) as mem:
         r = mem.feedback(args.memory_id, args.useful, args.note, args.id)
     word = "useful" if args.useful else "not useful"
-    _emit(args, receipt_json(r), f"recorded {word} for {r.memory_id} (position {r.position})")
+    emit(args, receipt_json(r), f"recorded {word} for {r.memory_id} (position {r.position})")
     return 0
 
 
 def _cmd_erase(args: argparse.Namespace) -> int:
-    with _client(args) as mem:
+    with open_client(args) as mem:
         r = mem.erase(args.ns)
-    _emit(args, receipt_json(r), f"erased namespace {args.ns} (position {r.position})")
+    emit(args, receipt_json(r), f"erased namespace {args.ns} (position {r.position})")
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    with _client(args, read_only=True) as mem:
+    with open_client(args, read_only=True) as mem:
         report = mem.verify()
     if report.ok:
         line = f"ok: {report.checked} events checked in {len(report.streams)} stream(s)"
@@ -114,7 +92,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             f"FAILED: stream {report.stream}, position {report.first_bad_position}, "
             f"segment {report.segment}: {report.reason}"
         )
-    _emit(args, report_json(report), line)
+    emit(args, report_json(report), line)
     return 0 if report.ok else 1
 
 
@@ -124,7 +102,7 @@ def _print_events(args: argparse.Namespace, events: Sequence[EventView] | Any) -
 
 
 def _cmd_log(args: argparse.Namespace) -> int:
-    with _open(args, read_only=True) as mem:
+    with open_local(args, read_only=True) as mem:
         _print_events(
             args,
             mem.events(namespace=args.ns, start=args.start, kind=args.kind, stream=args.stream),
@@ -133,7 +111,7 @@ def _cmd_log(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    with _client(args, read_only=True) as mem:
+    with open_client(args, read_only=True) as mem:
         trail = mem.audit(args.memory_id)
     if args.json:
         print(json.dumps([e.to_json() for e in trail], ensure_ascii=False))
@@ -149,13 +127,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    with _client(args, read_only=True) as mem:
+    with open_client(args, read_only=True) as mem:
         _print_events(args, mem.history(args.memory_id))
     return 0
 
 
 def _cmd_recall(args: argparse.Namespace) -> int:
-    with _client(args) as mem:
+    with open_client(args) as mem:
         filters = {"category": args.category} if args.category else None
         hits = mem.recall(args.query, args.ns, args.k, as_of=args.as_of, filters=filters)
     if args.json:
@@ -170,16 +148,16 @@ def _cmd_recall(args: argparse.Namespace) -> int:
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
-    with _client(args) as mem:
+    with open_client(args) as mem:
         row = mem.get(args.memory_id)
     if row is None:
         raise MemoryNotFound(f"no memory {args.memory_id!r} in this log")
-    _emit(args, row_json(row), row_line(row))
+    emit(args, row_json(row), row_line(row))
     return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    with _client(args) as mem:
+    with open_client(args) as mem:
         rows = mem.memories(args.ns, status=args.status, limit=args.limit, offset=args.offset)
     for row in rows:
         print(json.dumps(row_json(row), ensure_ascii=False) if args.json else row_line(row))
@@ -187,9 +165,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    with _open(args) as mem:
+    with open_local(args) as mem:
         report = mem.sync()
-    _emit(
+    emit(
         args,
         dataclasses.asdict(report),
         f"derived {report.derived} events; applied {report.applied} to the projections",
@@ -212,16 +190,16 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
             where = args.into or "a temporary directory (gone on exit)"
         line = f"rebuilt as of {args.as_of} into {where}: {replayed} events replayed"
     else:
-        with _open(args) as mem:
+        with open_local(args) as mem:
             replayed = mem.rebuild()
             stats = mem.stats()
         line = f"rebuilt from the log: {replayed} events replayed"
-    _emit(args, {"replayed": replayed, "stats": stats}, line)
+    emit(args, {"replayed": replayed, "stats": stats}, line)
     return 0
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    with _client(args) as mem:
+    with open_client(args) as mem:
         stats = mem.stats()
     lines = [f"{name:<10} {v['events']:>10,} events" for name, v in stats["streams"].items()]
     for name, actor in stats["actors"].items():
@@ -235,12 +213,11 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         f"memories   {stats['memories']['by_status']}, vectors {stats['memories']['vectors']:,}"
     )
     lines.append(f"disk bytes {stats['disk_bytes']}")
-    _emit(args, stats, "\n".join(lines))
+    emit(args, stats, "\n".join(lines))
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from pipeline.evaluate import format_report, run_locomo
 
@@ -257,133 +234,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return 0
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from pipeline import bench, bench_projections
-
-    settings = load_settings(home=args.home, config_file=args.config)
-    if args.target == "log":
-        result = bench.run_log_bench(events=args.events, home=args.home)
-        _emit(args, {"log": result}, bench.format_log_bench(result))
-    elif args.target == "embedder":
-        result = bench_projections.run_embedder_bench(settings.embedder, args.sentences)
-        _emit(args, {"embedder": result}, bench_projections.format_projection_bench(result))
-    elif args.target == "lag":
-        from pipeline import bench_service
-
-        result = bench_service.run_lag_bench(
-            settings, rate=args.rate, seconds=args.seconds, home=args.home
-        )
-        _emit(args, {"lag": result}, bench_service.format_lag_bench(result))
-    elif args.target == "recall":
-        from pipeline import bench_recall
-
-        result = bench_recall.run_recall_bench(
-            settings,
-            _sizes(args.sizes),
-            args.queries,
-            real_vectors=args.real_vectors,
-            home=args.home,
-        )
-        _emit(args, {"recall": result}, bench_recall.format_recall_bench(result))
-    else:
-        result = bench_projections.run_rebuild_bench(settings, args.memories, home=args.home)
-        _emit(args, {"rebuild": result}, bench_projections.format_projection_bench(result))
-    return 0
-
-
-def _cmd_serve(args: argparse.Namespace) -> int:
-    from pipeline.serve import serve
-
-    settings = load_settings(home=args.home, config_file=args.config)
-    serve(
-        settings,
-        host=args.host,
-        port=args.port,
-        ray_address=args.ray_address,
-        open_access=args.open,
-    )
-    return 0
-
-
-def _cmd_mcp(args: argparse.Namespace) -> int:
-    from pipeline import mcp_server
-
-    settings = load_settings(home=args.home, config_file=args.config)
-    mcp_server.run(settings, url=args.url, api_key=args.api_key or os.environ.get("MNEMO_API_KEY"))
-    return 0
-
-
-def _cmd_ingest(args: argparse.Namespace) -> int:
-    from pipeline.ingest import ingest
-
-    with _open(args) as mem:
-        report = ingest(
-            mem,
-            [Path(p) for p in args.paths],
-            args.ns or "",
-            args.format,
-            batch_size=args.batch_size,
-            actors=args.actors,
-            progress=not args.json and sys.stderr.isatty(),
-        )
-    _emit(
-        args,
-        dataclasses.asdict(report),
-        f"ingested {report.rows} rows ({report.stored} new memories) in {report.seconds} s: "
-        f"{report.memories_per_s}/s end to end, {report.ratio:.0%} of the model's own "
-        f"{report.raw_embedder_memories_per_s}/s",
-    )
-    return 0
-
-
-def _cmd_keys(args: argparse.Namespace) -> int:
-    from pipeline.apikeys import KeyStore
-
-    settings = load_settings(home=args.home, config_file=args.config)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    keys = KeyStore(settings.home / "keys.json")
-    if args.action == "create":
-        secret, key = keys.create(args.ns or [], admin=args.admin)
-        scope = "every namespace (admin)" if key.admin else ", ".join(key.namespaces)
-        _emit(
-            args,
-            {"key": secret, "id": key.id, "namespaces": list(key.namespaces), "admin": key.admin},
-            f"{secret}\n(key {key.id}, for {scope}; shown once, only its hash is kept)",
-        )
-    elif args.action == "revoke":
-        if not args.key_id:
-            raise ValidationError("mnemo keys revoke KEY_ID")
-        key = keys.revoke(args.key_id)
-        _emit(args, {"id": key.id, "revoked": True}, f"revoked {key.id}")
-    else:
-        listed = keys.list()
-        for key in listed:
-            doc = {
-                "id": key.id,
-                "namespaces": list(key.namespaces),
-                "admin": key.admin,
-                "created_at": key.created_at,
-                "revoked": key.revoked,
-            }
-            scope = "admin" if key.admin else ",".join(key.namespaces)
-            state = " (revoked)" if key.revoked else ""
-            line = f"{key.id}  {scope}  {key.created_at}{state}"
-            print(json.dumps(doc) if args.json else line)
-    return 0
-
-
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        sizes = []
-    if not sizes or any(n < 20 for n in sizes):
-        raise ValidationError(
-            f"--sizes takes whole numbers of at least 20, e.g. 10000,100000: {text!r}"
-        )
-    return sizes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -403,9 +253,6 @@ def _parser() -> argparse.ArgumentParser:
     _add_write_commands(command)
     _add_read_commands(command)
     return parser
-
-
-AddCommand = Callable[[str, Handler, str], argparse.ArgumentParser]
 
 
 def _event_id_option(p: argparse.ArgumentParser) -> None:
@@ -488,49 +335,7 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("file", help="a LoCoMo JSON file")
     p.add_argument("--k", default="1,5,10,25", help="cut-offs, e.g. 1,5,10,25")
 
-    p = command("serve", _cmd_serve, "run the service: Ray actors, pumps and the HTTP API")
-    p.add_argument("--host", help="listen address (default [server] host: 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default [server] port: 8765; 0: any)")
-    p.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS or local)")
-    p.add_argument("--open", action="store_true", help="no API keys (loopback only)")
-
-    p = command("ingest", _cmd_ingest, "store many memories from files, end to end")
-    p.add_argument("paths", nargs="+", help="files to read")
-    p.add_argument("--ns", help="the namespace (LoCoMo: a prefix; each conversation its own)")
-    p.add_argument("--format", choices=["jsonl", "csv", "parquet", "locomo", "chatgpt"])
-    p.add_argument("--batch-size", type=int, default=2000, help="memories per durable append")
-    p.add_argument(
-        "--actors", type=int, default=1, help="embedding actors on Ray Data (0: in this process)"
-    )
-
-    p = command("mcp", _cmd_mcp, "serve the memory as MCP tools over stdio")
-    p.add_argument("--url", help="use this service (default: the running server, or in-process)")
-    p.add_argument("--api-key", help="the service's key (default: $MNEMO_API_KEY)")
-
-    p = command("keys", _cmd_keys, "create, list or revoke API keys")
-    p.add_argument("action", choices=["create", "list", "revoke"])
-    p.add_argument("key_id", nargs="?", help="revoke: the key's id (from `mnemo keys list`)")
-    p.add_argument("--ns", action="append", help="create: a namespace the key may touch")
-    p.add_argument("--admin", action="store_true", help="create: every namespace, verify, stats")
-
-    p = command("bench", _cmd_bench, "measure the log, the embedder or a rebuild here")
-    p.add_argument(
-        "target",
-        choices=["log", "embedder", "rebuild", "recall", "lag"],
-        help="what to measure",
-    )
-    p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
-    p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")
-    p.add_argument("--memories", type=int, default=100_000, help="rebuild: memories")
-    p.add_argument("--sizes", default="10000,100000", help="recall: memories per run")
-    p.add_argument("--queries", type=int, default=200, help="recall: queries per size")
-    p.add_argument("--rate", type=float, default=50.0, help="lag: stores per second")
-    p.add_argument("--seconds", type=float, default=20.0, help="lag: how long to ingest")
-    p.add_argument(
-        "--real-vectors",
-        action="store_true",
-        help="recall: embed the corpus with the model (slow) instead of random vectors",
-    )
+    add_service_commands(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -150,6 +150,55 @@ class _Metrics:
     lock: threading.Lock
 
 
+class Guard:
+    """Who is calling, and whether they may: keys, scopes, admin routes, the rate per key."""
+
+    def __init__(
+        self,
+        memory: Memory,
+        keys: KeyStore,
+        settings: ServerSettings,
+        *,
+        open_access: bool,
+        local_token: str | None,
+    ) -> None:
+        self.memory, self.keys, self.settings = memory, keys, settings
+        self.open_access, self.local_token = open_access, local_token
+        self.bucket = _Bucket(settings.rate_per_second, settings.burst)
+
+    def caller(self, request: Request) -> ApiKey | None:
+        if self.open_access:
+            return None
+        header = request.headers.get("authorization", "")
+        secret = header[7:].strip() if header.lower().startswith("bearer ") else None
+        secret = secret or request.headers.get("x-api-key")
+        if not secret:
+            raise HttpError(401, "send an API key: Authorization: Bearer <key>")
+        if self.local_token is not None and secrets.compare_digest(secret, self.local_token):
+            key: ApiKey | None = ApiKey("local", "", admin=True)
+        else:
+            key = self.keys.find(secret)
+        if key is None:
+            raise HttpError(401, "unknown or revoked API key")
+        if not self.bucket.take(key.id):
+            rate = self.settings.rate_per_second
+            raise HttpError(429, f"over {rate:g} requests a second for this key")
+        return key
+
+    def allow(self, key: ApiKey | None, namespace: str) -> None:
+        if key is not None and not key.may(namespace):
+            raise HttpError(403, f"this key may not touch namespace {namespace!r}")
+
+    def allow_memory(self, key: ApiKey | None, memory_id: str) -> None:
+        if key is not None and not key.admin:
+            events = self.memory.history(memory_id)  # MemoryNotFound -> 404
+            self.allow(key, events[0].namespace)
+
+    def admin(self, key: ApiKey | None) -> None:
+        if key is not None and not key.admin:
+            raise HttpError(403, "this route needs an admin key")
+
+
 def create_app(
     memory: Memory,
     keys: KeyStore,
@@ -162,8 +211,6 @@ def create_app(
     """The API over `memory`. `local_token` is an admin key for this data directory's own
     CLI (written, 0600, beside the data); `status` replaces `memory.stats` for /stats."""
     s = settings or ServerSettings()
-    bucket = _Bucket(s.rate_per_second, s.burst)
-    metrics = _Metrics(defaultdict(int), defaultdict(float), threading.Lock())
     responses: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorOut, "description": text}
         for code, text in {
@@ -184,17 +231,16 @@ def create_app(
     )
     app.add_middleware(BodyLimit, limit=s.max_body_bytes)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        began = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "other")
-        with metrics.lock:
-            metrics.requests[(path, request.method, response.status_code)] += 1
-            metrics.seconds[path] += time.perf_counter() - began
-        return response
+    guard = Guard(memory, keys, s, open_access=open_access, local_token=local_token)
+    _handle_errors(app)
+    metrics = _count_requests(app)
+    _memory_routes(app, memory, guard)
+    _mem0_routes(app, memory, guard)
+    _service_routes(app, memory, guard, metrics, status)
+    return app
 
+
+def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def http_error(request: Request, exc: HttpError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -214,43 +260,27 @@ def create_app(
         body = ErrorOut(error="RequestValidationError", detail=f"{where}: {first['msg']}")
         return JSONResponse(body.model_dump(), status_code=422)
 
-    def caller(request: Request) -> ApiKey | None:
-        if open_access:
-            return None
-        header = request.headers.get("authorization", "")
-        secret = header[7:].strip() if header.lower().startswith("bearer ") else None
-        secret = secret or request.headers.get("x-api-key")
-        if not secret:
-            raise HttpError(401, "send an API key: Authorization: Bearer <key>")
-        if local_token is not None and secrets.compare_digest(secret, local_token):
-            key: ApiKey | None = ApiKey("local", "", admin=True)
-        else:
-            key = keys.find(secret)
-        if key is None:
-            raise HttpError(401, "unknown or revoked API key")
-        if not bucket.take(key.id):
-            raise HttpError(429, f"over {s.rate_per_second:g} requests a second for this key")
-        return key
 
-    authorised = Depends(caller)
+def _count_requests(app: FastAPI) -> _Metrics:
+    metrics = _Metrics(defaultdict(int), defaultdict(float), threading.Lock())
 
-    def allow(key: ApiKey | None, namespace: str) -> None:
-        if key is not None and not key.may(namespace):
-            raise HttpError(403, f"this key may not touch namespace {namespace!r}")
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        began = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "other")
+        with metrics.lock:
+            metrics.requests[(path, request.method, response.status_code)] += 1
+            metrics.seconds[path] += time.perf_counter() - began
+        return response
 
-    def allow_memory(key: ApiKey | None, memory_id: str) -> None:
-        if key is not None and not key.admin:
-            events = memory.history(memory_id)  # MemoryNotFound -> 404
-            allow(key, events[0].namespace)
+    return metrics
 
-    def admin(key: ApiKey | None) -> None:
-        if key is not None and not key.admin:
-            raise HttpError(403, "this route needs an admin key")
 
-    @app.get("/health", response_model=HealthOut, tags=["service"])
-    def health() -> dict[str, Any]:
-        """Liveness: answers without a key."""
-        return {"status": "ok", "input_position": memory.log.input.last_position}
+def _memory_routes(app: FastAPI, memory: Memory, guard: Guard) -> None:
+    authorised = Depends(guard.caller)
+    allow, allow_memory = guard.allow, guard.allow_memory
 
     @app.post("/store", response_model=ReceiptOut, tags=["memories"])
     def store(body: StoreIn, key: ApiKey | None = authorised) -> dict[str, Any]:
@@ -344,17 +374,10 @@ def create_app(
         allow(key, body.namespace)
         return receipt_json(memory.erase(body.namespace))
 
-    @app.get("/verify", response_model=ReportOut, tags=["service"])
-    def verify(key: ApiKey | None = authorised) -> dict[str, Any]:
-        """Check every stream's hash chain (admin)."""
-        admin(key)
-        return report_json(memory.verify())
 
-    @app.get("/stats", tags=["service"])
-    def stats(key: ApiKey | None = authorised) -> dict[str, Any]:
-        """Streams, actors, projections, memory counts, disk (admin)."""
-        admin(key)
-        return status() if status is not None else memory.stats()
+def _mem0_routes(app: FastAPI, memory: Memory, guard: Guard) -> None:
+    authorised = Depends(guard.caller)
+    allow = guard.allow
 
     @app.post("/memories/add", tags=["mem0-compatible"])
     def mem0_add(body: Mem0AddIn, key: ApiKey | None = authorised) -> dict[str, Any]:
@@ -374,6 +397,34 @@ def create_app(
                 for h in hits
             ]
         }
+
+
+def _service_routes(
+    app: FastAPI,
+    memory: Memory,
+    guard: Guard,
+    metrics: _Metrics,
+    status: Callable[[], dict[str, Any]] | None,
+) -> None:
+    authorised = Depends(guard.caller)
+    admin = guard.admin
+
+    @app.get("/health", response_model=HealthOut, tags=["service"])
+    def health() -> dict[str, Any]:
+        """Liveness: answers without a key."""
+        return {"status": "ok", "input_position": memory.log.input.last_position}
+
+    @app.get("/verify", response_model=ReportOut, tags=["service"])
+    def verify(key: ApiKey | None = authorised) -> dict[str, Any]:
+        """Check every stream's hash chain (admin)."""
+        admin(key)
+        return report_json(memory.verify())
+
+    @app.get("/stats", tags=["service"])
+    def stats(key: ApiKey | None = authorised) -> dict[str, Any]:
+        """Streams, actors, projections, memory counts, disk (admin)."""
+        admin(key)
+        return status() if status is not None else memory.stats()
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["service"])
     def prometheus() -> str:
@@ -403,5 +454,3 @@ def create_app(
                 f'mnemo_stream_events{{stream="{name}"}} {memory.log.stream(name).last_position}'
             )
         return "\n".join(lines) + "\n"
-
-    return app

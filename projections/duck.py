@@ -48,6 +48,7 @@ _MEMORY_COLUMNS = ", ".join(
     f"epoch_us({c})" if c in _TIME_COLUMNS else c for c in MemoryRow.__dataclass_fields__
 )
 _SELECT_MEMORIES = f"SELECT {_MEMORY_COLUMNS} FROM memories"
+_SELECT_HITS = _SELECT_MEMORIES.replace(", context,", ", NULL AS context,")
 _OCCURRED, _RECORDED = (list(MemoryRow.__dataclass_fields__).index(c) for c in _TIME_COLUMNS)
 
 
@@ -335,34 +336,20 @@ class DuckProjection:
         )
         return [_memory_row(row) for row in found]
 
-    def rows_by_doc(self, docs: Sequence[int]) -> dict[int, MemoryRow]:
+    def rows_by_doc(self, docs: Sequence[int], *, context: bool = True) -> dict[int, MemoryRow]:
+        """Rows by doc; without `context` (recall's hits do not show it) that long column is
+        left out of the read."""
         if not docs:
             return {}
         # `= ANY(list)` lets DuckDB use the index on doc; a cursor per call, as recall's
         # threads share the connection.
+        select = _SELECT_MEMORIES if context else _SELECT_HITS
         found = (
             self.con.cursor()
-            .execute(_SELECT_MEMORIES + " WHERE doc = ANY(?)", [[int(d) for d in docs]])
+            .execute(select + " WHERE doc = ANY(?)", [[int(d) for d in docs]])
             .fetchall()
         )
         return {row[1]: _memory_row(row) for row in found}
-
-    def links(self, namespace: str) -> dict[int, list[int]]:
-        """Every memory of the namespace with its neighbours (the one before and after it)."""
-        pairs = (
-            self.con.cursor()
-            .execute(
-                "SELECT doc, prev_doc FROM memories WHERE namespace = ? AND prev_doc IS NOT NULL "
-                "AND status = 'active'",
-                [namespace],
-            )
-            .fetchall()
-        )
-        out: dict[int, list[int]] = {}
-        for doc, prev in pairs:
-            out.setdefault(int(doc), []).append(int(prev))
-            out.setdefault(int(prev), []).append(int(doc))
-        return out
 
     def referencing(self, doc: int) -> list[tuple[str, int]]:
         """(stream, position) of the linked and consolidated events that target a memory."""
@@ -377,18 +364,6 @@ class DuckProjection:
             .fetchall()
         )
         return [(str(stream), int(position)) for stream, position in rows]
-
-    def votes(self) -> dict[int, int]:
-        """Useful minus not-useful votes per doc (only docs with votes)."""
-        rows = (
-            self.con.cursor()
-            .execute(
-                "SELECT m.doc, sum(CASE WHEN f.useful THEN 1 ELSE -1 END) FROM feedback f "
-                "JOIN memories m USING (memory_id) GROUP BY m.doc"
-            )
-            .fetchall()
-        )
-        return {int(d): int(n) for d, n in rows}
 
     def counts(self) -> dict[str, int]:
         rows = (

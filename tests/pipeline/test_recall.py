@@ -152,33 +152,28 @@ def test_unknown_namespace(mem: Memory) -> None:
 def test_feedback_moves_a_memory_by_the_configured_weight(home: Path) -> None:
     """Score += feedback_weight * tanh(useful - not useful); ranks follow the scores.
     (Feedback is also a review for decay; that is switched off here to see this term alone.)"""
+    import math
 
     settings = load_settings(home=home)
     settings = settings.model_copy(
         update={"query": settings.query.model_copy(update={"decay_weight": 0.0})}
     )
     with Memory.open(settings=settings) as mem:
-        _feedback_moves_scores(mem)
-
-
-def _feedback_moves_scores(mem: Memory) -> None:
-    import math
-
-    for i, text in enumerate(FACTS):
-        mem.store(text, namespace="alice", occurred_at=datetime(2024, 5, 1 + i, tzinfo=UTC))
-    query = "What does Alice do?"
-    before = {h.memory_id: h.score for h in mem.recall(query, namespace="alice", k=5)}
-    target = list(before)[-1]
-    for _ in range(3):
-        mem.feedback(target, useful=True)
-    mem.feedback(next(iter(before)), useful=False)
-    after = {h.memory_id: h.score for h in mem.recall(query, namespace="alice", k=5)}
-    weight = mem.settings.query.feedback_weight
-    assert after[target] - before[target] == pytest.approx(weight * math.tanh(3))
-    first = next(iter(before))
-    assert after[first] - before[first] == pytest.approx(-weight * math.tanh(1))
-    ranked = sorted(after, key=lambda m: -after[m])
-    assert ranked.index(target) <= list(before).index(target)
+        for i, text in enumerate(FACTS):
+            mem.store(text, namespace="alice", occurred_at=datetime(2024, 5, 1 + i, tzinfo=UTC))
+        query = "What does Alice do?"
+        before = {h.memory_id: h.score for h in mem.recall(query, namespace="alice", k=5)}
+        target = list(before)[-1]
+        for _ in range(3):
+            mem.feedback(target, useful=True)
+        mem.feedback(next(iter(before)), useful=False)
+        after = {h.memory_id: h.score for h in mem.recall(query, namespace="alice", k=5)}
+        weight = mem.settings.query.feedback_weight
+        assert after[target] - before[target] == pytest.approx(weight * math.tanh(3))
+        first = next(iter(before))
+        assert after[first] - before[first] == pytest.approx(-weight * math.tanh(1))
+        ranked = sorted(after, key=lambda m: -after[m])
+        assert ranked.index(target) <= list(before).index(target)
 
 
 def test_rrf_fusion_is_selectable(home: Path) -> None:

@@ -1,0 +1,33 @@
+"""What every `mnemo` command shares: where its memory is, and how it prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.client import RemoteMemory, running_server
+from pipeline.config import load_settings
+from pipeline.memory import Memory
+
+Handler = Callable[[argparse.Namespace], int]
+AddCommand = Callable[[str, Handler, str], argparse.ArgumentParser]
+
+
+def emit(args: argparse.Namespace, doc: Any, line: str) -> None:
+    print(json.dumps(doc, ensure_ascii=False) if args.json else line)
+
+
+def open_local(args: argparse.Namespace, *, read_only: bool = False) -> Memory:
+    return Memory.open(home=args.home, config_file=args.config, actor="cli", read_only=read_only)
+
+
+def open_client(args: argparse.Namespace, *, read_only: bool = False) -> Memory | RemoteMemory:
+    """The running server of this data directory if there is one (`mnemo serve` holds the
+    log), else the data directory in-process."""
+    settings = load_settings(home=args.home, config_file=args.config)
+    remote = running_server(settings.home)
+    if remote is not None:
+        return remote
+    return Memory(settings, actor="cli", read_only=read_only)
