@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -239,3 +240,52 @@ def test_another_ray_job_calls_the_query_actor(server: tuple[Path, str, dict[str
     assert process.returncode == 0, process.stderr[-2000:]
     texts = json.loads(process.stdout.strip().splitlines()[-1])
     assert "Carol keeps three hives of bees." in texts
+
+
+def test_the_readme_set_up_runs_as_written(tmp_path: Path) -> None:
+    """The README's first command serves `--open` on loopback; its curl calls and the CLI
+    call after them work against it as written (the port swapped for a free one)."""
+    readme = (ROOT / "README.md").read_text()
+    setup = readme[readme.index("## Set-up") : readme.index("## Quickstart")]
+    first = re.findall(r"```bash\n(.*?)```", setup, re.S)[0]
+    assert first.strip() == "python -m pip install -e . && mnemo serve --open"
+    calls = re.findall(r"```bash\n(curl .*?)```", setup, re.S)[0]
+    env = {**os.environ, "MNEMO_HOME": str(tmp_path / "home")}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--open", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    try:
+        url = child.stdout.readline().split(" on ")[1].strip()
+        script = calls.replace("localhost:8765", url).replace(
+            "mnemo recall", "python -m pipeline.cli recall"
+        )
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        decoder = json.JSONDecoder()
+        stored, end = decoder.raw_decode(done.stdout)  # curl prints no newline after a body
+        recalled, end = decoder.raw_decode(done.stdout, end)
+        assert stored["position"] == 1
+        assert recalled[0]["text"] == "Alice moved to Lyon in May"  # min_position: seen
+        assert "Alice moved to Lyon in May" in done.stdout[end:]  # the CLI, via the server
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(60)
+        child.stdout.close()
+
+
+def test_the_readme_mcp_config_names_the_real_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    mcp = readme[readme.index("## MCP") : readme.index("## Batch ingestion")]
+    config = json.loads(re.search(r"```json\n(.*?)```", mcp, re.S).group(1))  # type: ignore[union-attr]
+    server = config["mcpServers"]["mnemoflow"]
+    assert server["command"] == "mnemo" and server["args"][0] == "mcp"
+    assert "claude mcp add mnemoflow -- mnemo mcp" in mcp
