@@ -20,7 +20,7 @@ import itertools
 import re
 import tomllib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -81,7 +81,6 @@ class Extraction:
     claim: Claim | None
     simhash: int
     speaker: str | None = None
-    keywords: list[str] = field(default_factory=list)
 
 
 def extract(text: str, occurred_at: datetime) -> Extraction:

@@ -24,7 +24,7 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
-from actors.embedder import Embedder, EmbedderActor, EmbedderSettings, EmbedJob
+from actors.embedder import Embedder, EmbedderActor, EmbedderSettings
 from actors.follower import Derived, Opened
 from eventlog import Receipt
 from eventlog.errors import ValidationError
@@ -218,4 +218,4 @@ def _append(
         stream.append(seal_derived(mem.log, embedder, records, made))
 
 
-__all__ = ["EmbedJob", "IngestReport", "ingest"]
+__all__ = ["IngestReport", "ingest"]
