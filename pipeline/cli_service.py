@@ -81,15 +81,17 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             args.format,
             batch_size=args.batch_size,
             actors=args.actors,
+            ray_address=args.ray_address,
+            compare=None if args.compare else 0,
             progress=not args.json and sys.stderr.isatty(),
         )
-    emit(
-        args,
-        dataclasses.asdict(report),
+    line = (
         f"ingested {report.rows} rows ({report.stored} new memories) in {report.seconds} s: "
-        f"{report.memories_per_s}/s end to end, {report.ratio:.0%} of the model's own "
-        f"{report.raw_embedder_memories_per_s}/s",
+        f"{report.memories_per_s}/s end to end"
     )
+    if report.ratio is not None:
+        line += f", {report.ratio:.0%} of the model's own {report.raw_embedder_memories_per_s}/s"
+    emit(args, dataclasses.asdict(report), line)
     return 0
 
 
@@ -154,7 +156,17 @@ def add_service_commands(command: AddCommand) -> None:
     p.add_argument("--format", choices=["jsonl", "csv", "parquet", "locomo", "chatgpt"])
     p.add_argument("--batch-size", type=int, default=2000, help="memories per durable append")
     p.add_argument(
-        "--actors", type=int, default=1, help="embedding actors on Ray Data (0: in this process)"
+        "--actors",
+        type=int,
+        help="embedders in a Ray Data actor pool; 0: in this process (default: a pool sized "
+        "to the cluster when joining one, else this process)",
+    )
+    p.add_argument("--ray-address", help="the Ray cluster to embed on (default: RAY_ADDRESS)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="also measure the model alone on the same texts first (twice the embedding "
+        "time), and the ratio",
     )
 
     p = command("mcp", _cmd_mcp, "serve the memory as MCP tools over stdio")

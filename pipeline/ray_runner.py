@@ -85,6 +85,17 @@ class FollowerService:
 RemoteFollower: Any = ray.remote(FollowerService)
 
 
+def init_ray(address: str | None = None) -> None:
+    """Join the cluster at `address` (or RAY_ADDRESS), or start a local one; once per process."""
+    if not ray.is_initialized():
+        ray.init(
+            address=address or os.environ.get("RAY_ADDRESS"),
+            namespace=RAY_NAMESPACE,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+
+
 class RayRunner:
     """Starts (or finds) the topology's actors and drives them."""
 
@@ -99,13 +110,7 @@ class RayRunner:
         actor_options: dict[str, Any] | None = None,
     ) -> None:
         """`actor_options` go to every actor's `.options()` (resources, num_cpus, ...)."""
-        if not ray.is_initialized():
-            ray.init(
-                address=address or os.environ.get("RAY_ADDRESS"),
-                namespace=RAY_NAMESPACE,
-                include_dashboard=False,
-                log_to_driver=False,
-            )
+        init_ray(address)
         self.topology = topology
         # Actor handles are dynamic (methods are called with .remote), so typed as Any.
         self.actors: dict[str, Any] = {

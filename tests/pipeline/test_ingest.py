@@ -14,7 +14,7 @@ import pytest
 from eventlog import EventLog
 from pipeline import Memory
 from pipeline.config import load_settings
-from pipeline.ingest import ingest
+from pipeline.ingest import _Pool, ingest
 from pipeline.ingest_sources import IngestError
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -49,9 +49,10 @@ def _embedded(home: Path) -> list[tuple[int, str]]:
 def test_jsonl_end_to_end_equals_the_embedder_and_reruns_add_nothing(tmp_path: Path) -> None:
     source = _jsonl(tmp_path / "garden.jsonl", ROWS)
     with Memory.open(home=tmp_path / "a") as mem:
-        report = ingest(mem, [source], "nia", progress=False)
+        report = ingest(mem, [source], "nia", actors=1, progress=False, compare=None)
         assert (report.rows, report.stored) == (6, 6)
-        assert report.memories_per_s > 0 and report.raw_embedder_memories_per_s > 0
+        assert report.memories_per_s > 0 and report.raw_embedder_memories_per_s
+        assert report.ratio == round(report.memories_per_s / report.raw_embedder_memories_per_s, 3)
         stats = mem.stats()
         assert all(a["lag"] == 0 for a in stats["actors"].values())
         assert stats["memories"]["total"] == 6
@@ -59,6 +60,7 @@ def test_jsonl_end_to_end_equals_the_embedder_and_reruns_add_nothing(tmp_path: P
         assert {h.text for h in hits} == {r["text"] for r in ROWS}
         again = ingest(mem, [source], "nia", progress=False)
         assert (again.rows, again.stored) == (6, 0)
+        assert again.ratio is None  # nothing new to embed, no comparison asked for
         assert mem.stats()["memories"]["total"] == 6
     with Memory.open(home=tmp_path / "b") as mem:  # the same rows, embedded by the actor
         from pipeline.ingest_sources import read
@@ -173,6 +175,20 @@ def test_a_csv_without_a_text_column_is_refused(tmp_path: Path) -> None:
         pytest.raises(IngestError, match=r"wrong\.csv: row 1: .*'text'"),
     ):
         ingest(mem, [path], "n", progress=False)
+
+
+def test_pool_size_follows_the_cluster() -> None:
+    """By default: in this process unless there is a cluster to join; then a pool as large
+    as the cluster's CPUs allow (the session's Ray has 2 CPUs here or more)."""
+    import ray
+
+    assert not _Pool(None, None).on_ray
+    assert _Pool(None, "ray://cluster:10001").on_ray
+    assert _Pool(2, None).on_ray and not _Pool(0, "ray://cluster:10001").on_ray
+    cpus = int(ray.cluster_resources()["CPU"])
+    assert _Pool(None, "auto").size(threads=1) == cpus
+    assert _Pool(None, "auto").size(threads=cpus * 4) == 1
+    assert _Pool(3, None).size(threads=2) == 3
 
 
 def test_in_process_embedding_gives_the_same_stream(tmp_path: Path) -> None:
