@@ -52,7 +52,11 @@ def serve(
     port = settings.server.port if port is None else port
     if open_access and not is_loopback(host):
         raise PipelineError("--open serves without keys, so only on a loopback address")
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP named, not left 0: asyncio sets TCP_NODELAY only on sockets that say they
+    # are TCP. Without it a keep-alive client waits ~40 ms (Nagle against delayed ACKs) for
+    # the body of every response after its headers.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
