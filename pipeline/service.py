@@ -35,12 +35,19 @@ class Service:
         *,
         ray_address: str | None = None,
         poll_seconds: float = 0.02,
+        idle_seconds: float = 1.0,
         max_batches: int = 4,
     ) -> None:
+        """The pumps look for work every `poll_seconds`; when nothing was stored since their
+        last round, and that round found nothing to do, they go to the actors and the log
+        only every `idle_seconds` (an idle service then costs almost no CPU)."""
         self.settings = settings
         self.memory = Memory(settings, actor="service", external_actors=True)
         self.runner = RayRunner(settings.home, settings, address=ray_address)
         self.poll_seconds = poll_seconds
+        self.idle_seconds = idle_seconds
+        self._steps = _Idle(idle_seconds)
+        self._folds = _Idle(idle_seconds)
         self.max_batches = max_batches
         self.started = time.time()
         self.pump_errors = 0
@@ -62,8 +69,11 @@ class Service:
         return self
 
     def _step(self) -> bool:
+        if not self._steps.due(self.memory.log.input.last_position):
+            return False
         stepped = self.runner.step(self.max_batches)
         busy = any(read for read, _ in stepped.values())
+        self._steps.done(busy)
         if busy:
             self._stepped.set()
         return busy
@@ -71,9 +81,11 @@ class Service:
     def _project(self) -> bool:
         """Once per round of the actors (or every poll, for input alone): folding more often
         would only take CPU from them."""
-        self._stepped.wait(self.poll_seconds * 10)
+        stepped = self._stepped.wait(self.poll_seconds * 10)
         self._stepped.clear()
-        self.memory.runtime.project()
+        if stepped or self._folds.due(self.memory.log.input.last_position):
+            self.memory.runtime.project()
+            self._folds.done(stepped)
         return True  # paced by the actors' rounds, not by a sleep
 
     def _pump(self, work: Callable[[], bool]) -> None:
@@ -110,3 +122,24 @@ class Service:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Idle:
+    """Whether a pump's round is due: after a busy round, when the input moved on since the
+    last one, or when `seconds` have passed (what other processes append: actors' output)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._busy = True
+        self._position = -1
+        self._at = 0.0
+
+    def due(self, position: int) -> bool:
+        if self._busy or position != self._position:
+            self._position = position
+            return True
+        return time.monotonic() - self._at >= self.seconds
+
+    def done(self, busy: bool) -> None:
+        self._busy = busy
+        self._at = time.monotonic()
