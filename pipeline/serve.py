@@ -40,6 +40,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bound and listening: connections queue from now on, before uvicorn takes it."""
+    # IPPROTO_TCP named, not left 0: asyncio sets TCP_NODELAY only on sockets that say they
+    # are TCP. Without it a keep-alive client waits ~40 ms (Nagle against delayed ACKs) for
+    # the body of every response after its headers.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PipelineError(f"cannot listen on {host}:{port}: {exc}") from exc
+    sock.listen(2048)
+    return sock
+
+
 def serve(
     settings: Settings,
     *,
@@ -52,17 +69,7 @@ def serve(
     port = settings.server.port if port is None else port
     if open_access and not is_loopback(host):
         raise PipelineError("--open serves without keys, so only on a loopback address")
-    # IPPROTO_TCP named, not left 0: asyncio sets TCP_NODELAY only on sockets that say they
-    # are TCP. Without it a keep-alive client waits ~40 ms (Nagle against delayed ACKs) for
-    # the body of every response after its headers.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise PipelineError(f"cannot listen on {host}:{port}: {exc}") from exc
-    sock.listen(2048)  # connections queue from now on, before uvicorn takes the socket
+    sock = listening_socket(host, port)
     bound = sock.getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}"
     service = Service(settings, ray_address=ray_address).start()

@@ -289,3 +289,36 @@ def test_the_readme_mcp_config_names_the_real_command() -> None:
     server = config["mcpServers"]["mnemoflow"]
     assert server["command"] == "mnemo" and server["args"][0] == "mcp"
     assert "claude mcp add mnemoflow -- mnemo mcp" in mcp
+
+
+def test_served_connections_send_without_delay() -> None:
+    """Connections accepted on the server's socket under asyncio (as uvicorn accepts them)
+    have TCP_NODELAY: a keep-alive client is not held ~40 ms per response by Nagle."""
+    import asyncio
+    import socket
+
+    from pipeline.serve import listening_socket
+
+    async def run() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def accepted(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            conn = writer.get_extra_info("socket")
+            seen.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        sock = listening_socket("127.0.0.1", 0)
+        server = await asyncio.start_server(accepted, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            flag = await asyncio.wait_for(seen, 10)
+            writer.close()
+            return flag
+
+    assert asyncio.run(run()) == 1
+    with pytest.raises(Exception, match=r"cannot listen on 127\.0\.0\.1"):
+        busy = listening_socket("127.0.0.1", 0)
+        try:
+            listening_socket("127.0.0.1", busy.getsockname()[1])
+        finally:
+            busy.close()
