@@ -18,7 +18,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from pipeline import bench, bench_projections
 
     settings = load_settings(home=args.home, config_file=args.config)
-    if args.target == "log":
+    if args.target is None:
+        from pipeline import bench_suite
+
+        result = bench_suite.run_bench(
+            settings,
+            _sizes(args.sizes),
+            args.queries,
+            ingest_memories=args.ingest_memories,
+            log_events=args.events,
+            real_vectors=args.real_vectors,
+            home=args.home,
+            config=args.config,
+        )
+        if args.plot:
+            bench_suite.plot(result, Path(args.plot))
+        emit(args, result, bench_suite.format_bench(result))
+    elif args.target == "ingest":
+        from pipeline import bench_suite
+
+        result = bench_suite.run_ingest_bench(settings, args.ingest_memories, home=args.home)
+        emit(args, {"ingest": result}, bench_suite.format_ingest(result))
+    elif args.target == "log":
         result = bench.run_log_bench(events=args.events, home=args.home)
         emit(args, {"log": result}, bench.format_log_bench(result))
     elif args.target == "embedder":
@@ -179,12 +200,16 @@ def add_service_commands(command: AddCommand) -> None:
     p.add_argument("--ns", action="append", help="create: a namespace the key may touch")
     p.add_argument("--admin", action="store_true", help="create: every namespace, verify, stats")
 
-    p = command("bench", _cmd_bench, "measure the log, the embedder or a rebuild here")
+    p = command("bench", _cmd_bench, "measure what the system does on this machine")
     p.add_argument(
         "target",
-        choices=["log", "embedder", "rebuild", "recall", "lag"],
-        help="what to measure",
+        nargs="?",
+        choices=["log", "ingest", "embedder", "rebuild", "recall", "lag"],
+        help="one measurement only (default: log, ingest, recall over the Python API and "
+        "HTTP, rebuild and footprint, at each --sizes)",
     )
+    p.add_argument("--ingest-memories", type=int, default=2000, help="ingest: memories to ingest")
+    p.add_argument("--plot", help="all: write a PNG of recall latency against size here")
     p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
     p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")
     p.add_argument("--memories", type=int, default=100_000, help="rebuild: memories")

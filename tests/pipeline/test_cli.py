@@ -209,6 +209,68 @@ def test_bench_recall_smoke(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "--sizes" in bad.stderr
 
 
+def test_bench_all_smoke(tmp_path: Path) -> None:
+    """`mnemo bench` with every section, small: log, ingest (and its ratio to the model
+    alone), recall over the Python API and HTTP (`mnemo serve` as a child) with the
+    brute-force baseline, rebuild, footprint, and the plot."""
+    plot = tmp_path / "latency.png"
+    process = mnemo(
+        tmp_path,
+        "bench",
+        "--sizes",
+        "150",
+        "--queries",
+        "20",
+        "--ingest-memories",
+        "40",
+        "--events",
+        "400",
+        "--plot",
+        str(plot),
+        "--json",
+    )
+    assert process.returncode == 0, process.stderr
+    result = json.loads(process.stdout)
+    assert set(result) == {"log", "ingest", "recall", "rebuild", "footprint"}
+    assert result["log"]["appends_per_s"]["batch_100"] > 0 and result["log"]["verify_ok"]
+    ingest = result["ingest"]
+    assert ingest["memories"] == 40 and ingest["raw_embedder_memories_per_s"] > 0
+    assert ingest["ratio"] == round(
+        ingest["memories_per_s"] / ingest["raw_embedder_memories_per_s"], 3
+    )
+    for channel in ("python_api", "http", "brute_force_dense"):
+        figures = result["recall"]["150"][channel]
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
+    rebuild = result["rebuild"]
+    # Every stream is replayed: more events than memories (input, extracted, embedded, ...).
+    assert rebuild["memories"] == 150 and rebuild["events_replayed"] > 5 * 150
+    footprint = result["footprint"]
+    assert footprint["at_memories"] == 150
+    # The server, Ray's processes and the actors: more than one process, and their memory.
+    assert footprint["by_size"]["150"]["processes"] > 5
+    assert footprint["rss_bytes"] > 200 * 2**20
+    parts = footprint["by_size"]["150"]["disk_bytes_per_memory_by_part"]
+    assert {"log.input", "log.embedded", "log.linked", "projections"} <= set(parts)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = mnemo(tmp_path, "bench", "ingest", "--ingest-memories", "20")
+    assert text.returncode == 0 and "20 memories in" in text.stdout, text.stderr
+
+
+def test_eval_locomo_smoke(tmp_path: Path) -> None:
+    """`mnemo eval locomo FILE --json --k`: recall@k per system and category, MRR, and the
+    rank of every question, for comparing versions."""
+    from tests.pipeline.test_evaluate import _tiny
+
+    report = ok_json(tmp_path, "eval", "locomo", str(_tiny(tmp_path / "t.json")), "--k", "1,3")
+    assert set(report) >= {"mnemoflow", "bm25", "cosine"}
+    ours = report["mnemoflow"]
+    assert set(ours["recall"]) == {"@1", "@3"} and 0 < ours["mrr"] <= 1
+    assert len(ours["per_question"]) == 3  # the adversarial question is left out
+    assert all("ranks" in q for q in ours["per_question"])
+    printed = mnemo(tmp_path, "eval", "locomo", str(tmp_path / "t.json"), "--k", "1")
+    assert printed.returncode == 0 and "bm25" in printed.stdout
+
+
 def test_recall_explain_shows_state_and_provenance(tmp_path: Path) -> None:
     home = tmp_path / "h"
     ok_json(home, "store", "Alice: I live in Paris.", "--ns", "a")
