@@ -21,6 +21,7 @@ from eventlog.errors import ValidationError
 from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
 from projections.duck import DuckProjection
+from projections.errors import ProjectionError
 from projections.vector_projection import VectorProjection, VectorSettings
 
 log = structlog.get_logger(__name__)
@@ -80,7 +81,7 @@ class Projector:
         self.batch_size = batch_size
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
-        self.duck = DuckProjection(None if directory is None else directory / DUCKDB_FILE)
+        self.duck = _open_duck(directory)
         self.vectors = VectorProjection(
             None if directory is None else directory / FAISS_DIR, vectors
         )
@@ -171,6 +172,24 @@ class Projector:
         for name in (DUCKDB_FILE, DUCKDB_FILE + ".wal"):
             (directory / name).unlink(missing_ok=True)
         VectorProjection.drop(directory / FAISS_DIR)
+
+
+def _open_duck(directory: Path | None) -> DuckProjection:
+    """The DuckDB projection; a file DuckDB cannot open is named in the log, removed (it is
+    a fold of the log: everything in it is rebuilt from there, and a damaged copy kept aside
+    could outlive an erasure) and started again empty, to be caught up from the log."""
+    if directory is None:
+        return DuckProjection(None)
+    path = directory / DUCKDB_FILE
+    try:
+        return DuckProjection(path)
+    except ProjectionError as exc:
+        if not path.exists():
+            raise
+        log.error("projections.duckdb_damaged", file=str(path), error=str(exc), action="rebuild")
+        for damaged in (path, path.with_name(path.name + ".wal")):
+            damaged.unlink(missing_ok=True)
+        return DuckProjection(path)
 
 
 def disk_bytes(path: Path) -> int:

@@ -60,6 +60,26 @@ def _memory_row(values: tuple[Any, ...]) -> MemoryRow:
     return MemoryRow(*row)
 
 
+_HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _check_length(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A file shorter than the blocks DuckDB says it has was cut short (a torn copy, a
+    full disk): DuckDB itself would only fail later, when a query reads a missing block."""
+    row = con.execute("PRAGMA database_size").fetchone()
+    if row is None:
+        return
+    block_size, total_blocks = int(row[2]), int(row[3])
+    expected = _HEADER_BYTES + block_size * total_blocks
+    actual = path.stat().st_size
+    if actual < expected:
+        raise ProjectionError(f"{path} is {actual} bytes, its blocks need {expected}: truncated")
+
+
 class DuckProjection:
     def __init__(self, path: Path | None = None, *, read_only: bool = False) -> None:
         self.path = path
@@ -68,10 +88,16 @@ class DuckProjection:
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
+            # With a write-ahead log to replay, the blocks counted may not all be in the file.
+            whole = path is not None and path.exists() and not _wal(path).exists()
             self.con = duckdb.connect(target, read_only=read_only)
+            if whole and path is not None:
+                _check_length(self.con, path)
             if not read_only:
                 self.con.execute(_SCHEMA)
-        except (duckdb.Error, OSError) as exc:
+        except (duckdb.Error, OSError, ProjectionError) as exc:
+            with contextlib.suppress(AttributeError, duckdb.Error):
+                self.con.close()
             raise ProjectionError(f"cannot open the DuckDB projection {target}: {exc}") from exc
 
     # -- positions -----------------------------------------------------------------------

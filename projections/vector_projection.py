@@ -13,13 +13,16 @@ loaded and the log is replayed from the positions it covers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventlog.opened import Opened
@@ -36,6 +39,8 @@ from projections.errors import ProjectionError
 from projections.memstate import doc_id
 from projections.rwlock import ReadWriteLock
 from projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
+
+log = structlog.get_logger(__name__)
 
 DEAD = -1
 TEXT, CONTEXT = "text", "context"
@@ -77,14 +82,23 @@ class VectorProjection:
             )
         )
         self._guard = ReadWriteLock()  # searches run while the service's pump applies
+        self._empty()
+        if directory is not None and (directory / "manifest.json").exists():
+            try:
+                self._load(directory)
+            except ProjectionError as exc:
+                # A fold of the log: start empty, and the projector replays into it.
+                log.error("projections.faiss_snapshot_damaged", error=str(exc), action="rebuild")
+                self._empty()
+                self.drop(directory)
+
+    def _empty(self) -> None:
         self._indexes: dict[tuple[str, str], VectorIndex] = {}  # (namespace, field)
         self._text_at: dict[int, int] = {}  # doc -> input position of its text, or DEAD
         self._namespace_of: dict[int, str] = {}
         self._positions = {INPUT_STREAM: 0, EMBEDDED_STREAM: 0}
         self._since_snapshot = 0
         self.model_id: str | None = None
-        if directory is not None and (directory / "manifest.json").exists():
-            self._load(directory)
 
     def applied(self, stream: str) -> int:
         return self._positions.get(stream, 0)
@@ -238,30 +252,38 @@ class VectorProjection:
     def _load(self, directory: Path) -> None:
         try:
             manifest = json.loads((directory / "manifest.json").read_text())
-            state = np.load(directory / "state.npz")
             names = manifest["namespaces"]
-            self._text_at = dict(
-                zip(state["docs"].tolist(), state["text_at"].tolist(), strict=True)
-            )
-            self._namespace_of = {
-                int(d): names[int(c)]
-                for d, c in zip(state["docs"], state["namespace"], strict=True)
-            }
+            with _npz(directory / "state.npz") as state:
+                self._text_at = dict(
+                    zip(state["docs"].tolist(), state["text_at"].tolist(), strict=True)
+                )
+                self._namespace_of = {
+                    int(d): names[int(c)]
+                    for d, c in zip(state["docs"], state["namespace"], strict=True)
+                }
             for key, name in manifest["files"].items():
                 field, _, namespace = key.partition("/")
-                arrays = np.load(directory / name)
-                if "graph" in arrays:
-                    index = self._factory(int(arrays["dim"][0]))
-                    if not isinstance(index, FaissIndex):
-                        raise ProjectionError(f"{name} holds an HNSW graph: FAISS must load it")
-                    index.restore(arrays["graph"], arrays["slot_ids"])
-                else:
-                    index = self._factory(int(arrays["vectors"].shape[1]))
-                    index.upsert(arrays["ids"], arrays["vectors"].astype(np.float32))
+                with _npz(directory / name) as arrays:
+                    if "graph" in arrays:
+                        index = self._factory(int(arrays["dim"][0]))
+                        if not isinstance(index, FaissIndex):
+                            raise ProjectionError(f"{name} holds an HNSW graph: FAISS must load it")
+                        index.restore(arrays["graph"], arrays["slot_ids"])
+                    else:
+                        index = self._factory(int(arrays["vectors"].shape[1]))
+                        index.upsert(arrays["ids"], arrays["vectors"].astype(np.float32))
                 self._indexes[(namespace, field)] = index
             self._positions = {k: int(v) for k, v in manifest["positions"].items()}
             self.model_id = manifest["model_id"]
-        except (OSError, KeyError, ValueError, IndexError) as exc:
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            IndexError,
+            EOFError,
+            RuntimeError,  # FAISS
+            zipfile.BadZipFile,  # not an OSError
+        ) as exc:
             raise ProjectionError(f"FAISS snapshot {directory} is unreadable: {exc}") from exc
 
     @staticmethod
@@ -272,6 +294,14 @@ class VectorProjection:
             directory.with_name(directory.name + ".old"),
         ):
             shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _npz(path: Path) -> Iterator[Any]:
+    """An .npz file's arrays. The file is opened here, not by numpy: `np.load` leaves its
+    own handle open when the archive is damaged."""
+    with path.open("rb") as f, np.load(f) as arrays:
+        yield arrays
 
 
 __all__ = ["Ids", "VectorProjection", "VectorSettings"]

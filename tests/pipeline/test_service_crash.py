@@ -11,13 +11,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from eventlog import EventLog
-from pipeline import Memory
-from pipeline.config import load_settings
-from pipeline.topology import DEFAULT_TOPOLOGY
+from tests.pipeline.recovery import assert_recovered
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,35 +62,4 @@ def test_sigkill_of_the_whole_service_mid_ingest(tmp_path: Path) -> None:
     assert all(a["lag"] == 0 for a in status["actors"].values()), status
     assert status["service"]["pump_errors"] == 0, status
 
-    with EventLog(home / "log", writable=False) as log:
-        assert log.verify().ok
-        stored = [r for r in log.input.read() if r.kind == "memory.stored"]
-        by_id = Counter(r.memory_id for r in stored)
-        assert all(by_id[m] == 1 for m in acked)  # every acknowledged store, exactly once
-        positions = [r.position for r in log.input.read()]
-        assert positions == list(range(1, len(positions) + 1))
-        texts = {r.position for r in stored}
-        for node in DEFAULT_TOPOLOGY.nodes:
-            sources = Counter(
-                (r.causation.position, r.event_id.rsplit(":", 1)[1])
-                for r in log.stream(node.output).read()
-                if r.causation and r.kind != "actor.progress"
-            )
-            assert all(n == 1 for n in sources.values()), f"{node.output} duplicated"
-            derived_from = {p for p, _ in sources}
-            if node.upstream == "input" and node.output != "decay":
-                assert derived_from == texts, f"{node.output} has a gap"
-        extracted = log.stream("extracted").last_position
-        extracted_events = {
-            r.position for r in log.stream("extracted").read() if r.kind == "memory.extracted"
-        }
-        linked = {
-            r.causation.position
-            for r in log.stream("linked").read()
-            if r.causation and r.kind == "memory.linked"
-        }
-        assert linked == extracted_events and max(extracted_events) <= extracted
-    with Memory.open(settings=load_settings(home=home)) as mem:
-        incremental = mem.checksums()
-        mem.rebuild()
-        assert mem.checksums() == incremental
+    assert_recovered(home, set(acked))
