@@ -147,7 +147,9 @@ class QueryEngine:
         self.embed = embed
         self.settings = settings or QuerySettings()
         self.decay = decay or DecaySettings()
-        self.lexical = LexicalIndex(duck.con, lexical or BM25Settings(), self._projection_version)
+        self.lexical = LexicalIndex(
+            lambda: duck.con, lexical or BM25Settings(), self._projection_version
+        )
         self._pool = ThreadPoolExecutor(
             max_workers=len(SEARCH_CHANNELS), thread_name_prefix="channel"
         )

@@ -141,7 +141,11 @@ class Memory:
     def erase(self, namespace: str) -> Receipt:
         """Destroy the namespace's data key: its text and metadata become unreadable everywhere."""
         self._drop_pasts()  # a past view built before the erasure still holds the plaintext
-        return self._inputs.erase(namespace)
+        receipt = self._inputs.erase(namespace)
+        # Folded now, not by the service's next round: once erase returns, no read shows
+        # the text (the projections hold it in the clear until they apply the erasure).
+        self._runtime.project()
+        return receipt
 
     # -- reading -------------------------------------------------------------------------
 

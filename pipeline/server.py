@@ -427,8 +427,10 @@ def _service_routes(
         return status() if status is not None else memory.stats()
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["service"])
-    def prometheus() -> str:
-        """Prometheus text format: requests, latency, events per stream, memories."""
+    def prometheus(key: ApiKey | None = authorised) -> str:
+        """Prometheus text format: requests, latency, events per stream, memories. Totals
+        only, no namespace in them: any valid key may read them (a scraper's need not be
+        an admin's)."""
         lines = [
             "# HELP mnemo_http_requests_total HTTP requests by route, method and status.",
             "# TYPE mnemo_http_requests_total counter",

@@ -79,9 +79,14 @@ class LexicalIndex:
     that changes when it does)."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, settings: BM25Settings, version: Callable[[], object]
+        self,
+        connection: Callable[[], duckdb.DuckDBPyConnection],
+        settings: BM25Settings,
+        version: Callable[[], object],
     ) -> None:
-        self._con = con
+        """`connection` gives the projection's current connection: an erasure's compaction
+        replaces it, so it is asked for at each read, never kept."""
+        self._connection = connection
         self.settings = settings
         self._version = version
         self._seen: object = None
@@ -100,7 +105,7 @@ class LexicalIndex:
             return self._postings[key]
 
     def _read(self, namespace: str, field: int) -> _Postings | None:
-        cursor = self._con.cursor()
+        cursor = self._connection().cursor()
         try:
             params = {"ns": namespace, "field": field}
             rows = cursor.execute(_STATS, params).fetchall()
@@ -161,4 +166,5 @@ def bm25(
     field: int = 0,
 ) -> list[tuple[int, float]]:
     """One uncached query: the top k (doc, score) of a namespace's field."""
-    return LexicalIndex(con, settings, lambda: None).search(namespace, tokenize(query), k, field)
+    index = LexicalIndex(lambda: con, settings, lambda: None)
+    return index.search(namespace, tokenize(query), k, field)

@@ -94,6 +94,16 @@ def test_erased_namespace_recalls_nothing(mem: Memory) -> None:
     assert mem.recall("cat", namespace="bob", k=5) == []
 
 
+def test_recall_goes_on_after_an_erasure_rewrote_the_projection(mem: Memory) -> None:
+    """An erasure compacts the DuckDB file (a new connection): indexes read before it must
+    not keep the old one."""
+    others = {h.memory_id for h in mem.recall("cat", namespace="alice", k=5)}
+    assert mem.recall("cat", namespace="bob", k=5)
+    mem.erase("bob")
+    assert {h.memory_id for h in mem.recall("cat", namespace="alice", k=5)} == others
+    assert mem.recall("cat", namespace="bob", k=5) == []
+
+
 def test_a_namespace_lives_on_after_its_erasure(mem: Memory) -> None:
     """New memories after an erase get a new key; the erased ones are no one's context."""
     mem.erase("bob")

@@ -164,9 +164,11 @@ def test_bad_requests_are_4xx_json_and_change_nothing(
 
 
 def test_metrics_health_and_openapi(server: tuple[Path, str, dict[str, str]]) -> None:
-    _, url, _ = server
+    _, url, keys = server
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
-    metrics = httpx.get(f"{url}/metrics").text
+    assert httpx.get(f"{url}/metrics").status_code == 401
+    auth = {"Authorization": f"Bearer {keys['alice']}"}  # any valid key reads the totals
+    metrics = httpx.get(f"{url}/metrics", headers=auth).text
     assert "# TYPE mnemo_http_requests_total counter" in metrics
     assert 'mnemo_stream_events{stream="input"}' in metrics
     spec = httpx.get(f"{url}/openapi.json").json()

@@ -65,7 +65,7 @@ def test_every_route_checks_the_key_and_its_namespaces(server: Server) -> None:
     # Every route, as a key for alice would use it against bob's data.
     against_bob: dict[tuple[str, str], tuple[str, Any]] = {
         ("POST", "/store"): ("/store", {"text": "x", "namespace": "bob"}),
-        ("POST", "/store_many"): ("/store_many", [{"text": "x", "namespace": "bob"}]),
+        ("POST", "/store_many"): ("/store_many", {"items": [{"text": "x", "namespace": "bob"}]}),
         ("POST", "/update"): ("/update", {"memory_id": bob_id, "text": "Bob hates figs."}),
         ("POST", "/forget"): ("/forget", {"memory_id": bob_id}),
         ("POST", "/feedback"): ("/feedback", {"memory_id": bob_id, "useful": True}),
@@ -79,11 +79,12 @@ def test_every_route_checks_the_key_and_its_namespaces(server: Server) -> None:
         ("POST", "/memories/search"): ("/memories/search", {"user_id": "bob", "query": "figs"}),
         ("GET", "/verify"): ("/verify", None),  # admin routes
         ("GET", "/stats"): ("/stats", None),
-        ("GET", "/metrics"): ("/metrics", None),
     }
+    any_key = {("GET", "/metrics"): ("/metrics", None)}  # totals only: any valid key
     spec = httpx.get(f"{url}/openapi.json").json()
     routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
-    assert routes - {("GET", "/health")} == set(against_bob)  # a new route needs a row here
+    # A new route needs a row here.
+    assert routes - {("GET", "/health")} == set(against_bob) | set(any_key)
     before = _call(url, keys["admin"], "GET", "/stats").json()["streams"]["input"]["events"]
     revoked_id = keys["revoked"][: len("mnemo_") + 8]
     assert _mnemo(home, "keys", "revoke", revoked_id).returncode == 0
@@ -93,11 +94,15 @@ def test_every_route_checks_the_key_and_its_namespaces(server: Server) -> None:
         assert "error" in denied.json()
         gone = _call(url, keys["revoked"], method, path, body)
         assert gone.status_code == 401, (method, path, gone.text)
+    for (method, _), (path, body) in any_key.items():
+        assert _call(url, keys["alice"], method, path, body).status_code == 200
+        assert _call(url, keys["revoked"], method, path, body).status_code == 401
+        assert httpx.request(method, f"{url}{path}").status_code == 401  # no key at all
     after = _call(url, keys["admin"], "GET", "/stats").json()["streams"]["input"]["events"]
     assert after == before  # nothing was written by any refused call
     row = _call(url, keys["admin"], "GET", f"/memories/{bob_id}").json()
     assert row["text"] == "Bob likes figs." and row["status"] == "active"
-    assert _call(url, keys["alice"], "GET", "/health").status_code == 200
+    assert httpx.get(f"{url}/health").status_code == 200  # liveness needs no key
 
 
 def test_erasure_through_http_leaves_the_text_nowhere(server: Server, tmp_path: Path) -> None:
