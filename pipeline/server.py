@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventlog import StoreRequest
@@ -29,6 +30,7 @@ from eventlog.errors import (
     MemoryNotFound,
     MnemoError,
     NamespaceNotFound,
+    StorageError,
     ValidationError,
 )
 from pipeline.apikeys import ApiKey, KeyStore
@@ -64,6 +66,7 @@ STATUS = {
     MemoryGone: 410,
     KeyErased: 410,
     ProjectionLag: 503,
+    StorageError: 503,  # the disk (full, failing): nothing was acknowledged, retry later
 }
 
 
@@ -252,6 +255,14 @@ def _handle_errors(app: FastAPI) -> None:
         code = next((c for kind, c in STATUS.items() if isinstance(exc, kind)), 400)
         body = ErrorOut(error=type(exc).__name__, detail=str(exc)).model_dump()
         return JSONResponse(body, status_code=code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """The framework's own refusals (a body that is not UTF-8 or not JSON at all, an
+        unknown route, a wrong method) in the same JSON shape as every other error."""
+        kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "BadRequest")
+        body = ErrorOut(error=kind, detail=str(exc.detail)).model_dump()
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:

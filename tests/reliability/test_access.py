@@ -4,9 +4,6 @@ on every route; and erasure end to end through HTTP leaves the text nowhere."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,23 +12,9 @@ import httpx
 import pytest
 
 from pipeline.bench_suite import served
+from tests.pipeline.test_serve import mnemo, new_key
 
 MARKER = "Zanzibar quokka 7731"  # a text looked for in every file after its erasure
-
-
-def _mnemo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args, "--home", str(home)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _key(home: Path, *args: str) -> str:
-    made = _mnemo(home, "keys", "create", *args, "--json")
-    assert made.returncode == 0, made.stderr
-    return str(json.loads(made.stdout)["key"])
 
 
 Server = tuple[Path, str, dict[str, str]]
@@ -41,9 +24,9 @@ Server = tuple[Path, str, dict[str, str]]
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("access") / "home"
     keys = {
-        "admin": _key(home, "--admin"),
-        "alice": _key(home, "--ns", "alice"),
-        "revoked": _key(home, "--ns", "bob"),
+        "admin": new_key(home, "--admin"),
+        "alice": new_key(home, "--ns", "alice"),
+        "revoked": new_key(home, "--ns", "bob"),
     }
     with served(home, open_access=False) as (url, _):
         yield home, url, keys
@@ -87,7 +70,7 @@ def test_every_route_checks_the_key_and_its_namespaces(server: Server) -> None:
     assert routes - {("GET", "/health")} == set(against_bob) | set(any_key)
     before = _call(url, keys["admin"], "GET", "/stats").json()["streams"]["input"]["events"]
     revoked_id = keys["revoked"][: len("mnemo_") + 8]
-    assert _mnemo(home, "keys", "revoke", revoked_id).returncode == 0
+    assert mnemo(home, "keys", "revoke", revoked_id).returncode == 0
     for (method, _), (path, body) in against_bob.items():
         denied = _call(url, keys["alice"], method, path, body)
         assert denied.status_code == 403, (method, path, denied.text)
@@ -134,7 +117,7 @@ def test_erasure_through_http_leaves_the_text_nowhere(server: Server, tmp_path: 
     assert _call(url, admin, "GET", "/verify").json()["ok"]
 
     past = tmp_path / "past"  # the state just before the erasure, rebuilt from the log
-    rebuilt = _mnemo(home, "rebuild", "--as-of", str(last), "--into", str(past), "--json")
+    rebuilt = mnemo(home, "rebuild", "--as-of", str(last), "--into", str(past), "--json")
     assert rebuilt.returncode == 0, rebuilt.stderr
     needle = MARKER.encode()
     for root in (home, past):

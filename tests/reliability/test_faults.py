@@ -4,20 +4,25 @@ and a full disk. Each is detected, and nothing acknowledged is lost."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
 from pipeline import Memory
+from pipeline.apikeys import KeyStore
 from pipeline.bench_suite import served
 from pipeline.client import RemoteMemory
 from pipeline.config import load_settings
 from pipeline.corpus import corpus
+from pipeline.server import create_app
+from tests.pipeline.httpserver import serving
 from tests.pipeline.recovery import assert_recovered
 
 TOTAL = 5000
@@ -186,3 +191,104 @@ def test_a_damaged_duckdb_file_is_rebuilt_from_the_log(tmp_path: Path, damage: s
     (damaged,) = [e for e in logs if e["event"] == "projections.duckdb_damaged"]
     assert damaged["file"] == str(duck)
     assert_recovered(home, acked)
+
+
+def test_a_full_disk_refuses_stores_cleanly_and_the_service_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over real HTTP: while every write to the log fails with ENOSPC (half written first),
+    stores get a JSON 503 and nothing is acknowledged or left half-written; reads go on; once
+    space returns, stores succeed and the log verifies."""
+    real_pwrite = os.pwrite
+
+    def full_disk(fd: int, data: bytes, offset: int) -> int:
+        real_pwrite(fd, bytes(data)[: len(data) // 2], offset)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with (
+        Memory.open(home=tmp_path / "home") as mem,
+        serving(create_app(mem, KeyStore(tmp_path / "keys.json"), open_access=True)) as url,
+        RemoteMemory(url) as client,
+    ):
+        kept = client.store("Nia planted basil.", "nia")
+        client.recall("basil", "nia", 1)  # derived and folded (inline: the recall syncs)
+        monkeypatch.setattr("eventlog.segments.os.pwrite", full_disk)
+        for body in (
+            ("/store", {"text": "Nia planted mint.", "namespace": "nia"}),
+            ("/store_many", {"items": [{"text": "Nia sold a bike.", "namespace": "nia"}]}),
+            ("/update", {"memory_id": kept.memory_id, "text": "Nia planted thyme."}),
+            ("/memories/add", {"user_id": "nia", "text": "Nia hums."}),
+        ):
+            response = httpx.post(f"{url}{body[0]}", json=body[1])
+            assert response.status_code == 503, response.text
+            assert "No space left" in response.json()["detail"]
+        # Reads go on: nothing acknowledged waits to be derived, so nothing must be written.
+        assert [h.text for h in client.recall("basil", "nia", 1)] == ["Nia planted basil."]
+        assert mem.log.input.last_position == kept.position
+        monkeypatch.setattr("eventlog.segments.os.pwrite", real_pwrite)
+        after = client.store("Nia planted mint.", "nia")
+        assert after.position == kept.position + 1
+        hits = client.recall("mint", "nia", 2, min_position=after.position)
+        assert hits[0].memory_id == after.memory_id
+        assert client.verify().ok
+    assert_recovered(tmp_path / "home", {kept.memory_id or "", after.memory_id or ""})
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_an_actor_killed_mid_stream_while_recall_answers(tmp_path: Path) -> None:
+    """The service with its Ray actors, over real HTTP: the embedder is killed while stores
+    arrive and a client keeps recalling. Ray restarts it, it resumes where its output says it
+    stopped (each memory embedded once), and no recall fails meanwhile."""
+    import ray
+
+    from pipeline.service import Service
+
+    errors: list[str] = []
+    answered = 0
+    stop = threading.Event()
+    settings = load_settings(home=tmp_path / "home")
+    patient = settings.query.model_copy(update={"wait_timeout": 120.0})  # a restart, 2 cores
+    with (
+        Service(settings.model_copy(update={"query": patient})) as service,
+        serving(
+            create_app(
+                service.memory,
+                KeyStore(tmp_path / "keys.json"),
+                open_access=True,
+                status=service.status,
+            )
+        ) as url,
+        RemoteMemory(url) as client,
+    ):
+        first = client.store("Omar keeps bees on the roof.", "omar")
+        client.recall("bees", "omar", 3, min_position=first.position)
+
+        def recalling() -> None:
+            nonlocal answered
+            with RemoteMemory(url) as reader:
+                while not stop.is_set():
+                    try:
+                        reader.recall("Who keeps bees?", "omar", 3)
+                        answered += 1
+                    except Exception as exc:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                    stop.wait(0.05)  # an agent between two turns
+
+        reader = threading.Thread(target=recalling)
+        reader.start()
+        acked = {first.memory_id or ""}
+        try:
+            for i, item in enumerate(corpus(60, seed=2)):
+                acked.add(client.store(item.text, "omar").memory_id or "")
+                if i == 20:
+                    ray.kill(service.runner.actors["embedder"], no_restart=False)
+            last = client.store("Omar sold the honey at the market.", "omar")
+            acked.add(last.memory_id or "")
+            hits = client.recall("Where was the honey sold?", "omar", 3, min_position=last.position)
+            assert hits[0].memory_id == last.memory_id
+        finally:
+            stop.set()
+            reader.join(30)
+        assert errors == [] and answered > 0
+        _caught_up(client)
+    assert_recovered(tmp_path / "home", acked)

@@ -94,11 +94,13 @@ def test_sixteen_writers_and_sixteen_readers(tmp_path: Path) -> None:
                 while batch := client.memories(ns, limit=500, offset=len(listed)):
                     listed |= {row.memory_id for row in batch}
                 assert listed == {memory_id for _, memory_id, _ in rows}
-            # ... and recallable: a sample asked for by their own text finds them.
+            # ... and recallable: a sample asked for by their own text finds them (or the
+            # same text stored again: the corpus repeats itself, and recall merges duplicates).
             for ns, rows in stored.items():
                 for _, memory_id, text in random.Random(5).sample(rows, 25):
                     hits = client.recall(text, ns, 10, min_position=last)
-                    assert memory_id in {h.memory_id for h in hits}, text
+                    found = {h.memory_id for h in hits} | {h.text for h in hits}
+                    assert memory_id in found or text in found, text
     report = {
         "seconds": round(seconds, 1),
         "stores": len(store_latency),
