@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from pipeline.bench_suite import served
 from pipeline.client import RemoteMemory
 from pipeline.corpus import corpus, queries
@@ -25,6 +27,7 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@pytest.mark.timeout(900)  # ~4 minutes on 2 shared cores: 16,000 requests and the catch-up
 def test_sixteen_writers_and_sixteen_readers(tmp_path: Path) -> None:
     home = tmp_path / "home"
     texts = [item.text for item in corpus(CLIENTS * EACH, seed=3)]
