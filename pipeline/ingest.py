@@ -101,8 +101,8 @@ def ingest(
     `actors`: embedders in the Ray Data pool; 0 embeds in this process. By default, a pool
     as large as the cluster's CPUs allow when there is a cluster to join (`ray_address` or
     RAY_ADDRESS), else this process: on one small machine Ray's start-up and a second
-    process only cost time (LoCoMo dev on 2 cores: 0.74 of the model's rate with a pool of
-    one, 0.90 in-process).
+    process only cost time (LoCoMo dev on 2 cores: 0.79 of the model's rate with a pool of
+    one, 0.93 in-process).
 
     `compare`: also measure the model's own rate on these memories — on all their texts if
     None (exact), or on a sample of that many spread over them (quicker, but a sparse sample

@@ -184,8 +184,8 @@ def _open_duck(directory: Path | None) -> DuckProjection:
     try:
         return DuckProjection(path)
     except ProjectionError as exc:
-        if not path.exists():
-            raise
+        if not path.exists() or "could not set lock" in str(exc).lower():
+            raise  # not damage: another process has the file open (DuckDB's lock)
         log.error("projections.duckdb_damaged", file=str(path), error=str(exc), action="rebuild")
         for damaged in (path, path.with_name(path.name + ".wal")):
             damaged.unlink(missing_ok=True)

@@ -292,3 +292,37 @@ def test_an_actor_killed_mid_stream_while_recall_answers(tmp_path: Path) -> None
         assert errors == [] and answered > 0
         _caught_up(client)
     assert_recovered(tmp_path / "home", acked)
+
+
+def test_a_duckdb_file_another_process_holds_is_refused_not_rebuilt(tmp_path: Path) -> None:
+    """A lock held by another process is not damage: the open fails, the file stays."""
+    import subprocess
+    import sys
+
+    from pipeline.projector import _open_duck
+    from projections.errors import ProjectionError
+
+    home = tmp_path / "home"
+    _filled(home)
+    duck = home / "projections" / "memories.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(duck)!r}); "
+            "print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        size = duck.stat().st_size
+        with pytest.raises(ProjectionError, match="Could not set lock"):
+            _open_duck(home / "projections")
+        assert duck.stat().st_size == size
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
