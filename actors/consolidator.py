@@ -1,8 +1,9 @@
 """The consolidator: decides, from the linker's edges, what is a duplicate and what is stale.
 
 - duplicate: a `similar` edge at or above `duplicate_cosine` whose SimHashes differ in at most
-  `duplicate_hamming` bits — the newer memory is merged into the older (recall shows the
-  older once, with both in its provenance);
+  `duplicate_hamming` bits, between memories naming the same entities and times — the
+  newer memory is merged into the older (recall shows the older once, with both in its
+  provenance);
 - supersedes: an `updates` or `contradicts` edge — the newer memory supersedes the older, which
   goes to the archive (still found when nothing active answers).
 
@@ -62,6 +63,7 @@ class ConsolidatorActor:
             and e.weight >= s.duplicate_cosine
             and e.hamming is not None
             and e.hamming <= s.duplicate_hamming
+            and e.same_facts is not False  # another date or name: another fact
         ]
         if duplicates:
             best = max(duplicates, key=lambda e: (e.weight, e.target))

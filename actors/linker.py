@@ -15,6 +15,7 @@ the same input positions), so a restarted linker rebuilds them by `observe` and 
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class _Namespace:
     mentions: dict[str, deque[str]] = field(default_factory=dict)
     claims: dict[tuple[str, str], _Claim] = field(default_factory=dict)
     simhashes: dict[str, int] = field(default_factory=dict)
+    facts: dict[str, int] = field(default_factory=dict)  # memory -> digest of its facts
     matrix: _Matrix | None = None
 
     def vectors(self) -> _Matrix:
@@ -214,11 +216,17 @@ class LinkerActor:
                     edges[(other, "entity")] = Edge(
                         target=other, kind="entity", weight=1.0, via=entity.key
                     )
+        facts = _facts(found)
         for other, score in near:
             known = space.simhashes.get(other)
             distance = 64 if known is None else hamming(found.simhash, known)
+            theirs = space.facts.get(other)
             edges[(other, "similar")] = Edge(
-                target=other, kind="similar", weight=score, hamming=distance
+                target=other,
+                kind="similar",
+                weight=score,
+                hamming=distance,
+                same_facts=None if theirs is None else theirs == facts,
             )
         if found.claim is not None:
             typed = _typed_edge(found.claim, space.claims.get(_claim_key(found.claim)))
@@ -238,8 +246,19 @@ class LinkerActor:
                 memory_id, found.claim.value, found.claim.negated
             )
         space.simhashes[memory_id] = found.simhash
+        space.facts[memory_id] = _facts(found)
         if vector is not None and space.dim == len(vector):
             space.vectors().put(memory_id, vector)
+
+
+def _facts(found: MemoryExtracted) -> int:
+    """A digest of the entities and resolved times a memory names (stable across processes,
+    so the Ray and inline runners derive the same edges)."""
+    parts = sorted(
+        {f"e:{e.key}" for e in found.entities} | {f"t:{t.start}:{t.end}" for t in found.times}
+    )
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 def _claim_key(claim: ClaimPart) -> tuple[str, str]:

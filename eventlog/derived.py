@@ -70,6 +70,10 @@ class Edge(_Part):
     weight: float
     via: str | None = None
     hamming: int | None = None
+    # `similar` edges: whether both memories name the same entities and times (None: not
+    # known, as in events written before this field). Near-identical sentences that differ
+    # in a date or a name ("last June" / "last July") are two facts, not one.
+    same_facts: bool | None = None
 
 
 class MemoryLinked(Payload):

@@ -92,6 +92,33 @@ def test_linker_links_entities_similar_memories_and_claims() -> None:
     assert ("c", "contradicts") in _edges(out[4])  # the same value, denied
 
 
+def test_similar_sentences_with_other_dates_or_names_are_other_facts() -> None:
+    """Near-identical vectors and SimHashes, but another month or another pet's name: the
+    linker marks the edge, and the consolidator does not merge them."""
+    w = World()
+    base = _unit(7)
+    w.store("june", "Hana adopted a dog named Nala last June.", base)
+    w.store("july", "Hana adopted a dog named Nala last July.", _unit(8, base, 0.01))
+    w.store("again", "Hana adopted a dog named Nala last June!", _unit(9, base, 0.01))
+    w.store("miso", "Hana adopted a dog named Miso last June.", _unit(10, base, 0.01))
+    out = LinkerActor(LinkerSettings(similar_threshold=0.9), w.lookups).process(w.extracted)
+
+    def similar(d: Derived, target: str) -> Edge:
+        assert isinstance(d.payload, MemoryLinked)
+        return next(e for e in d.payload.edges if e.kind == "similar" and e.target == target)
+
+    assert similar(out[1], "june").same_facts is False
+    assert similar(out[2], "june").same_facts is True
+    assert similar(out[3], "june").same_facts is False
+    events = Events()
+    decisions = [
+        ConsolidatorActor().process([_linked(events, [similar(d, "june")])]) for d in out[1:]
+    ]
+    assert [len(made) for made in decisions] == [0, 1, 0]  # only the repeat is merged
+    assert isinstance(decisions[1][0].payload, MemoryConsolidated)
+    assert decisions[1][0].payload.decision == "duplicate"
+
+
 def test_linker_keeps_namespaces_apart() -> None:
     w = World()
     w.store("a", "I visited the Louvre.", _unit(1), ns="one")
