@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actors.query import CHANNELS
 from pipeline import Memory
 
 # Sentences that share people, places and words across namespaces on purpose.
@@ -24,45 +25,20 @@ FACTS = [
     "{p} sold the old bike to {q}.",
 ]
 QUERIES = ["Where did Alice move?", "cat Miso", "Initech designer", "Paris", "bike", "peanuts"]
-# Each channel alone, then all of them: a leak in one would be hidden by fusion otherwise.
+
+
+def _only(**weights: float) -> dict[str, float]:
+    return {channel: weights.get(channel, 0.0) for channel in CHANNELS}
+
+
+# All channels, then each alone, then the graph first: a leak in one channel would otherwise
+# be hidden by fusion.
 CHANNEL_WEIGHTS = [
     None,
-    {
-        "semantic": 1.0,
-        "semantic_context": 0,
-        "lexical": 0,
-        "lexical_context": 0,
-        "entity": 0,
-        "temporal": 0,
-        "graph": 0,
-    },
-    {
-        "semantic": 0,
-        "semantic_context": 0,
-        "lexical": 1.0,
-        "lexical_context": 0,
-        "entity": 0,
-        "temporal": 0,
-        "graph": 0,
-    },
-    {
-        "semantic": 0,
-        "semantic_context": 0,
-        "lexical": 0,
-        "lexical_context": 0,
-        "entity": 1.0,
-        "temporal": 0,
-        "graph": 0,
-    },
-    {
-        "semantic": 0.1,
-        "semantic_context": 0,
-        "lexical": 0,
-        "lexical_context": 0,
-        "entity": 0,
-        "temporal": 0,
-        "graph": 5.0,
-    },
+    _only(semantic=1.0),
+    _only(lexical=1.0),
+    _only(entity=1.0),
+    _only(semantic=0.1, graph=5.0),
 ]
 
 _examples = itertools.count()
