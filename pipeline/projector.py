@@ -20,7 +20,7 @@ from eventlog import EventLog
 from eventlog.errors import ValidationError
 from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
-from projections.duck import DuckProjection
+from projections.duck import DuckProjection, wal_path
 from projections.errors import ProjectionError
 from projections.vector_projection import VectorProjection, VectorSettings
 
@@ -169,8 +169,8 @@ class Projector:
     @staticmethod
     def drop(directory: Path) -> None:
         """Remove every projection file: what a rebuild starts from."""
-        for name in (DUCKDB_FILE, DUCKDB_FILE + ".wal"):
-            (directory / name).unlink(missing_ok=True)
+        for path in (directory / DUCKDB_FILE, wal_path(directory / DUCKDB_FILE)):
+            path.unlink(missing_ok=True)
         VectorProjection.drop(directory / FAISS_DIR)
 
 
@@ -187,7 +187,7 @@ def _open_duck(directory: Path | None) -> DuckProjection:
         if not path.exists() or "could not set lock" in str(exc).lower():
             raise  # not damage: another process has the file open (DuckDB's lock)
         log.error("projections.duckdb_damaged", file=str(path), error=str(exc), action="rebuild")
-        for damaged in (path, path.with_name(path.name + ".wal")):
+        for damaged in (path, wal_path(path)):
             damaged.unlink(missing_ok=True)
         return DuckProjection(path)
 

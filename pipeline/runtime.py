@@ -24,6 +24,7 @@ from pipeline.errors import ProjectionLag
 from pipeline.inline import LogHistory, resume_position, run_follower
 from pipeline.projector import DUCKDB_FILE, FAISS_DIR, AsOf, Projector, disk_bytes
 from pipeline.topology import DEFAULT_TOPOLOGY, RECALL_NEEDS
+from projections.duck import wal_path
 
 AS_OF_MARKER = "as_of.json"
 
@@ -241,7 +242,7 @@ class Runtime:
         disk = {
             "log": disk_bytes(self.log.directory),
             "duckdb": disk_bytes(self.projections_dir / DUCKDB_FILE)
-            + disk_bytes(self.projections_dir / (DUCKDB_FILE + ".wal")),
+            + disk_bytes(wal_path(self.projections_dir / DUCKDB_FILE)),
             "faiss": disk_bytes(self.projections_dir / FAISS_DIR),
         }
         disk["total"] = sum(disk.values())

@@ -63,7 +63,8 @@ def _memory_row(values: tuple[Any, ...]) -> MemoryRow:
 _HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers
 
 
-def _wal(path: Path) -> Path:
+def wal_path(path: Path) -> Path:
+    """DuckDB's write-ahead log beside its database file."""
     return path.with_name(path.name + ".wal")
 
 
@@ -89,7 +90,7 @@ class DuckProjection:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             # With a write-ahead log to replay, the blocks counted may not all be in the file.
-            whole = path is not None and path.exists() and not _wal(path).exists()
+            whole = path is not None and path.exists() and not wal_path(path).exists()
             self.con = duckdb.connect(target, read_only=read_only)
             if whole and path is not None:
                 _check_length(self.con, path)
@@ -437,7 +438,7 @@ class DuckProjection:
             self.con.execute("DETACH fresh")
             self.con.close()
             fresh.replace(self.path)
-            Path(str(self.path) + ".wal").unlink(missing_ok=True)
+            wal_path(self.path).unlink(missing_ok=True)
             self.con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
             raise ProjectionError(f"cannot compact {self.path}: {exc}") from exc
