@@ -235,9 +235,9 @@ def test_bench_all_smoke(tmp_path: Path) -> None:
     assert result["log"]["appends_per_s"]["batch_100"] > 0 and result["log"]["verify_ok"]
     ingest = result["ingest"]
     assert ingest["memories"] == 40 and ingest["raw_embedder_memories_per_s"] > 0
-    assert ingest["ratio"] == round(
-        ingest["memories_per_s"] / ingest["raw_embedder_memories_per_s"], 3
-    )
+    # The ratio comes from the unrounded rates; the rates are printed to 0.1/s.
+    ratio = ingest["memories_per_s"] / ingest["raw_embedder_memories_per_s"]
+    assert ingest["ratio"] == pytest.approx(ratio, rel=0.01)
     for channel in ("python_api", "http", "brute_force_dense"):
         figures = result["recall"]["150"][channel]
         assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
