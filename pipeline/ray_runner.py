@@ -1,9 +1,11 @@
-"""The Ray runner: each node of the topology as a named actor in the `mnemo` namespace.
+"""The Ray runner: the topology's nodes in named Ray actors of the `mnemo` namespace, one per
+worker process the topology names (the embedder alone; the light actors together).
 
-An actor opens the log itself (read-only, writing only its output stream), so it can run on
-any node that sees the data directory. Each `step` processes at most `max_batches` batches
-(backpressure), and resumes from the highest upstream position its output records, so a
-restarted actor (Ray restarts it, `max_restarts`) neither loses nor repeats an event.
+An actor opens the log itself (read-only, writing only its nodes' output streams), so it can
+run on any node that sees the data directory. Each `step` processes at most `max_batches`
+batches per node (backpressure), and each node resumes from the highest upstream position its
+output records, so a restarted actor (Ray restarts it, `max_restarts`) neither loses nor
+repeats an event.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,52 +37,69 @@ def actor_name(node: str, home: Path) -> str:
 
 
 class FollowerService:
-    """One topology node in a worker process (wrapped by `ray.remote` below)."""
+    """Topology nodes in one worker process (wrapped by `ray.remote` below), stepped in
+    topology order: one round carries a memory from the extractor through the linker."""
 
     def __init__(
-        self, home: str, settings_json: str, node_name: str, topology: Topology = DEFAULT_TOPOLOGY
+        self,
+        home: str,
+        settings_json: str,
+        node_names: str | Sequence[str],
+        topology: Topology = DEFAULT_TOPOLOGY,
     ) -> None:
         self.settings = Settings.model_validate_json(settings_json)
         configure_logging(self.settings.logging)
-        node = topology.node(node_name)
+        names = [node_names] if isinstance(node_names, str) else list(node_names)
+        nodes = [topology.node(name) for name in names]
         self.log = EventLog(
-            Path(home) / "log", self.settings.log, writable=False, writes={node.output}
+            Path(home) / "log", self.settings.log, writable=False, writes={n.output for n in nodes}
         )
-        self.follower = node.make(self.settings, LogHistory(self.log))
+        history = LogHistory(self.log)
+        self.followers = {n.name: n.make(self.settings, history) for n in nodes}
         self.started = time.time()
-        self.processed = 0
-        self.done: int | None = None  # upstream position processed through, once known
+        self.processed = dict.fromkeys(self.followers, 0)
+        # upstream position each node processed through, once known
+        self.done: dict[str, int | None] = dict.fromkeys(self.followers)
         self.pid = os.getpid()
 
-    def step(self, max_batches: int = 8) -> tuple[int, int]:
-        step = run_follower(
-            self.log,
-            self.follower,
-            max_batches=max_batches,
-            batch_size=self.settings.projections.actor_batch_size,
-            start_after=self.done,
-        )
-        self.done = step.position
-        self.processed += step.read
-        return step.read, step.derived
+    def step(self, max_batches: int = 8) -> dict[str, tuple[int, int]]:
+        """Events read and derived per node."""
+        out = {}
+        for name, follower in self.followers.items():
+            step = run_follower(
+                self.log,
+                follower,
+                max_batches=max_batches,
+                batch_size=self.settings.projections.actor_batch_size,
+                start_after=self.done[name],
+            )
+            self.done[name] = step.position
+            self.processed[name] += step.read
+            out[name] = (step.read, step.derived)
+        return out
 
     def close(self) -> None:
-        """Release the log (and the output stream's writer lock) before the process goes."""
+        """Release the log (and the output streams' writer locks) before the process goes."""
         self.log.close()
 
-    def status(self) -> dict[str, Any]:
-        upstream = self.log.stream(self.follower.upstream)
-        upstream.refresh()
-        done = resume_position(self.log, self.follower) if self.done is None else self.done
+    def status(self) -> dict[str, dict[str, Any]]:
         elapsed = max(time.time() - self.started, 1e-9)
-        return {
-            "actor": self.follower.name,
-            "pid": self.pid,
-            "processed": done,
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "lag": upstream.last_position - done,
-            "events_per_s": round(self.processed / elapsed, 1),
-        }
+        out = {}
+        for name, follower in self.followers.items():
+            upstream = self.log.stream(follower.upstream)
+            upstream.refresh()
+            done = self.done[name]
+            if done is None:
+                done = resume_position(self.log, follower)
+            out[name] = {
+                "actor": follower.name,
+                "pid": self.pid,
+                "processed": done,
+                "node_id": ray.get_runtime_context().get_node_id(),
+                "lag": upstream.last_position - done,
+                "events_per_s": round(self.processed[name] / elapsed, 1),
+            }
+        return out
 
 
 RemoteFollower: Any = ray.remote(FollowerService)
@@ -113,22 +133,30 @@ class RayRunner:
         init_ray(address)
         self.topology = topology
         # Actor handles are dynamic (methods are called with .remote), so typed as Any.
-        self.actors: dict[str, Any] = {
-            node.name: RemoteFollower.options(
-                name=actor_name(node.name, home),
+        self.processes: dict[str, Any] = {
+            process: RemoteFollower.options(
+                name=actor_name(process, home),
                 namespace=RAY_NAMESPACE,
                 get_if_exists=True,
                 max_restarts=max_restarts,
                 max_task_retries=max_restarts,
                 lifetime="detached" if address else None,
-                **({"num_cpus": node.num_cpus} | (actor_options or {})),
-            ).remote(str(home), settings.model_dump_json(), node.name, topology)
-            for node in topology.nodes
+                **({"num_cpus": sum(n.num_cpus for n in nodes)} | (actor_options or {})),
+            ).remote(str(home), settings.model_dump_json(), [n.name for n in nodes], topology)
+            for process, nodes in topology.processes.items()
+        }
+        # Each node's actor (nodes of one process share it).
+        self.actors: dict[str, Any] = {
+            node.name: self.processes[node.process] for node in topology.nodes
         }
 
+    def _each(self, method: str, *args: Any) -> dict[str, Any]:
+        """A method called on every process at once; the per-node answers merged."""
+        calls = [getattr(a, method).remote(*args) for a in self.processes.values()]
+        return {name: value for answer in ray.get(calls) for name, value in answer.items()}
+
     def step(self, max_batches: int = 8) -> dict[str, tuple[int, int]]:
-        results = ray.get([a.step.remote(max_batches) for a in self.actors.values()])
-        return dict(zip(self.actors, results, strict=True))
+        return self._each("step", max_batches)
 
     def run_until_caught_up(self, timeout: float = 120.0) -> int:
         """Step every actor until none has anything left; returns the events derived."""
@@ -142,18 +170,15 @@ class RayRunner:
         raise TimeoutError(f"actors not caught up after {timeout} s")
 
     def status(self) -> dict[str, dict[str, Any]]:
-        return dict(
-            zip(
-                self.actors, ray.get([a.status.remote() for a in self.actors.values()]), strict=True
-            )
-        )
+        return self._each("status")
 
     def shutdown(self) -> None:
         """Close every actor's log, so its stream's writer lock is free at once, then kill it."""
         try:
-            ray.get([a.close.remote() for a in self.actors.values()], timeout=60)
+            ray.get([a.close.remote() for a in self.processes.values()], timeout=60)
         except (ray.exceptions.RayError, TimeoutError) as exc:
             log.warning("runner.close_failed", error=str(exc))
-        for actor in self.actors.values():
+        for actor in self.processes.values():
             ray.kill(actor, no_restart=True)
+        self.processes.clear()
         self.actors.clear()

@@ -2,8 +2,10 @@
 
 Both runners execute the same topology: the inline runner in this process, in the order
 listed (so an actor that looks across to another stream finds it caught up), the Ray runner
-as named, restartable actors. Factories are module-level functions so that Ray can pickle a
-node and build its actor in a worker process.
+as named, restartable Ray actors: one worker process for the embedder, which computes, and
+one for the four light actors, which mostly wait (stepped in the order listed). Factories
+are module-level functions so that Ray can pickle a node and build its actor in a worker
+process.
 
     input ──► extractor ──► extracted ──► linker ──► linked ──► consolidator ──► consolidated
       │                                     ▲ (vectors, by input position)
@@ -54,6 +56,9 @@ class Node:
     output: str
     make: Factory
     num_cpus: float = 0.1  # Ray scheduling share: the embedder computes, the rest mostly wait
+    # The Ray runner puts the nodes of one process name in one worker process: each Ray
+    # worker costs ~250 MB before it does anything, and the light actors mostly wait.
+    process: str = "derive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,14 @@ class Topology:
         return next(n for n in self.nodes if n.name == name)
 
     @property
+    def processes(self) -> dict[str, tuple[Node, ...]]:
+        """The nodes of each worker process, in topology order."""
+        out: dict[str, tuple[Node, ...]] = {}
+        for node in self.nodes:
+            out[node.process] = (*out.get(node.process, ()), node)
+        return out
+
+    @property
     def streams(self) -> tuple[str, ...]:
         """Every derived stream, upstream before downstream."""
         return tuple(n.output for n in self.nodes)
@@ -72,7 +85,7 @@ class Topology:
 DEFAULT_TOPOLOGY = Topology(
     nodes=(
         Node("extractor", "input", "extracted", make_extractor),
-        Node("embedder", "input", "embedded", make_embedder, num_cpus=0.5),
+        Node("embedder", "input", "embedded", make_embedder, num_cpus=0.5, process="embedder"),
         Node("linker", "extracted", "linked", make_linker),
         Node("consolidator", "linked", "consolidated", make_consolidator),
         Node("decay", "input", "decay", make_decay),

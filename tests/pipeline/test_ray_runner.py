@@ -127,7 +127,7 @@ def test_an_actor_killed_mid_batch_resumes_exactly_once(home: Path) -> None:
         ray.kill(actor, no_restart=False)
         # Ray restarts the actor and retries the interrupted step on it; the step resumes
         # after the last upstream position the output stream records.
-        read, _ = ray.get(pending)
+        read, _ = ray.get(pending)["embedder"]
         assert 0 < read < n
         runner.run_until_caught_up()
         assert runner.status()["embedder"]["pid"] != pid_before
@@ -148,5 +148,27 @@ def test_what_ray_pickles_round_trips(home: Path) -> None:
     assert type(settings).model_validate_json(again) == settings
     _store(home, 2)
     service = FollowerService(str(home), settings.model_dump_json(), "embedder")
-    assert service.step() == (2, 2)
-    assert service.status()["lag"] == 0
+    assert service.step() == {"embedder": (2, 2)}
+    assert service.status()["embedder"]["lag"] == 0
+
+
+def test_the_light_actors_share_one_worker_process(home: Path) -> None:
+    """One Ray worker for the embedder, one for the four light actors (stepped in topology
+    order, so one step carries a memory from the extractor to the consolidator)."""
+    assert {p: [n.name for n in nodes] for p, nodes in DEFAULT_TOPOLOGY.processes.items()} == {
+        "derive": ["extractor", "linker", "consolidator", "decay"],
+        "embedder": ["embedder"],
+    }
+    _store(home, 5)
+    runner = RayRunner(home, load_settings(home=home))
+    try:
+        pids = {name: s["pid"] for name, s in runner.status().items()}
+        assert len(set(pids.values())) == 2
+        assert pids["extractor"] == pids["linker"] == pids["consolidator"] == pids["decay"]
+        assert pids["embedder"] != pids["extractor"]
+        runner.run_until_caught_up()
+        status = runner.status()
+        assert {name: s["lag"] for name, s in status.items()} == dict.fromkeys(pids, 0)
+        assert status["decay"]["processed"] == status["extractor"]["processed"] == 5
+    finally:
+        runner.shutdown()
