@@ -39,8 +39,13 @@ WHERE c.namespace = $ns AND c.field = $field
 GROUP BY c.docs, c.total_length
 """
 
+_TERMS = """
+SELECT term, count(*) FROM postings WHERE namespace = $ns AND field = $field
+GROUP BY term ORDER BY term
+"""
+
 _POSTINGS = """
-SELECT term, doc, tf, dl FROM postings WHERE namespace = $ns AND field = $field ORDER BY term
+SELECT doc, tf, dl FROM postings WHERE namespace = $ns AND field = $field ORDER BY term, doc
 """
 
 
@@ -52,17 +57,26 @@ class _Stats:
 
 
 class _Postings:
-    """One (namespace, field)'s postings in memory, grouped by term (compressed rows), so a
-    query reads a slice per term instead of scanning the table."""
+    """One (namespace, field)'s postings in memory, grouped by term, so a query reads a slice
+    per term instead of scanning the table. Each posting keeps its document and its BM25
+    term-frequency factor, tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)): a query multiplies
+    that by the term's idf. The terms are kept once each, not once per posting."""
 
-    def __init__(self, table: dict[str, np.ndarray], stats: _Stats) -> None:
+    def __init__(
+        self,
+        terms: list[tuple[str, int]],
+        rows: dict[str, np.ndarray],
+        stats: _Stats,
+        settings: BM25Settings,
+    ) -> None:
         self.stats = stats
-        terms = np.asarray(table["term"], dtype=object)
-        self.doc = table["doc"].astype(np.int64)
-        self.tf = table["tf"].astype(np.float64)
-        self.dl = table["dl"].astype(np.float64)
-        self.terms, starts = np.unique(terms, return_index=True)
-        self.offsets = np.append(starts, len(terms)).astype(np.int64)
+        self.terms = np.array([t for t, _ in terms], dtype=object)
+        counts = np.array([n for _, n in terms], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.doc = rows["doc"].astype(np.int64)
+        tf, dl = rows["tf"].astype(np.float64), rows["dl"].astype(np.float64)
+        k1, b = settings.k1, settings.b
+        self.factor = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / stats.avgdl))
 
     def slices(self, terms: Sequence[str]) -> list[tuple[str, slice]]:
         out = []
@@ -114,7 +128,9 @@ class LexicalIndex:
             stats = _Stats(
                 int(rows[0][0]), float(rows[0][1]), self.settings.epsilon * float(rows[0][2])
             )
-            return _Postings(cursor.execute(_POSTINGS, params).fetchnumpy(), stats)
+            terms = cursor.execute(_TERMS, params).fetchall()
+            postings = cursor.execute(_POSTINGS, params).fetchnumpy()
+            return _Postings(terms, postings, stats, self.settings)
         finally:
             cursor.close()
 
@@ -128,12 +144,10 @@ class LexicalIndex:
         postings = self._load(namespace, field)
         if postings is None:
             return []
-        return _score(postings, terms, self.settings, k)
+        return _score(postings, terms, k)
 
 
-def _score(
-    postings: _Postings, terms: Sequence[str], s: BM25Settings, k: int
-) -> list[tuple[int, float]]:
+def _score(postings: _Postings, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
     found = postings.slices(terms)
     if not found:
         return []
@@ -141,16 +155,12 @@ def _score(
     counts = Counter(terms)  # a query term counts once per occurrence
     docs_parts, score_parts = [], []
     for term, rows in found:
-        tf, dl = postings.tf[rows], postings.dl[rows]
         df = rows.stop - rows.start
         idf = float(np.log(stats.docs - df + 0.5) - np.log(df + 0.5))
         if idf < 0:
             idf = stats.floor
-        weight = idf * counts[term]
         docs_parts.append(postings.doc[rows])
-        score_parts.append(
-            weight * tf * (s.k1 + 1) / (tf + s.k1 * (1 - s.b + s.b * dl / stats.avgdl))
-        )
+        score_parts.append(idf * counts[term] * postings.factor[rows])
     docs, where = np.unique(np.concatenate(docs_parts), return_inverse=True)
     scores = np.bincount(where, weights=np.concatenate(score_parts))
     order = np.lexsort((docs, -scores))[:k]
