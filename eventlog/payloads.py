@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Self
+import zlib
+from typing import ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -26,15 +27,37 @@ MetadataValue = StrictStr | StrictInt | StrictFloat | StrictBool | None
 Metadata = dict[str, MetadataValue]
 
 
+# A zlib stream starts with 0x78 ("x"), a JSON object with "{": the first byte tells them apart.
+_ZLIB = b"x"
+_DEFLATE_FROM = 128  # bytes of JSON; shorter payloads gain nothing
+
+
 class Payload(BaseModel):
+    """What an event says. Stored as JSON, deflated (zlib) when that is smaller: sealed
+    payloads cannot be compressed after encryption, and the linker's edges or the extractor's
+    entities repeat their keys (a `memory.linked` payload: ~980 bytes of JSON, ~290 deflated).
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # Kinds stored in clear for anyone to read (an erasure's record) stay plain JSON.
+    deflate: ClassVar[bool] = True
 
     def encode(self) -> bytes:
         """The bytes the log stores (before sealing): JSON unless a kind says otherwise."""
-        return self.model_dump_json().encode()
+        raw = self.model_dump_json().encode()
+        if self.deflate and len(raw) >= _DEFLATE_FROM:
+            packed = zlib.compress(raw, 6)
+            if len(packed) < len(raw):
+                return packed
+        return raw
 
     @classmethod
     def decode(cls, raw: bytes) -> Self:
+        if raw[:1] == _ZLIB:
+            try:
+                raw = zlib.decompress(raw)
+            except zlib.error as exc:
+                raise ValueError(f"payload is not a whole zlib stream: {exc}") from exc
         return cls.model_validate_json(raw)
 
 
@@ -58,18 +81,22 @@ class FeedbackRecorded(Payload):
 
 
 class SubjectErased(Payload):
+    deflate: ClassVar[bool] = False
+
     namespace: str
     key_ids: list[str]
 
 
 class MemoryEmbedded(Payload):
-    """A memory's vectors (float32, little-endian) and the model that made them.
+    """A memory's vectors and the model that made them.
 
-    `vector` embeds the memory's own text (with its date), as float32; `context_vector`, when
-    present, embeds it together with `context_text`, the conversational context it was stored
-    in (the memory just before it in the namespace, `context_memory_id`), as float16 (it only
-    ranks candidates, and half the bytes keeps a memory within its disk budget). Stored as a
-    small JSON header followed by the raw vectors: vectors are most of the log's bytes.
+    `vector` embeds the memory's own text (with its date); `context_vector`, when present,
+    embeds it together with `context_text`, the conversational context it was stored in (the
+    memory just before it in the namespace, `context_memory_id`). Both are float16,
+    little-endian (`vector_dtype` "<f4": a float32 vector, as events written before it said):
+    the projections keep half floats too, a unit vector's components lose under 1e-3, and
+    vectors are most of the log's bytes. Stored as a small JSON header followed by the raw
+    vectors.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, ser_json_bytes="base64")
@@ -79,6 +106,7 @@ class MemoryEmbedded(Payload):
     context_vector: bytes = b""
     context_text: str | None = None
     context_memory_id: str | None = None
+    vector_dtype: Literal["<f2", "<f4"] = "<f4"
 
     @classmethod
     def of(
@@ -91,16 +119,17 @@ class MemoryEmbedded(Payload):
     ) -> MemoryEmbedded:
         return cls(
             model_id=model_id,
-            vector=np.ascontiguousarray(vector, "<f4").tobytes(),
+            vector=np.ascontiguousarray(vector, "<f2").tobytes(),
             context_vector=b""
             if context_vector is None
             else np.ascontiguousarray(context_vector, "<f2").tobytes(),
             context_text=context_text,
             context_memory_id=context_memory_id,
+            vector_dtype="<f2",
         )
 
     def array(self) -> npt.NDArray[np.float32]:
-        return np.frombuffer(self.vector, dtype="<f4")
+        return np.frombuffer(self.vector, dtype=self.vector_dtype).astype(np.float32)
 
     def context_array(self) -> npt.NDArray[np.float32] | None:
         if not self.context_vector:
@@ -114,6 +143,7 @@ class MemoryEmbedded(Payload):
                 "context_text": self.context_text,
                 "context_memory_id": self.context_memory_id,
                 "split": len(self.vector),
+                "vector_dtype": self.vector_dtype,
             }
         ).encode()
         return struct.pack("<I", len(header)) + header + self.vector + self.context_vector

@@ -100,7 +100,7 @@ def test_ray_actors_derive_what_the_inline_runner_would(home: Path, tmp_path: Pa
         assert isinstance(payload, MemoryEmbedded)
         source = next(log.input.read(1, 1))
         expected = embedder.embed([dated(synthetic_text(0), source.occurred_at)])[0]
-        assert np.allclose(payload.array(), expected, atol=1e-5)
+        assert np.allclose(payload.array(), expected, atol=1e-3)  # stored as half floats
     with Memory.open(home=home) as mem:  # the projections fold what the actors wrote
         assert mem.stats()["actors"]["embedder"]["lag"] == 0
         hits = mem.recall(synthetic_text(4), namespace="user-1", k=1)

@@ -1,0 +1,77 @@
+"""Payload encodings: what the log stores for each kind, and that older encodings still read."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from eventlog.derived import Edge, MemoryExtracted, MemoryLinked
+from eventlog.payloads import MemoryEmbedded, MemoryStored, SubjectErased
+
+
+def _linked(n: int) -> MemoryLinked:
+    return MemoryLinked(
+        mentions=["person:alice", "place:paris"],
+        edges=[
+            Edge(target=f"{i:032x}", kind="entity", weight=1.0, via="person:alice")
+            for i in range(n)
+        ],
+    )
+
+
+def test_long_json_payloads_are_deflated_and_read_back() -> None:
+    payload = _linked(10)
+    raw = payload.encode()
+    plain = payload.model_dump_json().encode()
+    assert raw[:1] == b"x" and len(raw) < len(plain) / 2
+    assert zlib.decompress(raw) == plain
+    assert MemoryLinked.decode(raw) == payload
+
+
+def test_short_payloads_stay_plain_json() -> None:
+    payload = MemoryStored(text="Alice lives in Paris")
+    assert payload.encode() == payload.model_dump_json().encode()
+    assert MemoryStored.decode(payload.encode()) == payload
+
+
+def test_events_written_as_plain_json_still_read() -> None:
+    payload = _linked(10)
+    assert MemoryLinked.decode(payload.model_dump_json().encode()) == payload
+    extracted = MemoryExtracted(extractor="rules", facts=["Alice lives in Paris"] * 5)
+    assert MemoryExtracted.decode(extracted.model_dump_json().encode()) == extracted
+
+
+def test_clear_kinds_are_never_deflated() -> None:
+    erased = SubjectErased(namespace="alice", key_ids=[f"k{i:040d}" for i in range(20)])
+    assert erased.encode() == erased.model_dump_json().encode()
+
+
+def test_a_damaged_deflated_payload_is_an_error_not_a_guess() -> None:
+    raw = _linked(10).encode()
+    with pytest.raises(ValueError, match="zlib"):
+        MemoryLinked.decode(raw[: len(raw) // 2])
+
+
+def test_embedded_vectors_are_half_floats_and_float32_events_still_read() -> None:
+    rng = np.random.default_rng(7)
+    vector = rng.standard_normal(384).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    payload = MemoryEmbedded.of("m", vector, vector[::-1].copy(), "before", "id0")
+    raw = payload.encode()
+    assert len(raw) < 2 * 384 * 2 + 200  # two half-float vectors and a small header
+    back = MemoryEmbedded.decode(raw)
+    assert back == payload
+    assert back.array().dtype == np.float32
+    assert np.abs(back.array() - vector).max() < 1e-3  # half precision of a unit vector
+    # An event written when the memory's own vector was float32 (no dtype in the header).
+    header = json.dumps(
+        {"model_id": "m", "context_text": None, "context_memory_id": None, "split": 384 * 4}
+    ).encode()
+    old = struct.pack("<I", len(header)) + header + vector.astype("<f4").tobytes()
+    legacy = MemoryEmbedded.decode(old)
+    assert np.array_equal(legacy.array(), vector)
+    assert legacy.context_array() is None
