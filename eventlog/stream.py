@@ -44,7 +44,7 @@ from eventlog.writer import ChainWriter, utc_now
 
 log = structlog.get_logger(__name__)
 
-_CACHED_TABLES = 8
+_CACHED_TABLES = 4  # sealed segments held decompressed, per stream
 
 
 class ArrowStream:

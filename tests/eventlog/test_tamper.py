@@ -31,28 +31,61 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("field", ["event_id", "hash"])
-def test_flipped_byte_in_a_sealed_segment_fails_verify_at_its_position(
-    tmp_path: Path, field: str
+@pytest.mark.parametrize(
+    ("field", "segment"),
+    [
+        ("hash", 2),  # a sealed segment: zstd keeps random bytes as they are
+        ("event_id", -1),  # the active segment, not compressed
+        ("hash", -1),
+    ],
+)
+def test_flipped_byte_fails_verify_at_its_position(
+    tmp_path: Path, field: str, segment: int
 ) -> None:
-    directory = _filled(tmp_path)
-    sealed = _segments(directory)[2]
+    directory = _filled(tmp_path, 62)  # the active segment holds two
+    damaged = _segments(directory)[segment]
     with EventLog(directory, writable=False) as log:
-        records = [r for r in log.input.read() if r.position >= int(sealed.stem)]
+        records = [r for r in log.input.read() if r.position >= int(damaged.stem)]
         target = records[1]
     needle = target.event_id.encode() if field == "event_id" else target.hash
-    data = sealed.read_bytes()
+    data = damaged.read_bytes()
     # A hash is stored twice: as this event's hash and as the next one's prev_hash, which
     # comes first in the file; rfind lands on the event's own hash column.
     offset = data.rfind(needle)
     assert offset > 0
-    _flip(sealed, offset + len(needle) - 1)
+    _flip(damaged, offset + len(needle) - 1)
 
     report = EventLog(directory, writable=False).verify()
     assert not report.ok
     assert report.first_bad_position == target.position
-    assert report.segment == sealed.name
+    assert report.segment == damaged.name
     assert report.stream == "input"
+
+
+def test_no_flipped_byte_in_a_compressed_segment_goes_unnoticed(tmp_path: Path) -> None:
+    """Sealed segments are zstd-compressed: a flipped bit anywhere in one either fails verify
+    there, or falls where it changes nothing that is read (padding, unused metadata)."""
+    directory = _filled(tmp_path)
+    sealed = _segments(directory)[2]
+    first, original = int(sealed.stem), sealed.read_bytes()
+    with EventLog(directory, writable=False) as log:
+        before = list(log.input.read())
+    caught = 0
+    for offset in range(0, len(original), 7):
+        _flip(sealed, offset)
+        try:
+            report = EventLog(directory, writable=False).verify()
+            if report.ok:
+                with EventLog(directory, writable=False) as log:
+                    assert list(log.input.read()) == before, f"offset {offset} changed records"
+            else:
+                assert report.segment == sealed.name
+                assert report.first_bad_position is not None
+                assert report.first_bad_position >= first
+                caught += 1
+        finally:
+            sealed.write_bytes(original)
+    assert caught > len(original) // 7 // 2  # most bytes matter
 
 
 def test_flipped_ciphertext_byte_is_caught(tmp_path: Path) -> None:
