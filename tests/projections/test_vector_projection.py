@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from projections.memstate import doc_id
 from projections.vector_projection import VectorProjection, VectorSettings
@@ -115,10 +116,20 @@ def test_an_hnsw_snapshot_keeps_its_graph(tmp_path: Path) -> None:
     vp.apply_input([ev.forgotten("m3")])  # a tombstone survives the round trip
     vp.snapshot()
     (npz,) = (tmp_path / "faiss").glob("index*.npz")
-    assert set(np.load(npz).files) == {"graph", "slot_ids", "dim"}
-    again = VectorProjection(tmp_path / "faiss", settings)
-    assert again._indexes[("n", "text")].kind == "hnsw"  # type: ignore[attr-defined]
-    assert again.checksums() == vp.checksums()
+    with np.load(npz) as arrays:
+        assert set(arrays.files) == {"graph_zstd", "graph_bytes", "slot_ids", "dim"}
+        graph = pa.Codec("zstd").decompress(
+            arrays["graph_zstd"], decompressed_size=int(arrays["graph_bytes"][0]), asbytes=True
+        )
+        assert len(arrays["graph_zstd"]) < len(graph)
+        old = {"graph": np.frombuffer(graph, np.uint8)} | {
+            k: arrays[k] for k in ("slot_ids", "dim")
+        }
     query = ev.embedded(stored[7]).payload.array()  # type: ignore[union-attr]
-    assert again.search("n", query, 5) == vp.search("n", query, 5)
-    assert doc_id("m3") not in {d for d, _ in again.search("n", query, 60)}
+    for _format in ("zstd", "as snapshots stored it before"):
+        again = VectorProjection(tmp_path / "faiss", settings)
+        assert again._indexes[("n", "text")].kind == "hnsw"  # type: ignore[attr-defined]
+        assert again.checksums() == vp.checksums()
+        assert again.search("n", query, 5) == vp.search("n", query, 5)
+        assert doc_id("m3") not in {d for d, _ in again.search("n", query, 60)}
+        np.savez(npz, **old)
