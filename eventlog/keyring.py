@@ -42,6 +42,7 @@ class Keyring:
         self._active: dict[str, str] = {}  # namespace -> key id in use
         self._generations: dict[str, int] = {}
         self._destroyed: dict[str, Destroyed] = {}
+        self._ciphers: dict[str, AESGCM] = {}  # key id -> its cipher (key schedule made once)
         if path.exists():
             self._load()
 
@@ -102,29 +103,38 @@ class Keyring:
             if entry is None and key_id not in self._destroyed and self._path.exists():
                 self._keys.clear()
                 self._destroyed.clear()
+                self._ciphers.clear()
                 self._load()
                 entry = self._keys.get(key_id)
             return entry
 
+    def _cipher(self, key_id: str) -> AESGCM | None:
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            entry = self._entry(key_id)
+            if entry is None:
+                return None
+            cipher = self._ciphers[key_id] = AESGCM(entry[1])
+        return cipher
+
     def seal(self, key_id: str, plaintext: bytes, aad: bytes) -> bytes:
-        entry = self._entry(key_id)
-        if entry is None:
+        cipher = self._cipher(key_id)
+        if cipher is None:
             if key_id in self._destroyed:
                 raise KeyErased(f"key {key_id!r} was destroyed: its namespace is erased")
             raise KeyringError(f"no key {key_id!r} in {self._path}")
-        _, key = entry
         nonce = secrets.token_bytes(_NONCE)
-        return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+        return nonce + cipher.encrypt(nonce, plaintext, aad)
 
     def open(self, key_id: str, sealed: bytes, aad: bytes) -> bytes | None:
         """The plaintext, or None when the key was destroyed."""
-        entry = self._entry(key_id)
-        if entry is None:
+        cipher = self._cipher(key_id)
+        if cipher is None:
             if key_id in self._destroyed:
                 return None
             raise KeyringError(f"no key {key_id!r} in {self._path}")
         try:
-            return AESGCM(entry[1]).decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
+            return cipher.decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
         except InvalidTag as exc:
             raise KeyringError(f"payload sealed with {key_id!r} fails authentication") from exc
 
@@ -144,6 +154,7 @@ class Keyring:
             now = datetime.now(UTC).isoformat()
             for key_id in doomed:
                 del self._keys[key_id]
+                self._ciphers.pop(key_id, None)
                 self._destroyed[key_id] = Destroyed(key_id, namespace, now, logged=False)
             self._active.pop(namespace, None)
             if doomed:
