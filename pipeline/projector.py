@@ -9,7 +9,8 @@ derived from what its upstream had by then.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,16 +86,49 @@ class Projector:
         self.vectors = VectorProjection(
             None if directory is None else directory / FAISS_DIR, vectors
         )
+        # The vector projection's changes run on a thread of their own, in order: FAISS builds
+        # its HNSW graph outside the GIL, so the DuckDB side of the fold goes on meanwhile.
+        self._vector_thread = ThreadPoolExecutor(1, thread_name_prefix="mnemo-vectors")
+        self._vector_work: list[Future[None]] = []
+        self._vector_failed = False
+
+    def _to_vectors(self, change: Callable[..., None], *args: object) -> None:
+        def run() -> None:
+            if self._vector_failed:
+                return  # once a change failed, none after it may apply: it would skip it
+            try:
+                change(*args)
+            except BaseException:
+                self._vector_failed = True
+                raise
+
+        self._vector_work.append(self._vector_thread.submit(run))
+
+    def _vectors_caught_up(self, *, raise_error: bool = True) -> None:
+        """Wait for every queued vector change; the one that failed raises here (or, when
+        another error is on its way, is logged). The next fold resumes from what applied."""
+        work, self._vector_work = self._vector_work, []
+        errors = [e for e in (f.exception() for f in work) if e is not None]
+        self._vector_failed = False
+        if errors and raise_error:
+            raise errors[0]
+        for error in errors:
+            log.error("projections.vectors_failed", error=f"{type(error).__name__}: {error}")
 
     def catch_up(self, event_log: EventLog, as_of: AsOf | None = None) -> int:
         """Apply everything new in the log (up to `as_of`); return the events applied."""
         began = time.perf_counter()
         stop = event_log.input.last_position if as_of is None else as_of.input_stop(event_log)
-        applied = self._input(event_log, stop)
-        stops = {INPUT_STREAM: stop}
-        for stream, upstream in self.streams:
-            done, stops[stream] = self._derived(event_log, stream, stops.get(upstream, 0))
-            applied += done
+        try:
+            applied = self._input(event_log, stop)
+            stops = {INPUT_STREAM: stop}
+            for stream, upstream in sorted(self.streams, key=_embedded_first):
+                done, stops[stream] = self._derived(event_log, stream, stops.get(upstream, 0))
+                applied += done
+        except BaseException:
+            self._vectors_caught_up(raise_error=False)
+            raise
+        self._vectors_caught_up()
         if applied:
             log.info(
                 "projections.caught_up",
@@ -107,19 +141,21 @@ class Projector:
         start = min(self.duck.applied(INPUT_STREAM), self.vectors.applied(INPUT_STREAM)) + 1
         applied = 0
         erased = False
+        vector_from = self.vectors.applied(INPUT_STREAM)  # batches only move forward
         while start <= stop:
             end = min(stop, start + self.batch_size - 1)
             opened = event_log.opened(event_log.input.read(start, end))
             duck_from = self.duck.applied(INPUT_STREAM)
-            vector_from = self.vectors.applied(INPUT_STREAM)
             self.duck.apply(INPUT_STREAM, [o for o in opened if o.record.position > duck_from])
-            self.vectors.apply_input([o for o in opened if o.record.position > vector_from])
+            self._to_vectors(
+                self.vectors.apply_input, [o for o in opened if o.record.position > vector_from]
+            )
             erased |= any(o.record.kind == SUBJECT_ERASED for o in opened)
             applied += len(opened)
             start = end + 1
         if erased:
             self.duck.compact()
-            self.vectors.snapshot()
+            self._to_vectors(self.vectors.snapshot)
         return applied
 
     def _derived(self, event_log: EventLog, stream: str, upstream_stop: int) -> tuple[int, int]:
@@ -153,9 +189,13 @@ class Projector:
         if stream != EMBEDDED_STREAM:
             self.duck.apply_derived(stream, [o for o in opened if o.record.position > duck_from])
             return
+        # Read while earlier batches may still be queued: it can only lag, and every batch
+        # starts past the one before, so it filters no more than it should.
         vector_from = self.vectors.applied(stream)
         self.duck.apply_embedded([o for o in opened if o.record.position > duck_from])
-        self.vectors.apply_embedded([o for o in opened if o.record.position > vector_from])
+        self._to_vectors(
+            self.vectors.apply_embedded, [o for o in opened if o.record.position > vector_from]
+        )
 
     def checksums(self) -> dict[str, str]:
         sums = {f"duckdb.{table}": digest for table, digest in self.duck.checksums().items()}
@@ -163,6 +203,8 @@ class Projector:
         return sums
 
     def close(self) -> None:
+        self._vectors_caught_up()
+        self._vector_thread.shutdown()
         self.vectors.snapshot()
         self.duck.close()
 
@@ -172,6 +214,12 @@ class Projector:
         for path in (directory / DUCKDB_FILE, wal_path(directory / DUCKDB_FILE)):
             path.unlink(missing_ok=True)
         VectorProjection.drop(directory / FAISS_DIR)
+
+
+def _embedded_first(stream: tuple[str, str]) -> bool:
+    """Sort key: the embedded stream before the input's other followers, so that its graph
+    is built while they are folded (any stream's upstream still comes before it)."""
+    return stream != (EMBEDDED_STREAM, INPUT_STREAM)
 
 
 def _open_duck(directory: Path | None) -> DuckProjection:

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM
 from pipeline import Memory
 from pipeline.bench import synthetic_text
 from pipeline.config import load_settings
 from pipeline.inline import run_follower
+from projections.vector_projection import VectorProjection
 
 
 def _settings(home: Path):  # type: ignore[no-untyped-def]
@@ -260,3 +262,30 @@ def test_audit_lists_every_event_behind_a_memory(home: Path) -> None:
         assert [e.causation.position for e in derived] == [1, 2]  # type: ignore[union-attr]
         assert all(len(e.hash) == 64 and e.actor for e in trail)
         assert derived[0].actor == "embedder"
+
+
+def test_a_failed_vector_change_fails_the_fold_and_the_next_one_completes(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vector projection is folded on a thread of its own: its error still reaches the
+    caller, and nothing is skipped once it is gone."""
+    real = VectorProjection.apply_embedded
+    calls = Counter[str]()
+
+    def failing(self: VectorProjection, opened: list[Opened]) -> None:
+        calls["embedded"] += 1
+        if calls["embedded"] == 2:
+            raise RuntimeError("disk gone")
+        real(self, opened)
+
+    with Memory.open(settings=_settings(home)) as mem:
+        _populate(mem)
+        mem.sync()
+        expected = mem.checksums()
+        monkeypatch.setattr(VectorProjection, "apply_embedded", failing)
+        with pytest.raises(RuntimeError, match="disk gone"):
+            mem.rebuild()
+        assert calls["embedded"] >= 2
+        monkeypatch.setattr(VectorProjection, "apply_embedded", real)
+        mem.runtime.project()
+        assert mem.checksums() == expected
