@@ -19,7 +19,6 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -40,6 +39,7 @@ from actors.fusion import (
     spread,
     top,
 )
+from actors.hit import Hit
 from actors.readmodel import NamespaceModel, ReadModel
 from actors.timeexpr import find_times
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
@@ -100,36 +100,6 @@ class QuerySettings(BaseModel):
     wait_timeout: float = Field(
         10.0, gt=0, le=600, description="seconds recall(min_position=...) may wait"
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    memory_id: str
-    text: str | None
-    score: float
-    channels: dict[str, float]
-    metadata: dict[str, Any]
-    occurred_at: datetime | None
-    status: str
-    namespace: str
-    provenance: list[dict[str, Any]] = field(default_factory=list)
-    category: str | None = None
-    zone: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "memory_id": self.memory_id,
-            "text": self.text,
-            "score": round(self.score, 6),
-            "channels": {k: round(v, 6) for k, v in self.channels.items()},
-            "metadata": self.metadata,
-            "occurred_at": None if self.occurred_at is None else self.occurred_at.isoformat(),
-            "status": self.status,
-            "namespace": self.namespace,
-            "category": self.category,
-            "zone": self.zone,
-            "provenance": self.provenance,
-        }
 
 
 class QueryEngine:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from actors.query import Hit
+from actors.hit import Hit
 from eventlog import EventView
 from pipeline.wire import receipt_json, report_json, row_json
 from projections.memstate import MemoryRow

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from actors.query import Hit
+from actors.hit import Hit
 from eventlog import EventView, LogReport, Receipt, StoreRequest
 from eventlog import errors as log_errors
 from eventlog.payloads import Metadata

@@ -18,7 +18,7 @@ from typing import Any
 import ray
 
 from pipeline.client import RemoteMemory
-from pipeline.ray_runner import RAY_NAMESPACE, actor_name
+from pipeline.raynames import RAY_NAMESPACE, actor_name
 
 
 def query_actor_name(home: Path) -> str:

@@ -10,7 +10,6 @@ repeats an event.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -24,16 +23,10 @@ from eventlog import EventLog
 from pipeline.config import Settings
 from pipeline.inline import LogHistory, resume_position, run_follower
 from pipeline.logsetup import configure_logging
+from pipeline.raynames import RAY_NAMESPACE, actor_name
 from pipeline.topology import DEFAULT_TOPOLOGY, Topology
 
-RAY_NAMESPACE = "mnemo"
 log = structlog.get_logger(__name__)
-
-
-def actor_name(node: str, home: Path) -> str:
-    """Unique per data directory: one cluster may serve several."""
-    digest = hashlib.sha1(str(home.resolve()).encode(), usedforsecurity=False).hexdigest()[:10]
-    return f"{node}@{digest}"
 
 
 class FollowerService:

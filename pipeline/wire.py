@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from actors.query import Hit
+from actors.hit import Hit
 from eventlog import Causation, EventView, LogReport, Receipt
 from eventlog.verify import VerifyReport
 from projections.memstate import MemoryRow
