@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from projections.heap import release_freed_memory
+
 Docs = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 
@@ -182,6 +184,7 @@ class ReadModel:
         model = self._namespaces.get(namespace)
         if model is None:
             model = self._namespaces[namespace] = NamespaceModel(self._con, namespace)
+            release_freed_memory()  # what reading it from DuckDB left behind
         return model
 
     def votes(self) -> dict[int, int]:

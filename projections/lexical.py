@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from projections.heap import release_freed_memory
 from projections.text import tokenize
 
 
@@ -116,6 +117,7 @@ class LexicalIndex:
             key = (namespace, field)
             if key not in self._postings:
                 self._postings[key] = self._read(namespace, field)
+                release_freed_memory()
             return self._postings[key]
 
     def _read(self, namespace: str, field: int) -> _Postings | None:
