@@ -56,19 +56,29 @@ class FollowerService:
         self.pid = os.getpid()
 
     def step(self, max_batches: int = 8) -> dict[str, tuple[int, int]]:
-        """Events read and derived per node."""
+        """Events read and derived per node. A node that fails does not hold up the others
+        in its process (the decay actor does not wait on the extractor): each is stepped,
+        then the first failure is raised."""
         out = {}
+        failures: list[Exception] = []
         for name, follower in self.followers.items():
-            step = run_follower(
-                self.log,
-                follower,
-                max_batches=max_batches,
-                batch_size=self.settings.projections.actor_batch_size,
-                start_after=self.done[name],
-            )
+            try:
+                step = run_follower(
+                    self.log,
+                    follower,
+                    max_batches=max_batches,
+                    batch_size=self.settings.projections.actor_batch_size,
+                    start_after=self.done[name],
+                )
+            except Exception as exc:
+                log.error("actor.step_failed", actor=name, error=f"{type(exc).__name__}: {exc}")
+                failures.append(exc)
+                continue
             self.done[name] = step.position
             self.processed[name] += step.read
             out[name] = (step.read, step.derived)
+        if failures:
+            raise failures[0]
         return out
 
     def close(self) -> None:

@@ -172,3 +172,23 @@ def test_the_light_actors_share_one_worker_process(home: Path) -> None:
         assert status["decay"]["processed"] == status["extractor"]["processed"] == 5
     finally:
         runner.shutdown()
+
+
+def test_a_failing_node_does_not_hold_up_the_others_in_its_process(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(home=home)
+    _store(home, 4)
+    service = FollowerService(str(home), settings.model_dump_json(), ["extractor", "decay"])
+    extractor = service.followers["extractor"]
+
+    def broken(batch: object) -> list[object]:
+        raise RuntimeError("extractor broken")
+
+    monkeypatch.setattr(extractor, "process", broken)
+    with pytest.raises(RuntimeError, match="extractor broken"):
+        service.step()
+    assert service.done["decay"] == 4 and service.processed["decay"] == 4
+    monkeypatch.undo()
+    assert service.step() == {"extractor": (4, 4), "decay": (0, 0)}
+    service.close()
