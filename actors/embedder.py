@@ -17,13 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field
-from tokenizers import Encoding, Tokenizer
 
 from actors.errors import ActorError
 from actors.follower import Derived, Opened
@@ -36,6 +34,10 @@ from eventlog.schema import (
     MEMORY_UPDATED,
 )
 from projections.text import dated, in_context
+
+if TYPE_CHECKING:  # loaded where a model is, so a process without one stays light
+    import onnxruntime as ort
+    from tokenizers import Encoding
 
 Vectors = npt.NDArray[np.float32]
 
@@ -79,6 +81,8 @@ def resolve(spec: str) -> Path:
 
 @functools.cache
 def _session(model: Path, threads: int) -> ort.InferenceSession:
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -105,6 +109,8 @@ class Embedder:
         self.settings = settings or EmbedderSettings()
         self._model_path = resolve(self.settings.model)
         tokenizer_path = resolve(self.settings.tokenizer)
+        from tokenizers import Tokenizer
+
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.settings.max_tokens)

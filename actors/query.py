@@ -20,11 +20,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
 
 from actors.channels import temporal_search
 from actors.decay import DecaySettings
@@ -40,6 +39,7 @@ from actors.fusion import (
     top,
 )
 from actors.hit import Hit
+from actors.query_settings import CHANNELS, SEARCH_CHANNELS, QuerySettings
 from actors.readmodel import NamespaceModel, ReadModel
 from actors.timeexpr import find_times
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
@@ -50,56 +50,7 @@ from projections.text import tokenize
 from projections.vector_projection import CONTEXT, TEXT, VectorProjection
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
-SEARCH_CHANNELS = (
-    "semantic",
-    "semantic_context",
-    "lexical",
-    "lexical_context",
-    "entity",
-    "temporal",
-)
-CHANNELS = (*SEARCH_CHANNELS, "graph")
 _WORDS = re.compile(r"[^\W_]+")
-
-
-class QuerySettings(BaseModel):
-    """The ``[query]`` section."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    candidates: int = Field(60, ge=1, le=10_000, description="per channel")
-    fusion: Literal["zscore", "rrf"] = "zscore"
-    rrf_k: int = Field(60, ge=1)
-    weights: dict[str, float] = Field(
-        default_factory=lambda: {
-            "semantic": 1.0,
-            "semantic_context": 1.0,
-            "lexical": 1.0,
-            "lexical_context": 1.0,
-            "entity": 0.25,
-            "temporal": 1.5,
-            "graph": 0.1,
-        }
-    )
-    min_spread: dict[str, float] = Field(
-        default_factory=lambda: {
-            "semantic": 0.05,
-            "semantic_context": 0.05,
-            "lexical": 1.0,
-            "lexical_context": 1.0,
-            "entity": 0.5,
-            "temporal": 0.0,
-        },
-        description="per channel: score differences below this are noise",
-    )
-    neighbor_weight: float = Field(0.5, ge=0, le=2)
-    feedback_weight: float = Field(1.0, ge=0, le=5)
-    graph_seeds: int = Field(10, ge=1, le=1000, description="top memories activation spreads from")
-    superseded_penalty: float = Field(1.0, ge=0, le=10)
-    decay_weight: float = Field(0.1, ge=0, le=5)
-    max_k: int = Field(1000, ge=1)
-    wait_timeout: float = Field(
-        10.0, gt=0, le=600, description="seconds recall(min_position=...) may wait"
-    )
 
 
 class QueryEngine:

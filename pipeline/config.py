@@ -21,12 +21,12 @@ from actors.decay import DecaySettings
 from actors.embedder import EmbedderSettings
 from actors.linker import LinkerSettings
 from actors.llm import LLMSettings
-from actors.query import QuerySettings
+from actors.query_settings import QuerySettings
 from eventlog.settings import LogSettings
 from pipeline.errors import ConfigError
 from pipeline.server_settings import ServerSettings
 from projections.lexical import BM25Settings
-from projections.vector_projection import VectorSettings
+from projections.vector_settings import VectorSettings
 
 ENV_PREFIX = "MNEMO_"
 _PACKAGE_DIR = Path(__file__).resolve().parent

@@ -13,13 +13,16 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from projections.heap import release_freed_memory
 from projections.text import tokenize
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 class BM25Settings(BaseModel):

@@ -19,13 +19,12 @@ import shutil
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
 from eventlog.opened import Opened
 from eventlog.payloads import MemoryEmbedded
@@ -40,6 +39,7 @@ from eventlog.schema import (
 from projections.errors import ProjectionError
 from projections.memstate import doc_id
 from projections.rwlock import ReadWriteLock
+from projections.vector_settings import VectorSettings
 from projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
 
 _ZSTD = pa.Codec("zstd")
@@ -49,17 +49,6 @@ log = structlog.get_logger(__name__)
 DEAD = -1
 TEXT, CONTEXT = "text", "context"
 FIELDS = (TEXT, CONTEXT)
-
-
-class VectorSettings(BaseModel):
-    """The ``[vectors]`` section."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    hnsw_above: int = Field(50_000, ge=1, description="per namespace; flat (exact) below")
-    hnsw_m: int = Field(32, ge=4)
-    ef_search: int = Field(100, ge=8)
-    snapshot_every: int = Field(50_000, ge=1, description="events applied between snapshots")
-    storage: Literal["fp32", "fp16"] = Field("fp16", description="vector codes in FAISS")
 
 
 IndexFactory = Callable[[int], VectorIndex]

@@ -1,5 +1,6 @@
-"""Light parts stay light: the HTTP client and the query RPC actor load no DuckDB, FAISS or
-model runtime (each Ray worker that did cost ~50 MB more)."""
+"""Light parts stay light: the HTTP client, the query RPC actor and the Ray workers of the
+light actors load no DuckDB, FAISS or model runtime (each process that did cost ~50 MB more;
+the embedder's worker loads the model runtime when it builds its model)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 HEAVY = ("duckdb", "faiss", "onnxruntime", "tokenizers")
 
 
-@pytest.mark.parametrize("module", ["pipeline.client", "pipeline.query_rpc", "pipeline"])
+@pytest.mark.parametrize(
+    "module", ["pipeline.client", "pipeline.query_rpc", "pipeline", "pipeline.ray_runner"]
+)
 def test_light_modules_do_not_load_the_engines(module: str) -> None:
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,0 +1,18 @@
+"""The ``[vectors]`` settings, apart from FAISS (the settings are read where FAISS is not)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class VectorSettings(BaseModel):
+    """The ``[vectors]`` section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    hnsw_above: int = Field(50_000, ge=1, description="per namespace; flat (exact) below")
+    hnsw_m: int = Field(32, ge=4)
+    ef_search: int = Field(100, ge=8)
+    snapshot_every: int = Field(50_000, ge=1, description="events applied between snapshots")
+    storage: Literal["fp32", "fp16"] = Field("fp16", description="vector codes in FAISS")
