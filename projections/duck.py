@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,16 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.opened import Opened
+from eventlog.payloads import MemoryEmbedded
 from eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED, from_micros
 from projections.derived_rows import DERIVED_ARROW, DERIVED_TABLES, KEY_COLUMN, DerivedFold
 from projections.errors import ProjectionError
 from projections.memstate import (
+    ACTIVE,
     CONTEXT_FIELD,
     ERASED,
     FIELDS,
+    FORGOTTEN,
     BatchFold,
     MemoryRow,
     with_context,
@@ -154,11 +158,32 @@ class DuckProjection:
         fold = BatchFold(before=self._rows(touched))
         fold.apply(events)
         unindex, index = fold.reindexed()
+        uncontexted = self._contexts_of(fold.forgotten(), fold.after)
         self._unindex(unindex, FIELDS)
+        self._unindex(uncontexted, (CONTEXT_FIELD,))
+        for row in uncontexted:
+            fold.after[row.memory_id] = replace(row, context=None)
         self._replace_rows(list(fold.after.values()))
         self._bulk("versions", VERSION_ARROW, fold.versions)
         self._bulk("feedback", FEEDBACK_ARROW, fold.feedback)
         self._index(index, FIELDS)
+
+    def _contexts_of(
+        self, forgotten: Sequence[int], folded: dict[str, MemoryRow]
+    ) -> list[MemoryRow]:
+        """The live rows whose context holds the text of a memory just forgotten (the memory
+        stored after it): a forgotten text must not stay searchable through its neighbour."""
+        if not forgotten:
+            return []
+        self._insert("_forgotten", pa.table({"doc": pa.array(list(forgotten), pa.int64())}))
+        found = self.con.execute(
+            "SELECT memory_id FROM memories WHERE prev_doc IN (SELECT doc FROM _forgotten) "
+            "AND context IS NOT NULL"
+        ).fetchall()
+        ids = [str(m) for (m,) in found]
+        rows = self._rows([m for m in ids if m not in folded])
+        current = [folded.get(m) or rows[m] for m in ids]
+        return [r for r in current if r.status == ACTIVE and r.context]
 
     def apply_embedded(self, events: Sequence[Opened]) -> None:
         """Fold a batch of the embedded stream (contexts and neighbours), atomically."""
@@ -166,10 +191,22 @@ class DuckProjection:
             return
         touched = sorted({e.record.memory_id for e in events if e.record.memory_id})
         with self._transaction(EMBEDDED_STREAM, events[-1].record.position):
-            after, unindex, index = with_context(self._rows(touched), events)
+            after, unindex, index = with_context(
+                self._rows(touched), events, self._forgotten_among(events)
+            )
             self._unindex(unindex, (CONTEXT_FIELD,))
             self._replace_rows(list(after.values()))
             self._index(index, (CONTEXT_FIELD,))
+
+    def _forgotten_among(self, events: Sequence[Opened]) -> set[str]:
+        """The memories these embedded events took a context from that are forgotten now."""
+        ids = {
+            e.payload.context_memory_id
+            for e in events
+            if isinstance(e.payload, MemoryEmbedded) and e.payload.context_memory_id
+        }
+        rows = self._rows(sorted(ids))
+        return {m for m, row in rows.items() if row.status == FORGOTTEN}
 
     def apply_derived(self, stream: str, events: Sequence[Opened]) -> None:
         """Fold a batch of an actor's stream (extracted, linked, consolidated, decay)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -155,7 +155,9 @@ class BatchFold:
     def _set_status(self, event: Opened, status: str) -> None:
         row = self.after.get(event.record.memory_id or "")
         if row is not None and row.status == ACTIVE:
-            self.after[row.memory_id] = replace(row, status=status)
+            # Its context goes too: a rebuild, folding the forget before the embedding, never
+            # gives it one (the postings of both fields go with the old row).
+            self.after[row.memory_id] = replace(row, status=status, context=None)
 
     def _feedback(self, event: Opened) -> None:
         r, payload = event.record, event.payload
@@ -163,6 +165,16 @@ class BatchFold:
             self.feedback.append(
                 (r.memory_id, r.namespace, r.position, payload.useful, payload.note, r.recorded_at)
             )
+
+    def forgotten(self) -> list[int]:
+        """Docs of the memories this batch forgot."""
+        return [
+            row.doc
+            for memory_id, row in self.after.items()
+            if row.status == FORGOTTEN
+            and (old := self.before.get(memory_id)) is not None
+            and old.status == ACTIVE
+        ]
 
     def reindexed(self) -> tuple[list[MemoryRow], list[MemoryRow]]:
         """(rows whose postings must go, rows whose postings must come), by text and status."""
@@ -182,9 +194,10 @@ class BatchFold:
 
 
 def with_context(
-    before: dict[str, MemoryRow], events: Iterable[Opened]
+    before: dict[str, MemoryRow], events: Iterable[Opened], forgotten: Set[str] = frozenset()
 ) -> tuple[dict[str, MemoryRow], list[MemoryRow], list[MemoryRow]]:
-    """Fold embedded events: each brings the context of the text the memory holds now.
+    """Fold embedded events: each brings the context of the text the memory holds now, unless
+    that context is the text of a memory since forgotten (`forgotten`: their ids).
 
     Returns the changed rows, those whose context postings must go and those whose must come.
     """
@@ -201,7 +214,8 @@ def with_context(
         ):
             continue
         prev = None if payload.context_memory_id is None else doc_id(payload.context_memory_id)
-        after[row.memory_id] = replace(row, context=payload.context_text, prev_doc=prev)
+        context = None if payload.context_memory_id in forgotten else payload.context_text
+        after[row.memory_id] = replace(row, context=context, prev_doc=prev)
     out = [before[m] for m in after if m in before and before[m].context]
     into = [row for row in after.values() if row.context]
     return after, out, into

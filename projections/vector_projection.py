@@ -89,6 +89,10 @@ class VectorProjection:
         self._indexes: dict[tuple[str, str], VectorIndex] = {}  # (namespace, field)
         self._text_at: dict[int, int] = {}  # doc -> input position of its text, or DEAD
         self._namespace_of: dict[int, str] = {}
+        # Whose text each context vector holds: forgetting a memory drops the context vectors
+        # of the memories stored after it (its words must not stay findable through them).
+        self._context_from: dict[int, int] = {}  # doc -> the doc its context came from
+        self._context_users: dict[int, set[int]] = {}  # doc -> docs whose context holds it
         self._positions = {INPUT_STREAM: 0, EMBEDDED_STREAM: 0}
         self._since_snapshot = 0
         self.model_id: str | None = None
@@ -123,6 +127,8 @@ class VectorProjection:
                 if doc in self._text_at:
                     self._text_at[doc] = DEAD
                     self._drop(r.namespace, doc)
+                    for user in sorted(self._context_users.pop(doc, ())):
+                        self._drop(r.namespace, user, (CONTEXT,))
         self._advance(INPUT_STREAM, events)
 
     def apply_embedded(self, events: Sequence[Opened]) -> None:
@@ -142,7 +148,15 @@ class VectorProjection:
             source = r.causation.position if r.causation else -2
             if self._text_at.get(doc) != source:
                 continue  # not (or no longer) the text the memory holds
-            for field, vector in ((TEXT, payload.array()), (CONTEXT, payload.context_array())):
+            context = payload.context_array()
+            if payload.context_memory_id is not None and context is not None:
+                source_doc = doc_id(payload.context_memory_id)
+                if self._text_at.get(source_doc) == DEAD:
+                    context = None  # the memory it came from is forgotten (or erased)
+                else:
+                    self._context_from[doc] = source_doc
+                    self._context_users.setdefault(source_doc, set()).add(doc)
+            for field, vector in ((TEXT, payload.array()), (CONTEXT, context)):
                 if vector is not None:
                     ids, vectors = batches.setdefault((r.namespace, field), ([], []))
                     ids.append(doc)
@@ -155,17 +169,25 @@ class VectorProjection:
             index.upsert(np.array(ids, np.int64), matrix)
         self._advance(EMBEDDED_STREAM, events)
 
-    def _drop(self, namespace: str, doc: int) -> None:
-        for field in FIELDS:
+    def _drop(self, namespace: str, doc: int, fields: Sequence[str] = FIELDS) -> None:
+        for field in fields:
             index = self._indexes.get((namespace, field))
             if index is not None:
                 index.remove(np.array([doc], np.int64))
+        if CONTEXT in fields:
+            source = self._context_from.pop(doc, None)
+            if source is not None:
+                self._context_users.get(source, set()).discard(doc)
 
     def _erase(self, namespace: str) -> None:
         for field in FIELDS:
             self._indexes.pop((namespace, field), None)
         for doc in [d for d, ns in self._namespace_of.items() if ns == namespace]:
             self._text_at[doc] = DEAD
+            self._context_users.pop(doc, None)
+            source = self._context_from.pop(doc, None)
+            if source is not None:
+                self._context_users.get(source, set()).discard(doc)
 
     def _advance(self, stream: str, events: Sequence[Opened]) -> None:
         if events:
@@ -190,8 +212,12 @@ class VectorProjection:
         return sum(len(index) for (_, f), index in self._indexes.items() if f == field)
 
     def checksums(self) -> dict[str, str]:
+        """Content digests of the non-empty indexes (an index emptied by forgets answers as
+        one never made: a rebuild makes none)."""
         return {
-            f"{ns}/{field}": checksum(index) for (ns, field), index in sorted(self._indexes.items())
+            f"{ns}/{field}": checksum(index)
+            for (ns, field), index in sorted(self._indexes.items())
+            if len(index)
         }
 
     # -- snapshots -----------------------------------------------------------------------
@@ -227,6 +253,8 @@ class VectorProjection:
             docs=docs,
             text_at=np.array([self._text_at[int(d)] for d in docs], np.int64),
             namespace=np.array([code[self._namespace_of[int(d)]] for d in docs], np.int32),
+            context_docs=np.array(list(self._context_from), np.int64),
+            context_from=np.array(list(self._context_from.values()), np.int64),
         )
         manifest = {
             "positions": self._positions,
@@ -255,6 +283,13 @@ class VectorProjection:
                     int(d): names[int(c)]
                     for d, c in zip(state["docs"], state["namespace"], strict=True)
                 }
+                if "context_docs" not in state:
+                    raise ProjectionError("snapshot predates the context map: rebuilt by replay")
+                self._context_from = dict(
+                    zip(state["context_docs"].tolist(), state["context_from"].tolist(), strict=True)
+                )
+                for doc, source in self._context_from.items():
+                    self._context_users.setdefault(source, set()).add(doc)
             for key, name in manifest["files"].items():
                 field, _, namespace = key.partition("/")
                 with _npz(directory / name) as arrays:

@@ -289,3 +289,25 @@ def test_a_failed_vector_change_fails_the_fold_and_the_next_one_completes(
         monkeypatch.setattr(VectorProjection, "apply_embedded", real)
         mem.runtime.project()
         assert mem.checksums() == expected
+
+
+def test_forgetting_a_memory_drops_its_words_from_the_next_ones_context(home: Path) -> None:
+    """Found by hand: after a forget, the memory stored just after it (whose context held the
+    forgotten text) was still returned for the forgotten words by the context channels."""
+    with Memory.open(settings=_settings(home)) as mem:
+        t = datetime(2024, 5, 1, 10, tzinfo=UTC)
+        a = mem.store("Zebra xylophone quartz marmalade", namespace="u", occurred_at=t)
+        mem.store("I went for a walk afterwards", namespace="u", occurred_at=t)
+        mem.sync()
+        query = "xylophone quartz marmalade"
+        for channel in ("lexical_context", "semantic_context"):
+            assert mem.recall(query, "u", 3, weights={channel: 1.0})
+        mem.forget(a.memory_id)
+        mem.sync()
+        for channel in ("lexical_context", "semantic_context"):
+            assert mem.recall(query, "u", 3, weights={channel: 1.0}) == [], channel
+        hits = mem.recall("a walk afterwards", "u", 3)
+        assert [h.text for h in hits] == ["I went for a walk afterwards"]
+        incremental = mem.checksums()
+        mem.rebuild()
+        assert mem.checksums() == incremental

@@ -78,18 +78,31 @@ class Events:
         )
 
     def embedded(
-        self, source: Opened, seed: int | None = None, vector: np.ndarray | None = None
+        self,
+        source: Opened,
+        seed: int | None = None,
+        vector: np.ndarray | None = None,
+        *,
+        context_of: Opened | None = None,
     ) -> Opened:
+        """`context_of`: the memory stored before it, whose text its context holds."""
         if vector is None:
             rng = np.random.default_rng(source.record.position if seed is None else seed)
             vector = rng.standard_normal(16).astype(np.float32)
             vector /= np.linalg.norm(vector)
+        context = context_text = context_id = None
+        if context_of is not None:
+            assert isinstance(context_of.payload, MemoryStored)
+            assert isinstance(source.payload, MemoryStored)
+            context = vector[::-1].copy()
+            context_text = f"{context_of.payload.text}\n{source.payload.text}"
+            context_id = context_of.record.memory_id
         return self._make(
             "embedded",
             "memory.embedded",
             source.record.namespace,
             source.record.memory_id,
-            MemoryEmbedded.of("test-model", vector),
+            MemoryEmbedded.of("test-model", vector, context, context_text, context_id),
             Causation("input", source.record.position),
         )
 

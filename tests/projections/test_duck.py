@@ -11,7 +11,7 @@ from pipeline.bench import synthetic_text
 from projections.duck import DuckProjection
 from projections.errors import ProjectionError
 from projections.lexical import BM25Settings, bm25
-from projections.memstate import doc_id
+from projections.memstate import CONTEXT_FIELD, doc_id
 from projections.text import dated, tokenize
 from tests.projections.events import Events
 
@@ -138,3 +138,30 @@ def test_events_of_erased_subjects_replay_as_tombstones() -> None:
     duck.apply("input", [ev.stored("a", None, ns="x")])
     row = duck.get("a")
     assert row is not None and row.status == "erased" and row.text is None
+
+
+@pytest.mark.parametrize("forget_first", [False, True])
+def test_a_forgotten_text_leaves_the_context_of_the_memory_after_it(forget_first: bool) -> None:
+    """The memory stored after a forgotten one held its text in its context: its words must
+    not stay findable there, whichever of the forget and the context is folded first."""
+    duck, ev = DuckProjection(), Events()
+    a, b = ev.stored("a", "Zebra xylophone quartz"), ev.stored("b", "I went for a walk")
+    embedded, forgotten = ev.embedded(b, context_of=a), ev.forgotten("a")
+    duck.apply("input", [a, b])
+
+    def context_hits(word: str) -> list[int]:
+        return [d for d, _ in bm25(duck.con, "n", word, 5, BM25Settings(), CONTEXT_FIELD)]
+
+    if forget_first:
+        duck.apply("input", [forgotten])
+        duck.apply_embedded([embedded])
+    else:
+        duck.apply_embedded([embedded])
+        assert context_hits("xylophone") == [doc_id("b")]
+        duck.apply("input", [forgotten])
+    assert context_hits("xylophone") == [] and context_hits("walk") == []
+    row = duck.get("b")
+    assert row is not None and row.context is None and row.status == "active"
+    assert [d for d, _ in bm25(duck.con, "n", "walk", 5, BM25Settings())] == [doc_id("b")]
+    stats = duck.con.execute("SELECT docs FROM corpus WHERE field = 1").fetchall()
+    assert stats in ([], [(0,)])  # no context document is counted any more

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from projections.memstate import doc_id
-from projections.vector_projection import VectorProjection, VectorSettings
+from projections.vector_projection import CONTEXT, VectorProjection, VectorSettings
 from projections.vectors import BruteForceIndex
 from tests.projections.events import Events
 
@@ -133,3 +133,32 @@ def test_an_hnsw_snapshot_keeps_its_graph(tmp_path: Path) -> None:
         assert again.search("n", query, 5) == vp.search("n", query, 5)
         assert doc_id("m3") not in {d for d, _ in again.search("n", query, 60)}
         np.savez(npz, **old)
+
+
+def test_a_forgotten_memory_leaves_the_context_vector_of_the_one_after_it(tmp_path: Path) -> None:
+    """The context vector of the memory stored after a forgotten one embeds the forgotten text:
+    it goes, whichever of the forget and the embedding is folded first, and across a snapshot."""
+    ev = Events()
+    a, b, c = (ev.stored(m, f"text {m}") for m in "abc")
+    embedded = [ev.embedded(b, context_of=a), ev.embedded(c, context_of=b)]
+    forgotten = ev.forgotten("a")
+    query = embedded[0].payload.context_array()  # type: ignore[union-attr]
+    assert query is not None
+
+    def contexts(vp: VectorProjection) -> set[int]:
+        return {d for d, _ in vp.search("n", query, 10, CONTEXT)}
+
+    forget_first = VectorProjection(None, index_factory=BruteForceIndex)
+    forget_first.apply_input([a, b, c, forgotten])
+    forget_first.apply_embedded(embedded)
+    forget_last = VectorProjection(tmp_path / "faiss", index_factory=BruteForceIndex)
+    forget_last.apply_input([a, b, c])
+    forget_last.apply_embedded(embedded)
+    assert contexts(forget_last) == {doc_id("b"), doc_id("c")}
+    forget_last.snapshot()
+    forget_last = VectorProjection(tmp_path / "faiss", index_factory=BruteForceIndex)
+    forget_last.apply_input([forgotten])
+    for vp in (forget_first, forget_last):
+        assert contexts(vp) == {doc_id("c")}  # b's context held a's text; c's holds b's
+        assert {d for d, _ in vp.search("n", query, 10)} == {doc_id("b"), doc_id("c")}
+    assert forget_first.checksums() == forget_last.checksums()
