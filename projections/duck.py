@@ -205,8 +205,15 @@ class DuckProjection:
             for e in events
             if isinstance(e.payload, MemoryEmbedded) and e.payload.context_memory_id
         }
-        rows = self._rows(sorted(ids))
-        return {m for m, row in rows.items() if row.status == FORGOTTEN}
+        if not ids:
+            return set()
+        self._insert("_wanted", pa.table({"memory_id": sorted(ids)}))
+        found = self.con.execute(
+            "SELECT memory_id FROM memories WHERE status = ? "
+            "AND memory_id IN (SELECT memory_id FROM _wanted)",
+            [FORGOTTEN],
+        ).fetchall()
+        return {str(m) for (m,) in found}
 
     def apply_derived(self, stream: str, events: Sequence[Opened]) -> None:
         """Fold a batch of an actor's stream (extracted, linked, consolidated, decay)."""
