@@ -175,9 +175,12 @@ class VectorProjection:
             if index is not None:
                 index.remove(np.array([doc], np.int64))
         if CONTEXT in fields:
-            source = self._context_from.pop(doc, None)
-            if source is not None:
-                self._context_users.get(source, set()).discard(doc)
+            self._unlink_context(doc)
+
+    def _unlink_context(self, doc: int) -> None:
+        source = self._context_from.pop(doc, None)
+        if source is not None:
+            self._context_users.get(source, set()).discard(doc)
 
     def _erase(self, namespace: str) -> None:
         for field in FIELDS:
@@ -185,9 +188,7 @@ class VectorProjection:
         for doc in [d for d, ns in self._namespace_of.items() if ns == namespace]:
             self._text_at[doc] = DEAD
             self._context_users.pop(doc, None)
-            source = self._context_from.pop(doc, None)
-            if source is not None:
-                self._context_users.get(source, set()).discard(doc)
+            self._unlink_context(doc)
 
     def _advance(self, stream: str, events: Sequence[Opened]) -> None:
         if events:
