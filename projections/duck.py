@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ import pyarrow as pa
 from eventlog.opened import Opened
 from eventlog.payloads import MemoryEmbedded
 from eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED, from_micros
+from projections import postings
 from projections.derived_rows import DERIVED_ARROW, DERIVED_TABLES, KEY_COLUMN, DerivedFold
 from projections.errors import ProjectionError
 from projections.memstate import (
@@ -159,14 +159,14 @@ class DuckProjection:
         fold.apply(events)
         unindex, index = fold.reindexed()
         uncontexted = self._contexts_of(fold.forgotten(), fold.after)
-        self._unindex(unindex, FIELDS)
-        self._unindex(uncontexted, (CONTEXT_FIELD,))
+        postings.unindex(self.con, unindex, FIELDS)
+        postings.unindex(self.con, uncontexted, (CONTEXT_FIELD,))
         for row in uncontexted:
             fold.after[row.memory_id] = replace(row, context=None)
         self._replace_rows(list(fold.after.values()))
         self._bulk("versions", VERSION_ARROW, fold.versions)
         self._bulk("feedback", FEEDBACK_ARROW, fold.feedback)
-        self._index(index, FIELDS)
+        postings.index(self.con, index, FIELDS)
 
     def _contexts_of(
         self, forgotten: Sequence[int], folded: dict[str, MemoryRow]
@@ -175,7 +175,9 @@ class DuckProjection:
         stored after it): a forgotten text must not stay searchable through its neighbour."""
         if not forgotten:
             return []
-        self._insert("_forgotten", pa.table({"doc": pa.array(list(forgotten), pa.int64())}))
+        postings.register(
+            self.con, "_forgotten", pa.table({"doc": pa.array(list(forgotten), pa.int64())})
+        )
         found = self.con.execute(
             "SELECT memory_id FROM memories WHERE prev_doc IN (SELECT doc FROM _forgotten) "
             "AND context IS NOT NULL"
@@ -194,9 +196,9 @@ class DuckProjection:
             after, unindex, index = with_context(
                 self._rows(touched), events, self._forgotten_among(events)
             )
-            self._unindex(unindex, (CONTEXT_FIELD,))
+            postings.unindex(self.con, unindex, (CONTEXT_FIELD,))
             self._replace_rows(list(after.values()))
-            self._index(index, (CONTEXT_FIELD,))
+            postings.index(self.con, index, (CONTEXT_FIELD,))
 
     def _forgotten_among(self, events: Sequence[Opened]) -> set[str]:
         """The memories these embedded events took a context from that are forgotten now."""
@@ -207,7 +209,7 @@ class DuckProjection:
         }
         if not ids:
             return set()
-        self._insert("_wanted", pa.table({"memory_id": sorted(ids)}))
+        postings.register(self.con, "_wanted", pa.table({"memory_id": sorted(ids)}))
         found = self.con.execute(
             "SELECT memory_id FROM memories WHERE status = ? "
             "AND memory_id IN (SELECT memory_id FROM _wanted)",
@@ -227,7 +229,9 @@ class DuckProjection:
                     continue
                 if table != "consolidation":  # decisions accumulate; the rest is replaced
                     column = KEY_COLUMN.get(table, "doc")
-                    self._insert("_docs", pa.table({"doc": pa.array(list(by_doc), pa.int64())}))
+                    postings.register(
+                        self.con, "_docs", pa.table({"doc": pa.array(list(by_doc), pa.int64())})
+                    )
                     self.con.execute(
                         f"DELETE FROM {table} WHERE {column} IN (SELECT doc FROM _docs)"
                     )
@@ -237,7 +241,7 @@ class DuckProjection:
     def _replace_rows(self, rows: Sequence[MemoryRow]) -> None:
         if not rows:
             return
-        self._insert("_ids", pa.table({"memory_id": [r.memory_id for r in rows]}))
+        postings.register(self.con, "_ids", pa.table({"memory_id": [r.memory_id for r in rows]}))
         self.con.execute("DELETE FROM memories WHERE memory_id IN (SELECT memory_id FROM _ids)")
         self._bulk(
             "memories",
@@ -253,116 +257,17 @@ class DuckProjection:
         arrow = pa.table(
             [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
         )
-        self._insert("_bulk", arrow)
+        postings.register(self.con, "_bulk", arrow)
         self.con.execute(f"INSERT INTO {table} SELECT * FROM _bulk")
 
     def _rows(self, memory_ids: Sequence[str]) -> dict[str, MemoryRow]:
         if not memory_ids:
             return {}
-        self._insert("_wanted", pa.table({"memory_id": list(memory_ids)}))
+        postings.register(self.con, "_wanted", pa.table({"memory_id": list(memory_ids)}))
         found = self.con.execute(
             _SELECT_MEMORIES + " WHERE memory_id IN (SELECT memory_id FROM _wanted)"
         ).fetchall()
         return {row[0]: _memory_row(row) for row in found}
-
-    def _insert(self, name: str, table: pa.Table) -> None:
-        with contextlib.suppress(duckdb.Error):
-            self.con.unregister(name)
-        self.con.register(name, table)
-
-    def _unindex(self, rows: Sequence[MemoryRow], fields: Sequence[int]) -> None:
-        if not rows:
-            return
-        self._insert("_gone", pa.table({"doc": pa.array([r.doc for r in rows], pa.int64())}))
-        self._insert("_fields", pa.table({"field": pa.array(list(fields), pa.int16())}))
-        self.con.execute(
-            "DELETE FROM postings WHERE doc IN (SELECT doc FROM _gone) "
-            "AND field IN (SELECT field FROM _fields)"
-        )
-        for field in fields:
-            self._adjust(rows, field, -1)
-
-    def _index(self, rows: Sequence[MemoryRow], fields: Sequence[int]) -> None:
-        namespaces: list[str] = []
-        field_ids: list[int] = []
-        terms_out: list[str] = []
-        docs: list[int] = []
-        tfs: list[int] = []
-        lengths: list[int] = []
-        for field in fields:
-            for row in rows:
-                terms = row.terms(field)
-                if not terms and field == CONTEXT_FIELD:
-                    continue  # no context: the memory is not a document of that field
-                counts = Counter(terms)
-                n = len(counts)
-                namespaces += [row.namespace] * n
-                field_ids += [field] * n
-                terms_out += counts.keys()
-                docs += [row.doc] * n
-                tfs += counts.values()
-                lengths += [len(terms)] * n
-        postings = pa.table(
-            {
-                "namespace": pa.array(namespaces, pa.string()),
-                "field": pa.array(field_ids, pa.int16()),
-                "term": pa.array(terms_out, pa.string()),
-                "doc": pa.array(docs, pa.int64()),
-                "tf": pa.array(tfs, pa.int32()),
-                "dl": pa.array(lengths, pa.int32()),
-            }
-        )
-        self._insert("_postings", postings)
-        self.con.execute("INSERT INTO postings SELECT * FROM _postings")
-        for field in fields:
-            self._adjust(rows, field, +1)
-
-    def _adjust(self, rows: Sequence[MemoryRow], field: int, sign: int) -> None:
-        """Move document frequencies and corpus sizes by the rows' terms, up or down."""
-        df: Counter[tuple[str, str]] = Counter()
-        docs: Counter[str] = Counter()
-        lengths: Counter[str] = Counter()
-        for row in rows:
-            terms = row.terms(field)
-            if not terms and field == CONTEXT_FIELD:
-                continue
-            for term in set(terms):
-                df[(row.namespace, term)] += sign
-            docs[row.namespace] += sign
-            lengths[row.namespace] += sign * len(terms)
-        self._insert(
-            "_df",
-            pa.table(
-                {
-                    "namespace": pa.array([k[0] for k in df], pa.string()),
-                    "field": pa.array([field] * len(df), pa.int16()),
-                    "term": pa.array([k[1] for k in df], pa.string()),
-                    "df": pa.array(list(df.values()), pa.int64()),
-                }
-            ),
-        )
-        self.con.execute(
-            "INSERT INTO term_stats SELECT * FROM _df ON CONFLICT (namespace, field, term) "
-            "DO UPDATE SET df = term_stats.df + excluded.df"
-        )
-        self.con.execute("DELETE FROM term_stats WHERE df <= 0")
-        self._insert(
-            "_corpus",
-            pa.table(
-                {
-                    "namespace": pa.array(list(docs), pa.string()),
-                    "field": pa.array([field] * len(docs), pa.int16()),
-                    "docs": pa.array(list(docs.values()), pa.int64()),
-                    "total_length": pa.array([lengths[n] for n in docs], pa.int64()),
-                }
-            ),
-        )
-        self.con.execute(
-            "INSERT INTO corpus SELECT * FROM _corpus ON CONFLICT (namespace, field) DO UPDATE "
-            "SET docs = corpus.docs + excluded.docs, "
-            "total_length = corpus.total_length + excluded.total_length"
-        )
-        self.con.execute("DELETE FROM corpus WHERE docs <= 0")
 
     def _erase(self, namespace: str) -> None:
         """Keep tombstones (id, status, times) and drop everything the subject said."""

@@ -8,6 +8,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from pipeline.bench import synthetic_text
+from projections import postings
 from projections.duck import DuckProjection
 from projections.errors import ProjectionError
 from projections.lexical import BM25Settings, bm25
@@ -88,10 +89,10 @@ def test_a_failed_batch_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None
     duck.apply("input", [ev.stored("a", "first memory")])
     before = duck.checksums()
 
-    def broken(rows: object, fields: object) -> None:
+    def broken(con: object, rows: object, fields: object) -> None:
         raise __import__("duckdb").Error("disk on fire")
 
-    monkeypatch.setattr(duck, "_index", broken)
+    monkeypatch.setattr(postings, "index", broken)  # the last write of a batch
     with pytest.raises(ProjectionError, match="disk on fire"):
         duck.apply("input", [ev.stored("b", "second memory"), ev.updated("a", "changed")])
     assert duck.checksums() == before
