@@ -203,10 +203,12 @@ class Projector:
         return sums
 
     def close(self) -> None:
-        self._vectors_caught_up()
-        self._vector_thread.shutdown()
-        self.vectors.snapshot()
-        self.duck.close()
+        try:
+            self._vectors_caught_up()
+        finally:
+            self._vector_thread.shutdown()
+            self.vectors.snapshot()
+            self.duck.close()
 
     @staticmethod
     def drop(directory: Path) -> None:
