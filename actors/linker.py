@@ -90,14 +90,57 @@ class _Namespace:
         return self.matrix
 
 
-@dataclass
-class _Similar:
-    """Similarity candidates for one batch: scores against the namespace as it stood before
-    the batch (one matrix product), plus each earlier memory of the batch itself."""
+_MARGIN = 1e-4  # float32 products are within ~1e-6 of exact for unit vectors
 
-    before: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
-    columns: dict[int, int] = field(default_factory=dict)  # event index -> column
-    batch: list[tuple[str, str, np.ndarray]] = field(default_factory=list)  # ns, id, vector
+
+@dataclass
+class _Group:
+    """A batch's memories of one namespace (one column each, in batch order), scored exactly
+    in float64 against each other and against the earlier memories that come near the
+    threshold: the same numbers whether two memories meet in one batch or across two, so
+    how the input was cut cannot change an edge."""
+
+    ids: list[str]
+    within: np.ndarray  # column x column
+    next_same: np.ndarray  # per column: the next column of the same memory (or len(ids))
+    first: dict[str, int]  # memory -> its first column
+    before_ids: list[str]
+    before: np.ndarray  # len(before_ids) x column
+
+    @classmethod
+    def of(cls, ids: list[str], block: np.ndarray, matrix: _Matrix | None, floor: float) -> _Group:
+        exact = block.astype(np.float64)
+        next_same = np.full(len(ids), len(ids))
+        last: dict[str, int] = {}
+        first: dict[str, int] = {}
+        for column, memory_id in enumerate(ids):
+            if memory_id in last:
+                next_same[last[memory_id]] = column
+            last[memory_id] = column
+            first.setdefault(memory_id, column)
+        before_ids: list[str] = []
+        before = np.zeros((0, len(ids)))
+        if matrix is not None and len(matrix) and matrix.dim == block.shape[1]:
+            rows = matrix.rows[: len(matrix)]
+            # float32 finds the few rows near the threshold; float64 scores them
+            near = np.flatnonzero(((rows @ block.T) >= floor - _MARGIN).any(axis=1))
+            before_ids = [matrix.ids[row] for row in near]
+            before = rows[near].astype(np.float64) @ exact.T
+        return cls(ids, exact @ exact.T, next_same, first, before_ids, before)
+
+    def candidates(self, column: int, floor: float) -> dict[str, float]:
+        """Earlier memories scoring at least `floor` with this column's: those before the
+        batch (unless stored again earlier in it: the newer vector counts), then those
+        earlier in the batch (each by its latest vector before this column)."""
+        out = {}
+        for row in np.flatnonzero(self.before[:, column] >= floor):
+            other = self.before_ids[row]
+            if self.first.get(other, column) >= column:
+                out[other] = float(self.before[row, column])
+        earlier = (self.within[column, :column] >= floor) & (self.next_same[:column] >= column)
+        for col in np.flatnonzero(earlier):
+            out[self.ids[col]] = float(self.within[column, col])
+        return out
 
 
 class LinkerActor:
@@ -120,7 +163,7 @@ class LinkerActor:
     def _step(self, batch: Sequence[Opened], *, emit: bool) -> list[Derived]:
         events = [e for e in batch if isinstance(e.payload, MemoryExtracted) and e.record.memory_id]
         vectors = self._vectors(events)
-        similar = self._prepare(events, vectors) if emit else _Similar()
+        similar = self._prepare(events, vectors) if emit else {}
         out = []
         for i, event in enumerate(events):
             r = event.record
@@ -128,7 +171,7 @@ class LinkerActor:
             vector = vectors.get(i)
             space = self._space(r.namespace, vector)
             if emit:
-                near = self._nearest(similar, i, r.namespace, r.memory_id, vector)
+                near = self._nearest(similar.get(i), r.memory_id)
                 linked = self._link(space, r.memory_id, event.payload, near)
                 out.append(Derived(MEMORY_LINKED, r.namespace, r.memory_id, linked, r.position))
             self._remember(space, r.memory_id, event.payload, vector)
@@ -145,50 +188,39 @@ class LinkerActor:
                 out[at[position]] = embedded.payload.array()
         return out
 
-    def _prepare(self, events: Sequence[Opened], vectors: dict[int, np.ndarray]) -> _Similar:
-        similar = _Similar()
-        by_namespace: dict[str, list[int]] = {}
+    def _prepare(
+        self, events: Sequence[Opened], vectors: dict[int, np.ndarray]
+    ) -> dict[int, tuple[_Group, int]]:
+        """Each event with a vector: its group (namespace and dimension) and column."""
+        grouped: dict[tuple[str, int], list[int]] = {}
         for i in sorted(vectors):
-            by_namespace.setdefault(events[i].record.namespace, []).append(i)
-        for namespace, indexes in by_namespace.items():
+            grouped.setdefault((events[i].record.namespace, len(vectors[i])), []).append(i)
+        out = {}
+        floor = self.settings.similar_threshold - 1e-5
+        for (namespace, _), indexes in grouped.items():
             space = self._spaces.get(namespace)
-            matrix = None if space is None else space.matrix
-            if matrix is None or not len(matrix) or matrix.dim != len(vectors[indexes[0]]):
-                continue
-            block = np.stack([vectors[i] for i in indexes])
-            scores = matrix.rows[: len(matrix)] @ block.T  # memories x batch
-            similar.before[namespace] = (list(matrix.ids), scores)
-            similar.columns.update({i: c for c, i in enumerate(indexes)})
-        return similar
+            group = _Group.of(
+                [str(events[i].record.memory_id) for i in indexes],
+                np.stack([vectors[i] for i in indexes]),
+                None if space is None else space.matrix,
+                floor,
+            )
+            out.update({i: (group, column) for column, i in enumerate(indexes)})
+        return out
 
-    def _nearest(
-        self, similar: _Similar, i: int, namespace: str, memory_id: str, vector: np.ndarray | None
-    ) -> list[tuple[str, float]]:
-        """The memory's nearest earlier memories at or above the threshold, best first;
-        scores rounded to 1e-5 so that how the batch was cut cannot change a result."""
-        if vector is None or self.settings.similar_k == 0:
+    def _nearest(self, at: tuple[_Group, int] | None, memory_id: str) -> list[tuple[str, float]]:
+        """The memory's nearest earlier memories at or above the threshold, best first, with
+        scores rounded to 1e-5."""
+        if at is None or self.settings.similar_k == 0:
             return []
-        candidates: dict[str, float] = {}
-        renewed = {other for ns, other, _ in similar.batch if ns == namespace}
-        if namespace in similar.before and i in similar.columns:
-            ids, scores = similar.before[namespace]
-            column = scores[:, similar.columns[i]]
-            for row in np.flatnonzero(column >= self.settings.similar_threshold - 1e-5):
-                other = ids[row]
-                if other not in renewed:  # re-stored in this batch: its new vector counts
-                    candidates[other] = float(column[row])
-        for ns, other, earlier in similar.batch:
-            if ns == namespace and len(earlier) == len(vector):
-                candidates[other] = float(earlier @ vector)
-        similar.batch.append((namespace, memory_id, vector))
+        threshold = self.settings.similar_threshold
+        candidates = at[0].candidates(at[1], threshold - 1e-5)
         candidates.pop(memory_id, None)
         ranked = sorted(
             ((other, round(score, 5)) for other, score in candidates.items()),
             key=lambda pair: (-pair[1], pair[0]),
         )
-        return [p for p in ranked if p[1] >= self.settings.similar_threshold][
-            : self.settings.similar_k
-        ]
+        return [p for p in ranked if p[1] >= threshold][: self.settings.similar_k]
 
     def _space(self, namespace: str, vector: np.ndarray | None) -> _Namespace:
         space = self._spaces.get(namespace)

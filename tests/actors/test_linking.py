@@ -137,6 +137,27 @@ def test_linker_state_restored_by_observe_equals_state_built_by_process() -> Non
     assert restarted.process(w.extracted[7:]) == whole[7:]
 
 
+@pytest.mark.parametrize("cut", [1, 3, 7, 64])
+def test_similar_edges_do_not_depend_on_how_batches_are_cut(cut: int) -> None:
+    """Scores within a batch and against the memories before it are the same numbers: near
+    duplicates in clusters around the threshold, memories re-stored in the same batch (their
+    newest vector counts, the older one is no candidate), and two namespaces."""
+    w = World()
+    rng = np.random.default_rng(5)
+    centres = [_unit(100 + c) for c in range(4)]
+    for i in range(64):
+        memory_id = f"m{rng.integers(0, 40)}"  # about a third are stored again
+        vector = _unit(i, centres[i % 4], float(rng.uniform(0.02, 0.2)))
+        w.store(memory_id, f"Note {i} about item {i % 4}.", vector, ns="one" if i % 5 else "two")
+    settings = LinkerSettings(similar_threshold=0.85, similar_k=6)
+    whole = LinkerActor(settings, w.lookups).process(w.extracted)
+    similar = [e for d in whole for e in d.payload.edges if e.kind == "similar"]  # type: ignore[union-attr]
+    assert len(similar) > 80 and min(e.weight for e in similar) < 0.87  # not vacuous
+    cut_up = LinkerActor(settings, w.lookups)
+    pieces = [w.extracted[i : i + cut] for i in range(0, len(w.extracted), cut)]
+    assert [d for piece in pieces for d in cut_up.process(piece)] == whole
+
+
 def test_linker_waits_for_the_embedder() -> None:
     w = World()
     w.store("a", "I visited the Louvre.", _unit(1))
