@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +54,13 @@ class EmbedderSettings(BaseModel):
     threads: int = Field(2, ge=1, le=256)
     max_tokens: int = Field(256, ge=8, le=512)
     context_hours: float = Field(6.0, ge=0, description="previous memory within this is context")
+    log_vectors: Literal["int8", "fp16"] = Field(
+        "int8", description="how the log keeps vectors (int8: a quarter of float32)"
+    )
+
+    @property
+    def log_dtype(self) -> Literal["i1", "<f2"]:
+        return "i1" if self.log_vectors == "int8" else "<f2"
 
 
 class ModelNotFound(ActorError):
@@ -205,7 +212,7 @@ class EmbedderActor:
         texts, jobs = self.plan(batch)
         if not jobs:
             return []
-        return self.finish(jobs, self.embedder.embed(texts), self.embedder.model_id)
+        return self.finish(jobs, self.embedder.embed(texts), self.embedder.model_id, self.settings)
 
     def plan(self, batch: Sequence[Opened]) -> tuple[list[str], list[EmbedJob]]:
         """What to embed for a batch: every text event's own dated text, then the texts in
@@ -224,7 +231,9 @@ class EmbedderActor:
         return own + [c for c in contexts if c is not None], planned
 
     @staticmethod
-    def finish(jobs: Sequence[EmbedJob], vectors: Vectors, model_id: str) -> list[Derived]:
+    def finish(
+        jobs: Sequence[EmbedJob], vectors: Vectors, model_id: str, settings: EmbedderSettings
+    ) -> list[Derived]:
         context_vectors = iter(vectors[len(jobs) :])
         out = []
         for job, vector in zip(jobs, vectors[: len(jobs)], strict=True):
@@ -236,6 +245,7 @@ class EmbedderActor:
                 vector if job.context is None else next(context_vectors),
                 job.text if job.context is None else job.context,
                 None if job.previous is None else job.previous.record.memory_id,
+                settings.log_dtype,
             )
             r = job.event.record
             out.append(

@@ -87,16 +87,42 @@ class SubjectErased(Payload):
     key_ids: list[str]
 
 
+VectorDtype = Literal["i1", "<f2", "<f4"]
+
+
+def _pack(vector: npt.NDArray[np.float32], dtype: VectorDtype) -> bytes:
+    if dtype != "i1":
+        return bytes(np.ascontiguousarray(vector, dtype).data)
+    peak = float(np.abs(vector).max(initial=0.0))
+    scale = peak / 127 if peak > 0 else 1.0
+    codes = np.clip(np.rint(np.asarray(vector, np.float32) / scale), -127, 127).astype(np.int8)
+    return struct.pack("<f", scale) + bytes(codes.data)
+
+
+def _unpack(raw: bytes, dtype: VectorDtype) -> npt.NDArray[np.float32]:
+    if dtype != "i1":
+        return np.frombuffer(raw, dtype=dtype).astype(np.float32)
+    if len(raw) < 4:
+        raise ValueError("an int8 vector needs its 4-byte scale")
+    (scale,) = struct.unpack_from("<f", raw)
+    vector: npt.NDArray[np.float32] = np.frombuffer(raw, np.int8, offset=4).astype(np.float32)
+    return vector * np.float32(scale)
+
+
 class MemoryEmbedded(Payload):
     """A memory's vectors and the model that made them.
 
     `vector` embeds the memory's own text (with its date); `context_vector`, when present,
     embeds it together with `context_text`, the conversational context it was stored in (the
-    memory just before it in the namespace, `context_memory_id`). Both are float16,
-    little-endian (`vector_dtype` "<f4": a float32 vector, as events written before it said):
-    the projections keep half floats too, a unit vector's components lose under 1e-3, and
-    vectors are most of the log's bytes. Stored as a small JSON header followed by the raw
-    vectors.
+    memory just before it in the namespace, `context_memory_id`).
+
+    Vectors are most of the log's bytes, and the text they embed is in the log too, so they
+    are kept small: `vector_dtype` "i1" is int8 codes after a float32 scale (the vector's
+    largest component / 127), per vector. A unit vector then moves by ~0.01 and a cosine by
+    ~1e-3 at most. "<f2" is half floats (events written before int8); "<f4" a float32 own
+    vector with a half-float context vector (the oldest events).
+
+    Stored as a small JSON header, deflated when that is smaller, followed by the raw vectors.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, ser_json_bytes="base64")
@@ -106,7 +132,7 @@ class MemoryEmbedded(Payload):
     context_vector: bytes = b""
     context_text: str | None = None
     context_memory_id: str | None = None
-    vector_dtype: Literal["<f2", "<f4"] = "<f4"
+    vector_dtype: VectorDtype = "<f4"
 
     @classmethod
     def of(
@@ -116,25 +142,26 @@ class MemoryEmbedded(Payload):
         context_vector: npt.NDArray[np.float32] | None = None,
         context_text: str | None = None,
         context_memory_id: str | None = None,
+        dtype: Literal["i1", "<f2"] = "i1",
     ) -> MemoryEmbedded:
         return cls(
             model_id=model_id,
-            vector=np.ascontiguousarray(vector, "<f2").tobytes(),
-            context_vector=b""
-            if context_vector is None
-            else np.ascontiguousarray(context_vector, "<f2").tobytes(),
+            vector=_pack(vector, dtype),
+            context_vector=b"" if context_vector is None else _pack(context_vector, dtype),
             context_text=context_text,
             context_memory_id=context_memory_id,
-            vector_dtype="<f2",
+            vector_dtype=dtype,
         )
 
     def array(self) -> npt.NDArray[np.float32]:
-        return np.frombuffer(self.vector, dtype=self.vector_dtype).astype(np.float32)
+        return _unpack(self.vector, self.vector_dtype)
 
     def context_array(self) -> npt.NDArray[np.float32] | None:
         if not self.context_vector:
             return None
-        return np.frombuffer(self.context_vector, dtype="<f2").astype(np.float32)
+        return _unpack(
+            self.context_vector, "<f2" if self.vector_dtype == "<f4" else self.vector_dtype
+        )
 
     def encode(self) -> bytes:
         header = json.dumps(
@@ -144,14 +171,24 @@ class MemoryEmbedded(Payload):
                 "context_memory_id": self.context_memory_id,
                 "split": len(self.vector),
                 "vector_dtype": self.vector_dtype,
-            }
+            },
+            separators=(",", ":"),
         ).encode()
+        packed = zlib.compress(header, 6)
+        if len(packed) < len(header):
+            header = packed
         return struct.pack("<I", len(header)) + header + self.vector + self.context_vector
 
     @classmethod
     def decode(cls, raw: bytes) -> Self:
         (n,) = struct.unpack_from("<I", raw)
-        header = json.loads(raw[4 : 4 + n])
+        header_bytes = raw[4 : 4 + n]
+        if header_bytes[:1] == _ZLIB:
+            try:
+                header_bytes = zlib.decompress(header_bytes)
+            except zlib.error as exc:
+                raise ValueError(f"embedding header is not a whole zlib stream: {exc}") from exc
+        header = json.loads(header_bytes)
         body = raw[4 + n :]
         split = int(header.pop("split"))
         return cls(vector=bytes(body[:split]), context_vector=bytes(body[split:]), **header)

@@ -202,7 +202,7 @@ def _embed_new(
             vectors = embedder.embedder.embed(texts)
     finally:
         meanwhile.join()
-    derived = EmbedderActor.finish(jobs, vectors, embedder.embedder.model_id)
+    derived = EmbedderActor.finish(jobs, vectors, embedder.embedder.model_id, embedder.settings)
     _append(mem, embedder, opened, derived)
     return raw
 

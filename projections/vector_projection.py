@@ -135,6 +135,10 @@ class VectorProjection:
         with self._guard.writing():
             self._apply_embedded(events)
 
+    @property
+    def _storage_dtype(self) -> type[np.floating[Any]]:
+        return np.float16 if self.settings.storage == "fp16" else np.float32
+
     def _apply_embedded(self, events: Sequence[Opened]) -> None:
         batches: dict[tuple[str, str], tuple[list[int], list[Vectors]]] = {}
         for event in events:
@@ -162,7 +166,9 @@ class VectorProjection:
                     ids.append(doc)
                     vectors.append(vector)
         for key, (ids, vectors) in batches.items():
-            matrix = np.stack(vectors).astype(np.float32)
+            # At the storage's precision whatever the index (FAISS keeps fp16 codes), so a
+            # snapshot restores exactly the vectors that were held.
+            matrix = np.stack(vectors).astype(self._storage_dtype).astype(np.float32)
             index = self._indexes.get(key)
             if index is None:
                 index = self._indexes[key] = self._factory(matrix.shape[1])
@@ -244,8 +250,8 @@ class VectorProjection:
                 )
                 continue
             ids, vectors = index.export()
-            dtype = np.float16 if self.settings.storage == "fp16" else np.float32
-            np.savez(tmp / files[f"{field}/{namespace}"], ids=ids, vectors=vectors.astype(dtype))
+            vectors = vectors.astype(self._storage_dtype)
+            np.savez(tmp / files[f"{field}/{namespace}"], ids=ids, vectors=vectors)
         docs = np.array(list(self._text_at), np.int64)
         names = sorted(set(self._namespace_of.values()))
         code = {name: i for i, name in enumerate(names)}

@@ -56,22 +56,32 @@ def test_a_damaged_deflated_payload_is_an_error_not_a_guess() -> None:
         MemoryLinked.decode(raw[: len(raw) // 2])
 
 
-def test_embedded_vectors_are_half_floats_and_float32_events_still_read() -> None:
+def test_embedded_vectors_are_int8_with_a_scale_and_older_events_still_read() -> None:
     rng = np.random.default_rng(7)
     vector = rng.standard_normal(384).astype(np.float32)
     vector /= np.linalg.norm(vector)
-    payload = MemoryEmbedded.of("m", vector, vector[::-1].copy(), "before", "id0")
+    context = vector[::-1].copy()
+    payload = MemoryEmbedded.of("m", vector, context, "before " * 20, "id0")
     raw = payload.encode()
-    assert len(raw) < 2 * 384 * 2 + 200  # two half-float vectors and a small header
+    assert len(raw) < 2 * (4 + 384) + 120  # two int8 vectors with their scales; a deflated header
     back = MemoryEmbedded.decode(raw)
     assert back == payload
-    assert back.array().dtype == np.float32
-    assert np.abs(back.array() - vector).max() < 1e-3  # half precision of a unit vector
-    # An event written when the memory's own vector was float32 (no dtype in the header).
+    for got, want in ((back.array(), vector), (back.context_array(), context)):
+        assert got is not None and got.dtype == np.float32
+        assert np.abs(got - want).max() <= np.abs(want).max() / 254 + 1e-7  # half a step
+        assert float(got @ want) > 0.9999
+    half = MemoryEmbedded.of("m", vector, context, "before", "id0", dtype="<f2")
+    assert MemoryEmbedded.decode(half.encode()) == half
+    assert np.abs(half.array() - vector).max() < 1e-3
+    assert half.context_array() is not None and np.abs(half.context_array() - context).max() < 1e-3
+    # An event of the first format: a float32 own vector, no dtype, a plain JSON header.
     header = json.dumps(
         {"model_id": "m", "context_text": None, "context_memory_id": None, "split": 384 * 4}
     ).encode()
     old = struct.pack("<I", len(header)) + header + vector.astype("<f4").tobytes()
-    legacy = MemoryEmbedded.decode(old)
-    assert np.array_equal(legacy.array(), vector)
-    assert legacy.context_array() is None
+    assert MemoryEmbedded.decode(old).array().tobytes() == vector.tobytes()
+    zero = MemoryEmbedded.of("m", np.zeros(4, np.float32))
+    assert not MemoryEmbedded.decode(zero.encode()).array().any()
+    assert raw[4:5] == b"x"  # the header was deflated
+    with pytest.raises(ValueError, match="zlib"):
+        MemoryEmbedded.decode(struct.pack("<I", 3) + b"xyz" + raw[4:])

@@ -67,10 +67,11 @@ def test_order_of_streams_does_not_change_the_result() -> None:
             embedded.append(ev.embedded(u))
         if i % 7 == 0:
             inputs.append(ev.forgotten(f"m{i}", ns=f"ns{i % 3}"))
-    at_once = VectorProjection(None, index_factory=BruteForceIndex)
+    exact = VectorSettings(storage="fp32")
+    at_once = VectorProjection(None, exact, index_factory=BruteForceIndex)
     at_once.apply_input(inputs)
     at_once.apply_embedded(embedded)
-    stepwise = VectorProjection(None, VectorSettings(storage="fp32"))  # exact, as brute force
+    stepwise = VectorProjection(None, exact)  # FAISS, exact like brute force
     for k in range(0, len(inputs), 6):
         stepwise.apply_input(inputs[k : k + 6])
         ready = [
