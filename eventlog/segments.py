@@ -19,15 +19,20 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eventlog.errors import CorruptSegment, StorageError
 from eventlog.keys import keys64
-from eventlog.schema import ENVELOPE_SCHEMA
+from eventlog.schema import ENVELOPE_SCHEMA, GENESIS_HASH, HASH_BYTES
 
 SEGMENT_SUFFIX = ".arrow"
 INDEX_SUFFIX = ".idx"
 _SEALED_BATCH_ROWS = 65_536
 _SEALED_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+# In a sealed segment every row's previous hash but the first is the row before's hash, so it
+# is stored as zeros (they compress away: ~32 bytes an event) and restored on read. Zeros
+# cannot be a real previous hash past the first event: that would be a SHA-256 of zero.
+ELIDED_HASH = GENESIS_HASH
 _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
@@ -95,7 +100,35 @@ def read_sealed(path: Path) -> pa.Table:
     scan = scan_segment(path)
     if not scan.batches or scan.good_end < scan.size:
         raise CorruptSegment(path, f"cannot be read past byte {scan.good_end} of {scan.size}")
-    return pa.Table.from_batches(scan.batches, ENVELOPE_SCHEMA)
+    return _restore_prev_hash(pa.Table.from_batches(scan.batches, ENVELOPE_SCHEMA))
+
+
+def _elide_prev_hash(table: pa.Table) -> pa.Table:
+    n = table.num_rows
+    if n < 2:
+        return table
+    prev = table["prev_hash"].combine_chunks()
+    zeros = pa.array([ELIDED_HASH] * (n - 1), pa.binary(HASH_BYTES))
+    column = table.schema.get_field_index("prev_hash")
+    field = table.schema.field(column)
+    return table.set_column(column, field, pa.concat_arrays([prev.slice(0, 1), zeros]))
+
+
+def _restore_prev_hash(table: pa.Table) -> pa.Table:
+    """Each elided previous hash (past the first row) back from the row before's hash;
+    segments sealed before eliding hold them all and are left as they are."""
+    n = table.num_rows
+    if n < 2:
+        return table
+    prev = table["prev_hash"].combine_chunks()
+    elided = pc.equal(prev.slice(1), pa.scalar(ELIDED_HASH, pa.binary(HASH_BYTES)))
+    if not pc.any(elided).as_py():
+        return table
+    before = table["hash"].combine_chunks().slice(0, n - 1)
+    restored = pc.if_else(elided, before, prev.slice(1))
+    column = table.schema.get_field_index("prev_hash")
+    field = table.schema.field(column)
+    return table.set_column(column, field, pa.concat_arrays([prev.slice(0, 1), restored]))
 
 
 def compact_tail(batches: list[pa.RecordBatch]) -> None:
@@ -174,7 +207,8 @@ class ActiveSegment:
         tmp = self.path.with_suffix(".sealing")
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, ENVELOPE_SCHEMA, options=_SEALED_OPTIONS) as writer:
-            for batch in table.combine_chunks().to_batches(max_chunksize=_SEALED_BATCH_ROWS):
+            sealed = _elide_prev_hash(table.combine_chunks())
+            for batch in sealed.to_batches(max_chunksize=_SEALED_BATCH_ROWS):
                 writer.write_batch(batch)
         data = memoryview(sink.getvalue())
         # Same framing as the active file (header, then batches, no end-of-stream marker), so

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from eventlog import EventLog, InputLog, LogSettings
-from eventlog.segments import SEGMENT_SUFFIX, index_path
+from eventlog.schema import ENVELOPE_SCHEMA
+from eventlog.segments import (
+    _END_OF_STREAM,
+    _SEALED_OPTIONS,
+    SEGMENT_SUFFIX,
+    index_path,
+    read_sealed,
+)
 
 
 def _filled(tmp_path: Path, n: int = 60) -> Path:
@@ -49,8 +58,8 @@ def test_flipped_byte_fails_verify_at_its_position(
         target = records[1]
     needle = target.event_id.encode() if field == "event_id" else target.hash
     data = damaged.read_bytes()
-    # A hash is stored twice: as this event's hash and as the next one's prev_hash, which
-    # comes first in the file; rfind lands on the event's own hash column.
+    # In the active segment a hash is stored twice: as this event's hash and as the next
+    # one's prev_hash, which comes first in the file; rfind lands on the event's own hash.
     offset = data.rfind(needle)
     assert offset > 0
     _flip(damaged, offset + len(needle) - 1)
@@ -86,6 +95,29 @@ def test_no_flipped_byte_in_a_compressed_segment_goes_unnoticed(tmp_path: Path) 
         finally:
             sealed.write_bytes(original)
     assert caught > len(original) // 7 // 2  # most bytes matter
+
+
+def test_sealed_segments_keep_each_hash_once_and_older_ones_still_read(tmp_path: Path) -> None:
+    """A sealed segment stores zeros for every previous hash but its first row's (it is the
+    row before's hash), restored on read; segments sealed before that hold them all."""
+    directory = _filled(tmp_path)
+    sealed = _segments(directory)[2]
+    with EventLog(directory, writable=False) as log:
+        before = list(log.input.read())
+    for earlier, record in itertools.pairwise(before):
+        assert record.prev_hash == earlier.hash
+    middle = next(r for r in before if r.position == int(sealed.stem) + 1)
+    assert sealed.read_bytes().count(middle.hash) == 1
+    # The same rows sealed the older way, every previous hash in full.
+    table = read_sealed(sealed)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ENVELOPE_SCHEMA, options=_SEALED_OPTIONS) as writer:
+        writer.write_table(table)
+    sealed.write_bytes(sink.getvalue().to_pybytes()[: -len(_END_OF_STREAM)])
+    assert sealed.read_bytes().count(middle.hash) == 2
+    assert EventLog(directory, writable=False).verify().ok
+    with EventLog(directory, writable=False) as log:
+        assert list(log.input.read()) == before
 
 
 def test_flipped_ciphertext_byte_is_caught(tmp_path: Path) -> None:
