@@ -49,11 +49,14 @@ class _Claim:
 class _Matrix:
     """A namespace's vectors, one row per memory (an update overwrites its row), searched
     exactly with matrix products: the linker's similarity must not depend on how its input
-    was cut into batches, which an approximate index cannot promise."""
+    was cut into batches, which an approximate index cannot promise. Rows are half floats
+    (a unit vector's components move by under 1e-3), half the memory of float32 at 10^5."""
+
+    _CHUNK = 16_384  # rows widened to float32 at a time for a product
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
-        self.rows = np.zeros((0, dim), np.float32)
+        self.rows = np.zeros((0, dim), np.float16)
         self.ids: list[str] = []
         self.row_of: dict[str, int] = {}
 
@@ -66,10 +69,18 @@ class _Matrix:
             row = self.row_of[memory_id] = len(self.ids)
             self.ids.append(memory_id)
             if row >= len(self.rows):
-                grown = np.zeros((max(64, 2 * len(self.rows)), self.dim), np.float32)
+                grown = np.zeros((max(64, len(self.rows) * 3 // 2), self.dim), np.float16)
                 grown[: len(self.rows)] = self.rows
                 self.rows = grown
         self.rows[row] = vector
+
+    def near(self, block: np.ndarray, floor: float) -> np.ndarray:
+        """The rows scoring at least `floor` (in float32) with any of the block's vectors."""
+        hits = []
+        for start in range(0, len(self), self._CHUNK):
+            rows = self.rows[start : min(len(self), start + self._CHUNK)].astype(np.float32)
+            hits.append(start + np.flatnonzero((rows @ block.T >= floor).any(axis=1)))
+        return np.concatenate(hits) if hits else np.zeros(0, np.int64)
 
 
 @dataclass
@@ -109,7 +120,8 @@ class _Group:
 
     @classmethod
     def of(cls, ids: list[str], block: np.ndarray, matrix: _Matrix | None, floor: float) -> _Group:
-        exact = block.astype(np.float64)
+        half = block.astype(np.float16)  # as the matrix keeps them
+        exact = half.astype(np.float64)
         next_same = np.full(len(ids), len(ids))
         last: dict[str, int] = {}
         first: dict[str, int] = {}
@@ -121,11 +133,10 @@ class _Group:
         before_ids: list[str] = []
         before = np.zeros((0, len(ids)))
         if matrix is not None and len(matrix) and matrix.dim == block.shape[1]:
-            rows = matrix.rows[: len(matrix)]
             # float32 finds the few rows near the threshold; float64 scores them
-            near = np.flatnonzero(((rows @ block.T) >= floor - _MARGIN).any(axis=1))
+            near = matrix.near(half.astype(np.float32), floor - _MARGIN)
             before_ids = [matrix.ids[row] for row in near]
-            before = rows[near].astype(np.float64) @ exact.T
+            before = matrix.rows[near].astype(np.float64) @ exact.T
         return cls(ids, exact @ exact.T, next_same, first, before_ids, before)
 
     def candidates(self, column: int, floor: float) -> dict[str, float]:
