@@ -250,6 +250,10 @@ def test_bench_all_smoke(tmp_path: Path) -> None:
     # The server, Ray's processes and the actors: more than one process, and their memory.
     assert footprint["by_size"]["150"]["processes"] > 5
     assert footprint["rss_bytes"] > 200 * 2**20
+    # The peak includes a store derived by every actor, after the recall-only peak.
+    live = footprint["by_size"]["150"]
+    assert live["rss_bytes"] >= live["rss_recall_only_bytes"] > 200 * 2**20
+    assert live["store_derived_s"] >= 0
     parts = footprint["by_size"]["150"]["disk_bytes_per_memory_by_part"]
     assert {"log.input", "log.embedded", "log.linked", "projections"} <= set(parts)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
