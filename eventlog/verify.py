@@ -55,6 +55,8 @@ def verify_chunks(stream: str, chunks: Iterable[Chunk]) -> VerifyReport:
                     chunk.segment,
                     f"position {fields.position} where {expected_position} was expected",
                 )
+            # The stored previous hash only repeats the chain (the hash below is recomputed
+            # from the previous row's): sealed segments elide it past their first row.
             if stored_prev != prev and not (stored_prev == ELIDED_HASH and checked):
                 return bad(fields.position, chunk.segment, "previous hash does not match")
             if event_hash(prev, fields) != stored_hash:
