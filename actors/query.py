@@ -16,7 +16,6 @@ memory up or down a little.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -42,7 +41,7 @@ from actors.hit import Hit
 from actors.query_settings import CHANNELS, SEARCH_CHANNELS, QuerySettings
 from actors.readmodel import NamespaceModel, ReadModel
 from actors.timeexpr import find_times
-from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM
+from eventlog.schema import INPUT_STREAM
 from projections.duck import DuckProjection
 from projections.lexical import BM25Settings, LexicalIndex
 from projections.memstate import ACTIVE, CONTEXT_FIELD, TEXT_FIELD, MemoryRow
@@ -69,13 +68,12 @@ class QueryEngine:
         self.settings = settings or QuerySettings()
         self.decay = decay or DecaySettings()
         self.lexical = LexicalIndex(
-            lambda: duck.con, lexical or BM25Settings(), self._projection_version
+            lambda: duck.con, lexical or BM25Settings(), lambda: duck.changes
         )
         self._pool = ThreadPoolExecutor(
             max_workers=len(SEARCH_CHANNELS), thread_name_prefix="channel"
         )
-        self._cache: ReadModel | None = None
-        self._cache_lock = threading.Lock()
+        self._read = ReadModel(lambda: duck.con, lambda: duck.changes)
 
     def recall(
         self,
@@ -177,18 +175,10 @@ class QueryEngine:
                 jobs[channel] = self._pool.submit(self.vectors.search, namespace, vector, n, kind)
         return {channel: dict(job.result()) for channel, job in jobs.items()}
 
-    def _projection_version(self) -> tuple[int, int]:
-        """What the lexical statistics depend on: the input and the contexts."""
-        return (self.duck.applied(INPUT_STREAM), self.duck.applied(EMBEDDED_STREAM))
-
     def _read_model(self) -> ReadModel:
-        """Neighbours, edges, facets, schedules, decisions and votes, re-read only when a
-        projection has changed since."""
-        with self._cache_lock:
-            version = self.duck.version()
-            if self._cache is None or self._cache.version != version:
-                self._cache = ReadModel(self.duck.con, version)
-            return self._cache
+        """Neighbours, edges, facets, schedules, decisions and votes, kept up to date with
+        the projections."""
+        return self._read
 
     def _hit(
         self,

@@ -8,35 +8,70 @@ consolidator's decisions. Lookups for a query's candidates are vectorised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
+from projections import readrows
+from projections.changes import Changes
 from projections.heap import release_freed_memory
 
 Docs = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 
-EDGE_WEIGHTS = {"entity": 0.5, "similar": 1.0, "updates": 1.0, "extends": 1.0, "contradicts": 1.0}
+
+def in_sorted(values: Docs, keys: Docs) -> npt.NDArray[np.bool_]:
+    """Which of `values` are in `keys` (sorted)."""
+    if not len(keys):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return np.asarray(keys[at] == values)
 
 
 class Adjacency:
-    """Edges grouped by source (compressed rows): the neighbours of many memories at once."""
+    """Edges grouped by source (compressed rows): the neighbours of many memories at once.
+    Each edge remembers the memory whose row made it (`origin`), so that an overlay can
+    replace the edges of the memories changed since (`overlaid`)."""
 
-    def __init__(self, src: Docs, dst: Docs, weight: Floats) -> None:
+    def __init__(self, src: Docs, dst: Docs, weight: Floats, origin: Docs | None = None) -> None:
         order = np.argsort(src, kind="stable")
         src, self.dst, self.weight = src[order], dst[order], weight[order]
-        self.keys, starts = np.unique(src, return_index=True)
-        self.offsets = np.append(starts, len(src)).astype(np.int64)
+        self.origin = src if origin is None else origin[order]
+        first = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else np.zeros(0)
+        self.keys = src[first.astype(np.int64)]
+        self.offsets = np.append(first, len(src)).astype(np.int64)
+        self._over: tuple[Adjacency, Docs] | None = None
+
+    def overlaid(self, delta: Adjacency, changed: Docs) -> Adjacency:
+        """These edges less those of the `changed` memories (sorted), plus `delta`'s."""
+        out = copy.copy(self)
+        out._over = (delta, changed)
+        return out
 
     def expand(self, docs: Docs) -> tuple[Docs, Docs, Floats]:
         """(index into `docs`, neighbour, weight) for every edge leaving one of `docs`."""
+        owner, index = self._index(docs)
+        if self._over is None:
+            return owner, self.dst[index], self.weight[index]
+        delta, changed = self._over
+        keep = ~in_sorted(self.origin[index], changed)
+        more_owner, more_dst, more_weight = delta.expand(docs)
+        return (
+            np.concatenate([owner[keep], more_owner]),
+            np.concatenate([self.dst[index[keep]], more_dst]),
+            np.concatenate([self.weight[index[keep]], more_weight]),
+        )
+
+    def _index(self, docs: Docs) -> tuple[Docs, Docs]:
         if not len(self.keys) or not len(docs):
             empty = np.zeros(0, np.int64)
-            return empty, empty, np.zeros(0)
+            return empty, empty
         at = np.searchsorted(self.keys, docs)
         at = np.minimum(at, len(self.keys) - 1)
         found = np.flatnonzero(self.keys[at] == docs)
@@ -44,100 +79,196 @@ class Adjacency:
         counts = ends - starts
         owner = np.repeat(found, counts)
         first = np.repeat(starts - np.cumsum(counts) + counts, counts)
-        index = first + np.arange(int(counts.sum()))
-        return owner, self.dst[index], self.weight[index]
+        return owner, first + np.arange(int(counts.sum()))
 
 
 def _both_ways(src: Docs, dst: Docs, weight: Floats) -> Adjacency:
-    return Adjacency(np.concatenate([src, dst]), np.concatenate([dst, src]), np.tile(weight, 2))
+    """Each row (src, dst) as an edge in both directions, both made by src's row."""
+    return Adjacency(
+        np.concatenate([src, dst]),
+        np.concatenate([dst, src]),
+        np.tile(weight, 2),
+        np.concatenate([src, src]),
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """A sorted key array and the values beside it, looked up many keys at a time."""
+    """A sorted key array and the values beside it, looked up many keys at a time; an
+    overlay's values replace those of the memories changed since."""
 
     keys: Docs
     values: npt.NDArray[np.generic]
+    over: tuple[Lookup, Docs] | None = None
 
     @classmethod
     def of(cls, keys: Docs, values: npt.NDArray[np.generic]) -> Lookup:
         order = np.argsort(keys, kind="stable")
         return cls(keys[order], values[order])
 
+    def overlaid(self, delta: Lookup, changed: Docs) -> Lookup:
+        return Lookup(self.keys, self.values, (delta, changed))
+
     def get(self, docs: Docs) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.generic]]:
         if not len(self.keys):
-            return np.zeros(len(docs), bool), np.zeros(len(docs), self.values.dtype)
-        at = np.minimum(np.searchsorted(self.keys, docs), len(self.keys) - 1)
-        hit = self.keys[at] == docs
-        return hit, self.values[at]
+            hit = np.zeros(len(docs), bool)
+            values = np.zeros((len(docs), *self.values.shape[1:]), self.values.dtype)
+        else:
+            at = np.minimum(np.searchsorted(self.keys, docs), len(self.keys) - 1)
+            hit, values = self.keys[at] == docs, self.values[at]
+        if self.over is None:
+            return hit, values
+        delta, changed = self.over
+        newer, newer_values = delta.get(docs)
+        hit = (hit & ~in_sorted(docs, changed)) | newer
+        values = values.copy()
+        values[newer] = newer_values[newer]
+        return hit, values
+
+
+class _Entities:
+    """Entity keys (sorted), offsets into the docs mentioning each, and the docs that
+    mention any (sorted); an overlay's replace those of the memories changed since."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> None:
+        rows = readrows.entities(con, namespace, changed)
+        keys = np.asarray(rows["key"], dtype=object)
+        self.docs: Docs = rows["doc"].astype(np.int64)
+        self.keys, starts = np.unique(keys, return_index=True)
+        self.offsets = np.append(starts, len(keys)).astype(np.int64)
+        self.mentioning = np.unique(self.docs)
+        self.over: tuple[_Entities, Docs] | None = None
+
+    def overlaid(self, delta: _Entities, changed: Docs) -> _Entities:
+        out = copy.copy(self)
+        out.over = (delta, changed)
+        return out
+
+    @property
+    def total(self) -> int:
+        """How many memories mention an entity."""
+        if self.over is None:
+            return len(self.mentioning)
+        delta, changed = self.over
+        return len(self.mentioning) - int(in_sorted(changed, self.mentioning).sum()) + delta.total
+
+    def docs_of(self, key: str) -> Docs:
+        i = int(np.searchsorted(self.keys, key))
+        found = self.docs[0:0]
+        if i < len(self.keys) and self.keys[i] == key:
+            found = self.docs[self.offsets[i] : self.offsets[i + 1]]
+        if self.over is None:
+            return found
+        delta, changed = self.over
+        return np.concatenate([found[~in_sorted(found, changed)], delta.docs_of(key)])
 
 
 class NamespaceModel:
-    def __init__(self, con: duckdb.DuckDBPyConnection, namespace: str) -> None:
+    """What recall reads about one namespace: read whole, or (`changed`) for the memories in
+    the `_changed` table only, to be laid over a whole one (`overlaid`) after a change."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, namespace: str, changed: bool = False
+    ) -> None:
         self._con, self._namespace = con, namespace
-        self._entities: tuple[np.ndarray, Docs, Docs, int] | None = None  # on first use
-        cursor = con.cursor()
-        prev = cursor.execute(
-            "SELECT doc, prev_doc FROM memories WHERE namespace = ? AND prev_doc IS NOT NULL "
-            "AND status = 'active'",
-            [namespace],
-        ).fetchnumpy()
+        self._over: tuple[NamespaceModel, NamespaceModel, Docs] | None = None
+        # A part is read through the caller's cursor, which has `_changed`, and at once
+        cursor = con if changed else con.cursor()
+        self._entities = _Entities(cursor, namespace, True) if changed else None
+        prev = readrows.neighbours(cursor, namespace, changed)
         self.neighbours = _both_ways(
             prev["doc"].astype(np.int64),
             prev["prev_doc"].astype(np.int64),
             np.ones(len(prev["doc"])),
         )
-        cursor.register(
-            "_kinds",
-            pa.table({"kind": list(EDGE_WEIGHTS), "w": list(EDGE_WEIGHTS.values())}),
-        )
-        edges = cursor.execute(
-            "SELECT e.src, e.dst, e.weight * coalesce(k.w, 0.5) AS w "
-            "FROM edges e LEFT JOIN _kinds k USING (kind) WHERE e.namespace = ?",
-            [namespace],
-        ).fetchnumpy()
+        edges = readrows.edges(cursor, namespace, changed)
         self.edges = _both_ways(
             edges["src"].astype(np.int64), edges["dst"].astype(np.int64), edges["w"].astype(float)
         )
-        facets = cursor.execute(
-            "SELECT doc, category FROM facets WHERE namespace = ?", [namespace]
-        ).fetchnumpy()
+        facets = readrows.facets(cursor, namespace, changed)
         self.category = Lookup.of(facets["doc"].astype(np.int64), np.asarray(facets["category"]))
-        schedule = cursor.execute(
-            "SELECT doc, stability, epoch_us(reviewed_at) AS at FROM schedule WHERE namespace = ?",
-            [namespace],
-        ).fetchnumpy()
+        schedule = readrows.schedules(cursor, namespace, changed)
         self.stability = Lookup.of(
             schedule["doc"].astype(np.int64),
             np.stack([schedule["stability"], schedule["at"].astype(float)], axis=1)
             if len(schedule["doc"])
             else np.zeros((0, 2)),
         )
+        decisions = readrows.decisions(cursor, namespace, changed)
+        if changed:  # laid over a whole model's by `overlaid`
+            self.decided: list[tuple[int, str, int, int]] = decisions
+        else:
+            self._decisions(decisions)
+
+    def _decisions(self, rows: list[tuple[int, str, int, int]]) -> None:
+        """The consolidator's decisions, oldest first: the latest about a memory wins."""
         self.superseded_by: dict[int, int] = {}
         self.duplicate_of: dict[int, int] = {}
-        for doc, decision, target in cursor.execute(
-            "SELECT doc, decision, target FROM consolidation WHERE namespace = ? ORDER BY position",
-            [namespace],
-        ).fetchall():
+        self.decided_through = 0  # the last position read
+        for doc, decision, target, position in rows:
             if decision == "supersedes":
                 self.superseded_by[int(target)] = int(doc)
             else:
                 self.duplicate_of[int(doc)] = int(target)
+            self.decided_through = int(position)
         self.merged_into: dict[int, list[int]] = {}
         for doc, target in sorted(self.duplicate_of.items()):
             self.merged_into.setdefault(target, []).append(doc)
 
+    def _decide(self, doc: int, decision: str, target: int) -> None:
+        """One more decision, on copies of the dicts this model shares with its base."""
+        if decision == "supersedes":
+            self.superseded_by[target] = doc
+            return
+        before = self.duplicate_of.get(doc)
+        if before is not None:
+            left = [d for d in self.merged_into[before] if d != doc]
+            if left:
+                self.merged_into[before] = left
+            else:
+                del self.merged_into[before]
+        self.duplicate_of[doc] = target
+        merged = list(self.merged_into.get(target, ()))
+        bisect.insort(merged, doc)
+        self.merged_into[target] = merged
+
+    def overlaid(self, delta: NamespaceModel, changed: Docs) -> NamespaceModel:
+        """This model with the rows of the `changed` memories (sorted) replaced by `delta`'s
+        (a model read for those memories only)."""
+        out = copy.copy(self)
+        out._over = (self, delta, changed)
+        out.neighbours = self.neighbours.overlaid(delta.neighbours, changed)
+        out.edges = self.edges.overlaid(delta.edges, changed)
+        out.category = self.category.overlaid(delta.category, changed)
+        out.stability = self.stability.overlaid(delta.stability, changed)
+        # Decisions only accumulate: those after this model's are added, in order
+        out.superseded_by, out.duplicate_of = dict(self.superseded_by), dict(self.duplicate_of)
+        out.merged_into = dict(self.merged_into)
+        for doc, decision, target, position in delta.decided:
+            if position > self.decided_through:
+                out._decide(int(doc), decision, int(target))
+                out.decided_through = int(position)
+        out._entities = None  # laid over the whole model's on first use
+        return out
+
+    def entities(self) -> _Entities:
+        if self._entities is None:
+            if self._over is None:
+                self._entities = _Entities(self._con.cursor(), self._namespace, False)
+            else:  # the whole model keeps its own, for the next overlay
+                base, delta, changed = self._over
+                self._entities = base.entities().overlaid(delta.entities(), changed)
+        return self._entities
+
     def mentions(self, keys: list[str], n: int) -> list[tuple[int, float]]:
         """The entity channel: memories mentioning any of the keys, scored by the summed
         idf (ln(1 + memories / memories mentioning it)) of the keys they mention."""
-        if self._entities is None:
-            self._entities = _load_entities(self._con, self._namespace)
-        keys_sorted, offsets, docs, total = self._entities
+        entities = self.entities()
+        total = entities.total
         parts_docs, parts_scores = [], []
         for key in sorted(set(keys)):
-            i = int(np.searchsorted(keys_sorted, key))
-            if i < len(keys_sorted) and keys_sorted[i] == key:
-                chunk = docs[offsets[i] : offsets[i + 1]]
+            chunk = entities.docs_of(key)
+            if len(chunk):
                 parts_docs.append(chunk)
                 parts_scores.append(np.full(len(chunk), np.log(1 + total / len(chunk))))
         if not parts_docs:
@@ -152,51 +283,82 @@ class NamespaceModel:
         return {int(d): str(v) for d, v, h in zip(docs, values, hit, strict=True) if h}
 
 
-def _load_entities(
-    con: duckdb.DuckDBPyConnection, namespace: str
-) -> tuple[np.ndarray, Docs, Docs, int]:
-    """Entity keys (sorted), offsets into the docs mentioning each, and the memory count."""
-    rows = (
-        con.cursor()
-        .execute(
-            "SELECT DISTINCT key, doc FROM entities WHERE namespace = ? ORDER BY key, doc",
-            [namespace],
-        )
-        .fetchnumpy()
-    )
-    keys = np.asarray(rows["key"], dtype=object)
-    docs = rows["doc"].astype(np.int64)
-    unique, starts = np.unique(keys, return_index=True)
-    total = len(np.unique(docs))
-    return unique, np.append(starts, len(keys)).astype(np.int64), docs, total
+_OVERLAY_DOCS = 2_000  # memories changed since a whole read before the next (or 5% of them)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    changes: Changes
+    seq: int  # the batch the whole model was read at
+    at: int  # the batch `model` is current for
+    base: NamespaceModel
+    model: NamespaceModel
+    size: int
 
 
 class ReadModel:
-    """Every namespace's model, for one version of the projections."""
+    """Every namespace's model, kept across changes of the projections: read whole once,
+    then, after each change, the rows of the memories it changed (`Changes`) are read and
+    laid over it, until they are many; the votes are re-read after any change."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, version: object) -> None:
-        self.version = version
-        self._con = con
-        self._namespaces: dict[str, NamespaceModel] = {}
-        self._votes: dict[int, int] | None = None
+    def __init__(
+        self,
+        connection: Callable[[], duckdb.DuckDBPyConnection],
+        changes: Callable[[], Changes],
+    ) -> None:
+        """`connection` gives the projection's current connection (an erasure's compaction
+        replaces it), `changes` its change log."""
+        self._connection = connection
+        self._changes = changes
+        self._lock = threading.Lock()
+        self._kept: dict[str, _Kept] = {}
+        self._votes: tuple[Changes, int, dict[int, int]] | None = None
 
     def namespace(self, namespace: str) -> NamespaceModel:
-        model = self._namespaces.get(namespace)
-        if model is None:
-            model = self._namespaces[namespace] = NamespaceModel(self._con, namespace)
+        with self._lock:
+            changes = self._changes()
+            now = changes.seq  # before reading: the rows read are at least this new
+            kept = self._kept.get(namespace)
+            if kept is not None and kept.changes is changes:
+                if kept.at == now:
+                    return kept.model
+                changed = changes.since(kept.seq, namespace)
+                if changed is not None and len(changed) <= max(_OVERLAY_DOCS, kept.size // 20):
+                    model = self._overlay(kept.base, namespace, changed)
+                    self._kept[namespace] = replace(kept, at=now, model=model)
+                    return model
+            base = NamespaceModel(self._connection(), namespace)
             release_freed_memory()  # what reading it from DuckDB left behind
-        return model
+            self._kept[namespace] = _Kept(changes, now, now, base, base, len(base.stability.keys))
+            return base
+
+    def _overlay(
+        self, base: NamespaceModel, namespace: str, changed: frozenset[int]
+    ) -> NamespaceModel:
+        docs = np.array(sorted(changed), np.int64)
+        cursor = self._connection().cursor()
+        try:
+            readrows.register_changed(cursor, docs)
+            delta = NamespaceModel(cursor, namespace, changed=True)
+            return base.overlaid(delta, docs)
+        finally:
+            cursor.close()
 
     def votes(self) -> dict[int, int]:
         """Useful minus not-useful votes per doc (only docs with votes)."""
-        if self._votes is None:
-            rows = (
-                self._con.cursor()
-                .execute(
-                    "SELECT m.doc, sum(CASE WHEN f.useful THEN 1 ELSE -1 END) FROM feedback f "
-                    "JOIN memories m USING (memory_id) GROUP BY m.doc"
-                )
-                .fetchall()
+        changes = self._changes()
+        now = changes.seq
+        if self._votes is not None and self._votes[0] is changes and self._votes[1] == now:
+            return self._votes[2]
+        rows = (
+            self._connection()
+            .cursor()
+            .execute(
+                "SELECT m.doc, sum(CASE WHEN f.useful THEN 1 ELSE -1 END) FROM feedback f "
+                "JOIN memories m USING (memory_id) GROUP BY m.doc"
             )
-            self._votes = {int(d): int(n) for d, n in rows}
-        return self._votes
+            .fetchall()
+        )
+        votes = {int(d): int(n) for d, n in rows}
+        self._votes = (changes, now, votes)
+        return votes

@@ -20,6 +20,7 @@ from eventlog.opened import Opened
 from eventlog.payloads import MemoryEmbedded
 from eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED, from_micros
 from projections import postings
+from projections.changes import Changes
 from projections.derived_rows import DERIVED_ARROW, DERIVED_TABLES, KEY_COLUMN, DerivedFold
 from projections.errors import ProjectionError
 from projections.memstate import (
@@ -30,6 +31,7 @@ from projections.memstate import (
     FORGOTTEN,
     BatchFold,
     MemoryRow,
+    doc_id,
     with_context,
 )
 from projections.rows import FEEDBACK_ARROW, MEMORY_ARROW, VERSION_ARROW
@@ -89,6 +91,7 @@ class DuckProjection:
     def __init__(self, path: Path | None = None, *, read_only: bool = False) -> None:
         self.path = path
         self._applied: dict[str, int] | None = None
+        self.changes = Changes()  # what readers holding copies of rows re-read
         target = ":memory:" if path is None else str(path)
         try:
             if path is not None:
@@ -127,12 +130,20 @@ class DuckProjection:
         """Fold a batch of the input stream and record its last position, atomically."""
         if not events:
             return
+        touched = _touched(events)
+        erased = False
         with self._transaction(stream, events[-1].record.position):
             for run in _split_at_erasures(events):
                 if run[0].record.kind == SUBJECT_ERASED:
                     self._erase(run[0].record.namespace)
+                    erased = True
                 else:
-                    self._apply_run(run)
+                    for row in self._apply_run(run):
+                        touched.setdefault(row.namespace, set()).add(row.doc)
+        if erased:
+            self.changes.reset()
+        else:
+            self.changes.record(touched)
 
     @contextlib.contextmanager
     def _transaction(self, stream: str, position: int) -> Iterator[None]:
@@ -153,7 +164,9 @@ class DuckProjection:
                 self.con.rollback()
             raise ProjectionError(f"cannot apply a batch to DuckDB: {exc}") from exc
 
-    def _apply_run(self, events: Sequence[Opened]) -> None:
+    def _apply_run(self, events: Sequence[Opened]) -> list[MemoryRow]:
+        """Fold a run of input events; returns the rows it changed beyond the events' own
+        memories (those whose context a forget emptied)."""
         touched = sorted({e.record.memory_id for e in events if e.record.memory_id})
         fold = BatchFold(before=self._rows(touched))
         fold.apply(events)
@@ -167,6 +180,7 @@ class DuckProjection:
         self._bulk("versions", VERSION_ARROW, fold.versions)
         self._bulk("feedback", FEEDBACK_ARROW, fold.feedback)
         postings.index(self.con, index, FIELDS)
+        return uncontexted
 
     def _contexts_of(
         self, forgotten: Sequence[int], folded: dict[str, MemoryRow]
@@ -199,6 +213,7 @@ class DuckProjection:
             postings.unindex(self.con, unindex, (CONTEXT_FIELD,))
             self._replace_rows(list(after.values()))
             postings.index(self.con, index, (CONTEXT_FIELD,))
+        self.changes.record(_touched(events))
 
     def _forgotten_among(self, events: Sequence[Opened]) -> set[str]:
         """The memories these embedded events took a context from that are forgotten now."""
@@ -237,6 +252,7 @@ class DuckProjection:
                     )
                 rows = [row for doc_rows in by_doc.values() for row in doc_rows]
                 self._bulk(table, DERIVED_ARROW[table], rows)
+        self.changes.record(_touched(events))
 
     def _replace_rows(self, rows: Sequence[MemoryRow]) -> None:
         if not rows:
@@ -391,10 +407,22 @@ class DuckProjection:
             self.con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
             raise ProjectionError(f"cannot compact {self.path}: {exc}") from exc
+        finally:
+            self.changes.reset()  # a new connection: readers start afresh
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
             self.con.close()
+
+
+def _touched(events: Sequence[Opened]) -> dict[str, set[int]]:
+    """The docs of the events' memories, by namespace."""
+    out: dict[str, set[int]] = {}
+    for event in events:
+        r = event.record
+        if r.memory_id:
+            out.setdefault(r.namespace, set()).add(doc_id(r.memory_id))
+    return out
 
 
 def _split_at_erasures(events: Sequence[Opened]) -> list[Sequence[Opened]]:

@@ -1,7 +1,9 @@
 """BM25 over the DuckDB postings, per namespace, scored exactly as Okapi BM25.
 
-The postings of each (namespace, field) are read from DuckDB into memory once per change of
-the projection, grouped by term; a query takes a slice per term and scores it with NumPy.
+The postings of each (namespace, field) are read from DuckDB into memory, grouped by term; a
+query takes a slice per term and scores it with NumPy. After the projection changes, only the
+postings of the documents it changed are read again and laid over the rest (a store then
+costs the next query milliseconds, not a reload of the namespace), until those are many.
 The formula is rank_bm25's BM25Okapi: idf = ln(N - df + 0.5) - ln(df + 0.5), where a negative
 idf (a term in more than half the documents) is replaced by epsilon times the mean idf of
 the namespace's vocabulary; a query term counts once per occurrence in the query.
@@ -16,8 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from projections.changes import Changes
 from projections.heap import release_freed_memory
 from projections.text import tokenize
 
@@ -44,13 +49,16 @@ GROUP BY c.docs, c.total_length
 """
 
 _TERMS = """
-SELECT term, count(*) FROM postings WHERE namespace = $ns AND field = $field
+SELECT term, count(*) FROM postings WHERE namespace = $ns AND field = $field {docs}
 GROUP BY term ORDER BY term
 """
 
 _POSTINGS = """
-SELECT doc, tf, dl FROM postings WHERE namespace = $ns AND field = $field ORDER BY term, doc
+SELECT doc, tf, dl FROM postings WHERE namespace = $ns AND field = $field {docs}
+ORDER BY term, doc
 """
+
+_OF_DOCS = "AND doc IN (SELECT doc FROM _changed)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,83 +69,131 @@ class _Stats:
 
 
 class _Postings:
-    """One (namespace, field)'s postings in memory, grouped by term, so a query reads a slice
-    per term instead of scanning the table. Each posting keeps its document and its BM25
-    term-frequency factor, tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)): a query multiplies
-    that by the term's idf. The terms are kept once each, not once per posting."""
+    """Postings in memory, grouped by term, so a query reads a slice per term instead of
+    scanning the table: each keeps its document, term frequency and document length (a
+    query computes BM25's factor from them with the statistics of the moment). The terms are
+    kept once each, not once per posting."""
 
-    def __init__(
-        self,
-        terms: list[tuple[str, int]],
-        rows: dict[str, np.ndarray],
-        stats: _Stats,
-        settings: BM25Settings,
-    ) -> None:
-        self.stats = stats
+    def __init__(self, terms: list[tuple[str, int]], rows: dict[str, np.ndarray]) -> None:
         self.terms = np.array([t for t, _ in terms], dtype=object)
         counts = np.array([n for _, n in terms], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.doc = rows["doc"].astype(np.int64)
-        tf, dl = rows["tf"].astype(np.float64), rows["dl"].astype(np.float64)
-        k1, b = settings.k1, settings.b
-        self.factor = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / stats.avgdl))
+        self.tf = rows["tf"].astype(np.float32)  # small integers: exact
+        self.dl = rows["dl"].astype(np.float32)
 
-    def slices(self, terms: Sequence[str]) -> list[tuple[str, slice]]:
-        out = []
-        for term in sorted(set(terms)):
-            i = int(np.searchsorted(self.terms, term))
-            if i < len(self.terms) and self.terms[i] == term:
-                out.append((term, slice(int(self.offsets[i]), int(self.offsets[i + 1]))))
-        return out
+    def slice(self, term: str) -> slice | None:
+        i = int(np.searchsorted(self.terms, term))
+        if i < len(self.terms) and self.terms[i] == term:
+            return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """A (namespace, field) as a query scores it: the postings read at batch `seq` (`base`),
+    less the docs changed since (`changed`, sorted), plus those docs' postings now (`delta`),
+    with the statistics of batch `at`. None of them while the field has no documents."""
+
+    changes: Changes
+    seq: int
+    at: int
+    stats: _Stats | None
+    base: _Postings | None
+    changed: npt.NDArray[np.int64]
+    delta: _Postings | None
+
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(doc, tf, dl) of every current posting of the term."""
+        parts = []
+        for postings, drop in ((self.base, True), (self.delta, False)):
+            rows = None if postings is None else postings.slice(term)
+            if postings is None or rows is None:
+                continue
+            doc, tf, dl = postings.doc[rows], postings.tf[rows], postings.dl[rows]
+            if drop and len(self.changed):
+                keep = ~_in_sorted(doc, self.changed)
+                doc, tf, dl = doc[keep], tf[keep], dl[keep]
+            parts.append((doc, tf, dl))
+        if not parts:
+            empty = np.zeros(0)
+            return empty.astype(np.int64), empty, empty
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))  # type: ignore[return-value]
+
+
+def _in_sorted(values: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> np.ndarray:
+    at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return np.asarray(keys[at] == values)
 
 
 class LexicalIndex:
     """BM25 queries over the postings of a namespace's field, held in memory per
-    (namespace, field) and re-read only when the projection changes (`version` is anything
-    that changes when it does)."""
+    (namespace, field). After the projection changes, only the postings of the docs it
+    changed are read again (`changes`), until they are many: then all of them."""
 
     def __init__(
         self,
         connection: Callable[[], duckdb.DuckDBPyConnection],
         settings: BM25Settings,
-        version: Callable[[], object],
+        changes: Callable[[], Changes],
     ) -> None:
         """`connection` gives the projection's current connection: an erasure's compaction
         replaces it, so it is asked for at each read, never kept."""
         self._connection = connection
         self.settings = settings
-        self._version = version
-        self._seen: object = None
-        self._postings: dict[tuple[str, int], _Postings | None] = {}
+        self._changes = changes
+        self._views: dict[tuple[str, int], _View] = {}
         self._lock = threading.Lock()
 
-    def _load(self, namespace: str, field: int) -> _Postings | None:
+    def _load(self, namespace: str, field: int) -> _View:
         with self._lock:
-            version = self._version()
-            if version != self._seen:
-                self._postings.clear()
-                self._seen = version
+            changes = self._changes()
+            now = changes.seq  # before reading: the rows read are at least this new
             key = (namespace, field)
-            if key not in self._postings:
-                self._postings[key] = self._read(namespace, field)
-                release_freed_memory()
-            return self._postings[key]
+            view = self._views.get(key)
+            if view is not None and view.changes is changes:
+                if view.at == now:
+                    return view
+                changed = changes.since(view.seq, namespace)
+                base_docs = 0 if view.stats is None else view.stats.docs
+                if changed is not None and len(changed) <= max(_DELTA_DOCS, base_docs // 20):
+                    self._views[key] = view = self._refresh(view, namespace, field, changed, now)
+                    return view
+            self._views[key] = view = self._read(namespace, field, changes, now)
+            release_freed_memory()
+            return view
 
-    def _read(self, namespace: str, field: int) -> _Postings | None:
+    def _read(self, namespace: str, field: int, changes: Changes, seq: int) -> _View:
         cursor = self._connection().cursor()
         try:
-            params = {"ns": namespace, "field": field}
-            rows = cursor.execute(_STATS, params).fetchall()
-            if not rows:
-                return None
-            stats = _Stats(
-                int(rows[0][0]), float(rows[0][1]), self.settings.epsilon * float(rows[0][2])
-            )
-            terms = cursor.execute(_TERMS, params).fetchall()
-            postings = cursor.execute(_POSTINGS, params).fetchnumpy()
-            return _Postings(terms, postings, stats, self.settings)
+            stats = self._stats(cursor, namespace, field)
+            base = None if stats is None else _read_postings(cursor, namespace, field, "")
+            return _View(changes, seq, seq, stats, base, np.zeros(0, np.int64), None)
         finally:
             cursor.close()
+
+    def _refresh(
+        self, view: _View, namespace: str, field: int, changed: frozenset[int], at: int
+    ) -> _View:
+        cursor = self._connection().cursor()
+        try:
+            docs = np.array(sorted(changed), np.int64)
+            cursor.register("_changed", pa.table({"doc": pa.array(docs, pa.int64())}))
+            delta = _read_postings(cursor, namespace, field, _OF_DOCS)
+            stats = self._stats(cursor, namespace, field)
+            return _View(view.changes, view.seq, at, stats, view.base, docs, delta)
+        finally:
+            cursor.close()
+
+    def _stats(
+        self, cursor: duckdb.DuckDBPyConnection, namespace: str, field: int
+    ) -> _Stats | None:
+        rows = cursor.execute(_STATS, {"ns": namespace, "field": field}).fetchall()
+        if not rows:
+            return None
+        return _Stats(int(rows[0][0]), float(rows[0][1]), self.settings.epsilon * float(rows[0][2]))
 
     def search(
         self, namespace: str, terms: Sequence[str], k: int, field: int = 0
@@ -146,26 +202,44 @@ class LexicalIndex:
         terms = list(terms)[: self.settings.max_query_terms]
         if not terms or k <= 0:
             return []
-        postings = self._load(namespace, field)
-        if postings is None:
+        view = self._load(namespace, field)
+        if view.stats is None:
             return []
-        return _score(postings, terms, k)
+        return _score(view, view.stats, terms, k, self.settings)
 
 
-def _score(postings: _Postings, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
-    found = postings.slices(terms)
-    if not found:
-        return []
-    stats = postings.stats
+_DELTA_DOCS = 2_000  # docs changed since a full read before the next one (or 5% of the docs)
+
+
+def _read_postings(
+    cursor: duckdb.DuckDBPyConnection, namespace: str, field: int, docs: str
+) -> _Postings:
+    params = {"ns": namespace, "field": field}
+    terms = cursor.execute(_TERMS.format(docs=docs), params).fetchall()
+    rows = cursor.execute(_POSTINGS.format(docs=docs), params).fetchnumpy()
+    return _Postings(terms, rows)
+
+
+def _score(
+    view: _View, stats: _Stats, terms: Sequence[str], k: int, settings: BM25Settings
+) -> list[tuple[int, float]]:
     counts = Counter(terms)  # a query term counts once per occurrence
+    k1, b = settings.k1, settings.b
     docs_parts, score_parts = [], []
-    for term, rows in found:
-        df = rows.stop - rows.start
+    for term in sorted(counts):
+        doc, tf, dl = view.postings(term)
+        df = len(doc)
+        if not df:
+            continue
         idf = float(np.log(stats.docs - df + 0.5) - np.log(df + 0.5))
         if idf < 0:
             idf = stats.floor
-        docs_parts.append(postings.doc[rows])
-        score_parts.append(idf * counts[term] * postings.factor[rows])
+        tf64, dl64 = tf.astype(np.float64), dl.astype(np.float64)
+        factor = tf64 * (k1 + 1) / (tf64 + k1 * (1 - b + b * dl64 / stats.avgdl))
+        docs_parts.append(doc)
+        score_parts.append(idf * counts[term] * factor)
+    if not docs_parts:
+        return []
     docs, where = np.unique(np.concatenate(docs_parts), return_inverse=True)
     scores = np.bincount(where, weights=np.concatenate(score_parts))
     order = np.lexsort((docs, -scores))[:k]
@@ -181,5 +255,6 @@ def bm25(
     field: int = 0,
 ) -> list[tuple[int, float]]:
     """One uncached query: the top k (doc, score) of a namespace's field."""
-    index = LexicalIndex(lambda: con, settings, lambda: None)
+    changes = Changes()
+    index = LexicalIndex(lambda: con, settings, lambda: changes)
     return index.search(namespace, tokenize(query), k, field)

@@ -11,7 +11,7 @@ from pipeline.bench import synthetic_text
 from projections import postings
 from projections.duck import DuckProjection
 from projections.errors import ProjectionError
-from projections.lexical import BM25Settings, bm25
+from projections.lexical import BM25Settings, LexicalIndex, bm25
 from projections.memstate import CONTEXT_FIELD, doc_id
 from projections.text import dated, tokenize
 from tests.projections.events import Events
@@ -58,6 +58,47 @@ def test_bm25_matches_rank_bm25_after_incremental_changes() -> None:
         for memory_id, score in zip(ids, want, strict=True):
             assert abs(ours.get(doc_id(memory_id), 0.0) - score) < 1e-6
         assert set(ours) <= {doc_id(m) for m in ids}  # nothing forgotten is found
+
+
+def test_a_kept_bm25_index_rereads_only_changed_docs_and_still_matches_rank_bm25() -> None:
+    """Loaded once, then stores, updates and forgets in several batches: the index lays the
+    changed docs' postings over those it read, and scores equal rank_bm25 on the texts of
+    now (document count, lengths and idf floor included); an erasure makes it read all."""
+    duck, ev = DuckProjection(), Events()
+    texts = {f"m{i}": synthetic_text(i * 5) for i in range(60)}
+    duck.apply("input", [ev.stored(m, t) for m, t in texts.items()])
+    index = LexicalIndex(lambda: duck.con, BM25Settings(), lambda: duck.changes)
+    assert index.search("n", tokenize("Alice trip"), 3)
+    first = index._views[("n", 0)].base
+    for start in range(0, 30, 10):
+        batch = []
+        for i in range(start, start + 10):
+            if i % 3 == 0:
+                texts[f"m{i}"] = f"Alice moved her trip {i} to Lima, with Pepper the dog"
+                batch.append(ev.updated(f"m{i}", texts[f"m{i}"]))
+            elif i % 3 == 1:
+                batch.append(ev.forgotten(f"m{i}"))
+                texts.pop(f"m{i}")
+            else:
+                texts[f"new{i}"] = f"Ramen on Friday {i} with Alice in Paris"
+                batch.append(ev.stored(f"new{i}", texts[f"new{i}"]))
+        duck.apply("input", batch)
+        ids = list(texts)
+        rows = {m: duck.get(m) for m in ids}
+        reference = BM25Okapi(
+            [tokenize(dated(texts[m], rows[m].occurred_at)) for m in ids]  # type: ignore[union-attr]
+        )
+        for query in QUERIES:
+            ours = dict(index.search("n", tokenize(query), 1000))
+            want = reference.get_scores(tokenize(query))
+            for memory_id, score in zip(ids, want, strict=True):
+                assert abs(ours.get(doc_id(memory_id), 0.0) - score) < 1e-6
+            assert set(ours) <= {doc_id(m) for m in ids}
+    view = index._views[("n", 0)]
+    assert view.base is first and len(view.changed) == 30  # laid over, not read again
+    duck.apply("input", [ev.stored("x", "Alice in Oslo", ns="other"), ev.erased("other")])
+    index.search("n", tokenize("Alice"), 3)
+    assert index._views[("n", 0)].base is not first
 
 
 def test_bm25_is_scoped_to_the_namespace() -> None:
@@ -150,8 +191,14 @@ def test_a_forgotten_text_leaves_the_context_of_the_memory_after_it(forget_first
     embedded, forgotten = ev.embedded(b, context_of=a), ev.forgotten("a")
     duck.apply("input", [a, b])
 
+    kept = LexicalIndex(lambda: duck.con, BM25Settings(), lambda: duck.changes)
+
     def context_hits(word: str) -> list[int]:
-        return [d for d, _ in bm25(duck.con, "n", word, 5, BM25Settings(), CONTEXT_FIELD)]
+        """From a fresh read, and from an index kept across the batches (which re-reads
+        only the docs they changed: b's, though the forget was a's)."""
+        fresh = [d for d, _ in bm25(duck.con, "n", word, 5, BM25Settings(), CONTEXT_FIELD)]
+        assert [d for d, _ in kept.search("n", tokenize(word), 5, CONTEXT_FIELD)] == fresh
+        return fresh
 
     if forget_first:
         duck.apply("input", [forgotten])

@@ -1,0 +1,59 @@
+"""Which memories a projection's rows changed for, per namespace, in the order of its batches.
+
+A reader that keeps a copy of a namespace's rows (the BM25 postings, the read model) uses it
+to re-read only the memories (docs) changed since its copy, instead of the whole namespace
+after every batch. Each committed batch gets the next sequence number. Only the newest
+batches are remembered; a reader whose copy is older than that, or than an erasure (which
+rewrites rows of every kind), is told to re-read everything (`since` gives None).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+
+
+class Changes:
+    def __init__(self, keep: int = 20_000) -> None:
+        """`keep`: how many batches are remembered."""
+        self._lock = threading.Lock()
+        self._keep = keep
+        self._log: deque[tuple[int, str, frozenset[int]]] = deque()
+        self._seq = 0
+        self._floor = 0  # the newest sequence number no longer remembered
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last committed batch."""
+        with self._lock:
+            return self._seq
+
+    def record(self, touched: Mapping[str, Iterable[int]]) -> None:
+        """A committed batch: the docs whose rows it changed (or may have), by namespace."""
+        with self._lock:
+            self._seq += 1
+            for namespace, docs in touched.items():
+                self._log.append((self._seq, namespace, frozenset(docs)))
+            while len(self._log) > self._keep:
+                self._floor = self._log.popleft()[0]
+
+    def reset(self) -> None:
+        """Rows changed in ways not recorded (an erasure): every reader re-reads everything."""
+        with self._lock:
+            self._seq += 1
+            self._floor = self._seq
+            self._log.clear()
+
+    def since(self, seq: int, namespace: str) -> frozenset[int] | None:
+        """The docs of `namespace` changed after batch `seq`; None if that is not known."""
+        with self._lock:
+            if seq < self._floor:
+                return None
+            docs: set[int] = set()
+            for at, where, changed in reversed(self._log):
+                if at <= seq:
+                    break
+                if where == namespace:
+                    docs |= changed
+            return frozenset(docs)

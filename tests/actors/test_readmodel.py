@@ -1,0 +1,108 @@
+"""The read model kept across changes of the projections: after each batch, the rows of the
+memories it changed are laid over the model read before, and the result equals a model read
+whole from the same projection."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from actors.extraction import extract
+from actors.extractor import to_payload
+from actors.readmodel import NamespaceModel, ReadModel
+from eventlog.derived import Edge, Input, MemoryConsolidated, MemoryLinked, MemoryScheduled
+from eventlog.opened import Opened
+from projections.duck import DuckProjection
+from projections.memstate import doc_id
+from tests.projections.events import T0, Events
+
+PEOPLE = ["Alice", "Bob", "Chen", "Dana", "Emil"]
+PLACES = ["Paris", "Lima", "Oslo", "Kyoto"]
+
+
+class World:
+    def __init__(self) -> None:
+        self.duck, self.ev = DuckProjection(), Events()
+        self.previous: dict[str, Opened] = {}
+
+    def remember(self, memory_id: str, i: int, ns: str = "n", *, update: bool = False) -> None:
+        """A memory stored (or updated) and everything the actors derive from it."""
+        text = f"{PEOPLE[i % 5]} went to {PLACES[i % 4]} with {PEOPLE[(i + 2) % 5]} ({i})."
+        ev = self.ev
+        source = ev.updated(memory_id, text, ns) if update else ev.stored(memory_id, text, ns)
+        before = self.previous.get(ns)
+        self.duck.apply("input", [source])
+        embedded = ev.embedded(source, context_of=None if update or before is None else before)
+        self.duck.apply_embedded([embedded])
+        extracted = ev.derived(
+            "extracted", "memory.extracted", source, to_payload(extract(text, T0), "rules")
+        )
+        self.duck.apply_derived("extracted", [extracted])
+        edges = []
+        if before is not None and before.record.memory_id:
+            edges = [Edge(target=before.record.memory_id, kind="entity", weight=1.0, via="x")]
+        linked = ev.derived(
+            "linked", "memory.linked", extracted, MemoryLinked(edges=edges), "extracted"
+        )
+        self.duck.apply_derived("linked", [linked])
+        schedule = MemoryScheduled(
+            stability=1.0 + i, difficulty=5.0, reviewed_at=i, reps=1, lapses=0, grade=3
+        )
+        self.duck.apply_derived(
+            "decay", [ev.derived("decay", "memory.scheduled", source, schedule)]
+        )
+        if not update:
+            self.previous[ns] = source
+
+    def decide(self, memory_id: str, target: str, decision: str) -> None:
+        source = self.ev.stored(memory_id, "decided", "n")
+        payload = MemoryConsolidated(
+            decision=decision,  # type: ignore[arg-type]
+            target=target,
+            reason="test",
+            inputs=[Input(stream="linked", position=1)],
+        )
+        event = self.ev.derived("consolidated", "memory.consolidated", source, payload, "linked")
+        self.duck.apply_derived("consolidated", [event])
+
+
+def _same(kept: NamespaceModel, whole: NamespaceModel, docs: np.ndarray) -> None:
+    for name in ("neighbours", "edges"):
+        got, want = getattr(kept, name).expand(docs), getattr(whole, name).expand(docs)
+        assert sorted(zip(*(a.tolist() for a in got), strict=True)) == sorted(
+            zip(*(a.tolist() for a in want), strict=True)
+        ), name
+    for name in ("category", "stability"):
+        (hit, values), (want_hit, want_values) = (
+            getattr(kept, name).get(docs),
+            getattr(whole, name).get(docs),
+        )
+        assert hit.tolist() == want_hit.tolist(), name
+        assert values[hit].tolist() == want_values[want_hit].tolist(), name
+    assert kept.superseded_by == whole.superseded_by
+    assert kept.duplicate_of == whole.duplicate_of and kept.merged_into == whole.merged_into
+    for person in PEOPLE + PLACES:
+        key = person.casefold()
+        assert kept.mentions([key], 100) == whole.mentions([key], 100), key
+
+
+def test_a_kept_model_laid_over_with_the_changed_rows_equals_a_whole_read() -> None:
+    w = World()
+    for i in range(30):
+        w.remember(f"m{i}", i)
+    w.remember("o1", 1, ns="other")
+    model = ReadModel(lambda: w.duck.con, lambda: w.duck.changes)
+    first = model.namespace("n")
+    assert first.mentions(["alice"], 5)  # entities read now, laid over later
+    docs = np.array([doc_id(f"m{i}") for i in range(40)] + [doc_id("new")], np.int64)
+    for step in range(4):
+        w.remember(f"m{30 + step}", 30 + step)  # a new memory after the last
+        w.remember(f"m{step * 3}", 100 + step, update=True)  # another text, entities, schedule
+        w.duck.apply("input", [w.ev.forgotten(f"m{step * 5 + 1}")])  # leaves the neighbours
+        w.decide(f"m{step + 10}", f"m{step + 20}", "supersedes" if step % 2 else "duplicate")
+        w.remember(f"o{step + 2}", step, ns="other")  # another namespace: not read for "n"
+        kept = model.namespace("n")
+        _same(kept, NamespaceModel(w.duck.con, "n"), docs)
+    assert model._kept["n"].base is first  # laid over, never read whole again
+    assert len(model._kept["n"].model.edges.expand(docs)[0]) > 0
+    w.duck.apply("input", [w.ev.erased("other")])  # an erasure: the next read is whole
+    assert model.namespace("n") is not first and model._kept["n"].base is not first

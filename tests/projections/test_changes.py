@@ -1,0 +1,20 @@
+"""The change log readers of the projection use to re-read only what changed."""
+
+from __future__ import annotations
+
+from projections.changes import Changes
+
+
+def test_since_gives_a_namespaces_changed_docs_or_none_when_not_known() -> None:
+    changes = Changes(keep=3)
+    assert changes.seq == 0 and changes.since(0, "n") == frozenset()
+    changes.record({"n": [1, 2], "m": [9]})
+    changes.record({"n": [3]})
+    assert changes.seq == 2
+    assert changes.since(0, "n") == {1, 2, 3} and changes.since(1, "n") == {3}
+    assert changes.since(0, "m") == {9} and changes.since(2, "n") == frozenset()
+    changes.record({"n": [4]})  # four entries: the oldest goes
+    assert changes.since(0, "n") is None  # batch 1 is no longer fully known
+    assert changes.since(1, "n") == {3, 4}
+    changes.reset()  # an erasure: every reader reads everything again
+    assert changes.since(3, "n") is None and changes.since(changes.seq, "n") == frozenset()
