@@ -93,6 +93,21 @@ def measure(mem: Memory, questions: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def after_store(mem: Memory, questions: Sequence[str], rounds: int = 20) -> dict[str, float]:
+    """Recall right after a store, as an agent that stores each turn and then recalls: each
+    round stores a memory and lets every actor and projection catch up (not timed), then
+    one recall is timed. The first round (the actors restoring their state) is not counted."""
+    latencies = []
+    for i, question in enumerate(questions[: rounds + 1]):
+        mem.store(f"Asked myself: {question}", namespace=NAMESPACE)
+        mem.sync()
+        began = time.perf_counter()
+        mem.recall(question, NAMESPACE, 10)
+        if i:
+            latencies.append(time.perf_counter() - began)
+    return percentiles(latencies)
+
+
 def run_recall_bench(
     settings: Settings,
     sizes: Sequence[int] = (10_000, 100_000),

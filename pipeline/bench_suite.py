@@ -15,7 +15,9 @@
   RSS summed, and PSS, which counts shared pages once), and the home's bytes on disk per
   memory. The peak before the store (recall only) is given too.
 - rebuild, for each size: the projections dropped and replayed from that home's log (every
-  stream: input, extracted, embedded, linked, consolidated, decay).
+  stream: input, extracted, embedded, linked, consolidated, decay); then, on the rebuilt
+  home, recall right after a store (`bench_recall.after_store`: an agent's store-then-recall
+  loop, the store and its derivation not timed).
 
 The largest size's figures are also given at the top of `footprint` and `rebuild`.
 """
@@ -38,7 +40,7 @@ from typing import Any
 import psutil
 
 from pipeline.bench import run_log_bench
-from pipeline.bench_recall import NAMESPACE, build, measure, percentiles
+from pipeline.bench_recall import NAMESPACE, after_store, build, measure, percentiles
 from pipeline.client import RemoteMemory
 from pipeline.config import Settings
 from pipeline.corpus import corpus, queries
@@ -252,6 +254,9 @@ def run_bench(
                 began = time.perf_counter()
                 replayed = mem.rebuild()
                 seconds = time.perf_counter() - began
+                for q in questions[:20]:  # warm again: the rebuild dropped the read models
+                    mem.recall(q, NAMESPACE, 10)
+                measured["after_store"] = after_store(mem, questions)
             rebuild[str(n)] = {
                 "memories": n,
                 "events_replayed": replayed,
@@ -297,7 +302,8 @@ def format_bench(result: dict[str, Any]) -> str:
             f"  {int(size):>9,} memories  Python API p50/p95/p99 {api['p50_ms']}/"
             f"{api['p95_ms']}/{api['p99_ms']} ms   HTTP {http['p50_ms']}/{http['p95_ms']}/"
             f"{http['p99_ms']} ms   brute-force dense p50 {base['p50_ms']} ms "
-            f"(x{r['ratio_p50']})"
+            f"(x{r['ratio_p50']})   right after a store p50/p95 "
+            f"{r['after_store']['p50_ms']}/{r['after_store']['p95_ms']} ms"
         )
     lines.append("rebuild (projections replayed from every stream)")
     for size, r in result["rebuild"]["by_size"].items():
