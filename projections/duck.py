@@ -131,16 +131,17 @@ class DuckProjection:
         if not events:
             return
         touched = _touched(events)
-        erased = False
+        erased = any(e.record.kind == SUBJECT_ERASED for e in events)
+        if erased:  # no reader lays a change over rows an erasure is about to drop...
+            self.changes.reset()
         with self._transaction(stream, events[-1].record.position):
             for run in _split_at_erasures(events):
                 if run[0].record.kind == SUBJECT_ERASED:
                     self._erase(run[0].record.namespace)
-                    erased = True
                 else:
                     for row in self._apply_run(run):
                         touched.setdefault(row.namespace, set()).add(row.doc)
-        if erased:
+        if erased:  # ...nor keeps what it read while the erasure was being applied
             self.changes.reset()
         else:
             self.changes.record(touched)
