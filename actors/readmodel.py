@@ -121,7 +121,7 @@ class Lookup:
         delta, changed = self.over
         newer, newer_values = delta.get(docs)
         hit = (hit & ~in_sorted(docs, changed)) | newer
-        values = values.copy()
+        values = values.astype(np.result_type(values.dtype, newer_values.dtype))  # a copy
         values[newer] = newer_values[newer]
         return hit, values
 

@@ -104,5 +104,12 @@ def test_a_kept_model_laid_over_with_the_changed_rows_equals_a_whole_read() -> N
         _same(kept, NamespaceModel(w.duck.con, "n"), docs)
     assert model._kept["n"].base is first  # laid over, never read whole again
     assert len(model._kept["n"].model.edges.expand(docs)[0]) > 0
+    w.remember("f0", 0, ns="fresh")
+    fresh = model.namespace("later")  # read while it has no memory yet, then laid over
+    for i in range(3):
+        w.remember(f"l{i}", i, ns="later")
+        later = np.array([doc_id(f"l{j}") for j in range(3)], np.int64)
+        _same(model.namespace("later"), NamespaceModel(w.duck.con, "later"), later)
+    assert model._kept["later"].base is fresh
     w.duck.apply("input", [w.ev.erased("other")])  # an erasure: the next read is whole
     assert model.namespace("n") is not first and model._kept["n"].base is not first
