@@ -19,19 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from projections import readrows
-from projections.changes import Changes
+from projections.changes import Changes, in_sorted
 from projections.heap import release_freed_memory
 
 Docs = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
-
-
-def in_sorted(values: Docs, keys: Docs) -> npt.NDArray[np.bool_]:
-    """Which of `values` are in `keys` (sorted)."""
-    if not len(keys):
-        return np.zeros(len(values), bool)
-    at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
-    return np.asarray(keys[at] == values)
 
 
 class Adjacency:

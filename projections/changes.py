@@ -13,6 +13,9 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+import numpy.typing as npt
+
 
 class Changes:
     def __init__(self, keep: int = 20_000) -> None:
@@ -57,3 +60,12 @@ class Changes:
                 if where == namespace:
                     docs |= changed
             return frozenset(docs)
+
+
+def in_sorted(values: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Which of `values` are in `keys` (sorted): which rows a reader's copy holds for the
+    docs changed since."""
+    if not len(keys):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return np.asarray(keys[at] == values)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from projections.changes import Changes
+from projections.changes import Changes, in_sorted
 from projections.heap import release_freed_memory
 from projections.text import tokenize
 
@@ -112,7 +112,7 @@ class _View:
                 continue
             doc, tf, dl = postings.doc[rows], postings.tf[rows], postings.dl[rows]
             if drop and len(self.changed):
-                keep = ~_in_sorted(doc, self.changed)
+                keep = ~in_sorted(doc, self.changed)
                 doc, tf, dl = doc[keep], tf[keep], dl[keep]
             parts.append((doc, tf, dl))
         if not parts:
@@ -120,12 +120,12 @@ class _View:
             return empty.astype(np.int64), empty, empty
         if len(parts) == 1:
             return parts[0]
-        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))  # type: ignore[return-value]
-
-
-def _in_sorted(values: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> np.ndarray:
-    at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
-    return np.asarray(keys[at] == values)
+        (doc, tf, dl), (more_doc, more_tf, more_dl) = parts
+        return (
+            np.concatenate([doc, more_doc]),
+            np.concatenate([tf, more_tf]),
+            np.concatenate([dl, more_dl]),
+        )
 
 
 class LexicalIndex:
