@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from projections import readrows
-from projections.changes import Changes, in_sorted
+from projections.changes import Changes, in_sorted, overlay_limit
 from projections.heap import release_freed_memory
 
 Docs = npt.NDArray[np.int64]
@@ -275,9 +275,6 @@ class NamespaceModel:
         return {int(d): str(v) for d, v, h in zip(docs, values, hit, strict=True) if h}
 
 
-_OVERLAY_DOCS = 2_000  # memories changed since a whole read before the next (or 5% of them)
-
-
 @dataclass(frozen=True, slots=True)
 class _Kept:
     changes: Changes
@@ -315,7 +312,7 @@ class ReadModel:
                 if kept.at == now:
                     return kept.model
                 changed = changes.since(kept.seq, namespace)
-                if changed is not None and len(changed) <= max(_OVERLAY_DOCS, kept.size // 20):
+                if changed is not None and len(changed) <= overlay_limit(kept.size):
                     model = self._overlay(kept.base, namespace, changed)
                     self._kept[namespace] = replace(kept, at=now, model=model)
                     return model

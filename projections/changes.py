@@ -62,6 +62,15 @@ class Changes:
             return frozenset(docs)
 
 
+_OVERLAY_DOCS = 2_000  # at most this many changed docs are laid over a whole read...
+_OVERLAY_SHARE = 10  # ...or a tenth of it: past that, reading it whole again is cheaper
+
+
+def overlay_limit(size: int) -> int:
+    """How many changed docs a reader lays over its whole read of `size` docs."""
+    return min(_OVERLAY_DOCS, max(64, size // _OVERLAY_SHARE))
+
+
 def in_sorted(values: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Which of `values` are in `keys` (sorted): which rows a reader's copy holds for the
     docs changed since."""

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from projections.changes import Changes, in_sorted
+from projections.changes import Changes, in_sorted, overlay_limit
 from projections.heap import release_freed_memory
 from projections.text import tokenize
 
@@ -158,7 +158,7 @@ class LexicalIndex:
                     return view
                 changed = changes.since(view.seq, namespace)
                 base_docs = 0 if view.stats is None else view.stats.docs
-                if changed is not None and len(changed) <= max(_DELTA_DOCS, base_docs // 20):
+                if changed is not None and len(changed) <= overlay_limit(base_docs):
                     self._views[key] = view = self._refresh(view, namespace, field, changed, now)
                     return view
             self._views[key] = view = self._read(namespace, field, changes, now)
@@ -206,9 +206,6 @@ class LexicalIndex:
         if view.stats is None:
             return []
         return _score(view, view.stats, terms, k, self.settings)
-
-
-_DELTA_DOCS = 2_000  # docs changed since a full read before the next one (or 5% of the docs)
 
 
 def _read_postings(

@@ -88,7 +88,10 @@ def test_sixteen_writers_and_sixteen_readers(tmp_path: Path) -> None:
         receipts = [r for rows in stored.values() for r in rows]
         positions = sorted(position for position, _, _ in receipts)
         assert positions == list(range(1, len(receipts) + 1))  # gapless, each once
-        with RemoteMemory(url) as client:
+        # The catch-up after the load (~60 s here) may take as long as the server lets a
+        # read-your-writes recall wait (MNEMO_QUERY__WAIT_TIMEOUT above), not the client's
+        # default minute.
+        with RemoteMemory(url, timeout=300) as client:
             assert client.verify().ok
             last = positions[-1]
             client.recall("caught up?", NAMESPACES[0], 1, min_position=last)  # waits
