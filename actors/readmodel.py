@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from projections import readrows
-from projections.changes import Changes, in_sorted, overlay_limit
+from projections.changes import Changes, Recent, in_sorted, overlay_limit
 from projections.heap import release_freed_memory
 
 Docs = npt.NDArray[np.int64]
@@ -294,13 +294,14 @@ class ReadModel:
         self,
         connection: Callable[[], duckdb.DuckDBPyConnection],
         changes: Callable[[], Changes],
+        keep: int = 64,
     ) -> None:
         """`connection` gives the projection's current connection (an erasure's compaction
-        replaces it), `changes` its change log."""
+        replaces it), `changes` its change log; `keep` namespaces are kept at most."""
         self._connection = connection
         self._changes = changes
         self._lock = threading.Lock()
-        self._kept: dict[str, _Kept] = {}
+        self._kept: Recent[str, _Kept] = Recent(keep)
         self._votes: tuple[Changes, int, dict[int, int]] | None = None
 
     def namespace(self, namespace: str) -> NamespaceModel:
@@ -314,11 +315,13 @@ class ReadModel:
                 changed = changes.since(kept.seq, namespace)
                 if changed is not None and len(changed) <= overlay_limit(kept.size):
                     model = self._overlay(kept.base, namespace, changed)
-                    self._kept[namespace] = replace(kept, at=now, model=model)
+                    self._kept.put(namespace, replace(kept, at=now, model=model))
                     return model
             base = NamespaceModel(self._connection(), namespace)
             release_freed_memory()  # what reading it from DuckDB left behind
-            self._kept[namespace] = _Kept(changes, now, now, base, base, len(base.stability.keys))
+            self._kept.put(
+                namespace, _Kept(changes, now, now, base, base, len(base.stability.keys))
+            )
             return base
 
     def _overlay(

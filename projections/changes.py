@@ -10,8 +10,9 @@ rewrites rows of every kind), is told to re-read everything (`since` gives None)
 from __future__ import annotations
 
 import threading
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -78,3 +79,31 @@ def in_sorted(values: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> npt
         return np.zeros(len(values), bool)
     at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
     return np.asarray(keys[at] == values)
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """A reader's kept copies: at most `size`, the least recently used dropped first (what
+    a namespace's copy costs grows with the namespace; a service may see many)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: K) -> V | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from projections.changes import Changes, in_sorted, overlay_limit
+from projections.changes import Changes, Recent, in_sorted, overlay_limit
 from projections.heap import release_freed_memory
 from projections.text import tokenize
 
@@ -138,13 +138,15 @@ class LexicalIndex:
         connection: Callable[[], duckdb.DuckDBPyConnection],
         settings: BM25Settings,
         changes: Callable[[], Changes],
+        keep: int = 128,
     ) -> None:
         """`connection` gives the projection's current connection: an erasure's compaction
-        replaces it, so it is asked for at each read, never kept."""
+        replaces it, so it is asked for at each read, never kept. `keep` (namespace, field)
+        postings are kept at most."""
         self._connection = connection
         self.settings = settings
         self._changes = changes
-        self._views: dict[tuple[str, int], _View] = {}
+        self._views: Recent[tuple[str, int], _View] = Recent(keep)
         self._lock = threading.Lock()
 
     def _load(self, namespace: str, field: int) -> _View:
@@ -159,9 +161,11 @@ class LexicalIndex:
                 changed = changes.since(view.seq, namespace)
                 base_docs = 0 if view.stats is None else view.stats.docs
                 if changed is not None and len(changed) <= overlay_limit(base_docs):
-                    self._views[key] = view = self._refresh(view, namespace, field, changed, now)
+                    view = self._refresh(view, namespace, field, changed, now)
+                    self._views.put(key, view)
                     return view
-            self._views[key] = view = self._read(namespace, field, changes, now)
+            view = self._read(namespace, field, changes, now)
+            self._views.put(key, view)
             release_freed_memory()
             return view
 

@@ -102,14 +102,30 @@ def test_a_kept_model_laid_over_with_the_changed_rows_equals_a_whole_read() -> N
         w.remember(f"o{step + 2}", step, ns="other")  # another namespace: not read for "n"
         kept = model.namespace("n")
         _same(kept, NamespaceModel(w.duck.con, "n"), docs)
-    assert model._kept["n"].base is first  # laid over, never read whole again
-    assert len(model._kept["n"].model.edges.expand(docs)[0]) > 0
+    kept = model._kept.get("n")
+    assert kept is not None and kept.base is first  # laid over, never read whole again
+    assert len(kept.model.edges.expand(docs)[0]) > 0
     w.remember("f0", 0, ns="fresh")
     fresh = model.namespace("later")  # read while it has no memory yet, then laid over
     for i in range(3):
         w.remember(f"l{i}", i, ns="later")
         later = np.array([doc_id(f"l{j}") for j in range(3)], np.int64)
         _same(model.namespace("later"), NamespaceModel(w.duck.con, "later"), later)
-    assert model._kept["later"].base is fresh
+    assert getattr(model._kept.get("later"), "base", None) is fresh
     w.duck.apply("input", [w.ev.erased("other")])  # an erasure: the next read is whole
-    assert model.namespace("n") is not first and model._kept["n"].base is not first
+    assert model.namespace("n") is not first
+    assert getattr(model._kept.get("n"), "base", None) is not first
+
+
+def test_at_most_so_many_namespaces_are_kept() -> None:
+    """A service sees many namespaces: the least recently used model goes first."""
+    w = World()
+    for ns in ("a", "b", "c"):
+        w.remember(f"{ns}1", 1, ns=ns)
+    model = ReadModel(lambda: w.duck.con, lambda: w.duck.changes, keep=2)
+    a = model.namespace("a")
+    model.namespace("b")
+    assert model.namespace("a") is a  # kept, and now the most recent
+    model.namespace("c")  # "b" goes
+    assert len(model._kept) == 2 and model._kept.get("b") is None
+    assert model.namespace("a") is a
