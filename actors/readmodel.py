@@ -208,7 +208,7 @@ class NamespaceModel:
             self.merged_into.setdefault(target, []).append(doc)
 
     def _decide(self, doc: int, decision: str, target: int) -> None:
-        """One more decision, on copies of the dicts this model shares with its base."""
+        """One more decision (on dicts not shared with the model this one overlays)."""
         if decision == "supersedes":
             self.superseded_by[target] = doc
             return
@@ -233,11 +233,13 @@ class NamespaceModel:
         out.edges = self.edges.overlaid(delta.edges, changed)
         out.category = self.category.overlaid(delta.category, changed)
         out.stability = self.stability.overlaid(delta.stability, changed)
-        # Decisions only accumulate: those after this model's are added, in order
-        out.superseded_by, out.duplicate_of = dict(self.superseded_by), dict(self.duplicate_of)
-        out.merged_into = dict(self.merged_into)
-        for doc, decision, target, position in delta.decided:
-            if position > self.decided_through:
+        # Decisions only accumulate: those after this model's are added, in order, to copies
+        # of its dicts (shared as they are when there is none, as after most writes)
+        newer = [row for row in delta.decided if row[3] > self.decided_through]
+        if newer:
+            out.superseded_by, out.duplicate_of = dict(self.superseded_by), dict(self.duplicate_of)
+            out.merged_into = dict(self.merged_into)
+            for doc, decision, target, position in newer:
                 out._decide(int(doc), decision, int(target))
                 out.decided_through = int(position)
         out._entities = None  # laid over the whole model's on first use
