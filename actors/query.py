@@ -130,7 +130,7 @@ class QueryEngine:
             # One read for the slice and the memories its hits will name.
             related = [d for c in chunk for d in model.merged_into.get(c, ())]
             related += [model.superseded_by[c] for c in chunk if c in model.superseded_by]
-            rows = self.duck.rows_by_doc(chunk + related, context=False)
+            rows = model.rows(np.array(chunk + related, np.int64))
             categories = model.categories(np.array(chunk, np.int64))
             for doc in chunk:
                 row = rows.get(doc)

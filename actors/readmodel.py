@@ -2,8 +2,9 @@
 
 Per namespace, loaded on first use after a change and kept as NumPy arrays (so a reload after
 each batch of a steady ingest stays cheap): the conversation neighbours (each memory and the
-one stored before it), the linker's edges, categories, decay schedules and the
-consolidator's decisions. Lookups for a query's candidates are vectorised.
+one stored before it), the linker's edges, categories, decay schedules, the
+consolidator's decisions, and the memories' rows as hits show them. Lookups for a query's
+candidates are vectorised.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import copy
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -20,7 +22,9 @@ import numpy.typing as npt
 
 from projections import readrows
 from projections.changes import Changes, Recent, in_sorted, overlay_limit
+from projections.duck import memory_row
 from projections.heap import release_freed_memory
+from projections.memstate import MemoryRow
 
 Docs = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -155,6 +159,40 @@ class _Entities:
         return np.concatenate([found[~in_sorted(found, changed)], delta.docs_of(key)])
 
 
+class _Rows:
+    """The namespace's memories as recall's hits show them (all but their context), by doc;
+    an overlay's replace those of the memories changed since. Kept as one Arrow table: a
+    query takes its few rows from it, where a DuckDB read of them would scan the table."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> None:
+        self.table = readrows.hits(con, namespace, changed)
+        self.docs: Docs = self.table.column("doc").to_numpy()
+        self.over: tuple[_Rows, Docs] | None = None
+
+    def overlaid(self, delta: _Rows, changed: Docs) -> _Rows:
+        out = copy.copy(self)
+        out.over = (delta, changed)
+        return out
+
+    def get(self, docs: Docs) -> dict[int, MemoryRow]:
+        """The rows of those of `docs` that have one."""
+        found: dict[int, MemoryRow] = {}
+        if self.over is not None:
+            delta, changed = self.over
+            found = delta.get(docs)
+            docs = docs[~in_sorted(docs, changed)]
+        if len(self.docs) and len(docs):
+            at = np.minimum(np.searchsorted(self.docs, docs), len(self.docs) - 1)
+            taken = self.table.take(at[self.docs[at] == docs])
+            for values in zip(*(column.to_pylist() for column in taken.columns), strict=True):
+                row = memory_row(values)
+                found[row.doc] = row
+        return found
+
+
+_Part = TypeVar("_Part", _Entities, _Rows)
+
+
 class NamespaceModel:
     """What recall reads about one namespace: read whole, or (`changed`) for the memories in
     the `_changed` table only, to be laid over a whole one (`overlaid`) after a change."""
@@ -167,6 +205,7 @@ class NamespaceModel:
         # A part is read through the caller's cursor, which has `_changed`, and at once
         cursor = con if changed else con.cursor()
         self._entities = _Entities(cursor, namespace, True) if changed else None
+        self._rows = _Rows(cursor, namespace, True) if changed else None
         prev = readrows.neighbours(cursor, namespace, changed)
         self.neighbours = _both_ways(
             prev["doc"].astype(np.int64),
@@ -242,17 +281,34 @@ class NamespaceModel:
             for doc, decision, target, position in newer:
                 out._decide(int(doc), decision, int(target))
                 out.decided_through = int(position)
-        out._entities = None  # laid over the whole model's on first use
+        out._entities = out._rows = None  # laid over the whole model's on first use
         return out
 
     def entities(self) -> _Entities:
         if self._entities is None:
-            if self._over is None:
-                self._entities = _Entities(self._con.cursor(), self._namespace, False)
-            else:  # the whole model keeps its own, for the next overlay
-                base, delta, changed = self._over
-                self._entities = base.entities().overlaid(delta.entities(), changed)
+            self._entities = self._part(_Entities, NamespaceModel.entities)
         return self._entities
+
+    def rows(self, docs: Docs) -> dict[int, MemoryRow]:
+        """The memories' rows as hits show them (without context), by doc."""
+        return self._hit_rows().get(docs)
+
+    def _hit_rows(self) -> _Rows:
+        if self._rows is None:
+            self._rows = self._part(_Rows, NamespaceModel._hit_rows)
+        return self._rows
+
+    def _part(
+        self,
+        read: Callable[[duckdb.DuckDBPyConnection, str, bool], _Part],
+        of: Callable[[NamespaceModel], _Part],
+    ) -> _Part:
+        """A part read on first use: whole, or the whole model's with the overlay's laid
+        over it (the whole model keeps its own, for the next overlay)."""
+        if self._over is None:
+            return read(self._con.cursor(), self._namespace, False)
+        base, delta, changed = self._over
+        return of(base).overlaid(of(delta), changed)
 
     def mentions(self, keys: list[str], n: int) -> list[tuple[int, float]]:
         """The entity channel: memories mentioning any of the keys, scored by the summed

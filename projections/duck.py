@@ -54,11 +54,13 @@ _MEMORY_COLUMNS = ", ".join(
     f"epoch_us({c})" if c in _TIME_COLUMNS else c for c in MemoryRow.__dataclass_fields__
 )
 _SELECT_MEMORIES = f"SELECT {_MEMORY_COLUMNS} FROM memories"
-_SELECT_HITS = _SELECT_MEMORIES.replace(", context,", ", NULL AS context,")
+# What a hit shows of a memory: all but its context (the longest column).
+SELECT_HITS = _SELECT_MEMORIES.replace(", context,", ", NULL AS context,")
 _OCCURRED, _RECORDED = (list(MemoryRow.__dataclass_fields__).index(c) for c in _TIME_COLUMNS)
 
 
-def _memory_row(values: tuple[Any, ...]) -> MemoryRow:
+def memory_row(values: Sequence[Any]) -> MemoryRow:
+    """A row as `SELECT_HITS` (or the whole-row select) gives it."""
     row = list(values)
     for i in (_OCCURRED, _RECORDED):
         if row[i] is not None:
@@ -284,7 +286,7 @@ class DuckProjection:
         found = self.con.execute(
             _SELECT_MEMORIES + " WHERE memory_id IN (SELECT memory_id FROM _wanted)"
         ).fetchall()
-        return {row[0]: _memory_row(row) for row in found}
+        return {row[0]: memory_row(row) for row in found}
 
     def _erase(self, namespace: str) -> None:
         """Keep tombstones (id, status, times) and drop everything the subject said."""
@@ -308,7 +310,7 @@ class DuckProjection:
             .execute(_SELECT_MEMORIES + " WHERE memory_id = ?", [memory_id])
             .fetchall()
         )
-        return _memory_row(found[0]) if found else None
+        return memory_row(found[0]) if found else None
 
     def memories(
         self,
@@ -327,22 +329,7 @@ class DuckProjection:
             )
             .fetchall()
         )
-        return [_memory_row(row) for row in found]
-
-    def rows_by_doc(self, docs: Sequence[int], *, context: bool = True) -> dict[int, MemoryRow]:
-        """Rows by doc; without `context` (recall's hits do not show it) that long column is
-        left out of the read."""
-        if not docs:
-            return {}
-        # `= ANY(list)` lets DuckDB use the index on doc; a cursor per call, as recall's
-        # threads share the connection.
-        select = _SELECT_MEMORIES if context else _SELECT_HITS
-        found = (
-            self.con.cursor()
-            .execute(select + " WHERE doc = ANY(?)", [[int(d) for d in docs]])
-            .fetchall()
-        )
-        return {row[1]: _memory_row(row) for row in found}
+        return [memory_row(row) for row in found]
 
     def referencing(self, doc: int) -> list[tuple[str, int]]:
         """(stream, position) of the linked and consolidated events that target a memory."""

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from projections.duck import SELECT_HITS
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -27,6 +29,7 @@ _FACETS = "SELECT doc, category FROM facets WHERE namespace = ? {only}"
 _SCHEDULES = (
     "SELECT doc, stability, epoch_us(reviewed_at) AS at FROM schedule WHERE namespace = ? {only}"
 )
+_HITS = SELECT_HITS + " WHERE namespace = ? {only} ORDER BY doc"
 _ENTITIES = "SELECT DISTINCT key, doc FROM entities WHERE namespace = ? {only} ORDER BY key, doc"
 _DECISIONS = (
     "SELECT doc, decision, target, position FROM consolidation WHERE namespace = ? {only} "
@@ -66,6 +69,15 @@ def facets(con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> Col
 
 def schedules(con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> Columns:
     return _read(con, _SCHEDULES, namespace, "doc", changed)
+
+
+def hits(con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> pa.Table:
+    """Every memory as recall's hits show it (all but its context), sorted by doc."""
+    only = _CHANGED.format(column="doc") if changed else ""
+    relation = con.sql(_HITS.format(only=only), params=[namespace])
+    assert relation is not None  # a query gives a relation
+    table: pa.Table = relation.to_arrow_table()
+    return table.combine_chunks()
 
 
 def entities(con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> Columns:

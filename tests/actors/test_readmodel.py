@@ -4,6 +4,8 @@ whole from the same projection."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from actors.extraction import extract
@@ -83,6 +85,7 @@ def _same(kept: NamespaceModel, whole: NamespaceModel, docs: np.ndarray) -> None
     for person in PEOPLE + PLACES:
         key = person.casefold()
         assert kept.mentions([key], 100) == whole.mentions([key], 100), key
+    assert kept.rows(docs) == whole.rows(docs)
 
 
 def test_a_kept_model_laid_over_with_the_changed_rows_equals_a_whole_read() -> None:
@@ -94,6 +97,7 @@ def test_a_kept_model_laid_over_with_the_changed_rows_equals_a_whole_read() -> N
     first = model.namespace("n")
     assert first.mentions(["alice"], 5)  # entities read now, laid over later
     docs = np.array([doc_id(f"m{i}") for i in range(40)] + [doc_id("new")], np.int64)
+    assert first.rows(docs).keys() == {doc_id(f"m{i}") for i in range(30)}  # read now too
     for step in range(4):
         w.remember(f"m{30 + step}", 30 + step)  # a new memory after the last
         w.remember(f"m{step * 3}", 100 + step, update=True)  # another text, entities, schedule
@@ -129,3 +133,24 @@ def test_at_most_so_many_namespaces_are_kept() -> None:
     model.namespace("c")  # "b" goes
     assert len(model._kept) == 2 and model._kept.get("b") is None
     assert model.namespace("a") is a
+
+
+def test_rows_are_the_memories_as_hits_show_them() -> None:
+    """Recall takes its hits' rows from the model: as DuckDB has them, less the context,
+    the namespace's only, whatever their status; a doc with no memory has no row."""
+    w = World()
+    for i in range(4):
+        w.remember(f"m{i}", i)
+    w.remember("o1", 1, ns="other")
+    w.duck.apply("input", [w.ev.forgotten("m1")])
+    model = ReadModel(lambda: w.duck.con, lambda: w.duck.changes).namespace("n")
+    ask = [doc_id(m) for m in ("m3", "m0", "m1", "o1", "never")]
+    rows = model.rows(np.array(ask, np.int64))
+    assert sorted(rows) == sorted(ask[:3])
+    for memory_id in ("m0", "m1", "m3"):
+        stored = w.duck.get(memory_id)
+        assert stored is not None
+        assert rows[doc_id(memory_id)] == replace(stored, context=None)
+    assert rows[doc_id("m3")].context is None and w.duck.get("m3").context  # type: ignore[union-attr]
+    assert rows[doc_id("m1")].status == "forgotten"
+    assert model.rows(np.zeros(0, np.int64)) == {}
