@@ -123,7 +123,7 @@ class ArrowStream:
             self._active = ActiveSegment.create(segment_path(self._dir, 1))
             self._active_batches = self._active.batches
         for batch in self._active_batches:
-            self._active_index.add(list(batch_to_records(batch)))
+            self._active_index.add_batch(batch)
 
     def _load_index(self, path: Path) -> SegmentIndex:
         try:
@@ -329,7 +329,7 @@ class ArrowStream:
                 scan = scan_segment(self._read_path, self._read_offset)
                 self._active_batches.extend(scan.batches)
                 for batch in scan.batches:
-                    self._active_index.add(list(batch_to_records(batch)))
+                    self._active_index.add_batch(batch)
                 self._read_offset = scan.good_end
             tail = self._tail_record()
             if tail is not None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from eventlog.schema import Record
 
@@ -20,12 +21,39 @@ class ActiveIndex:
         self.kinds: set[str] = set()
 
     def add(self, records: Sequence[Record]) -> None:
-        for r in records:
-            self.events[r.event_id] = r.position
-            if r.memory_id is not None:
-                self.memories.setdefault(r.memory_id, []).append(r.position)
-            self.namespaces.add(r.namespace)
-            self.kinds.add(r.kind)
+        self._add(
+            [r.position for r in records],
+            [r.event_id for r in records],
+            [r.memory_id for r in records],
+            {r.namespace for r in records},
+            {r.kind for r in records},
+        )
+
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        """The same from a batch's columns, without making its records (opening a stream
+        indexes its whole active segment)."""
+        self._add(
+            batch.column("position").to_pylist(),
+            batch.column("event_id").to_pylist(),
+            batch.column("memory_id").to_pylist(),
+            batch.column("namespace").unique().to_pylist(),
+            batch.column("kind").unique().to_pylist(),
+        )
+
+    def _add(
+        self,
+        positions: list[int],
+        event_ids: list[str],
+        memory_ids: list[str | None],
+        namespaces: Iterable[str],
+        kinds: Iterable[str],
+    ) -> None:
+        self.events.update(zip(event_ids, positions, strict=True))
+        for memory_id, position in zip(memory_ids, positions, strict=True):
+            if memory_id is not None:
+                self.memories.setdefault(memory_id, []).append(position)
+        self.namespaces.update(namespaces)
+        self.kinds.update(kinds)
 
 
 class KeyedPositions:
