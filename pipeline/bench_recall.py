@@ -1,9 +1,9 @@
 """`mnemo bench recall`: warm recall latency at several sizes, against a brute-force baseline.
 
 For each size N, a fresh home gets N memories of the synthetic agent corpus in one namespace
-(the hard case: one user with a long history). Their embeddings are seeded random unit
-vectors unless `real_vectors` (embedding 100,000 texts twice takes minutes and does not change
-how long a query takes); every other actor — extractor, linker, consolidator, decay — runs
+(the hard case: one user with a long history). Their embeddings are the stand-ins of
+`bench_projections.WordVectors` unless `real_vectors` (embedding 100,000 texts twice takes
+ten minutes); every other actor — extractor, linker, consolidator, decay — runs
 for real, and the projections are caught up. Then the same questions are asked through the
 Python API (k = 10, every channel, the query embedded by the real model each time) and,
 as the baseline, by brute force: the query embedded, one matrix product over every vector,
@@ -22,7 +22,7 @@ import numpy as np
 
 from actors.embedder import EmbedderActor
 from eventlog import StoreRequest
-from pipeline.bench_projections import fill_with_random_vectors
+from pipeline.bench_projections import fill_with_word_vectors
 from pipeline.config import Settings
 from pipeline.corpus import corpus, queries
 from pipeline.memory import Memory
@@ -63,7 +63,7 @@ def build(mem: Memory, n: int, *, real_vectors: bool) -> float:
         for start in range(0, n, 2000):
             mem.store_many(requests[start : start + 2000])
     else:
-        fill_with_random_vectors(mem.log, requests)
+        fill_with_word_vectors(mem.log, requests)
     mem.sync()
     return time.perf_counter() - began
 
@@ -134,7 +134,7 @@ def run_recall_bench(
 def format_recall_bench(result: dict[str, Any]) -> str:
     lines = [
         f"recall benchmark: k={result['k']}, {result['queries']} queries, one namespace, "
-        f"{'model' if result['real_vectors'] else 'random'} memory vectors, query embedded"
+        f"{'model' if result['real_vectors'] else 'word'} memory vectors, query embedded"
     ]
     for size, r in result.items():
         if not size.isdigit():

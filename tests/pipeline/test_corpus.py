@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
+from pipeline.bench_projections import WordVectors
 from pipeline.corpus import KINDS, corpus, queries
 
 
@@ -32,3 +35,21 @@ def test_queries_are_varied_questions() -> None:
     asked = queries(200)
     assert len(set(asked)) > 150
     assert any(q.endswith("?") for q in asked)
+
+
+def test_the_benchmarks_stand_in_vectors_have_neighbours_as_embeddings_do() -> None:
+    """Word vectors: unit length, the same for the same text in any process, and texts that
+    share words nearer than texts that do not (random vectors have no neighbours at all)."""
+    texts = [
+        "Alice moved to Lisbon in May.",
+        "In May Alice moved to Lisbon with her cat.",
+        "The quarterly budget review is on Friday.",
+        "",
+    ]
+    vectors = WordVectors()(texts)
+    assert vectors.shape == (4, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors[:3], axis=1), 1.0, atol=1e-5)
+    assert not vectors[3].any()  # no words: no direction, and no division by zero
+    assert np.array_equal(WordVectors()(texts[:1]), vectors[:1])
+    near, far = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert near > 0.6 and abs(far) < 0.3
