@@ -96,6 +96,7 @@ class VectorProjection:
         self._positions = {INPUT_STREAM: 0, EMBEDDED_STREAM: 0}
         self._since_snapshot = 0
         self.model_id: str | None = None
+        self._dropping: dict[tuple[str, str], set[int]] = {}  # removed at the batch's end
 
     def applied(self, stream: str) -> int:
         return self._positions.get(stream, 0)
@@ -107,6 +108,7 @@ class VectorProjection:
             self._apply_input(events)
 
     def _apply_input(self, events: Sequence[Opened]) -> None:
+        self._dropping.clear()
         for event in events:
             r = event.record
             if r.kind == SUBJECT_ERASED:
@@ -129,6 +131,12 @@ class VectorProjection:
                     self._drop(r.namespace, doc)
                     for user in sorted(self._context_users.pop(doc, ())):
                         self._drop(r.namespace, user, (CONTEXT,))
+        # A flat index scans every vector to remove any: once per index for the batch.
+        for key, docs in self._dropping.items():
+            index = self._indexes.get(key)
+            if index is not None:
+                index.remove(np.fromiter(docs, np.int64, len(docs)))
+        self._dropping.clear()
         self._advance(INPUT_STREAM, events)
 
     def apply_embedded(self, events: Sequence[Opened]) -> None:
@@ -176,10 +184,10 @@ class VectorProjection:
         self._advance(EMBEDDED_STREAM, events)
 
     def _drop(self, namespace: str, doc: int, fields: Sequence[str] = FIELDS) -> None:
+        """Remove the doc's vectors, at the end of the input batch being applied (no vector
+        is added before then, and an erasure in between drops its namespace's indexes)."""
         for field in fields:
-            index = self._indexes.get((namespace, field))
-            if index is not None:
-                index.remove(np.array([doc], np.int64))
+            self._dropping.setdefault((namespace, field), set()).add(doc)
         if CONTEXT in fields:
             self._unlink_context(doc)
 
