@@ -233,19 +233,25 @@ class ArrowStream:
             )
 
     def _records_at(self, positions: list[int]) -> list[Record]:
-        out: list[Record] = []
-        active: pa.Table | None = None
+        """The records at these positions, in order: taken from each segment at once."""
+        rows: dict[int, list[int]] = {}  # segment (-1: the active one) -> row numbers
         with self._lock:
             active_first = self._sealed[-1].last + 1 if self._sealed else 1
             for position in sorted(set(positions)):
                 i = bisect.bisect_right(self._sealed_firsts, position) - 1
                 if i >= 0 and position <= self._sealed[i].last:
-                    row = self._sealed_table(i).slice(position - self._sealed[i].first, 1)
+                    rows.setdefault(i, []).append(position - self._sealed[i].first)
                 else:
-                    if active is None:
-                        active = pa.Table.from_batches(self._active_batches, ENVELOPE_SCHEMA)
-                    row = active.slice(position - active_first, 1)
-                out.extend(batch_to_records(row))
+                    rows.setdefault(-1, []).append(position - active_first)
+            tables = {
+                i: self._sealed_table(i)
+                if i >= 0
+                else pa.Table.from_batches(self._active_batches, ENVELOPE_SCHEMA)
+                for i in rows
+            }
+        out: list[Record] = []
+        for i, numbers in rows.items():  # ascending: the active segment comes last
+            out.extend(batch_to_records(tables[i].take(numbers)))
         return out
 
     def scan(
@@ -308,6 +314,10 @@ class ArrowStream:
 
     def get(self, event_id: str) -> Record | None:
         return self._find([event_id]).get(event_id)
+
+    def get_many(self, event_ids: Sequence[str]) -> dict[str, Record]:
+        """The records of those of the event ids this stream holds, by event id."""
+        return self._find(event_ids)
 
     def refresh(self) -> int:
         """A read-only stream takes in what its writer (another process) has added since:

@@ -40,7 +40,13 @@ class LogHistory:
 
     def embedded(self, input_positions: Sequence[int]) -> dict[int, Opened | None]:
         stream = self._log.stream(EMBEDDED_STREAM)
-        found = {p: stream.get(derived_event_id(EMBEDDED_STREAM, p, 0)) for p in input_positions}
+
+        def find(positions: Sequence[int]) -> dict[int, Record | None]:
+            ids = {p: derived_event_id(EMBEDDED_STREAM, p, 0) for p in positions}
+            records = stream.get_many(list(ids.values()))
+            return {p: records.get(event_id) for p, event_id in ids.items()}
+
+        found = find(input_positions)
         missing = [p for p, r in found.items() if r is None]
         if missing:
             stream.refresh()  # its writer may be another process
@@ -48,7 +54,7 @@ class LogHistory:
             reached = tail.causation.position if tail and tail.causation else 0
             if max(missing) > reached:
                 raise NotReady(f"the embedder has not reached input position {max(missing)}")
-            found.update({p: stream.get(derived_event_id(EMBEDDED_STREAM, p, 0)) for p in missing})
+            found.update(find(missing))
         records = [r for r in found.values() if r is not None]
         opened = {
             o.record.causation.position: o for o in self._log.opened(records) if o.record.causation
