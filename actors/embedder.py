@@ -94,6 +94,12 @@ def _session(model: Path, threads: int) -> ort.InferenceSession:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Every batch has its own padded length: a memory pattern planned for one shape does not
+    # fit the next, and the arena keeps the largest batch's buffers. Without either (same
+    # process, alternating, 3,000 corpus texts) the model ran ~8% faster in batches and as
+    # fast on one query, and its process held 60-80 MB less after 2,000 texts.
+    options.enable_mem_pattern = False
+    options.enable_cpu_mem_arena = False
     try:
         return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
