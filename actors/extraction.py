@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from actors.timeexpr import MONTHS, WEEKDAYS, TimeRef, find_times
 from projections.text import tokenize
 
@@ -233,13 +235,25 @@ def simhash(text: str, bits: int = 64) -> int:
     """Charikar's SimHash over word unigrams and bigrams: near-identical texts differ in few
     bits. Unsigned 64-bit."""
     terms = tokenize(text)
-    features = terms + [f"{a} {b}" for a, b in itertools.pairwise(terms)]
-    weights = [0] * bits
-    for feature, count in Counter(features).items():
-        h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
-        for i in range(bits):
-            weights[i] += count if h >> i & 1 else -count
-    return sum(1 << i for i in range(bits) if weights[i] > 0)
+    counts = Counter(terms + [f"{a} {b}" for a, b in itertools.pairwise(terms)])
+    if not counts:
+        return 0
+    hashes = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
+            for f in counts
+        ),
+        np.uint64,
+        len(counts),
+    )
+    # Each feature votes its count for the bits its hash has set, against those it has not.
+    positions = _BIT_POSITIONS[:bits]
+    votes = ((hashes[:, None] >> positions) & np.uint64(1)).astype(np.int64) * 2 - 1
+    weights = np.fromiter(counts.values(), np.int64, len(counts)) @ votes
+    return int(np.bitwise_or.reduce(np.uint64(1) << positions[weights > 0], initial=np.uint64(0)))
+
+
+_BIT_POSITIONS = np.arange(64, dtype=np.uint64)
 
 
 def hamming(a: int, b: int) -> int:

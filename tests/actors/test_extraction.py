@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 
 from actors.extraction import categorise, extract, hamming, query_entities, sentences, simhash
+from pipeline.corpus import corpus
+from projections.text import tokenize
 
 WHEN = datetime(2023, 5, 8, tzinfo=UTC)
 
@@ -103,3 +108,23 @@ def test_simhash_keeps_near_duplicates_close_and_others_apart() -> None:
     assert hamming(a, c) < hamming(a, d)
     assert hamming(a, d) > 16
     assert 0 <= a < 2**64
+
+
+def _simhash_bit_by_bit(text: str, bits: int = 64) -> int:
+    """Charikar's definition, one feature and one bit at a time."""
+    terms = tokenize(text)
+    features = terms + [f"{a} {b}" for a, b in itertools.pairwise(terms)]
+    weights = [0] * bits
+    for feature, count in Counter(features).items():
+        h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+        for i in range(bits):
+            weights[i] += count if h >> i & 1 else -count
+    return sum(1 << i for i in range(bits) if weights[i] > 0)
+
+
+def test_simhash_is_the_definition_computed_bit_by_bit() -> None:
+    """The extractor logs it: the same text must keep the same hash across versions."""
+    texts = [c.text for c in corpus(300)] + ["", "a", "the the the", "Hi, hi! HI?"]
+    for text in texts:
+        assert simhash(text) == _simhash_bit_by_bit(text), text
+    assert simhash(texts[0], 32) == _simhash_bit_by_bit(texts[0], 32) < 2**32
