@@ -8,7 +8,7 @@
 - `spread`: spreading activation from the top memories along the linker's edges;
 - `adjust`: feedback votes, FSRS retrievability, supersession and duplicate merging.
 
-Neighbourhoods are NumPy adjacency arrays (`readmodel.Adjacency`), so the work per query is
+Neighbourhoods are NumPy adjacency arrays (`readparts.Adjacency`), so the work per query is
 a few vector operations, not a Python loop per candidate.
 """
 
@@ -20,7 +20,8 @@ from datetime import datetime
 import numpy as np
 
 from actors.decay import DECAY, FACTOR
-from actors.readmodel import Adjacency, NamespaceModel
+from actors.readmodel import NamespaceModel
+from actors.readparts import Adjacency
 from eventlog.schema import to_micros
 
 Scores = dict[int, float]

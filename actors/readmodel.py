@@ -18,179 +18,14 @@ from typing import TypeVar
 
 import duckdb
 import numpy as np
-import numpy.typing as npt
 
+from actors.readparts import Docs, Entities, Lookup, Rows, both_ways
 from projections import readrows
-from projections.changes import Changes, Recent, in_sorted, overlay_limit
-from projections.duck import memory_row
+from projections.changes import Changes, Recent, overlay_limit
 from projections.heap import release_freed_memory
 from projections.memstate import MemoryRow
 
-Docs = npt.NDArray[np.int64]
-Floats = npt.NDArray[np.float64]
-
-
-class Adjacency:
-    """Edges grouped by source (compressed rows): the neighbours of many memories at once.
-    Each edge remembers the memory whose row made it (`origin`), so that an overlay can
-    replace the edges of the memories changed since (`overlaid`)."""
-
-    def __init__(self, src: Docs, dst: Docs, weight: Floats, origin: Docs | None = None) -> None:
-        order = np.argsort(src, kind="stable")
-        src, self.dst, self.weight = src[order], dst[order], weight[order]
-        self.origin = src if origin is None else origin[order]
-        first = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else np.zeros(0)
-        self.keys = src[first.astype(np.int64)]
-        self.offsets = np.append(first, len(src)).astype(np.int64)
-        self._over: tuple[Adjacency, Docs] | None = None
-
-    def overlaid(self, delta: Adjacency, changed: Docs) -> Adjacency:
-        """These edges less those of the `changed` memories (sorted), plus `delta`'s."""
-        out = copy.copy(self)
-        out._over = (delta, changed)
-        return out
-
-    def expand(self, docs: Docs) -> tuple[Docs, Docs, Floats]:
-        """(index into `docs`, neighbour, weight) for every edge leaving one of `docs`."""
-        owner, index = self._index(docs)
-        if self._over is None:
-            return owner, self.dst[index], self.weight[index]
-        delta, changed = self._over
-        keep = ~in_sorted(self.origin[index], changed)
-        more_owner, more_dst, more_weight = delta.expand(docs)
-        return (
-            np.concatenate([owner[keep], more_owner]),
-            np.concatenate([self.dst[index[keep]], more_dst]),
-            np.concatenate([self.weight[index[keep]], more_weight]),
-        )
-
-    def _index(self, docs: Docs) -> tuple[Docs, Docs]:
-        if not len(self.keys) or not len(docs):
-            empty = np.zeros(0, np.int64)
-            return empty, empty
-        at = np.searchsorted(self.keys, docs)
-        at = np.minimum(at, len(self.keys) - 1)
-        found = np.flatnonzero(self.keys[at] == docs)
-        starts, ends = self.offsets[at[found]], self.offsets[at[found] + 1]
-        counts = ends - starts
-        owner = np.repeat(found, counts)
-        first = np.repeat(starts - np.cumsum(counts) + counts, counts)
-        return owner, first + np.arange(int(counts.sum()))
-
-
-def _both_ways(src: Docs, dst: Docs, weight: Floats) -> Adjacency:
-    """Each row (src, dst) as an edge in both directions, both made by src's row."""
-    return Adjacency(
-        np.concatenate([src, dst]),
-        np.concatenate([dst, src]),
-        np.tile(weight, 2),
-        np.concatenate([src, src]),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """A sorted key array and the values beside it, looked up many keys at a time; an
-    overlay's values replace those of the memories changed since."""
-
-    keys: Docs
-    values: npt.NDArray[np.generic]
-    over: tuple[Lookup, Docs] | None = None
-
-    @classmethod
-    def of(cls, keys: Docs, values: npt.NDArray[np.generic]) -> Lookup:
-        order = np.argsort(keys, kind="stable")
-        return cls(keys[order], values[order])
-
-    def overlaid(self, delta: Lookup, changed: Docs) -> Lookup:
-        return Lookup(self.keys, self.values, (delta, changed))
-
-    def get(self, docs: Docs) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.generic]]:
-        if not len(self.keys):
-            hit = np.zeros(len(docs), bool)
-            values = np.zeros((len(docs), *self.values.shape[1:]), self.values.dtype)
-        else:
-            at = np.minimum(np.searchsorted(self.keys, docs), len(self.keys) - 1)
-            hit, values = self.keys[at] == docs, self.values[at]
-        if self.over is None:
-            return hit, values
-        delta, changed = self.over
-        newer, newer_values = delta.get(docs)
-        hit = (hit & ~in_sorted(docs, changed)) | newer
-        values = values.astype(np.result_type(values.dtype, newer_values.dtype))  # a copy
-        values[newer] = newer_values[newer]
-        return hit, values
-
-
-class _Entities:
-    """Entity keys (sorted), offsets into the docs mentioning each, and the docs that
-    mention any (sorted); an overlay's replace those of the memories changed since."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> None:
-        rows = readrows.entities(con, namespace, changed)
-        keys = np.asarray(rows["key"], dtype=object)
-        self.docs: Docs = rows["doc"].astype(np.int64)
-        self.keys, starts = np.unique(keys, return_index=True)
-        self.offsets = np.append(starts, len(keys)).astype(np.int64)
-        self.mentioning = np.unique(self.docs)
-        self.over: tuple[_Entities, Docs] | None = None
-
-    def overlaid(self, delta: _Entities, changed: Docs) -> _Entities:
-        out = copy.copy(self)
-        out.over = (delta, changed)
-        return out
-
-    @property
-    def total(self) -> int:
-        """How many memories mention an entity."""
-        if self.over is None:
-            return len(self.mentioning)
-        delta, changed = self.over
-        return len(self.mentioning) - int(in_sorted(changed, self.mentioning).sum()) + delta.total
-
-    def docs_of(self, key: str) -> Docs:
-        i = int(np.searchsorted(self.keys, key))
-        found = self.docs[0:0]
-        if i < len(self.keys) and self.keys[i] == key:
-            found = self.docs[self.offsets[i] : self.offsets[i + 1]]
-        if self.over is None:
-            return found
-        delta, changed = self.over
-        return np.concatenate([found[~in_sorted(found, changed)], delta.docs_of(key)])
-
-
-class _Rows:
-    """The namespace's memories as recall's hits show them (all but their context), by doc;
-    an overlay's replace those of the memories changed since. Kept as one Arrow table: a
-    query takes its few rows from it, where a DuckDB read of them would scan the table."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> None:
-        self.table = readrows.hits(con, namespace, changed)
-        self.docs: Docs = self.table.column("doc").to_numpy()
-        self.over: tuple[_Rows, Docs] | None = None
-
-    def overlaid(self, delta: _Rows, changed: Docs) -> _Rows:
-        out = copy.copy(self)
-        out.over = (delta, changed)
-        return out
-
-    def get(self, docs: Docs) -> dict[int, MemoryRow]:
-        """The rows of those of `docs` that have one."""
-        found: dict[int, MemoryRow] = {}
-        if self.over is not None:
-            delta, changed = self.over
-            found = delta.get(docs)
-            docs = docs[~in_sorted(docs, changed)]
-        if len(self.docs) and len(docs):
-            at = np.minimum(np.searchsorted(self.docs, docs), len(self.docs) - 1)
-            taken = self.table.take(at[self.docs[at] == docs])
-            for values in zip(*(column.to_pylist() for column in taken.columns), strict=True):
-                row = memory_row(values)
-                found[row.doc] = row
-        return found
-
-
-_Part = TypeVar("_Part", _Entities, _Rows)
+_Part = TypeVar("_Part", Entities, Rows)
 
 
 class NamespaceModel:
@@ -204,16 +39,16 @@ class NamespaceModel:
         self._over: tuple[NamespaceModel, NamespaceModel, Docs] | None = None
         # A part is read through the caller's cursor, which has `_changed`, and at once
         cursor = con if changed else con.cursor()
-        self._entities = _Entities(cursor, namespace, True) if changed else None
-        self._rows = _Rows(cursor, namespace, True) if changed else None
+        self._entities = Entities(cursor, namespace, True) if changed else None
+        self._rows = Rows(cursor, namespace, True) if changed else None
         prev = readrows.neighbours(cursor, namespace, changed)
-        self.neighbours = _both_ways(
+        self.neighbours = both_ways(
             prev["doc"].astype(np.int64),
             prev["prev_doc"].astype(np.int64),
             np.ones(len(prev["doc"])),
         )
         edges = readrows.edges(cursor, namespace, changed)
-        self.edges = _both_ways(
+        self.edges = both_ways(
             edges["src"].astype(np.int64), edges["dst"].astype(np.int64), edges["w"].astype(float)
         )
         facets = readrows.facets(cursor, namespace, changed)
@@ -284,18 +119,18 @@ class NamespaceModel:
         out._entities = out._rows = None  # laid over the whole model's on first use
         return out
 
-    def entities(self) -> _Entities:
+    def entities(self) -> Entities:
         if self._entities is None:
-            self._entities = self._part(_Entities, NamespaceModel.entities)
+            self._entities = self._part(Entities, NamespaceModel.entities)
         return self._entities
 
     def rows(self, docs: Docs) -> dict[int, MemoryRow]:
         """The memories' rows as hits show them (without context), by doc."""
         return self._hit_rows().get(docs)
 
-    def _hit_rows(self) -> _Rows:
+    def _hit_rows(self) -> Rows:
         if self._rows is None:
-            self._rows = self._part(_Rows, NamespaceModel._hit_rows)
+            self._rows = self._part(Rows, NamespaceModel._hit_rows)
         return self._rows
 
     def _part(

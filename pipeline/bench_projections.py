@@ -3,7 +3,7 @@
 The rebuild benchmark fills a log with N stored memories and N `memory.embedded` events
 (each with both vectors and a context text, as the embedder writes them),
 then drops the projections and replays. Its vectors stand in for the model's (embedding
-100,000 texts twice takes ten minutes and says nothing about replay): `word_vectors`, made
+100,000 texts twice takes ten minutes and says nothing about replay): `WordVectors`, made
 from the words of each text, take the same bytes in the log, the snapshot and the index, and
 have neighbours as real embeddings do. Random unit vectors have none, the worst case for
 HNSW: over 20,000 corpus memories (this machine, the model's query vectors) it took 2.5 times
