@@ -23,7 +23,7 @@ from actors.readparts import Docs, Entities, Lookup, Rows, both_ways
 from projections import readrows
 from projections.changes import Changes, Recent, overlay_limit
 from projections.heap import release_freed_memory
-from projections.memstate import MemoryRow
+from projections.memstate import MemoryRow, doc_id
 
 _Part = TypeVar("_Part", Entities, Rows)
 
@@ -235,15 +235,16 @@ class ReadModel:
         now = changes.seq
         if self._votes is not None and self._votes[0] is changes and self._votes[1] == now:
             return self._votes[2]
+        # By memory id, made doc here: a join with `memories` would scan it after each change.
         rows = (
             self._connection()
             .cursor()
             .execute(
-                "SELECT m.doc, sum(CASE WHEN f.useful THEN 1 ELSE -1 END) FROM feedback f "
-                "JOIN memories m USING (memory_id) GROUP BY m.doc"
+                "SELECT memory_id, sum(CASE WHEN useful THEN 1 ELSE -1 END) FROM feedback "
+                "GROUP BY memory_id"
             )
             .fetchall()
         )
-        votes = {int(d): int(n) for d, n in rows}
+        votes = {doc_id(m): int(n) for m, n in rows}
         self._votes = (changes, now, votes)
         return votes
