@@ -11,6 +11,7 @@ the namespace's vocabulary; a query term counts once per occurrence in the query
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -49,16 +50,20 @@ GROUP BY c.docs, c.total_length
 """
 
 _TERMS = """
-SELECT term, count(*) FROM postings WHERE namespace = $ns AND field = $field {docs}
+SELECT term, count(*) FROM postings WHERE namespace = $ns AND field = $field
 GROUP BY term ORDER BY term
 """
 
 _POSTINGS = """
-SELECT doc, tf, dl FROM postings WHERE namespace = $ns AND field = $field {docs}
+SELECT doc, tf, dl FROM postings WHERE namespace = $ns AND field = $field
 ORDER BY term, doc
 """
 
-_OF_DOCS = "AND doc IN (SELECT doc FROM _changed)"
+# The changed docs' postings are few: their terms come with them, in one read.
+_CHANGED_POSTINGS = """
+SELECT term, doc, tf, dl FROM postings WHERE namespace = $ns AND field = $field
+AND doc IN (SELECT doc FROM _changed) ORDER BY term, doc
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +178,7 @@ class LexicalIndex:
         cursor = self._connection().cursor()
         try:
             stats = self._stats(cursor, namespace, field)
-            base = None if stats is None else _read_postings(cursor, namespace, field, "")
+            base = None if stats is None else _read_postings(cursor, namespace, field)
             return _View(changes, seq, seq, stats, base, np.zeros(0, np.int64), None)
         finally:
             cursor.close()
@@ -185,7 +190,7 @@ class LexicalIndex:
         try:
             docs = np.array(sorted(changed), np.int64)
             cursor.register("_changed", pa.table({"doc": pa.array(docs, pa.int64())}))
-            delta = _read_postings(cursor, namespace, field, _OF_DOCS)
+            delta = _read_changed_postings(cursor, namespace, field)
             stats = self._stats(cursor, namespace, field)
             return _View(view.changes, view.seq, at, stats, view.base, docs, delta)
         finally:
@@ -212,12 +217,20 @@ class LexicalIndex:
         return _score(view, view.stats, terms, k, self.settings)
 
 
-def _read_postings(
-    cursor: duckdb.DuckDBPyConnection, namespace: str, field: int, docs: str
-) -> _Postings:
+def _read_postings(cursor: duckdb.DuckDBPyConnection, namespace: str, field: int) -> _Postings:
+    """All of a field's postings: the terms once each (with their counts), then the rows."""
     params = {"ns": namespace, "field": field}
-    terms = cursor.execute(_TERMS.format(docs=docs), params).fetchall()
-    rows = cursor.execute(_POSTINGS.format(docs=docs), params).fetchnumpy()
+    terms = cursor.execute(_TERMS, params).fetchall()
+    rows = cursor.execute(_POSTINGS, params).fetchnumpy()
+    return _Postings(terms, rows)
+
+
+def _read_changed_postings(
+    cursor: duckdb.DuckDBPyConnection, namespace: str, field: int
+) -> _Postings:
+    """The postings of the docs in the cursor's `_changed` table, in one read."""
+    rows = cursor.execute(_CHANGED_POSTINGS, {"ns": namespace, "field": field}).fetchnumpy()
+    terms = [(t, len(list(g))) for t, g in itertools.groupby(rows["term"].tolist())]
     return _Postings(terms, rows)
 
 
