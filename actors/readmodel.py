@@ -14,7 +14,6 @@ import copy
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -24,8 +23,6 @@ from projections import readrows
 from projections.changes import Changes, Recent, overlay_limit
 from projections.heap import release_freed_memory
 from projections.memstate import MemoryRow, doc_id
-
-_Part = TypeVar("_Part", Entities, Rows)
 
 
 class NamespaceModel:
@@ -40,13 +37,10 @@ class NamespaceModel:
         # A part is read through the caller's cursor, which has `_changed`, and at once
         cursor = con if changed else con.cursor()
         self._entities = Entities(cursor, namespace, True) if changed else None
-        self._rows = Rows(cursor, namespace, True) if changed else None
-        prev = readrows.neighbours(cursor, namespace, changed)
-        self.neighbours = both_ways(
-            prev["doc"].astype(np.int64),
-            prev["prev_doc"].astype(np.int64),
-            np.ones(len(prev["doc"])),
-        )
+        self._rows = Rows(readrows.hits(cursor, namespace, changed))
+        # Each active memory and the one stored before it, from the rows.
+        doc, prev = self._rows.neighbours()
+        self.neighbours = both_ways(doc, prev, np.ones(len(doc)))
         edges = readrows.edges(cursor, namespace, changed)
         self.edges = both_ways(
             edges["src"].astype(np.int64), edges["dst"].astype(np.int64), edges["w"].astype(float)
@@ -116,34 +110,22 @@ class NamespaceModel:
             for doc, decision, target, position in newer:
                 out._decide(int(doc), decision, int(target))
                 out.decided_through = int(position)
-        out._entities = out._rows = None  # laid over the whole model's on first use
+        out._rows = self._rows.overlaid(delta._rows, changed)
+        out._entities = None  # laid over the whole model's on first use
         return out
 
     def entities(self) -> Entities:
         if self._entities is None:
-            self._entities = self._part(Entities, NamespaceModel.entities)
+            if self._over is None:
+                self._entities = Entities(self._con.cursor(), self._namespace, False)
+            else:  # the whole model keeps its own, for the next overlay
+                base, delta, changed = self._over
+                self._entities = base.entities().overlaid(delta.entities(), changed)
         return self._entities
 
     def rows(self, docs: Docs) -> dict[int, MemoryRow]:
         """The memories' rows as hits show them (without context), by doc."""
-        return self._hit_rows().get(docs)
-
-    def _hit_rows(self) -> Rows:
-        if self._rows is None:
-            self._rows = self._part(Rows, NamespaceModel._hit_rows)
-        return self._rows
-
-    def _part(
-        self,
-        read: Callable[[duckdb.DuckDBPyConnection, str, bool], _Part],
-        of: Callable[[NamespaceModel], _Part],
-    ) -> _Part:
-        """A part read on first use: whole, or the whole model's with the overlay's laid
-        over it (the whole model keeps its own, for the next overlay)."""
-        if self._over is None:
-            return read(self._con.cursor(), self._namespace, False)
-        base, delta, changed = self._over
-        return of(base).overlaid(of(delta), changed)
+        return self._rows.get(docs)
 
     def mentions(self, keys: list[str], n: int) -> list[tuple[int, float]]:
         """The entity channel: memories mentioning any of the keys, scored by the summed

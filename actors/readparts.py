@@ -10,11 +10,13 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from projections import readrows
 from projections.changes import in_sorted
 from projections.duck import memory_row
-from projections.memstate import MemoryRow
+from projections.memstate import ACTIVE, MemoryRow
 
 Docs = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -154,10 +156,17 @@ class Rows:
     an overlay's replace those of the memories changed since. Kept as one Arrow table: a
     query takes its few rows from it, where a DuckDB read of them would scan the table."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> None:
-        self.table = readrows.hits(con, namespace, changed)
-        self.docs: Docs = self.table.column("doc").to_numpy()
+    def __init__(self, table: pa.Table) -> None:
+        """`table`: as `readrows.hits` reads it, sorted by doc."""
+        self.table = table
+        self.docs: Docs = table.column("doc").to_numpy()
         self.over: tuple[Rows, Docs] | None = None
+
+    def neighbours(self) -> tuple[Docs, Docs]:
+        """(doc, the doc stored before it) of each active memory stored after another."""
+        before = self.table.column("prev_doc")
+        linked = pc.and_(before.is_valid(), pc.equal(self.table.column("status"), ACTIVE))
+        return self.docs[linked.to_numpy(zero_copy_only=False)], before.filter(linked).to_numpy()
 
     def overlaid(self, delta: Rows, changed: Docs) -> Rows:
         out = copy.copy(self)

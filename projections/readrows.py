@@ -17,10 +17,6 @@ EDGE_WEIGHTS = {"entity": 0.5, "similar": 1.0, "updates": 1.0, "extends": 1.0, "
 
 _CHANGED = "AND {column} IN (SELECT doc FROM _changed)"
 
-_NEIGHBOURS = (
-    "SELECT doc, prev_doc FROM memories WHERE namespace = ? AND prev_doc IS NOT NULL "
-    "AND status = 'active' {only}"
-)
 _EDGES = (
     "SELECT e.src, e.dst, e.weight * coalesce(k.w, 0.5) AS w "
     "FROM edges e LEFT JOIN _kinds k USING (kind) WHERE e.namespace = ? {only}"
@@ -50,11 +46,6 @@ def _read(
     only = _CHANGED.format(column=column) if changed else ""
     result: Columns = con.execute(sql.format(only=only), [namespace]).fetchnumpy()
     return result
-
-
-def neighbours(con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> Columns:
-    """Each active memory and the one stored before it."""
-    return _read(con, _NEIGHBOURS, namespace, "doc", changed)
 
 
 def edges(con: duckdb.DuckDBPyConnection, namespace: str, changed: bool) -> Columns:
