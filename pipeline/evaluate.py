@@ -43,6 +43,9 @@ class Conversation:
     sample_id: str
     turns: list[StoreRequest]
     questions: list[Question]
+    # When its questions are asked: at its last session (so decay, and words such as "last
+    # week", read the same on any day the evaluation runs).
+    asked_at: datetime | None = None
 
 
 def _session_time(text: str) -> datetime:
@@ -61,6 +64,7 @@ def _conversation(sample: dict[str, Any]) -> Conversation:
     sample_id = str(sample["sample_id"])
     conv = sample["conversation"]
     turns = []
+    when = None
     n = 1
     while f"session_{n}" in conv:
         when = _session_time(conv[f"session_{n}_date_time"])
@@ -83,7 +87,7 @@ def _conversation(sample: dict[str, Any]) -> Conversation:
         for q in sample["qa"]
         if q["category"] in (1, 2, 3, 4) and q.get("evidence")
     ]
-    return Conversation(sample_id, turns, questions)
+    return Conversation(sample_id, turns, questions, when)
 
 
 def run_locomo(
@@ -124,7 +128,7 @@ def _score(
     began = time.perf_counter()
     for conv in conversations:
         for q in conv.questions:
-            hits = mem.recall(q.text, conv.sample_id, depth, **options)
+            hits = mem.recall(q.text, conv.sample_id, depth, now=conv.asked_at, **options)
             dias = [str(h.metadata.get("dia_id")) for h in hits]
             for k in ks:
                 recalls[k].append(len(set(dias[:k]) & q.evidence) / len(q.evidence))

@@ -78,6 +78,8 @@ def test_loader_follows_the_protocol(tmp_path: Path) -> None:
     assert conv.turns[2].metadata == {"dia_id": "D2:1"}
     assert str(conv.turns[2].occurred_at) == "2023-05-20 10:00:00+00:00"
     assert len(conv.questions) == 3  # category 5 is left out
+    # Asked at its last session, not on whatever day the evaluation runs.
+    assert str(conv.asked_at) == "2023-05-20 10:00:00+00:00"
 
 
 def test_report_shape_and_sense(tmp_path: Path) -> None:
