@@ -20,7 +20,7 @@ import numpy as np
 
 from actors.readparts import Docs, Entities, Lookup, Rows, both_ways
 from projections import readrows
-from projections.changes import Changes, Recent, overlay_limit
+from projections.changes import Changes, Recent
 from projections.heap import release_freed_memory
 from projections.memstate import MemoryRow, doc_id
 
@@ -123,6 +123,11 @@ class NamespaceModel:
                 self._entities = base.entities().overlaid(delta.entities(), changed)
         return self._entities
 
+    @property
+    def size(self) -> int:
+        """How many memories the model has rows for."""
+        return len(self._rows.docs)
+
     def rows(self, docs: Docs) -> dict[int, MemoryRow]:
         """The memories' rows as hits show them (without context), by doc."""
         return self._rows.get(docs)
@@ -157,7 +162,6 @@ class _Kept:
     at: int  # the batch `model` is current for
     base: NamespaceModel
     model: NamespaceModel
-    size: int
 
 
 class ReadModel:
@@ -187,16 +191,14 @@ class ReadModel:
             if kept is not None and kept.changes is changes:
                 if kept.at == now:
                     return kept.model
-                changed = changes.since(kept.seq, namespace)
-                if changed is not None and len(changed) <= overlay_limit(kept.size):
+                changed = changes.to_lay_over(kept.seq, namespace, kept.base.size)
+                if changed is not None:
                     model = self._overlay(kept.base, namespace, changed)
                     self._kept.put(namespace, replace(kept, at=now, model=model))
                     return model
             base = NamespaceModel(self._connection(), namespace)
             release_freed_memory()  # what reading it from DuckDB left behind
-            self._kept.put(
-                namespace, _Kept(changes, now, now, base, base, len(base.stability.keys))
-            )
+            self._kept.put(namespace, _Kept(changes, now, now, base, base))
             return base
 
     def _overlay(

@@ -62,6 +62,12 @@ class Changes:
                     docs |= changed
             return frozenset(docs)
 
+    def to_lay_over(self, seq: int, namespace: str, size: int) -> frozenset[int] | None:
+        """The docs of `namespace` changed after batch `seq`, if few enough to lay over a
+        copy of `size` docs read then; None if the copy is better read whole again."""
+        changed = self.since(seq, namespace)
+        return changed if changed is not None and len(changed) <= overlay_limit(size) else None
+
 
 _OVERLAY_DOCS = 2_000  # at most this many changed docs are laid over a whole read...
 _OVERLAY_SHARE = 10  # ...or a tenth of it: past that, reading it whole again is cheaper

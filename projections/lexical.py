@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from projections.changes import Changes, Recent, in_sorted, overlay_limit
+from projections.changes import Changes, Recent, in_sorted
 from projections.heap import release_freed_memory
 from projections.text import tokenize
 
@@ -163,9 +163,9 @@ class LexicalIndex:
             if view is not None and view.changes is changes:
                 if view.at == now:
                     return view
-                changed = changes.since(view.seq, namespace)
                 base_docs = 0 if view.stats is None else view.stats.docs
-                if changed is not None and len(changed) <= overlay_limit(base_docs):
+                changed = changes.to_lay_over(view.seq, namespace, base_docs)
+                if changed is not None:
                     view = self._refresh(view, namespace, field, changed, now)
                     self._views.put(key, view)
                     return view
