@@ -84,6 +84,17 @@ class InMemoryStream:
             table, start=start, stop=stop, namespace=namespace, kind=kind, memory_id=memory_id
         )
 
+    def last(
+        self,
+        start: int = 1,
+        stop: int | None = None,
+        *,
+        namespace: str | None = None,
+        kind: str | None = None,
+    ) -> Record | None:
+        *_, found = [None, *self.read(start, stop, namespace=namespace, kind=kind)]
+        return found
+
     def get(self, event_id: str) -> Record | None:
         with self._lock:
             return self._by_event.get(event_id)

@@ -46,6 +46,17 @@ class ReadableStream(Protocol):
         """The same events as Arrow tables: the fast path for folds and replays."""
         ...
 
+    def last(
+        self,
+        start: int = 1,
+        stop: int | None = None,
+        *,
+        namespace: str | None = None,
+        kind: str | None = None,
+    ) -> Record | None:
+        """The newest event with start <= position <= stop matching every filter given."""
+        ...
+
     def get(self, event_id: str) -> Record | None: ...
 
     def tail(self) -> Record | None:

@@ -44,7 +44,10 @@ from eventlog.writer import ChainWriter, utc_now
 
 log = structlog.get_logger(__name__)
 
-_CACHED_TABLES = 4  # sealed segments held decompressed, per stream
+# Sealed segments held decompressed, per stream (~8 MiB each at the default segment size): one
+# for a sequential reader's next window, one more for look-ups that straddle a boundary. Every
+# follower process holds several streams, so each table kept costs its memory in each of them.
+_CACHED_TABLES = 2
 
 
 class ArrowStream:
@@ -263,23 +266,56 @@ class ArrowStream:
         kind: str | None = None,
         memory_id: str | None = None,
     ) -> Iterator[pa.Table]:
-        sealed, active, active_ns, active_kinds = self._snapshot()
-        for i, index in enumerate(sealed):
-            if index.last < start or (stop is not None and index.first > stop):
-                continue
-            if (namespace is not None and namespace not in index.namespaces) or (
-                kind is not None and kind not in index.kinds
-            ):
-                continue
-            with self._lock:
-                table = self._sealed_table(i)
+        for table in self._segment_tables(start, stop, namespace, kind):
             yield filter_table(
                 table, start=start, stop=stop, namespace=namespace, kind=kind, memory_id=memory_id
             )
+
+    def last(
+        self,
+        start: int = 1,
+        stop: int | None = None,
+        *,
+        namespace: str | None = None,
+        kind: str | None = None,
+    ) -> Record | None:
+        """The newest record in start..stop matching the filters. Segments are searched newest
+        first, so a match near the end of the stream decompresses no sealed segment."""
+        for table in self._segment_tables(start, stop, namespace, kind, newest_first=True):
+            found = filter_table(table, start=start, stop=stop, namespace=namespace, kind=kind)
+            if found.num_rows:
+                return next(batch_to_records(found.slice(found.num_rows - 1)))
+        return None
+
+    def _segment_tables(
+        self,
+        start: int,
+        stop: int | None,
+        namespace: str | None,
+        kind: str | None,
+        *,
+        newest_first: bool = False,
+    ) -> Iterator[pa.Table]:
+        """The segments that may hold matching rows (by their indexes), whole, in order; a
+        sealed one is read only when the iteration reaches it."""
+        sealed, active, active_ns, active_kinds = self._snapshot()
+        candidates: list[int] = [
+            i
+            for i, index in enumerate(sealed)
+            if index.last >= start
+            and (stop is None or index.first <= stop)
+            and (namespace is None or namespace in index.namespaces)
+            and (kind is None or kind in index.kinds)
+        ]
         if (namespace is None or namespace in active_ns) and (kind is None or kind in active_kinds):
-            yield filter_table(
-                active, start=start, stop=stop, namespace=namespace, kind=kind, memory_id=memory_id
-            )
+            candidates.append(-1)  # the active segment, after every sealed one
+        for i in reversed(candidates) if newest_first else candidates:
+            if i < 0:
+                yield active
+                continue
+            with self._lock:
+                table = self._sealed_table(i)
+            yield table
 
     def read(
         self,

@@ -24,7 +24,6 @@ from eventlog.schema import (
     EMBEDDED_STREAM,
     MEMORY_STORED,
     SYSTEM_NAMESPACE,
-    batch_to_records,
 )
 
 log = structlog.get_logger(__name__)
@@ -61,18 +60,16 @@ class LogHistory:
         }
         return {p: opened.get(p) for p in input_positions}
 
+    def latest(self, stream: str, memory_id: str) -> Opened | None:
+        events = self._log.stream(stream)
+        events.refresh()  # its writer may be another process
+        records = list(events.read(memory_id=memory_id))
+        return self._log.opened(records[-1:])[0] if records else None
+
     def previous_stored(self, namespace: str, before: int) -> Opened | None:
         start = max(1, before - self._reach)
-        found = None
-        for table in self._log.input.scan(
-            start, before - 1, namespace=namespace, kind=MEMORY_STORED
-        ):
-            if table.num_rows:
-                found = table.slice(table.num_rows - 1)
-        if found is None:
-            return None
-        (record,) = batch_to_records(found)
-        return Opened(record, self._log.open_payload(record))
+        record = self._log.input.last(start, before - 1, namespace=namespace, kind=MEMORY_STORED)
+        return None if record is None else Opened(record, self._log.open_payload(record))
 
 
 def resume_position(event_log: EventLog, follower: Follower) -> int:

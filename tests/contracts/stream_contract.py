@@ -137,6 +137,28 @@ class StreamContract:
         positions = [p for t in tables for p in t.column("position").to_pylist()]
         assert positions == [r.position for r in stream.read(5, 44, namespace="ns1")]
 
+    def test_last_is_the_newest_matching_event(self) -> None:
+        stream = self.make_stream()
+        self.fill(stream, 400)  # several segments where they are sealed at 32 KiB
+        everything = list(stream.read())
+        for start, stop, namespace, kind in [
+            (1, None, None, None),
+            (5, 44, "ns1", None),
+            (1, 30, None, "memory.updated"),
+            (1, 2, "ns2", None),
+            (20, 19, None, None),
+        ]:
+            matching = [
+                r.position
+                for r in everything
+                if start <= r.position <= (stop or r.position)
+                and namespace in (None, r.namespace)
+                and kind in (None, r.kind)
+            ]
+            found = stream.last(start, stop, namespace=namespace, kind=kind)
+            assert (found and found.position) == (matching[-1] if matching else None)
+        assert stream.last(namespace="nobody") is None
+
     def test_get_by_event_id(self) -> None:
         stream = self.make_stream()
         self.fill(stream, 30)

@@ -54,6 +54,9 @@ class _Reopening(ArrowStream):
     def scan(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         return self._reader().scan(*args, **kwargs)
 
+    def last(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self._reader().last(*args, **kwargs)
+
     def get(self, event_id):  # type: ignore[no-untyped-def]
         return self._reader().get(event_id)
 
