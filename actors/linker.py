@@ -50,13 +50,14 @@ class _Matrix:
     """A namespace's vectors, one row per memory (an update overwrites its row), searched
     exactly with matrix products: the linker's similarity must not depend on how its input
     was cut into batches, which an approximate index cannot promise. Rows are half floats
-    (a unit vector's components move by under 1e-3), half the memory of float32 at 10^5."""
+    (a unit vector's components move by under 1e-3), half the memory of float32 at 10^5,
+    kept in fixed blocks: growing never copies, and at most one block stands empty."""
 
-    _CHUNK = 16_384  # rows widened to float32 at a time for a product
+    _BLOCK = 16_384  # rows per block, widened to float32 one block at a time for a product
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
-        self.rows = np.zeros((0, dim), np.float16)
+        self.blocks: list[np.ndarray] = []
         self.ids: list[str] = []
         self.row_of: dict[str, int] = {}
 
@@ -68,18 +69,24 @@ class _Matrix:
         if row is None:
             row = self.row_of[memory_id] = len(self.ids)
             self.ids.append(memory_id)
-            if row >= len(self.rows):
-                grown = np.zeros((max(64, len(self.rows) * 3 // 2), self.dim), np.float16)
-                grown[: len(self.rows)] = self.rows
-                self.rows = grown
-        self.rows[row] = vector
+            if row >= len(self.blocks) * self._BLOCK:
+                self.blocks.append(np.zeros((self._BLOCK, self.dim), np.float16))
+        self.blocks[row // self._BLOCK][row % self._BLOCK] = vector
+
+    def rows(self, numbers: np.ndarray) -> np.ndarray:
+        """The rows at these numbers, in order (float16)."""
+        out = np.empty((len(numbers), self.dim), np.float16)
+        for i, block in enumerate(self.blocks):
+            mine = (numbers // self._BLOCK) == i
+            out[mine] = block[numbers[mine] % self._BLOCK]
+        return out
 
     def near(self, block: np.ndarray, floor: float) -> np.ndarray:
         """The rows scoring at least `floor` (in float32) with any of the block's vectors."""
         hits = []
-        for start in range(0, len(self), self._CHUNK):
-            rows = self.rows[start : min(len(self), start + self._CHUNK)].astype(np.float32)
-            hits.append(start + np.flatnonzero((rows @ block.T >= floor).any(axis=1)))
+        for i, rows in enumerate(self.blocks):
+            used = rows[: min(self._BLOCK, len(self) - i * self._BLOCK)].astype(np.float32)
+            hits.append(i * self._BLOCK + np.flatnonzero((used @ block.T >= floor).any(axis=1)))
         return np.concatenate(hits) if hits else np.zeros(0, np.int64)
 
 
@@ -136,7 +143,7 @@ class _Group:
             # float32 finds the few rows near the threshold; float64 scores them
             near = matrix.near(half.astype(np.float32), floor - _MARGIN)
             before_ids = [matrix.ids[row] for row in near]
-            before = matrix.rows[near].astype(np.float64) @ exact.T
+            before = matrix.rows(near).astype(np.float64) @ exact.T
         return cls(ids, exact @ exact.T, next_same, first, before_ids, before)
 
     def candidates(self, column: int, floor: float) -> dict[str, float]:
