@@ -17,7 +17,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.follower import Derived, Opened
+from actors.follower import Derived, Lookups, Opened
 from eventlog.derived import MemoryScheduled
 from eventlog.payloads import FeedbackRecorded
 from eventlog.schema import (
@@ -102,22 +102,20 @@ def review(s: Schedule, grade: int, at: int) -> Schedule:
 
 
 class DecayActor:
+    """Keeps no schedules in memory: a memory's current schedule is its newest event in the
+    decay stream, read back when feedback on it arrives. Feedback is rare next to stores, so
+    the actor needs neither memory per memory nor a replay before its first step."""
+
     name = "decay"
     upstream = INPUT_STREAM
     output = DECAY_STREAM
 
-    def __init__(self) -> None:
-        self.restored = False
-        self._schedules: dict[str, Schedule] = {}
-
-    def observe(self, batch: Sequence[Opened]) -> None:
-        self._step(batch)
+    def __init__(self, history: Lookups) -> None:
+        self.history = history
 
     def process(self, batch: Sequence[Opened]) -> list[Derived]:
-        return self._step(batch)
-
-    def _step(self, batch: Sequence[Opened]) -> list[Derived]:
         out = []
+        made: dict[str, Schedule] = {}  # this batch's schedules, not yet in the stream
         for event in batch:
             r = event.record
             if r.memory_id is None or event.payload is None:
@@ -125,13 +123,16 @@ class DecayActor:
             at = to_micros(_moment(r.occurred_at, r.recorded_at))
             if r.kind == MEMORY_STORED:
                 schedule, grade = first(GOOD, at), GOOD
-            elif r.kind == FEEDBACK_RECORDED and r.memory_id in self._schedules:
+            elif r.kind == FEEDBACK_RECORDED:
+                before = made.get(r.memory_id) or self._scheduled(r.memory_id)
+                if before is None:
+                    continue
                 assert isinstance(event.payload, FeedbackRecorded)
                 grade = GOOD if event.payload.useful else AGAIN
-                schedule = review(self._schedules[r.memory_id], grade, at)
+                schedule = review(before, grade, at)
             else:
                 continue
-            self._schedules[r.memory_id] = schedule
+            made[r.memory_id] = schedule
             payload = MemoryScheduled(
                 stability=schedule.stability,
                 difficulty=schedule.difficulty,
@@ -142,6 +143,14 @@ class DecayActor:
             )
             out.append(Derived(MEMORY_SCHEDULED, r.namespace, r.memory_id, payload, r.position))
         return out
+
+    def _scheduled(self, memory_id: str) -> Schedule | None:
+        """The memory's schedule as this actor last logged it (None: never stored, or erased)."""
+        latest = self.history.latest(DECAY_STREAM, memory_id)
+        p = None if latest is None else latest.payload
+        if not isinstance(p, MemoryScheduled):
+            return None
+        return Schedule(p.stability, p.difficulty, p.reviewed_at, p.reps, p.lapses)
 
 
 def _moment(occurred: datetime | None, recorded: datetime) -> datetime:

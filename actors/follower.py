@@ -57,10 +57,10 @@ class Follower(Protocol):
 
 @runtime_checkable
 class Stateful(Protocol):
-    """A follower whose step depends on what it saw before (the linker's indexes, decay's
-    schedules). Its state is a fold over its upstream: before its first step a runner feeds it
-    the upstream prefix it has already processed, through `observe`, which must change the
-    state exactly as `process` does and derive nothing."""
+    """A follower whose step depends on what it saw before (the linker's indexes). Its state
+    is a fold over its upstream: before its first step a runner feeds it the upstream prefix
+    it has already processed, through `observe`, which must change the state exactly as
+    `process` does and derive nothing."""
 
     restored: bool
 
@@ -76,6 +76,10 @@ class Lookups(Protocol):
 
     def previous_stored(self, namespace: str, before: int) -> Opened | None:
         """The last memory stored in the namespace before an input position."""
+        ...
+
+    def latest(self, stream: str, memory_id: str) -> Opened | None:
+        """The memory's newest event in a stream, opened (None: it has none there)."""
         ...
 
     def embedded(self, input_positions: Sequence[int]) -> dict[int, Opened | None]:

@@ -26,27 +26,27 @@ from actors.follower import Follower, Lookups
 from actors.linker import LinkerActor
 from pipeline.config import Settings
 
-Factory = Callable[[Settings, Lookups | None], Follower]
+Factory = Callable[[Settings, Lookups], Follower]
 
 
-def make_extractor(settings: Settings, lookups: Lookups | None) -> Follower:
+def make_extractor(settings: Settings, lookups: Lookups) -> Follower:
     return ExtractorActor(settings.llm)
 
 
-def make_embedder(settings: Settings, lookups: Lookups | None) -> Follower:
+def make_embedder(settings: Settings, lookups: Lookups) -> Follower:
     return EmbedderActor(settings.embedder, history=lookups)
 
 
-def make_linker(settings: Settings, lookups: Lookups | None) -> Follower:
+def make_linker(settings: Settings, lookups: Lookups) -> Follower:
     return LinkerActor(settings.linker, lookups)
 
 
-def make_consolidator(settings: Settings, lookups: Lookups | None) -> Follower:
+def make_consolidator(settings: Settings, lookups: Lookups) -> Follower:
     return ConsolidatorActor(settings.consolidator)
 
 
-def make_decay(settings: Settings, lookups: Lookups | None) -> Follower:
-    return DecayActor()
+def make_decay(settings: Settings, lookups: Lookups) -> Follower:
+    return DecayActor(lookups)
 
 
 @dataclass(frozen=True, slots=True)

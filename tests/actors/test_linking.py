@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from actors import linker as linker_module
 from actors.consolidator import ConsolidatorActor, ConsolidatorSettings
 from actors.decay import (
     AGAIN,
@@ -31,14 +32,27 @@ from tests.projections.events import T0, Events
 
 
 class FakeLookups:
-    """Embeddings by input position, as the embedded stream would give them."""
+    """Embeddings by input position, as the embedded stream would give them, and each
+    memory's events in the other streams (what a runner appended)."""
 
     def __init__(self) -> None:
         self.opened: dict[int, Opened] = {}
         self.reached = 10**9
+        self.streams: dict[str, list[Opened]] = {}
 
     def previous_stored(self, namespace: str, before: int) -> Opened | None:
         return None
+
+    def latest(self, stream: str, memory_id: str) -> Opened | None:
+        mine = [o for o in self.streams.get(stream, []) if o.record.memory_id == memory_id]
+        return mine[-1] if mine else None
+
+    def append(self, events: Events, stream: str, batch: list[Opened], out: list[Derived]) -> None:
+        """As a runner appends an actor's output once its batch is processed."""
+        sources = {o.record.position: o for o in batch}
+        self.streams.setdefault(stream, []).extend(
+            events.derived(stream, d.kind, sources[d.source_position], d.payload) for d in out
+        )
 
     def embedded(self, input_positions: Sequence[int]) -> dict[int, Opened | None]:
         if max(input_positions, default=0) > self.reached:
@@ -137,11 +151,9 @@ def test_linker_state_restored_by_observe_equals_state_built_by_process() -> Non
     assert restarted.process(w.extracted[7:]) == whole[7:]
 
 
-@pytest.mark.parametrize("cut", [1, 3, 7, 64])
-def test_similar_edges_do_not_depend_on_how_batches_are_cut(cut: int) -> None:
-    """Scores within a batch and against the memories before it are the same numbers: near
-    duplicates in clusters around the threshold, memories re-stored in the same batch (their
-    newest vector counts, the older one is no candidate), and two namespaces."""
+def _clusters() -> World:
+    """Near duplicates in clusters around the threshold, memories re-stored (their newest
+    vector counts, the older one is no candidate), and two namespaces."""
     w = World()
     rng = np.random.default_rng(5)
     centres = [_unit(100 + c) for c in range(4)]
@@ -149,13 +161,35 @@ def test_similar_edges_do_not_depend_on_how_batches_are_cut(cut: int) -> None:
         memory_id = f"m{rng.integers(0, 40)}"  # about a third are stored again
         vector = _unit(i, centres[i % 4], float(rng.uniform(0.02, 0.2)))
         w.store(memory_id, f"Note {i} about item {i % 4}.", vector, ns="one" if i % 5 else "two")
-    settings = LinkerSettings(similar_threshold=0.85, similar_k=6)
-    whole = LinkerActor(settings, w.lookups).process(w.extracted)
+    return w
+
+
+_CLUSTERED = LinkerSettings(similar_threshold=0.85, similar_k=6)
+
+
+def _cut_up(w: World, cut: int) -> list[Derived]:
+    linker = LinkerActor(_CLUSTERED, w.lookups)
+    pieces = [w.extracted[i : i + cut] for i in range(0, len(w.extracted), cut)]
+    return [d for piece in pieces for d in linker.process(piece)]
+
+
+@pytest.mark.parametrize("cut", [1, 3, 7, 64])
+def test_similar_edges_do_not_depend_on_how_batches_are_cut(cut: int) -> None:
+    """Scores within a batch and against the memories before it are the same numbers."""
+    w = _clusters()
+    whole = LinkerActor(_CLUSTERED, w.lookups).process(w.extracted)
     similar = [e for d in whole for e in d.payload.edges if e.kind == "similar"]  # type: ignore[union-attr]
     assert len(similar) > 80 and min(e.weight for e in similar) < 0.87  # not vacuous
-    cut_up = LinkerActor(settings, w.lookups)
-    pieces = [w.extracted[i : i + cut] for i in range(0, len(w.extracted), cut)]
-    assert [d for piece in pieces for d in cut_up.process(piece)] == whole
+    assert _cut_up(w, cut) == whole
+
+
+def test_similar_edges_do_not_depend_on_the_vector_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The linker keeps vectors in fixed blocks of rows; with blocks of 5 rows instead of
+    thousands, the earlier memories span many blocks and every edge stays the same."""
+    w = _clusters()
+    whole = LinkerActor(_CLUSTERED, w.lookups).process(w.extracted)
+    monkeypatch.setattr(linker_module._Matrix, "_BLOCK", 5)
+    assert _cut_up(w, 7) == whole
 
 
 def test_linker_waits_for_the_embedder() -> None:
@@ -213,15 +247,23 @@ def test_fsrs_reviews_follow_the_published_rules() -> None:
 
 def test_decay_schedules_from_event_times_only() -> None:
     events = Events()
-    batch = [events.stored("m", "x"), events.feedback("m", True), events.feedback("m", False)]
-    batch.append(events.feedback("unknown", True))  # no schedule: nothing derived
-    out = DecayActor().process(batch)
-    payloads = [d.payload for d in out]
+    stored = events.stored("m", "x")
+    feedback = [events.feedback("m", True), events.feedback("m", False)]
+    unknown = events.feedback("unknown", True)  # no schedule: nothing derived
+    in_one = DecayActor(FakeLookups()).process([stored, *feedback, unknown])
+    payloads = [d.payload for d in in_one]
     assert all(isinstance(p, MemoryScheduled) for p in payloads)
     assert [p.grade for p in payloads] == [3, 3, 1]  # type: ignore[union-attr]
     assert [p.reps for p in payloads] == [1, 2, 3]  # type: ignore[union-attr]
-    restarted = DecayActor()
-    restarted.observe(batch[:2])
-    assert restarted.process(batch[2:]) == out[2:]
-    when = batch[0].record.occurred_at
+    when = stored.record.occurred_at
     assert when is not None and payloads[0].reviewed_at == to_micros(when)  # type: ignore[union-attr]
+    # Cut into batches, each appended before the next: a new actor (a restart) reads the
+    # schedule back from the decay stream and derives the same events.
+    lookups = FakeLookups()
+    batches = [[stored], feedback[:1], [feedback[1], unknown]]
+    cut: list[Derived] = []
+    for batch in batches:
+        out = DecayActor(lookups).process(batch)
+        lookups.append(events, "decay", batch, out)
+        cut += out
+    assert cut == in_one

@@ -107,6 +107,24 @@ def test_feedback_reviews_the_memory_in_decay(mem: Memory) -> None:
     assert schedules[2]["lapses"] == 1
 
 
+def test_decay_reads_a_schedule_back_from_its_stream_after_a_restart(home: Path) -> None:
+    settings = load_settings(home=home)
+    with Memory.open(settings=settings) as mem:
+        r = mem.store("The spare key is under the flowerpot.", namespace="f", occurred_at=T)
+        mem.feedback(r.memory_id, useful=False)
+        mem.sync()
+    with Memory.open(settings=settings) as mem:  # a new decay actor, holding nothing
+        mem.feedback(r.memory_id, useful=True)
+        mem.sync()
+        schedules = [e.to_json()["payload"] for e in mem.events(stream="decay")]
+    assert [(s["grade"], s["reps"], s["lapses"]) for s in schedules] == [
+        (3, 1, 0),
+        (1, 2, 1),
+        (3, 3, 1),
+    ]
+    assert schedules[2]["stability"] > schedules[1]["stability"]
+
+
 def test_stateful_actors_restart_where_they_left_off(home: Path, tmp_path: Path) -> None:
     texts = [f"Zed met Ola in Lisbon, visit {i}." for i in range(10)]
     settings = load_settings(home=home)
