@@ -77,13 +77,16 @@ def wal_path(path: Path) -> Path:
 
 
 def _check_length(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """A file shorter than the blocks DuckDB says it has was cut short (a torn copy, a
-    full disk): DuckDB itself would only fail later, when a query reads a missing block."""
+    """A file too short to hold the blocks DuckDB uses was cut short (a torn copy, a full
+    disk): DuckDB itself would only fail later, when a query reads a missing block.
+
+    Only used blocks count: a checkpoint cuts free blocks off the end of the file, and the
+    block count DuckDB reports on the next open still includes them."""
     row = con.execute("PRAGMA database_size").fetchone()
     if row is None:
         return
-    block_size, total_blocks = int(row[2]), int(row[3])
-    expected = _HEADER_BYTES + block_size * total_blocks
+    block_size, used_blocks = int(row[2]), int(row[4])
+    expected = _HEADER_BYTES + block_size * used_blocks
     actual = path.stat().st_size
     if actual < expected:
         raise ProjectionError(f"{path} is {actual} bytes, its blocks need {expected}: truncated")

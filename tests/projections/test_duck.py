@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 from rank_bm25 import BM25Okapi
 
@@ -214,3 +215,29 @@ def test_a_forgotten_text_leaves_the_context_of_the_memory_after_it(forget_first
     assert [d for d, _ in bm25(duck.con, "n", "walk", 5, BM25Settings())] == [doc_id("b")]
     stats = duck.con.execute("SELECT docs FROM corpus WHERE field = 1").fetchall()
     assert stats in ([], [(0,)])  # no context document is counted any more
+
+
+def test_a_file_whose_free_tail_duckdb_cut_off_opens_as_whole(tmp_path: Path) -> None:
+    """After a checkpoint frees the last blocks, DuckDB cuts them off the file, but on the
+    next open it still counts them: a file of all its used blocks is whole, and one cut
+    below them is not."""
+    path = tmp_path / "memories.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE kept AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(300000)"
+    )
+    con.execute("CHECKPOINT")
+    con.execute("CREATE TABLE gone AS SELECT * FROM kept")
+    con.execute("CHECKPOINT")
+    grown = path.stat().st_size
+    con.execute("DROP TABLE gone")
+    con.execute("CHECKPOINT")
+    con.close()
+    assert path.stat().st_size < grown  # the free tail was cut off
+    duck = DuckProjection(path)
+    assert duck.con.execute("SELECT count(*) FROM kept").fetchone() == (300_000,)
+    duck.close()
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size // 3)
+    with pytest.raises(ProjectionError, match="cannot open the DuckDB projection"):
+        DuckProjection(path)
