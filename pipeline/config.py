@@ -49,6 +49,15 @@ class ProjectionSettings(BaseModel):
     actor_batch_size: int = Field(256, ge=1, description="upstream events per actor step")
 
 
+class RaySettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    worker_processes: Literal["one", "per_lane"] = Field(
+        "one",
+        description="the service's actors in one Ray worker process, or one per lane: a "
+        "worker costs ~200 MB before it does anything, and the lanes run on threads anyway",
+    )
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     paths: PathSettings = Field(default_factory=PathSettings)
@@ -64,6 +73,7 @@ class Settings(BaseModel):
     projections: ProjectionSettings = Field(default_factory=ProjectionSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
 
     @property
     def home(self) -> Path:

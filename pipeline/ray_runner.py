@@ -1,5 +1,6 @@
-"""The Ray runner: the topology's nodes in named Ray actors of the `mnemo` namespace, one per
-worker process the topology names (the embedder alone; the light actors together).
+"""The Ray runner: the topology's nodes in named Ray actors of the `mnemo` namespace: one
+worker process for them all (each lane on a thread), or one per lane (`[ray]
+worker_processes`).
 
 An actor opens the log itself (read-only, writing only its nodes' output streams), so it can
 run on any node that sees the data directory. Each `step` processes at most `max_batches`
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +22,19 @@ import ray
 import structlog
 
 from eventlog import EventLog
-from pipeline.config import Settings
+from pipeline.config import RaySettings, Settings
 from pipeline.inline import LogHistory, resume_position, run_follower
 from pipeline.logsetup import configure_logging
 from pipeline.raynames import RAY_NAMESPACE, actor_name
-from pipeline.topology import DEFAULT_TOPOLOGY, Topology
+from pipeline.topology import DEFAULT_TOPOLOGY, Node, Topology, lanes_of
 
 log = structlog.get_logger(__name__)
 
 
 class FollowerService:
-    """Topology nodes in one worker process (wrapped by `ray.remote` below), stepped in
-    topology order: one round carries a memory from the extractor through the linker."""
+    """Topology nodes in one worker process (wrapped by `ray.remote` below). Each lane is
+    stepped on a thread of its own, its nodes in topology order: one round carries a memory
+    from the extractor through the linker while the embedder embeds the next ones."""
 
     def __init__(
         self,
@@ -49,6 +52,8 @@ class FollowerService:
         )
         history = LogHistory(self.log)
         self.followers = {n.name: n.make(self.settings, history) for n in nodes}
+        self.lanes = [[n.name for n in lane] for lane in lanes_of(nodes).values()]
+        self._threads = ThreadPoolExecutor(len(self.lanes), thread_name_prefix="lane")
         self.started = time.time()
         self.processed = dict.fromkeys(self.followers, 0)
         # upstream position each node processed through, once known
@@ -59,13 +64,27 @@ class FollowerService:
         """Events read and derived per node. A node that fails does not hold up the others
         in its process (the decay actor does not wait on the extractor): each is stepped,
         then the first failure is raised."""
+        lanes = [self._threads.submit(self._step_lane, lane, max_batches) for lane in self.lanes]
+        out: dict[str, tuple[int, int]] = {}
+        failures: list[Exception] = []
+        for lane in lanes:
+            stepped, failed = lane.result()
+            out |= stepped
+            failures += failed
+        if failures:
+            raise failures[0]
+        return out
+
+    def _step_lane(
+        self, names: list[str], max_batches: int
+    ) -> tuple[dict[str, tuple[int, int]], list[Exception]]:
         out = {}
         failures: list[Exception] = []
-        for name, follower in self.followers.items():
+        for name in names:
             try:
                 step = run_follower(
                     self.log,
-                    follower,
+                    self.followers[name],
                     max_batches=max_batches,
                     batch_size=self.settings.projections.actor_batch_size,
                     start_after=self.done[name],
@@ -77,12 +96,11 @@ class FollowerService:
             self.done[name] = step.position
             self.processed[name] += step.read
             out[name] = (step.read, step.derived)
-        if failures:
-            raise failures[0]
-        return out
+        return out, failures
 
     def close(self) -> None:
         """Release the log (and the output streams' writer locks) before the process goes."""
+        self._threads.shutdown()
         self.log.close()
 
     def status(self) -> dict[str, dict[str, Any]]:
@@ -119,6 +137,13 @@ def init_ray(address: str | None = None) -> None:
         )
 
 
+def worker_processes(topology: Topology, settings: RaySettings) -> dict[str, tuple[Node, ...]]:
+    """The nodes each Ray worker process runs, by the process's name."""
+    if settings.worker_processes == "one":
+        return {"followers": topology.nodes}
+    return topology.lanes
+
+
 class RayRunner:
     """Starts (or finds) the topology's actors and drives them."""
 
@@ -136,6 +161,7 @@ class RayRunner:
         init_ray(address)
         self.topology = topology
         # Actor handles are dynamic (methods are called with .remote), so typed as Any.
+        layout = worker_processes(topology, settings.ray)
         self.processes: dict[str, Any] = {
             process: RemoteFollower.options(
                 name=actor_name(process, home),
@@ -146,11 +172,13 @@ class RayRunner:
                 lifetime="detached" if address else None,
                 **({"num_cpus": sum(n.num_cpus for n in nodes)} | (actor_options or {})),
             ).remote(str(home), settings.model_dump_json(), [n.name for n in nodes], topology)
-            for process, nodes in topology.processes.items()
+            for process, nodes in layout.items()
         }
         # Each node's actor (nodes of one process share it).
         self.actors: dict[str, Any] = {
-            node.name: self.processes[node.process] for node in topology.nodes
+            node.name: self.processes[process]
+            for process, nodes in layout.items()
+            for node in nodes
         }
 
     def _each(self, method: str, *args: Any) -> dict[str, Any]:

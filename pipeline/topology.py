@@ -2,10 +2,11 @@
 
 Both runners execute the same topology: the inline runner in this process, in the order
 listed (so an actor that looks across to another stream finds it caught up), the Ray runner
-as named, restartable Ray actors: one worker process for the embedder, which computes, and
-one for the four light actors, which mostly wait (stepped in the order listed). Factories
-are module-level functions so that Ray can pickle a node and build its actor in a worker
-process.
+as named, restartable Ray actors. There each lane is stepped on a thread of its own, its
+nodes in the order listed: the embedder, which computes (outside the GIL, in ONNX Runtime),
+in one lane, the four light actors, which mostly wait, in the other. By default both lanes
+share one worker process (`[ray] worker_processes`). Factories are module-level functions
+so that Ray can pickle a node and build its actor in a worker process.
 
     input ──► extractor ──► extracted ──► linker ──► linked ──► consolidator ──► consolidated
       │                                     ▲ (vectors, by input position)
@@ -15,7 +16,7 @@ process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from actors.consolidator import ConsolidatorActor
@@ -56,9 +57,16 @@ class Node:
     output: str
     make: Factory
     num_cpus: float = 0.1  # Ray scheduling share: the embedder computes, the rest mostly wait
-    # The Ray runner puts the nodes of one process name in one worker process: each Ray
-    # worker costs ~250 MB before it does anything, and the light actors mostly wait.
-    process: str = "derive"
+    # The nodes of one lane are stepped one after another on one thread; lanes go on at once.
+    lane: str = "derive"
+
+
+def lanes_of(nodes: Sequence[Node]) -> dict[str, tuple[Node, ...]]:
+    """The nodes of each lane, in the order given."""
+    out: dict[str, tuple[Node, ...]] = {}
+    for node in nodes:
+        out[node.lane] = (*out.get(node.lane, ()), node)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +77,9 @@ class Topology:
         return next(n for n in self.nodes if n.name == name)
 
     @property
-    def processes(self) -> dict[str, tuple[Node, ...]]:
-        """The nodes of each worker process, in topology order."""
-        out: dict[str, tuple[Node, ...]] = {}
-        for node in self.nodes:
-            out[node.process] = (*out.get(node.process, ()), node)
-        return out
+    def lanes(self) -> dict[str, tuple[Node, ...]]:
+        """The nodes of each lane, in topology order."""
+        return lanes_of(self.nodes)
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -85,7 +90,7 @@ class Topology:
 DEFAULT_TOPOLOGY = Topology(
     nodes=(
         Node("extractor", "input", "extracted", make_extractor),
-        Node("embedder", "input", "embedded", make_embedder, num_cpus=0.5, process="embedder"),
+        Node("embedder", "input", "embedded", make_embedder, num_cpus=0.5, lane="embedder"),
         Node("linker", "extracted", "linked", make_linker),
         Node("consolidator", "linked", "consolidated", make_consolidator),
         Node("decay", "input", "decay", make_decay),

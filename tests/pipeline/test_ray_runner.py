@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from eventlog.payloads import MemoryEmbedded
 from eventlog.schema import EMBEDDED_STREAM
 from pipeline import Memory
 from pipeline.bench import synthetic_text
-from pipeline.config import load_settings
+from pipeline.config import RaySettings, load_settings
 from pipeline.ray_runner import FollowerService, RayRunner, actor_name
 from pipeline.topology import DEFAULT_TOPOLOGY
 from projections.text import dated
@@ -152,24 +153,30 @@ def test_what_ray_pickles_round_trips(home: Path) -> None:
     assert service.status()["embedder"]["lag"] == 0
 
 
-def test_the_light_actors_share_one_worker_process(home: Path) -> None:
-    """One Ray worker for the embedder, one for the four light actors (stepped in topology
-    order, so one step carries a memory from the extractor to the consolidator)."""
-    assert {p: [n.name for n in nodes] for p, nodes in DEFAULT_TOPOLOGY.processes.items()} == {
+@pytest.mark.parametrize("layout", ["one", "per_lane"])
+def test_the_lanes_run_in_one_worker_process_or_one_each(
+    home: Path, layout: Literal["one", "per_lane"]
+) -> None:
+    """Two lanes: the embedder, and the four light actors (stepped in topology order, so one
+    step carries a memory from the extractor to the consolidator). By default one Ray worker
+    runs both, each lane on its own thread; `per_lane` gives each a worker process."""
+    assert {lane: [n.name for n in nodes] for lane, nodes in DEFAULT_TOPOLOGY.lanes.items()} == {
         "derive": ["extractor", "linker", "consolidator", "decay"],
         "embedder": ["embedder"],
     }
     _store(home, 5)
-    runner = RayRunner(home, load_settings(home=home))
+    settings = load_settings(home=home)
+    settings = settings.model_copy(update={"ray": RaySettings(worker_processes=layout)})
+    runner = RayRunner(home, settings)
     try:
         pids = {name: s["pid"] for name, s in runner.status().items()}
-        assert len(set(pids.values())) == 2
         assert pids["extractor"] == pids["linker"] == pids["consolidator"] == pids["decay"]
-        assert pids["embedder"] != pids["extractor"]
+        assert len(set(pids.values())) == (1 if layout == "one" else 2)
         runner.run_until_caught_up()
         status = runner.status()
         assert {name: s["lag"] for name, s in status.items()} == dict.fromkeys(pids, 0)
         assert status["decay"]["processed"] == status["extractor"]["processed"] == 5
+        assert status["embedder"]["processed"] == 5
     finally:
         runner.shutdown()
 
