@@ -1,33 +1,48 @@
-"""Recall as RPC for other Ray jobs: a named actor `query@<data dir hash>` in the `mnemo`
-namespace.
+"""Recall as RPC for other Ray jobs, answered by the service's own actor worker.
 
-The projections live in the service's process (DuckDB has one writer), so the actor asks the
-service over loopback HTTP with the service's own admin token and returns plain dicts (the
-hits' JSON). Another driver on the same cluster:
+The projections live in the service's process (DuckDB has one writer), so a recall is
+forwarded to the service over loopback HTTP, with the token `mnemo serve` writes for this
+data directory in `server.json`. The Ray worker that runs the actors answers it, on threads of
+its own beside the actors' steps: a worker of its own would cost ~150 MB for no work. Another
+driver on the same cluster finds the actor's name in `server.json`:
 
-    actor = ray.get_actor(query_actor_name(home), namespace="mnemo")
+    actor = ray.get_actor(doc["query_actor"], namespace="mnemo")
     hits = ray.get(actor.recall.remote("where does Alice live?", "alice", 5))
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
-import ray
-
-from pipeline.client import RemoteMemory
-from pipeline.raynames import RAY_NAMESPACE, actor_name
+from pipeline.client import SERVER_FILE, RemoteMemory
+from pipeline.errors import PipelineError
 
 
-def query_actor_name(home: Path) -> str:
-    return actor_name("query", home)
+class QueryEndpoint:
+    """Forwards recall to the server serving `home`, as `server.json` names it now (a
+    restarted server has a new port and token: the file is read again when it changes)."""
 
+    def __init__(self, home: Path) -> None:
+        self._marker = home / SERVER_FILE
+        self._lock = threading.Lock()
+        self._seen: tuple[str, str] | None = None
+        self._client: RemoteMemory | None = None
 
-class QueryService:
-    def __init__(self, url: str, token: str) -> None:
-        self._client = RemoteMemory(url, token)
+    def _remote(self) -> RemoteMemory:
+        try:
+            doc = json.loads(self._marker.read_text())
+            seen = (str(doc["url"]), str(doc["token"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PipelineError(f"no server is serving {self._marker.parent}: {exc}") from exc
+        with self._lock:
+            if self._client is None or seen != self._seen:
+                if self._client is not None:
+                    self._client.close()
+                self._client, self._seen = RemoteMemory(*seen), seen
+            return self._client
 
     def recall(
         self,
@@ -37,21 +52,10 @@ class QueryService:
         min_position: int | None = None,
         filters: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        hits = self._client.recall(query, namespace, k, min_position=min_position, filters=filters)
+        hits = self._remote().recall(
+            query, namespace, k, min_position=min_position, filters=filters
+        )
         return [h.to_json() for h in hits]
 
     def ping(self) -> str:
-        return str(self._client.health()["status"])
-
-
-RemoteQuery: Any = ray.remote(num_cpus=0)(QueryService)
-
-
-def start_query_actor(home: Path, url: str, token: str) -> Any:
-    """The named query actor for this data directory (replacing one left from before)."""
-    name = query_actor_name(home)
-    with contextlib.suppress(ValueError):  # none left from before
-        ray.kill(ray.get_actor(name, namespace=RAY_NAMESPACE))
-    return RemoteQuery.options(name=name, namespace=RAY_NAMESPACE, max_restarts=3).remote(
-        url, token
-    )
+        return str(self._remote().health()["status"])

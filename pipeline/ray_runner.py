@@ -25,6 +25,7 @@ from eventlog import EventLog
 from pipeline.config import RaySettings, Settings
 from pipeline.inline import LogHistory, resume_position, run_follower
 from pipeline.logsetup import configure_logging
+from pipeline.query_rpc import QueryEndpoint
 from pipeline.raynames import RAY_NAMESPACE, actor_name
 from pipeline.topology import DEFAULT_TOPOLOGY, Node, Topology, lanes_of
 
@@ -54,6 +55,7 @@ class FollowerService:
         self.followers = {n.name: n.make(self.settings, history) for n in nodes}
         self.lanes = [[n.name for n in lane] for lane in lanes_of(nodes).values()]
         self._threads = ThreadPoolExecutor(len(self.lanes), thread_name_prefix="lane")
+        self._query = QueryEndpoint(Path(home))
         self.started = time.time()
         self.processed = dict.fromkeys(self.followers, 0)
         # upstream position each node processed through, once known
@@ -98,6 +100,24 @@ class FollowerService:
             out[name] = (step.read, step.derived)
         return out, failures
 
+    # Recall for other Ray jobs (`pipeline.query_rpc`), on the "query" threads: never queued
+    # behind a step.
+
+    @ray.method(concurrency_group="query")
+    def recall(
+        self,
+        query: str,
+        namespace: str,
+        k: int = 10,
+        min_position: int | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._query.recall(query, namespace, k, min_position, filters)
+
+    @ray.method(concurrency_group="query")
+    def ping(self) -> str:
+        return self._query.ping()
+
     def close(self) -> None:
         """Release the log (and the output streams' writer locks) before the process goes."""
         self._threads.shutdown()
@@ -123,7 +143,11 @@ class FollowerService:
         return out
 
 
-RemoteFollower: Any = ray.remote(FollowerService)
+# Recall for other jobs runs on two threads of its own, beside the steps (Ray's stubs do not
+# know the `concurrency_groups` argument, and `.options()` refuses it).
+RemoteFollower: Any = ray.remote(concurrency_groups={"query": 2})(  # type: ignore[call-overload]
+    FollowerService
+)
 
 
 def init_ray(address: str | None = None) -> None:
@@ -174,6 +198,8 @@ class RayRunner:
             ).remote(str(home), settings.model_dump_json(), [n.name for n in nodes], topology)
             for process, nodes in layout.items()
         }
+        # The actor other Ray jobs call for recall (every worker answers; this one is named).
+        self.query_actor = actor_name(next(iter(layout)), home)
         # Each node's actor (nodes of one process share it).
         self.actors: dict[str, Any] = {
             node.name: self.processes[process]

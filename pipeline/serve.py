@@ -24,7 +24,6 @@ from pipeline.apikeys import KeyStore
 from pipeline.client import SERVER_FILE
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.query_rpc import query_actor_name, start_query_actor
 from pipeline.server import create_app
 from pipeline.service import Service
 
@@ -82,7 +81,6 @@ def serve(
         status=service.status,
         local_token=token,
     )
-    query = start_query_actor(settings.home, url, token)  # recall for other Ray jobs
     marker = settings.home / SERVER_FILE
     _write_private(
         marker,
@@ -91,7 +89,7 @@ def serve(
             "pid": os.getpid(),
             "token": token,
             "ray_address": ray.get_runtime_context().gcs_address,
-            "query_actor": query_actor_name(settings.home),
+            "query_actor": service.runner.query_actor,  # recall for other Ray jobs
         },
     )
     print(f"mnemo serving {settings.home} on {url}", flush=True)
@@ -104,7 +102,6 @@ def serve(
             raise
     finally:
         marker.unlink(missing_ok=True)
-        ray.kill(query)
         service.stop()
 
 

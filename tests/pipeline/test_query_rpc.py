@@ -1,0 +1,32 @@
+"""The query endpoint other Ray jobs call (end to end, over Ray and HTTP, in test_serve)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.client import SERVER_FILE
+from pipeline.errors import PipelineError
+from pipeline.query_rpc import QueryEndpoint
+
+
+def test_without_a_server_the_endpoint_says_so(tmp_path: Path) -> None:
+    endpoint = QueryEndpoint(tmp_path)
+    with pytest.raises(PipelineError, match="no server is serving"):
+        endpoint.recall("anything", "ns")
+    (tmp_path / SERVER_FILE).write_text("{not json")
+    with pytest.raises(PipelineError, match="no server is serving"):
+        endpoint.ping()
+
+
+def test_the_endpoint_follows_a_restarted_server(tmp_path: Path) -> None:
+    """A new port and token in server.json: the next call goes there, not to the old one."""
+    endpoint = QueryEndpoint(tmp_path)
+    marker = tmp_path / SERVER_FILE
+    marker.write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "a"}))
+    first = endpoint._remote()
+    assert endpoint._remote() is first
+    marker.write_text(json.dumps({"url": "http://127.0.0.1:10", "token": "b"}))
+    assert endpoint._remote() is not first
