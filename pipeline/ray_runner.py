@@ -152,13 +152,23 @@ RemoteFollower: Any = ray.remote(concurrency_groups={"query": 2})(  # type: igno
 
 def init_ray(address: str | None = None) -> None:
     """Join the cluster at `address` (or RAY_ADDRESS), or start a local one; once per process."""
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
         ray.init(
-            address=address or os.environ.get("RAY_ADDRESS"),
-            namespace=RAY_NAMESPACE,
-            include_dashboard=False,
-            log_to_driver=False,
+            address=address, namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False
         )
+        return
+    ray.init(
+        namespace=RAY_NAMESPACE,
+        include_dashboard=False,
+        log_to_driver=False,
+        # A local Ray starts an idle worker per CPU for its first driver, in case it runs
+        # tasks; this one runs none (its actor's worker is started for it), and each idle
+        # worker holds ~80 MB.
+        _system_config={"prestart_worker_first_driver": False},
+    )
 
 
 def worker_processes(topology: Topology, settings: RaySettings) -> dict[str, tuple[Node, ...]]:
