@@ -91,8 +91,9 @@ class VectorProjection:
         self._namespace_of: dict[int, str] = {}
         # Whose text each context vector holds: forgetting a memory drops the context vectors
         # of the memories stored after it (its words must not stay findable through them).
+        # (Who used a forgotten memory's text is found by one pass over this map per input
+        # batch that forgets: a map the other way held a set per memory, 26 MB at 10^5.)
         self._context_from: dict[int, int] = {}  # doc -> the doc its context came from
-        self._context_users: dict[int, set[int]] = {}  # doc -> docs whose context holds it
         self._positions = {INPUT_STREAM: 0, EMBEDDED_STREAM: 0}
         self._since_snapshot = 0
         self.model_id: str | None = None
@@ -109,6 +110,7 @@ class VectorProjection:
 
     def _apply_input(self, events: Sequence[Opened]) -> None:
         self._dropping.clear()
+        forgotten: dict[int, str] = {}  # doc -> its namespace
         for event in events:
             r = event.record
             if r.kind == SUBJECT_ERASED:
@@ -129,8 +131,11 @@ class VectorProjection:
                 if doc in self._text_at:
                     self._text_at[doc] = DEAD
                     self._drop(r.namespace, doc)
-                    for user in sorted(self._context_users.pop(doc, ())):
-                        self._drop(r.namespace, user, (CONTEXT,))
+                    forgotten[doc] = r.namespace
+        if forgotten:
+            users = [(u, s) for u, s in self._context_from.items() if s in forgotten]
+            for user, source in users:
+                self._drop(forgotten[source], user, (CONTEXT,))
         # A flat index scans every vector to remove any: once per index for the batch.
         for key, docs in self._dropping.items():
             index = self._indexes.get(key)
@@ -167,7 +172,6 @@ class VectorProjection:
                     context = None  # the memory it came from is forgotten (or erased)
                 else:
                     self._context_from[doc] = source_doc
-                    self._context_users.setdefault(source_doc, set()).add(doc)
             for field, vector in ((TEXT, payload.array()), (CONTEXT, context)):
                 if vector is not None:
                     ids, vectors = batches.setdefault((r.namespace, field), ([], []))
@@ -189,20 +193,14 @@ class VectorProjection:
         for field in fields:
             self._dropping.setdefault((namespace, field), set()).add(doc)
         if CONTEXT in fields:
-            self._unlink_context(doc)
-
-    def _unlink_context(self, doc: int) -> None:
-        source = self._context_from.pop(doc, None)
-        if source is not None:
-            self._context_users.get(source, set()).discard(doc)
+            self._context_from.pop(doc, None)
 
     def _erase(self, namespace: str) -> None:
         for field in FIELDS:
             self._indexes.pop((namespace, field), None)
         for doc in [d for d, ns in self._namespace_of.items() if ns == namespace]:
             self._text_at[doc] = DEAD
-            self._context_users.pop(doc, None)
-            self._unlink_context(doc)
+            self._context_from.pop(doc, None)
 
     def _advance(self, stream: str, events: Sequence[Opened]) -> None:
         if events:
@@ -303,8 +301,6 @@ class VectorProjection:
                 self._context_from = dict(
                     zip(state["context_docs"].tolist(), state["context_from"].tolist(), strict=True)
                 )
-                for doc, source in self._context_from.items():
-                    self._context_users.setdefault(source, set()).add(doc)
             for key, name in manifest["files"].items():
                 field, _, namespace = key.partition("/")
                 with _npz(directory / name) as arrays:
