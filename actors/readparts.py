@@ -20,17 +20,26 @@ from projections.memstate import ACTIVE, MemoryRow
 
 Docs = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
+Weights = npt.NDArray[np.float32]
 
 
 class Adjacency:
     """Edges grouped by source (compressed rows): the neighbours of many memories at once.
-    Each edge remembers the memory whose row made it (`origin`), so that an overlay can
-    replace the edges of the memories changed since (`overlaid`)."""
+    Each edge remembers whether its source's row made it, or its target's (`by_src`), so
+    that an overlay can replace the edges of the memories changed since (`overlaid`).
+    Weights are float32: at 10^5 memories there are millions of edges."""
 
-    def __init__(self, src: Docs, dst: Docs, weight: Floats, origin: Docs | None = None) -> None:
+    def __init__(
+        self,
+        src: Docs,
+        dst: Docs,
+        weight: Floats,
+        by_src: npt.NDArray[np.bool_] | None = None,
+    ) -> None:
         order = np.argsort(src, kind="stable")
-        src, self.dst, self.weight = src[order], dst[order], weight[order]
-        self.origin = src if origin is None else origin[order]
+        src, self.dst = src[order], dst[order]
+        self.weight = weight[order].astype(np.float32)
+        self.by_src = np.ones(len(src), bool) if by_src is None else by_src[order]
         first = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else np.zeros(0)
         self.keys = src[first.astype(np.int64)]
         self.offsets = np.append(first, len(src)).astype(np.int64)
@@ -42,13 +51,14 @@ class Adjacency:
         out._over = (delta, changed)
         return out
 
-    def expand(self, docs: Docs) -> tuple[Docs, Docs, Floats]:
+    def expand(self, docs: Docs) -> tuple[Docs, Docs, Weights]:
         """(index into `docs`, neighbour, weight) for every edge leaving one of `docs`."""
         owner, index = self._index(docs)
         if self._over is None:
             return owner, self.dst[index], self.weight[index]
         delta, changed = self._over
-        keep = ~in_sorted(self.origin[index], changed)
+        origin = np.where(self.by_src[index], docs[owner], self.dst[index])
+        keep = ~in_sorted(origin, changed)
         more_owner, more_dst, more_weight = delta.expand(docs)
         return (
             np.concatenate([owner[keep], more_owner]),
@@ -76,7 +86,7 @@ def both_ways(src: Docs, dst: Docs, weight: Floats) -> Adjacency:
         np.concatenate([src, dst]),
         np.concatenate([dst, src]),
         np.tile(weight, 2),
-        np.concatenate([src, src]),
+        np.repeat([True, False], len(src)),
     )
 
 
