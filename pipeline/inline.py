@@ -25,6 +25,7 @@ from eventlog.schema import (
     MEMORY_STORED,
     SYSTEM_NAMESPACE,
 )
+from projections.heap import release_freed_memory
 
 log = structlog.get_logger(__name__)
 
@@ -171,6 +172,7 @@ def _restore(event_log: EventLog, follower: Stateful, done: int, batch_size: int
         follower.observe(event_log.opened(upstream.read(start, end)))
         start = end + 1
     follower.restored = True
+    release_freed_memory()  # what the records read left behind (~5 MB for the linker at 10^5)
     if done:
         log.info(
             "actor.restored",
