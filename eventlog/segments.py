@@ -238,9 +238,20 @@ def index_path(segment: Path) -> Path:
     return segment.with_suffix(INDEX_SUFFIX)
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentSpan:
+    """What a read needs to skip a sealed segment."""
+
+    first: int
+    last: int
+    namespaces: frozenset[str]
+    kinds: frozenset[str]
+
+
 @dataclass(frozen=True)
 class SegmentIndex:
-    """What a read needs to skip a segment, or to find rows in it without a scan."""
+    """A segment's span, and its id keys to find rows in it without a scan (a stream merges
+    these into one lookup across its segments and keeps only the span)."""
 
     first: int
     last: int
@@ -250,6 +261,10 @@ class SegmentIndex:
     event_positions: npt.NDArray[np.int64]
     memory_keys: npt.NDArray[np.uint64]
     memory_positions: npt.NDArray[np.int64]
+
+    @property
+    def span(self) -> SegmentSpan:
+        return SegmentSpan(self.first, self.last, self.namespaces, self.kinds)
 
     @classmethod
     def build(cls, first: int, table: pa.Table) -> SegmentIndex:

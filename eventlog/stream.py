@@ -29,6 +29,7 @@ from eventlog.segments import (
     SEGMENT_SUFFIX,
     ActiveSegment,
     SegmentIndex,
+    SegmentSpan,
     index_path,
     read_index,
     read_sealed,
@@ -65,7 +66,7 @@ class ArrowStream:
         self._segment_bytes = segment_bytes
         self._writable = writable
         self._lock = threading.RLock()
-        self._sealed: list[SegmentIndex] = []
+        self._sealed: list[SegmentSpan] = []
         self._sealed_firsts: list[int] = []
         self._event_ids = KeyedPositions()
         self._memory_ids = KeyedPositions()
@@ -141,7 +142,7 @@ class ArrowStream:
     def _add_sealed(self, *indexes: SegmentIndex) -> None:
         if not indexes:
             return
-        self._sealed.extend(indexes)
+        self._sealed.extend(index.span for index in indexes)
         self._sealed_firsts.extend(index.first for index in indexes)
         # One sort for all of them: opening a log of many segments stays O(n log n).
         self._event_ids.merge(
@@ -225,7 +226,7 @@ class ArrowStream:
             self._tables.move_to_end(first)
         return table
 
-    def _snapshot(self) -> tuple[list[SegmentIndex], pa.Table, set[str], set[str]]:
+    def _snapshot(self) -> tuple[list[SegmentSpan], pa.Table, set[str], set[str]]:
         with self._lock:
             active = pa.Table.from_batches(list(self._active_batches), schema=ENVELOPE_SCHEMA)
             return (
