@@ -61,12 +61,22 @@ def text(value: object, settings: LogSettings) -> str:
     return value
 
 
+def _digits(item: int | float | bool | None) -> int:
+    if not isinstance(item, int) or isinstance(item, bool):
+        return 24
+    try:
+        return len(str(item))
+    except ValueError as exc:  # over Python's limit of digits for an int as text
+        raise ValidationError("metadata holds a number too large to write") from exc
+
+
 def metadata(value: object, settings: LogSettings) -> Metadata:
     """A flat JSON object: string keys, scalar values (string, number, bool, null)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ValidationError(f"metadata must be a flat JSON object, got {type(value).__name__}")
+    bound = 2  # an upper bound of the JSON's size: most metadata is far below the limit
     for key, item in value.items():
         if not isinstance(key, str) or not key or len(key) > _MAX_METADATA_KEY:
             raise ValidationError(f"metadata key must be a string of 1-128 characters: {key!r}")
@@ -78,10 +88,17 @@ def metadata(value: object, settings: LogSettings) -> Metadata:
             )
         if isinstance(item, float) and not math.isfinite(item):
             raise ValidationError(f"metadata value of {key!r} is not a finite number")
-    try:
-        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8", errors="strict"))
-    except UnicodeEncodeError as exc:
-        raise ValidationError("metadata is not valid UTF-8") from exc
+        for text in (key, item) if isinstance(item, str) else (key,):
+            try:
+                text.encode("utf-8", errors="strict")
+            except UnicodeEncodeError as exc:
+                raise ValidationError("metadata is not valid UTF-8") from exc
+        # A character is at most 6 bytes in JSON (an escaped control character), a float or
+        # a literal at most 24; quotes, colon and comma take 6.
+        bound += 6 * len(key) + 6 + (6 * len(item) if isinstance(item, str) else _digits(item))
+    if bound <= settings.max_metadata_bytes:
+        return dict(value)
+    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
     if size > settings.max_metadata_bytes:
         raise ValidationError(
             f"metadata is {size} bytes as JSON, over the limit of {settings.max_metadata_bytes}"

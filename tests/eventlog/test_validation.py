@@ -74,6 +74,11 @@ def test_good_namespaces(inputs: InputLog, namespace: str) -> None:
         ({"a": object()}, "string, number, bool or null"),
         ({"a": b"bytes"}, "string, number, bool or null"),
         ({"a": "x" * 20_000}, "over the limit"),
+        ({"a": "\x01" * 2_731}, "over the limit"),  # 16,386 bytes once escaped
+        ({f"k{i}": 10**100 for i in range(200)}, "over the limit"),
+        ({"a": 10**5000}, "too large"),
+        ({"a": "\ud800"}, "UTF-8"),
+        ({"\udfff": 1}, "UTF-8"),
     ],
 )
 def test_bad_metadata_is_refused(inputs: InputLog, metadata: Any, message: str) -> None:
@@ -157,3 +162,14 @@ def test_any_input_is_stored_exactly_or_refused_cleanly(
     expected = text.decode("utf-8") if isinstance(text, bytes) else text
     assert inputs.history(r.memory_id)[0].text == expected
     assert r.position == before + 1
+
+
+def test_a_batch_gets_an_id_of_its_own_for_every_event_and_memory(inputs: InputLog) -> None:
+    receipts = inputs.store_many(
+        [StoreRequest(f"text {i}", "alice") for i in range(50)]
+        + [StoreRequest("mine", "alice", event_id="client-chosen-1")]
+    )
+    ids = [r.event_id for r in receipts] + [r.memory_id for r in receipts]
+    assert len(set(ids)) == len(ids) == 102
+    assert receipts[-1].event_id == "client-chosen-1"
+    assert all(len(i or "") == 32 and int(i or "", 16) >= 0 for i in ids if i != "client-chosen-1")
