@@ -73,6 +73,25 @@ class VectorIndexContract:
         assert np.array_equal(index.search(queries, 8)[0], reference.search(queries, 8)[0])
         assert not set(index.search(queries, 8)[0].ravel()) & set(gone.tolist())
 
+    def test_ids_replaced_removed_and_added_again_agree_with_reference(self) -> None:
+        """Random upserts and removals over a small pool of ids: the same id is replaced,
+        removed and stored again many times (a removed HNSW slot stays in the graph)."""
+        rng = np.random.default_rng(11)
+        index, reference = self.make_index(), BruteForceIndex(DIM)
+        for _ in range(150):
+            ids = rng.choice(40, size=int(rng.integers(1, 6)), replace=False).astype(np.int64)
+            if rng.random() < 0.3:
+                index.remove(ids)
+                reference.remove(ids)
+            else:
+                vectors = self.stored(unit(rng, len(ids)))
+                index.upsert(ids, vectors)
+                reference.upsert(ids, vectors)
+            assert len(index) == len(reference)
+        assert np.array_equal(index.export()[0], reference.export()[0])
+        queries = unit(rng, 5)
+        assert np.array_equal(index.search(queries, 6)[0], reference.search(queries, 6)[0])
+
     def test_export_and_checksum_agree_with_reference(self) -> None:
         index, reference = self.filled(60)
         assert np.array_equal(index.export()[0], reference.export()[0])
