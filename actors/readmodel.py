@@ -46,7 +46,9 @@ class NamespaceModel:
             edges["src"].astype(np.int64), edges["dst"].astype(np.int64), edges["w"].astype(float)
         )
         facets = readrows.facets(cursor, namespace, changed)
-        self.category = Lookup.of(facets["doc"].astype(np.int64), np.asarray(facets["category"]))
+        # A handful of categories: every row's value one of their objects, not a string each.
+        names, codes = np.unique(np.asarray(facets["category"], dtype=object), return_inverse=True)
+        self.category = Lookup.of(facets["doc"].astype(np.int64), names[codes])
         schedule = readrows.schedules(cursor, namespace, changed)
         self.stability = Lookup.of(
             schedule["doc"].astype(np.int64),
