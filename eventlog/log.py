@@ -244,6 +244,13 @@ class EventLog:
             streams=reports,
         )
 
+    def drop_cached_tables(self) -> None:
+        """Every open stream's decompressed sealed segments (see `ArrowStream`)."""
+        with self._streams_lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.drop_cached_tables()
+
     def close(self) -> None:
         for stream in self._streams.values():
             stream.close()

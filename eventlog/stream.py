@@ -226,6 +226,12 @@ class ArrowStream:
             self._tables.move_to_end(first)
         return table
 
+    def drop_cached_tables(self) -> None:
+        """Let go of the decompressed sealed segments kept for the next read (after a long
+        sequential read, such as an actor's restore, they are not the ones read next)."""
+        with self._lock:
+            self._tables.clear()
+
     def _snapshot(self) -> tuple[list[SegmentSpan], pa.Table, set[str], set[str]]:
         with self._lock:
             active = pa.Table.from_batches(list(self._active_batches), schema=ENVELOPE_SCHEMA)

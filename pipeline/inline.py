@@ -172,7 +172,10 @@ def _restore(event_log: EventLog, follower: Stateful, done: int, batch_size: int
         follower.observe(event_log.opened(upstream.read(start, end)))
         start = end + 1
     follower.restored = True
-    release_freed_memory()  # what the records read left behind (~5 MB for the linker at 10^5)
+    # The segments a restore read last are not what the actor reads next (the stream's end):
+    # ~35 MB of decompressed tables for the linker at 10^5.
+    event_log.drop_cached_tables()
+    release_freed_memory()
     if done:
         log.info(
             "actor.restored",
