@@ -17,13 +17,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import ray
+
 from pipeline.client import SERVER_FILE, RemoteMemory
 from pipeline.errors import PipelineError
 
 
 class QueryEndpoint:
     """Forwards recall to the server serving `home`, as `server.json` names it now (a
-    restarted server has a new port and token: the file is read again when it changes)."""
+    restarted server has a new port and token: the file is read again when it changes).
+    In a Ray actor its methods run in the "query" concurrency group, never queued behind
+    the actor's other calls."""
 
     def __init__(self, home: Path) -> None:
         self._marker = home / SERVER_FILE
@@ -44,6 +48,7 @@ class QueryEndpoint:
                 self._client, self._seen = RemoteMemory(*seen), seen
             return self._client
 
+    @ray.method(concurrency_group="query")
     def recall(
         self,
         query: str,
@@ -57,5 +62,6 @@ class QueryEndpoint:
         )
         return [h.to_json() for h in hits]
 
+    @ray.method(concurrency_group="query")
     def ping(self) -> str:
         return str(self._remote().health()["status"])

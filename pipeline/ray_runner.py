@@ -32,10 +32,11 @@ from pipeline.topology import DEFAULT_TOPOLOGY, Node, Topology, lanes_of
 log = structlog.get_logger(__name__)
 
 
-class FollowerService:
+class FollowerService(QueryEndpoint):
     """Topology nodes in one worker process (wrapped by `ray.remote` below). Each lane is
     stepped on a thread of its own, its nodes in topology order: one round carries a memory
-    from the extractor through the linker while the embedder embeds the next ones."""
+    from the extractor through the linker while the embedder embeds the next ones. It also
+    answers recall for other Ray jobs (`QueryEndpoint`, on threads beside the steps)."""
 
     def __init__(
         self,
@@ -55,7 +56,7 @@ class FollowerService:
         self.followers = {n.name: n.make(self.settings, history) for n in nodes}
         self.lanes = [[n.name for n in lane] for lane in lanes_of(nodes).values()]
         self._threads = ThreadPoolExecutor(len(self.lanes), thread_name_prefix="lane")
-        self._query = QueryEndpoint(Path(home))
+        QueryEndpoint.__init__(self, Path(home))
         self.started = time.time()
         self.processed = dict.fromkeys(self.followers, 0)
         # upstream position each node processed through, once known
@@ -99,24 +100,6 @@ class FollowerService:
             self.processed[name] += step.read
             out[name] = (step.read, step.derived)
         return out, failures
-
-    # Recall for other Ray jobs (`pipeline.query_rpc`), on the "query" threads: never queued
-    # behind a step.
-
-    @ray.method(concurrency_group="query")
-    def recall(
-        self,
-        query: str,
-        namespace: str,
-        k: int = 10,
-        min_position: int | None = None,
-        filters: dict[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        return self._query.recall(query, namespace, k, min_position, filters)
-
-    @ray.method(concurrency_group="query")
-    def ping(self) -> str:
-        return self._query.ping()
 
     def close(self) -> None:
         """Release the log (and the output streams' writer locks) before the process goes."""
