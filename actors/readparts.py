@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from projections import readrows
-from projections.changes import in_sorted
+from projections.changes import in_sorted, ranges
 from projections.duck import memory_row
 from projections.memstate import ACTIVE, MemoryRow
 
@@ -75,9 +75,7 @@ class Adjacency:
         found = np.flatnonzero(self.keys[at] == docs)
         starts, ends = self.offsets[at[found]], self.offsets[at[found] + 1]
         counts = ends - starts
-        owner = np.repeat(found, counts)
-        first = np.repeat(starts - np.cumsum(counts) + counts, counts)
-        return owner, first + np.arange(int(counts.sum()))
+        return np.repeat(found, counts), ranges(starts, counts)
 
 
 def both_ways(src: Docs, dst: Docs, weight: Floats) -> Adjacency:

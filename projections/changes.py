@@ -87,6 +87,13 @@ def in_sorted(values: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> npt
     return np.asarray(keys[at] == values)
 
 
+def ranges(starts: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Every index of the ranges starts[i] .. starts[i] + counts[i] - 1, range after range."""
+    first = np.repeat(starts - np.cumsum(counts) + counts, counts)
+    out: npt.NDArray[np.int64] = first + np.arange(int(counts.sum()))
+    return out
+
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 

@@ -13,6 +13,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from projections.changes import ranges
+
 Ids = npt.NDArray[np.int64]
 Vectors = npt.NDArray[np.float32]
 
@@ -106,8 +108,7 @@ class _Slots:
         lo = np.searchsorted(self._ids, ids, side="left")
         hi = np.searchsorted(self._ids, ids, side="right")
         counts = hi - lo
-        start = np.repeat(lo - np.cumsum(counts) + counts, counts)
-        found = self._slots[start + np.arange(int(counts.sum()))]
+        found = self._slots[ranges(lo, counts)]
         live: Ids = found[slot_ids[found] == np.repeat(ids, counts)]
         return live
 
