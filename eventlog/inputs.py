@@ -51,15 +51,15 @@ class StoreRequest:
     event_id: str | None = None
 
 
-def new_id() -> str:
-    """128 random bits as 32 hex digits (the shape of a uuid4 hex, without the object)."""
-    return secrets.token_hex(16)
-
-
 def new_ids(n: int) -> list[str]:
-    """As many ids, from one read of the system's randomness."""
+    """n ids of 128 random bits as 32 hex digits each (the shape of a uuid4 hex, without the
+    object), from one read of the system's randomness."""
     digits = secrets.token_hex(16 * n)
     return [digits[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
+def new_id() -> str:
+    return new_ids(1)[0]
 
 
 class InputLog:

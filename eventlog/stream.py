@@ -303,7 +303,7 @@ class ArrowStream:
         *,
         newest_first: bool = False,
     ) -> Iterator[pa.Table]:
-        """The segments that may hold matching rows (by their indexes), whole, in order; a
+        """The segments that may hold matching rows (by their spans), whole, in order; a
         sealed one is read only when the iteration reaches it."""
         sealed, active, active_ns, active_kinds = self._snapshot()
         candidates: list[int] = [

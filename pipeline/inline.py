@@ -64,8 +64,8 @@ class LogHistory:
     def latest(self, stream: str, memory_id: str) -> Opened | None:
         events = self._log.stream(stream)
         events.refresh()  # its writer may be another process
-        records = list(events.read(memory_id=memory_id))
-        return self._log.opened(records[-1:])[0] if records else None
+        *_, record = [None, *events.read(memory_id=memory_id)]
+        return None if record is None else Opened(record, self._log.open_payload(record))
 
     def previous_stored(self, namespace: str, before: int) -> Opened | None:
         start = max(1, before - self._reach)
