@@ -25,7 +25,7 @@ from eventlog.schema import (
     MEMORY_STORED,
     SYSTEM_NAMESPACE,
 )
-from projections.heap import release_freed_memory
+from projections.heap import gc_paused, release_freed_memory
 
 log = structlog.get_logger(__name__)
 
@@ -114,17 +114,18 @@ def run_follower(
             _restore(event_log, follower, done, batch_size)  # only once there is work
         batches += 1
         began = time.perf_counter()
-        records = list(upstream.read(done + 1, min(last, done + batch_size)))
-        try:
-            drafts = _seal_derived(event_log, follower, records)
-        except NotReady as wait:
-            log.debug("actor.waiting", actor=follower.name, why=str(wait))
-            return Step(read, derived, done)
-        made = len(drafts)
-        marker = _progress_marker(event_log, follower, drafts, records[-1].position)
-        if marker is not None:
-            drafts.append(marker)
-        output.append(drafts)
+        with gc_paused():
+            records = list(upstream.read(done + 1, min(last, done + batch_size)))
+            try:
+                drafts = _seal_derived(event_log, follower, records)
+            except NotReady as wait:
+                log.debug("actor.waiting", actor=follower.name, why=str(wait))
+                return Step(read, derived, done)
+            made = len(drafts)
+            marker = _progress_marker(event_log, follower, drafts, records[-1].position)
+            if marker is not None:
+                drafts.append(marker)
+            output.append(drafts)
         done = records[-1].position
         read += len(records)
         derived += made
@@ -167,10 +168,11 @@ def _restore(event_log: EventLog, follower: Stateful, done: int, batch_size: int
     began = time.perf_counter()
     upstream = event_log.stream(cast(Follower, follower).upstream)
     start = 1
-    while start <= done:
-        end = min(done, start + 4 * batch_size - 1)
-        follower.observe(event_log.opened(upstream.read(start, end)))
-        start = end + 1
+    with gc_paused():
+        while start <= done:
+            end = min(done, start + 4 * batch_size - 1)
+            follower.observe(event_log.opened(upstream.read(start, end)))
+            start = end + 1
     follower.restored = True
     # The segments a restore read last are not what the actor reads next (the stream's end):
     # ~35 MB of decompressed tables for the linker at 10^5.

@@ -23,6 +23,7 @@ from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
 from projections.duck import DuckProjection, wal_path
 from projections.errors import ProjectionError
+from projections.heap import gc_paused
 from projections.vector_projection import VectorProjection, VectorSettings
 
 log = structlog.get_logger(__name__)
@@ -120,11 +121,12 @@ class Projector:
         began = time.perf_counter()
         stop = event_log.input.last_position if as_of is None else as_of.input_stop(event_log)
         try:
-            applied = self._input(event_log, stop)
-            stops = {INPUT_STREAM: stop}
-            for stream, upstream in sorted(self.streams, key=_embedded_first):
-                done, stops[stream] = self._derived(event_log, stream, stops.get(upstream, 0))
-                applied += done
+            with gc_paused():
+                applied = self._input(event_log, stop)
+                stops = {INPUT_STREAM: stop}
+                for stream, upstream in sorted(self.streams, key=_embedded_first):
+                    done, stops[stream] = self._derived(event_log, stream, stops.get(upstream, 0))
+                    applied += done
         except BaseException:
             self._vectors_caught_up(raise_error=False)
             raise

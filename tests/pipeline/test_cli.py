@@ -239,6 +239,7 @@ def test_bench_all_smoke(tmp_path: Path) -> None:
     raw = ingest["raw_embedder_memories_per_s"]
     assert ingest["memories"] == 40 and raw > 0
     assert within_rounding(ingest["ratio"], ingest["memories_per_s"], raw)
+    assert ingest["warm_up"]["memories"] == 4 and ingest["warm_up"]["seconds"] > 0
     for channel in ("python_api", "http", "brute_force_dense", "after_store"):
         figures = result["recall"]["150"][channel]
         assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
