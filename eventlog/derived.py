@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from eventlog.payloads import Payload, register_payload
 from eventlog.schema import (
@@ -21,23 +22,28 @@ from eventlog.schema import (
 )
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+# The parts of a payload are pydantic dataclasses, not models: a replay decodes ~10^6 of
+# them per 10^5 memories (a linked event's ~11 edges), and a slotted dataclass is built in
+# half the time of a frozen model (opening 10^5 linked events: 5.2 s -> 2.5 s).
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
-class EntityMention(_Part):
+@dataclass(frozen=True, slots=True, config=_STRICT)
+class EntityMention:
     text: str
     type: str
     key: str
 
 
-class TimeSpan(_Part):
+@dataclass(frozen=True, slots=True, config=_STRICT)
+class TimeSpan:
     text: str
     start: int
     end: int
 
 
-class ClaimPart(_Part):
+@dataclass(frozen=True, slots=True, config=_STRICT)
+class ClaimPart:
     subject: str
     attribute: str
     value: str
@@ -61,7 +67,8 @@ class MemoryExtracted(Payload):
 EdgeKind = Literal["entity", "similar", "updates", "extends", "contradicts"]
 
 
-class Edge(_Part):
+@dataclass(frozen=True, slots=True, config=_STRICT)
+class Edge:
     """A link from the event's memory to an earlier one; `via` names the shared entity or the
     claim's attribute."""
 
@@ -81,7 +88,8 @@ class MemoryLinked(Payload):
     edges: list[Edge] = Field(default_factory=list)
 
 
-class Input(_Part):
+@dataclass(frozen=True, slots=True, config=_STRICT)
+class Input:
     stream: str
     position: int
 

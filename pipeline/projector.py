@@ -8,6 +8,7 @@ derived from what its upstream had by then.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -120,8 +121,9 @@ class Projector:
         """Apply everything new in the log (up to `as_of`); return the events applied."""
         began = time.perf_counter()
         stop = event_log.input.last_position if as_of is None else as_of.input_stop(event_log)
+        long_fold = stop - self.duck.applied(INPUT_STREAM) > 4 * self.batch_size
         try:
-            with gc_paused():
+            with gc_paused(), self.duck.bulk() if long_fold else contextlib.nullcontext():
                 applied = self._input(event_log, stop)
                 stops = {INPUT_STREAM: stop}
                 for stream, upstream in sorted(self.streams, key=_embedded_first):

@@ -93,11 +93,19 @@ class DerivedFold:
     )
 
     def apply(self, events: Sequence[Opened]) -> None:
+        docs: dict[str, int] = {}  # a batch's ~10 edges per event name the same memories
+
+        def doc_of(memory_id: str) -> int:
+            doc = docs.get(memory_id)
+            if doc is None:
+                doc = docs[memory_id] = doc_id(memory_id)
+            return doc
+
         for event in events:
             r, p = event.record, event.payload
             if r.memory_id is None or p is None:
                 continue  # erased: nothing of it may be kept
-            doc, ns = doc_id(r.memory_id), r.namespace
+            doc, ns = doc_of(r.memory_id), r.namespace
             if isinstance(p, MemoryExtracted):
                 self.rows["entities"][doc] = [(ns, doc, e.key, e.type) for e in p.entities]
                 self.rows["times"][doc] = [
@@ -118,10 +126,10 @@ class DerivedFold:
                 ]
             elif isinstance(p, MemoryLinked):
                 self.rows["edges"][doc] = [
-                    (ns, doc, doc_id(e.target), e.kind, e.weight, r.position) for e in p.edges
+                    (ns, doc, doc_of(e.target), e.kind, e.weight, r.position) for e in p.edges
                 ]
             elif isinstance(p, MemoryConsolidated):
-                row = (ns, doc, p.decision, doc_id(p.target), r.position)
+                row = (ns, doc, p.decision, doc_of(p.target), r.position)
                 self.rows["consolidation"].setdefault(doc, []).append(row)
             elif isinstance(p, MemoryScheduled):
                 self.rows["schedule"][doc] = [

