@@ -21,7 +21,6 @@ from eventlog.schema import (
     MEMORY_SCHEDULED,
 )
 
-
 # The parts of a payload are pydantic dataclasses, not models: a replay decodes ~10^6 of
 # them per 10^5 memories (a linked event's ~11 edges), and a slotted dataclass is built in
 # half the time of a frozen model (opening 10^5 linked events: 5.2 s -> 2.5 s).
