@@ -12,7 +12,7 @@ class VectorSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     hnsw_above: int = Field(50_000, ge=1, description="per namespace; flat (exact) below")
-    hnsw_m: int = Field(32, ge=4)
-    ef_search: int = Field(100, ge=8)
+    hnsw_m: int = Field(16, ge=4)
+    ef_search: int = Field(128, ge=8)
     snapshot_every: int = Field(50_000, ge=1, description="events applied between snapshots")
     storage: Literal["fp32", "fp16"] = Field("fp16", description="vector codes in FAISS")

@@ -125,7 +125,7 @@ class FaissIndex:
         dim: int,
         *,
         hnsw_above: int = 200_000,
-        hnsw_m: int = 32,
+        hnsw_m: int = 16,
         ef_search: int = 128,
         storage: str = "fp32",
     ) -> None:
