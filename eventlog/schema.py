@@ -181,26 +181,32 @@ def batch_columns(batch: pa.RecordBatch | pa.Table) -> dict[str, list[object]]:
 
 
 def batch_to_records(batch: pa.RecordBatch | pa.Table) -> Iterator[Record]:
+    """The batch's rows as records: column by column, then zipped (a 10^5 rebuild makes half
+    a million of them)."""
     cols = batch_columns(batch)
-    for i in range(batch.num_rows):
-        occurred = cols["occurred_at"][i]
-        cause_stream = cols["causation_stream"][i]
-        cause_position = cols["causation_position"][i]
-        yield Record(
-            position=int(cols["position"][i]),  # type: ignore[call-overload]
-            event_id=str(cols["event_id"][i]),
-            kind=str(cols["kind"][i]),
-            schema_version=int(cols["schema_version"][i]),  # type: ignore[call-overload]
-            namespace=str(cols["namespace"][i]),
-            memory_id=cols["memory_id"][i],  # type: ignore[arg-type]
-            recorded_at=from_micros(cols["recorded_at"][i]),  # type: ignore[arg-type]
-            occurred_at=None if occurred is None else from_micros(occurred),  # type: ignore[arg-type]
-            actor=str(cols["actor"][i]),
-            causation=(
-                None if cause_stream is None else Causation(str(cause_stream), int(cause_position))  # type: ignore[call-overload]
-            ),
-            key_id=cols["key_id"][i],  # type: ignore[arg-type]
-            payload=cols["payload"][i],  # type: ignore[arg-type]
-            prev_hash=cols["prev_hash"][i],  # type: ignore[arg-type]
-            hash=cols["hash"][i],  # type: ignore[arg-type]
+    causations = [
+        None if stream is None else Causation(stream, position)  # type: ignore[arg-type]
+        for stream, position in zip(
+            cols["causation_stream"], cols["causation_position"], strict=True
         )
+    ]
+    recorded = [from_micros(m) for m in cols["recorded_at"]]  # type: ignore[arg-type]
+    occurred = [None if m is None else from_micros(m) for m in cols["occurred_at"]]  # type: ignore[arg-type]
+    for row in zip(
+        cols["position"],
+        cols["event_id"],
+        cols["kind"],
+        cols["schema_version"],
+        cols["namespace"],
+        cols["memory_id"],
+        recorded,
+        occurred,
+        cols["actor"],
+        causations,
+        cols["key_id"],
+        cols["payload"],
+        cols["prev_hash"],
+        cols["hash"],
+        strict=True,
+    ):
+        yield Record(*row)
