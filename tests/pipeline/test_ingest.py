@@ -208,3 +208,31 @@ def test_in_process_embedding_gives_the_same_stream(tmp_path: Path) -> None:
         with Memory.open(home=tmp_path / name) as mem:
             assert ingest(mem, [source], "nia", actors=actors, progress=False).stored == 6
     assert _embedded(tmp_path / "ray") == _embedded(tmp_path / "local")
+
+
+def test_work_beside_the_block_is_waited_for_and_its_error_raised() -> None:
+    """`_beside` runs its work on another thread while the block runs; the block's end waits
+    for it, and an error of the work is raised there, not lost on its thread."""
+    import threading
+
+    from pipeline.ingest import _beside
+
+    started, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def work() -> None:
+        started.set()
+        release.wait(10)
+        done.append(threading.current_thread().name)
+
+    with _beside(work, "mnemo-test-beside"):
+        assert started.wait(10)
+        assert not done  # still running beside the block
+        release.set()
+    assert done == ["mnemo-test-beside"]
+
+    def fail() -> None:
+        raise RuntimeError("the actors failed")
+
+    with pytest.raises(RuntimeError, match="the actors failed"), _beside(fail, "mnemo-test"):
+        pass
