@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -32,94 +33,85 @@ def unindex(
         "DELETE FROM postings WHERE doc IN (SELECT doc FROM _gone) "
         "AND field IN (SELECT field FROM _fields)"
     )
-    for field in fields:
-        _adjust(con, rows, field, -1)
+    _adjust(con, _occurrences(rows, fields), -1)
 
 
 def index(con: duckdb.DuckDBPyConnection, rows: Sequence[MemoryRow], fields: Sequence[int]) -> None:
     """Add the rows' postings of these fields, and their terms to the statistics."""
+    documents = _occurrences(rows, fields)
+    register(con, "_tokens", documents.tokens)
+    con.execute(
+        "INSERT INTO postings SELECT namespace, field, term, doc, count(*), any_value(dl) "
+        "FROM _tokens GROUP BY namespace, field, term, doc"
+    )
+    _adjust(con, documents, +1)
+
+
+class _Documents(NamedTuple):
+    tokens: pa.Table  # one row per term occurrence: namespace, field, term, doc, dl
+    corpus: pa.Table  # per (namespace, field): documents and their summed length
+
+
+def _occurrences(rows: Sequence[MemoryRow], fields: Sequence[int]) -> _Documents:
+    """The rows' terms in these fields, as documents of BM25. Counting is left to DuckDB:
+    term frequencies and document frequencies are GROUP BYs over the occurrences, not
+    Python loops over every term of every row."""
     namespaces: list[str] = []
     field_ids: list[int] = []
-    terms_out: list[str] = []
+    terms: list[str] = []
     docs: list[int] = []
-    tfs: list[int] = []
     lengths: list[int] = []
+    corpus: Counter[tuple[str, int]] = Counter()
+    total: Counter[tuple[str, int]] = Counter()
     for field in fields:
         for row in rows:
-            terms = row.terms(field)
-            if not terms and field == CONTEXT_FIELD:
+            words = row.terms(field)
+            n = len(words)
+            if not n and field == CONTEXT_FIELD:
                 continue  # no context: the memory is not a document of that field
-            counts = Counter(terms)
-            n = len(counts)
+            corpus[row.namespace, field] += 1
+            total[row.namespace, field] += n
             namespaces += [row.namespace] * n
             field_ids += [field] * n
-            terms_out += counts.keys()
+            terms += words
             docs += [row.doc] * n
-            tfs += counts.values()
-            lengths += [len(terms)] * n
-    postings = pa.table(
+            lengths += [n] * n
+    tokens = pa.table(
         {
             "namespace": pa.array(namespaces, pa.string()),
             "field": pa.array(field_ids, pa.int16()),
-            "term": pa.array(terms_out, pa.string()),
+            "term": pa.array(terms, pa.string()),
             "doc": pa.array(docs, pa.int64()),
-            "tf": pa.array(tfs, pa.int32()),
             "dl": pa.array(lengths, pa.int32()),
         }
     )
-    register(con, "_postings", postings)
-    con.execute("INSERT INTO postings SELECT * FROM _postings")
-    for field in fields:
-        _adjust(con, rows, field, +1)
-
-
-def _adjust(
-    con: duckdb.DuckDBPyConnection, rows: Sequence[MemoryRow], field: int, sign: int
-) -> None:
-    """Move document frequencies and corpus sizes by the rows' terms, up or down."""
-    df: Counter[tuple[str, str]] = Counter()
-    docs: Counter[str] = Counter()
-    lengths: Counter[str] = Counter()
-    for row in rows:
-        terms = row.terms(field)
-        if not terms and field == CONTEXT_FIELD:
-            continue
-        for term in set(terms):
-            df[(row.namespace, term)] += sign
-        docs[row.namespace] += sign
-        lengths[row.namespace] += sign * len(terms)
-    register(
-        con,
-        "_df",
-        pa.table(
-            {
-                "namespace": pa.array([k[0] for k in df], pa.string()),
-                "field": pa.array([field] * len(df), pa.int16()),
-                "term": pa.array([k[1] for k in df], pa.string()),
-                "df": pa.array(list(df.values()), pa.int64()),
-            }
-        ),
+    sizes = pa.table(
+        {
+            "namespace": pa.array([k[0] for k in corpus], pa.string()),
+            "field": pa.array([k[1] for k in corpus], pa.int16()),
+            "docs": pa.array(list(corpus.values()), pa.int64()),
+            "total_length": pa.array([total[k] for k in corpus], pa.int64()),
+        }
     )
+    return _Documents(tokens, sizes)
+
+
+def _adjust(con: duckdb.DuckDBPyConnection, documents: _Documents, sign: int) -> None:
+    """Move document frequencies and corpus sizes by the documents' terms, up or down."""
+    register(con, "_occurrences", documents.tokens)
     con.execute(
-        "INSERT INTO term_stats SELECT * FROM _df ON CONFLICT (namespace, field, term) "
-        "DO UPDATE SET df = term_stats.df + excluded.df"
+        "INSERT INTO term_stats SELECT namespace, field, term, ? * count(DISTINCT doc) "
+        "FROM _occurrences GROUP BY namespace, field, term "
+        "ON CONFLICT (namespace, field, term) DO UPDATE SET df = term_stats.df + excluded.df",
+        [sign],
     )
     con.execute("DELETE FROM term_stats WHERE df <= 0")
-    register(
-        con,
-        "_corpus",
-        pa.table(
-            {
-                "namespace": pa.array(list(docs), pa.string()),
-                "field": pa.array([field] * len(docs), pa.int16()),
-                "docs": pa.array(list(docs.values()), pa.int64()),
-                "total_length": pa.array([lengths[n] for n in docs], pa.int64()),
-            }
-        ),
-    )
+    register(con, "_corpus", documents.corpus)
     con.execute(
-        "INSERT INTO corpus SELECT * FROM _corpus ON CONFLICT (namespace, field) DO UPDATE "
+        "INSERT INTO corpus SELECT namespace, field, ? * docs, ? * total_length FROM _corpus "
+        "ON CONFLICT (namespace, field) DO UPDATE "
         "SET docs = corpus.docs + excluded.docs, "
-        "total_length = corpus.total_length + excluded.total_length"
+        "total_length = corpus.total_length + excluded.total_length",
+        [sign, sign],
     )
     con.execute("DELETE FROM corpus WHERE docs <= 0")
