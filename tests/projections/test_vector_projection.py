@@ -105,6 +105,28 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     assert again.count() == 10
 
 
+def test_a_snapshot_is_written_again_only_after_something_was_applied(tmp_path: Path) -> None:
+    """Snapshotting with nothing applied since the last snapshot (or since loading it) leaves
+    the files as they are; one event applied, and the next snapshot is written anew."""
+    ev = Events()
+    vp = VectorProjection(tmp_path / "faiss")
+    a = ev.stored("a", "t")
+    vp.apply_input([a])
+    vp.apply_embedded([ev.embedded(a)])
+    vp.snapshot()
+    manifest = tmp_path / "faiss" / "manifest.json"
+    written = manifest.stat().st_ino
+    vp.snapshot()
+    again = VectorProjection(tmp_path / "faiss")
+    again.snapshot()
+    assert manifest.stat().st_ino == written
+    b = ev.stored("b", "u")
+    again.apply_input([b])
+    again.snapshot()
+    assert manifest.stat().st_ino != written
+    assert VectorProjection(tmp_path / "faiss").applied("input") == 2
+
+
 def test_an_hnsw_snapshot_keeps_its_graph(tmp_path: Path) -> None:
     """Past `hnsw_above` the snapshot stores the HNSW graph (not the raw vectors), and loading
     it answers as the index did, without rebuilding the graph."""
