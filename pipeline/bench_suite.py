@@ -313,7 +313,8 @@ def format_bench(result: dict[str, Any]) -> str:
             f"  {int(size):>9,} memories  Python API p50/p95/p99 {api['p50_ms']}/"
             f"{api['p95_ms']}/{api['p99_ms']} ms   HTTP {http['p50_ms']}/{http['p95_ms']}/"
             f"{http['p99_ms']} ms   brute-force dense p50 {base['p50_ms']} ms "
-            f"(x{r['ratio_p50']})   right after a store p50/p95 "
+            f"(x{r['ratio_p50']}; index recall@10 {r['semantic_index_recall_at_10']})   "
+            f"right after a store p50/p95 "
             f"{r['after_store']['p50_ms']}/{r['after_store']['p95_ms']} ms"
         )
     lines.append("rebuild (projections replayed from every stream)")
