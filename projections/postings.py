@@ -38,13 +38,11 @@ def unindex(
 
 def index(con: duckdb.DuckDBPyConnection, rows: Sequence[MemoryRow], fields: Sequence[int]) -> None:
     """Add the rows' postings of these fields, and their terms to the statistics."""
-    documents = _occurrences(rows, fields)
-    register(con, "_tokens", documents.tokens)
+    _adjust(con, _occurrences(rows, fields), +1)  # registers them as _occurrences
     con.execute(
         "INSERT INTO postings SELECT namespace, field, term, doc, count(*), any_value(dl) "
-        "FROM _tokens GROUP BY namespace, field, term, doc"
+        "FROM _occurrences GROUP BY namespace, field, term, doc"
     )
-    _adjust(con, documents, +1)
 
 
 class _Documents(NamedTuple):
