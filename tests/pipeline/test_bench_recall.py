@@ -9,7 +9,8 @@ from projections.vectors import BruteForceIndex, Ids, Vectors
 
 
 class _MissesTheBest(BruteForceIndex):
-    """Answers like the exact index, but its best hit is always missing (id -1)."""
+    """Answers like the exact index without its best hit: the rest move up, the last place
+    stays empty (id -1)."""
 
     def search(self, queries: Vectors, k: int) -> tuple[Ids, Vectors]:
         ids, scores = super().search(queries, k + 1)
