@@ -47,6 +47,12 @@ class ProjectionSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     batch_size: int = Field(5000, ge=1, description="events per projection transaction")
     actor_batch_size: int = Field(256, ge=1, description="upstream events per actor step")
+    aside_above: int = Field(
+        50_000,
+        ge=0,
+        description="fold the extractor's, linker's, consolidator's and decay's streams in a "
+        "child process when none is folded yet and they hold this many events (0: never)",
+    )
 
 
 class RaySettings(BaseModel):

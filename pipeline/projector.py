@@ -22,6 +22,7 @@ from eventlog import EventLog
 from eventlog.errors import ValidationError
 from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
+from projections.aside import AsideFold, fold_stream
 from projections.duck import DuckProjection, wal_path
 from projections.errors import ProjectionError
 from projections.heap import gc_paused
@@ -31,6 +32,7 @@ log = structlog.get_logger(__name__)
 
 DUCKDB_FILE = "memories.duckdb"
 FAISS_DIR = "faiss"
+ASIDE_FILE = "derived.aside.duckdb"  # the actors' tables, folded in a child process
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +79,15 @@ class Projector:
         *,
         batch_size: int = 5000,
         streams: Sequence[tuple[str, str]] = ((EMBEDDED_STREAM, INPUT_STREAM),),
+        aside_above: int | None = 50_000,
     ) -> None:
-        """`streams`: the derived streams to fold, each with its upstream, upstream first."""
+        """`streams`: the derived streams to fold, each with its upstream, upstream first.
+        `aside_above`: from how many events the streams other than the embedded one are
+        folded from scratch in a child process (None: never)."""
         self.directory = directory
         self.streams = tuple(streams)
         self.batch_size = batch_size
+        self.aside_above = aside_above
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
         self.duck = _open_duck(directory)
@@ -122,14 +128,24 @@ class Projector:
         began = time.perf_counter()
         stop = event_log.input.last_position if as_of is None else as_of.input_stop(event_log)
         long_fold = stop - self.duck.applied(INPUT_STREAM) > 4 * self.batch_size
+        aside = self._fold_aside(event_log, stop)
         try:
             with gc_paused(), self.duck.bulk() if long_fold else contextlib.nullcontext():
                 applied = self._input(event_log, stop)
                 stops = {INPUT_STREAM: stop}
                 for stream, upstream in sorted(self.streams, key=_embedded_first):
-                    done, stops[stream] = self._derived(event_log, stream, stops.get(upstream, 0))
-                    applied += done
+                    if aside is None or stream not in aside.names:
+                        done, stops[stream] = self._derived(
+                            event_log, stream, stops.get(upstream, 0)
+                        )
+                        applied += done
+                if aside is not None:
+                    applied += aside.result()
+                    self.duck.merge(aside.path, aside.names)
+                    aside.discard()
         except BaseException:
+            if aside is not None:
+                aside.cancel()
             self._vectors_caught_up(raise_error=False)
             raise
         self._vectors_caught_up()
@@ -140,6 +156,23 @@ class Projector:
                 ms=round((time.perf_counter() - began) * 1e3, 1),
             )
         return applied
+
+    def _fold_aside(self, event_log: EventLog, input_stop: int) -> AsideFold | None:
+        """Start folding the streams that write only tables of their own in a child process,
+        when none has been folded yet and they hold at least `aside_above` events (a rebuild,
+        a first catch-up): see `projections.aside`."""
+        if self.directory is None or self.aside_above is None:
+            return None
+        streams = [(s, u) for s, u in self.streams if EMBEDDED_STREAM not in (s, u)]
+        if not streams or any(self.duck.applied(s) for s, _ in streams):
+            return None
+        for stream, _ in streams:
+            event_log.stream(stream).refresh()
+        if sum(event_log.stream(s).last_position for s, _ in streams) < self.aside_above:
+            return None
+        return AsideFold(
+            event_log, self.directory / ASIDE_FILE, streams, input_stop, self.batch_size
+        )
 
     def _input(self, event_log: EventLog, stop: int) -> int:
         start = min(self.duck.applied(INPUT_STREAM), self.vectors.applied(INPUT_STREAM)) + 1
@@ -165,23 +198,14 @@ class Projector:
     def _derived(self, event_log: EventLog, stream: str, upstream_stop: int) -> tuple[int, int]:
         """Apply what is new in an actor's stream, derived from upstream positions up to
         `upstream_stop`; return (events applied, the stream's last position applied)."""
-        source = event_log.stream(stream)
-        source.refresh()  # another process (a Ray actor) may be its writer
-        start = self._applied_from(stream) + 1
-        applied = 0
-        while start <= source.last_position:
-            records = list(source.read(start, start + self.batch_size - 1))
-            # As of a point: only what was derived from the upstream seen by then.
-            inside = [
-                r for r in records if r.causation is None or r.causation.position <= upstream_stop
-            ]
-            if inside:
-                self._apply(stream, event_log.opened(inside))
-            applied += len(inside)
-            if len(inside) < len(records):
-                return applied, inside[-1].position if inside else start - 1
-            start = records[-1].position + 1
-        return applied, start - 1
+        return fold_stream(
+            event_log,
+            stream,
+            self._applied_from(stream) + 1,
+            upstream_stop,
+            self.batch_size,
+            lambda opened: self._apply(stream, opened),
+        )
 
     def _applied_from(self, stream: str) -> int:
         if stream == EMBEDDED_STREAM:
@@ -217,8 +241,9 @@ class Projector:
     @staticmethod
     def drop(directory: Path) -> None:
         """Remove every projection file: what a rebuild starts from."""
-        for path in (directory / DUCKDB_FILE, wal_path(directory / DUCKDB_FILE)):
-            path.unlink(missing_ok=True)
+        for name in (DUCKDB_FILE, ASIDE_FILE):
+            for path in (directory / name, wal_path(directory / name)):
+                path.unlink(missing_ok=True)
         VectorProjection.drop(directory / FAISS_DIR)
 
 

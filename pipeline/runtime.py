@@ -95,6 +95,7 @@ class Runtime:
             self.settings.vectors,
             batch_size=self.settings.projections.batch_size,
             streams=[(n.output, n.upstream) for n in self.topology.nodes],
+            aside_above=self.settings.projections.aside_above or None,
         )
 
     @property

@@ -140,7 +140,7 @@ class DuckProjection:
         erased = any(e.record.kind == SUBJECT_ERASED for e in events)
         if erased:  # no reader lays a change over rows an erasure is about to drop...
             self.changes.reset()
-        with self._transaction(stream, events[-1].record.position):
+        with self._transaction({stream: events[-1].record.position}):
             for run in _split_at_erasures(events):
                 if run[0].record.kind == SUBJECT_ERASED:
                     self._erase(run[0].record.namespace)
@@ -168,20 +168,45 @@ class DuckProjection:
                 self.con.execute("RESET checkpoint_threshold")
                 self.con.execute("CHECKPOINT")
 
+    def merge(self, path: Path, streams: Sequence[str]) -> None:
+        """Copy in what a fold into another file made of `streams` (`projections.aside`),
+        with their positions, in one transaction. Their tables here must be empty: each
+        stream's rows come from that fold alone."""
+        quoted = str(path).replace("'", "''")
+        try:
+            self.con.execute(f"ATTACH '{quoted}' AS aside (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise ProjectionError(f"cannot open the fold in {path}: {exc}") from exc
+        try:
+            rows = self.con.execute(
+                "SELECT stream, position FROM aside.applied WHERE list_contains(?, stream)",
+                [list(streams)],
+            ).fetchall()
+            with self._transaction({str(s): int(p) for s, p in rows}):
+                for table in DERIVED_TABLES:
+                    self.con.execute(f"INSERT INTO {table} SELECT * FROM aside.{table}")
+        except duckdb.Error as exc:
+            raise ProjectionError(f"cannot copy in the fold in {path}: {exc}") from exc
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("DETACH aside")
+        self.changes.reset()  # rows of every memory came in at once
+
     @contextlib.contextmanager
-    def _transaction(self, stream: str, position: int) -> Iterator[None]:
-        """One transaction for a batch and the position it brings the stream to."""
+    def _transaction(self, positions: dict[str, int]) -> Iterator[None]:
+        """One transaction for a batch and the positions it brings its streams to."""
         try:
             self.con.begin()
             yield
-            self.con.execute(
-                "INSERT INTO applied VALUES (?, ?) ON CONFLICT (stream) "
-                "DO UPDATE SET position = excluded.position",
-                [stream, position],
-            )
+            for stream, position in positions.items():
+                self.con.execute(
+                    "INSERT INTO applied VALUES (?, ?) ON CONFLICT (stream) "
+                    "DO UPDATE SET position = excluded.position",
+                    [stream, position],
+                )
             self.con.commit()
             if self._applied is not None:
-                self._applied[stream] = position
+                self._applied.update(positions)
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):
                 self.con.rollback()
@@ -229,7 +254,7 @@ class DuckProjection:
         if not events:
             return
         touched = sorted({e.record.memory_id for e in events if e.record.memory_id})
-        with self._transaction(EMBEDDED_STREAM, events[-1].record.position):
+        with self._transaction({EMBEDDED_STREAM: events[-1].record.position}):
             after, unindex, index = with_context(
                 self._rows(touched), events, self._forgotten_among(events)
             )
@@ -261,7 +286,7 @@ class DuckProjection:
             return
         fold = DerivedFold()
         fold.apply(events)
-        with self._transaction(stream, events[-1].record.position):
+        with self._transaction({stream: events[-1].record.position}):
             for table, by_doc in fold.rows.items():
                 if not by_doc:
                     continue

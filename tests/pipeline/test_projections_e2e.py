@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM
-from pipeline import Memory
+from pipeline import Memory, projector
 from pipeline.bench import synthetic_text
 from pipeline.config import load_settings
 from pipeline.inline import run_follower
+from projections.aside import AsideFold
+from projections.duck import DuckProjection
+from projections.errors import ProjectionError
 from projections.vector_projection import VectorProjection
 
 
-def _settings(home: Path):  # type: ignore[no-untyped-def]
+def _settings(home: Path, aside_above: int = 0):  # type: ignore[no-untyped-def]
+    """`aside_above` 1: a rebuild folds the actors' own tables in a child process."""
     s = load_settings(home=home)
     return s.model_copy(
         update={
             "projections": s.projections.model_copy(
-                update={"batch_size": 7, "actor_batch_size": 9}
+                update={"batch_size": 7, "actor_batch_size": 9, "aside_above": aside_above}
             ),
             "log": s.log.model_copy(update={"segment_bytes": 16384}),
         }
@@ -61,6 +67,75 @@ def test_rebuild_equals_the_incremental_build(home: Path) -> None:
         assert mem.checksums() == incremental
     with Memory.open(settings=_settings(home)) as mem:  # from the snapshot and the DuckDB file
         assert mem.checksums() == incremental
+
+
+@pytest.fixture
+def asides(monkeypatch: pytest.MonkeyPatch) -> list[AsideFold]:
+    """Every fold started in a child process."""
+    started: list[AsideFold] = []
+
+    class Spy(AsideFold):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(projector, "AsideFold", Spy)
+    return started
+
+
+def test_rebuild_with_the_actors_tables_folded_in_a_child_process(
+    home: Path, asides: list[AsideFold]
+) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        ids = _populate(mem)
+        mem.erase("user-1")
+        mem.store("a memory after the erasure", namespace="user-1")
+        mem.sync()
+        incremental = mem.checksums()
+    assert not asides  # folded as it came, in this process
+    with Memory.open(settings=_settings(home, aside_above=1)) as mem:
+        replayed = mem.rebuild()
+        assert len(asides) == 1
+        assert asides[0].names == ["extracted", "linked", "consolidated", "decay"]
+        assert replayed == sum(s["events"] for s in mem.stats()["streams"].values())
+        assert mem.checksums() == incremental
+        assert not (home / "projections" / projector.ASIDE_FILE).exists()
+        hits = mem.recall("Updated memory number 6", namespace="user-0", k=3)
+        assert hits[0].memory_id == ids["m6"]
+        mem.sync()  # nothing new: the next fold starts from the merged positions
+        assert len(asides) == 1 and mem.checksums() == incremental
+
+
+def test_the_past_folded_in_a_child_process_equals_the_past_folded_here(
+    home: Path, asides: list[AsideFold]
+) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        ids = _populate(mem)
+        mem.sync()
+        cut = mem.history(ids["m20"])[0].position
+    sums = {}
+    for aside_above in (0, 1):
+        with Memory.open(settings=_settings(home, aside_above), as_of=cut) as past:
+            sums[aside_above] = past.checksums()
+    assert len(asides) == 1
+    assert sums[0] == sums[1]
+
+
+def test_a_failed_child_fold_fails_the_rebuild_and_the_next_one_completes(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Memory.open(settings=_settings(home)) as mem:
+        _populate(mem)
+        mem.sync()
+        expected = mem.checksums()
+    with Memory.open(settings=_settings(home, aside_above=1)) as mem:
+        monkeypatch.setattr(sys, "executable", "/bin/false")  # the child exits at once, 1
+        with pytest.raises(ProjectionError, match="process of its own failed"):
+            mem.rebuild()
+        assert not (home / "projections" / projector.ASIDE_FILE).exists()
+        monkeypatch.undo()
+        mem.runtime.project()  # the input and embeddings resume; the rest starts again
+        assert mem.checksums() == expected
 
 
 def test_lost_faiss_snapshot_is_rebuilt_by_replay(home: Path) -> None:
@@ -288,6 +363,33 @@ def test_a_failed_vector_change_fails_the_fold_and_the_next_one_completes(
         assert calls["embedded"] >= 2
         monkeypatch.setattr(VectorProjection, "apply_embedded", real)
         mem.runtime.project()
+        assert mem.checksums() == expected
+
+
+def test_an_error_here_stops_the_child_fold_and_the_next_fold_completes(
+    home: Path, monkeypatch: pytest.MonkeyPatch, asides: list[AsideFold]
+) -> None:
+    real = DuckProjection.apply_embedded
+
+    def failing(self: DuckProjection, opened: list[Opened]) -> None:
+        if self.applied(EMBEDDED_STREAM) > 20:
+            raise ProjectionError("disk gone")
+        real(self, opened)
+
+    with Memory.open(settings=_settings(home)) as mem:
+        _populate(mem)
+        mem.sync()
+        expected = mem.checksums()
+    with Memory.open(settings=_settings(home, aside_above=1)) as mem:
+        monkeypatch.setattr(DuckProjection, "apply_embedded", failing)
+        with pytest.raises(ProjectionError, match="disk gone"):
+            mem.rebuild()
+        assert len(asides) == 1
+        assert not (home / "projections" / projector.ASIDE_FILE).exists()  # cancelled
+        assert mem.stats()["projections"]["duckdb"]["applied"]["linked"] == 0
+        monkeypatch.setattr(DuckProjection, "apply_embedded", real)
+        mem.runtime.project()
+        assert len(asides) == 2
         assert mem.checksums() == expected
 
 
