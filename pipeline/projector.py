@@ -129,6 +129,7 @@ class Projector:
         stop = event_log.input.last_position if as_of is None else as_of.input_stop(event_log)
         long_fold = stop - self.duck.applied(INPUT_STREAM) > 4 * self.batch_size
         aside = self._fold_aside(event_log, stop)
+        self.vectors.defer_snapshots = long_fold
         try:
             with gc_paused(), self.duck.bulk() if long_fold else contextlib.nullcontext():
                 applied = self._input(event_log, stop)
@@ -139,6 +140,8 @@ class Projector:
                             event_log, stream, stops.get(upstream, 0)
                         )
                         applied += done
+                if long_fold:  # written while the child's tables are copied in
+                    self._to_vectors(self._snapshot_now)
                 if aside is not None:
                     applied += aside.result()
                     self.duck.merge(aside.path, aside.names)
@@ -148,6 +151,8 @@ class Projector:
                 aside.cancel()
             self._vectors_caught_up(raise_error=False)
             raise
+        finally:
+            self.vectors.defer_snapshots = False
         self._vectors_caught_up()
         if applied:
             log.info(
@@ -156,6 +161,10 @@ class Projector:
                 ms=round((time.perf_counter() - began) * 1e3, 1),
             )
         return applied
+
+    def _snapshot_now(self) -> None:
+        self.vectors.defer_snapshots = False
+        self.vectors.snapshot()
 
     def _fold_aside(self, event_log: EventLog, input_stop: int) -> AsideFold | None:
         """Start folding the streams that write only tables of their own in a child process,

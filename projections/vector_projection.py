@@ -75,6 +75,9 @@ class VectorProjection:
             )
         )
         self._guard = ReadWriteLock()  # searches run while the service's pump applies
+        # A long fold (a rebuild) writes one snapshot at its end instead of one per
+        # `snapshot_every` events, each rewriting every vector so far (~2.5 s of a 10^5 rebuild).
+        self.defer_snapshots = False
         self._empty()
         if directory is not None and (directory / "manifest.json").exists():
             try:
@@ -206,7 +209,8 @@ class VectorProjection:
         if events:
             self._positions[stream] = events[-1].record.position
             self._since_snapshot += len(events)
-            if self.directory is not None and self._since_snapshot >= self.settings.snapshot_every:
+            due = self._since_snapshot >= self.settings.snapshot_every
+            if self.directory is not None and due and not self.defer_snapshots:
                 self.snapshot()
 
     # -- reading -------------------------------------------------------------------------

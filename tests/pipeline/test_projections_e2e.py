@@ -138,6 +138,39 @@ def test_a_failed_child_fold_fails_the_rebuild_and_the_next_one_completes(
         assert mem.checksums() == expected
 
 
+def test_a_long_fold_writes_one_faiss_snapshot_at_its_end(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(home)
+    settings = settings.model_copy(
+        update={"vectors": settings.vectors.model_copy(update={"snapshot_every": 10})}
+    )
+    written = Counter[str]()
+    real = VectorProjection.snapshot
+
+    def counting(self: VectorProjection) -> None:
+        if self._since_snapshot:
+            written["snapshots"] += 1
+        real(self)
+
+    monkeypatch.setattr(VectorProjection, "snapshot", counting)
+    with Memory.open(settings=settings) as mem:
+        for i in range(12):  # folded a few at a time: a snapshot every 10 events
+            mem.store(synthetic_text(i), namespace="n")
+            mem.sync()
+        assert written["snapshots"] >= 2
+        _populate(mem)
+        mem.sync()
+        expected = mem.checksums()
+        written.clear()
+        mem.rebuild()  # ~200 events in batches of 7: a long fold
+        assert written["snapshots"] == 1
+        assert mem.checksums() == expected
+    with Memory.open(settings=settings) as mem:  # from that snapshot
+        assert mem.checksums() == expected
+    assert written["snapshots"] == 1
+
+
 def test_lost_faiss_snapshot_is_rebuilt_by_replay(home: Path) -> None:
     with Memory.open(settings=_settings(home)) as mem:
         _populate(mem)
