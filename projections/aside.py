@@ -109,7 +109,8 @@ class AsideFold:
             stderr=subprocess.STDOUT,
         )
         assert self._process.stdin is not None
-        with self._process.stdin:
+        # A child that died at once (a broken install) closed its end: `result` says why.
+        with contextlib.suppress(BrokenPipeError), self._process.stdin:
             self._process.stdin.write(json.dumps(request).encode())
 
     def result(self) -> int:
@@ -122,7 +123,7 @@ class AsideFold:
             _remove(self.path)
             raise ProjectionError(
                 f"folding {', '.join(self.names)} in a process of its own "
-                f"failed (exit {code}): " + " | ".join(lines[-5:])
+                f"failed (exit {code}): " + (" | ".join(lines[-5:]) or "no output")
             )
         return int(json.loads(lines[-1])["applied"])
 
