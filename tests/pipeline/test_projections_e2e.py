@@ -54,6 +54,14 @@ def _populate(mem: Memory) -> dict[str, str]:
     return ids
 
 
+def _built(home: Path) -> dict[str, str]:
+    """Populate a home folded as it came, in this process; its checksums."""
+    with Memory.open(settings=_settings(home)) as mem:
+        _populate(mem)
+        mem.sync()
+        return mem.checksums()
+
+
 def test_rebuild_equals_the_incremental_build(home: Path) -> None:
     with Memory.open(settings=_settings(home)) as mem:
         _populate(mem)
@@ -124,10 +132,7 @@ def test_the_past_folded_in_a_child_process_equals_the_past_folded_here(
 def test_a_failed_child_fold_fails_the_rebuild_and_the_next_one_completes(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Memory.open(settings=_settings(home)) as mem:
-        _populate(mem)
-        mem.sync()
-        expected = mem.checksums()
+    expected = _built(home)
     with Memory.open(settings=_settings(home, aside_above=1)) as mem:
         monkeypatch.setattr(sys, "executable", "/bin/false")  # the child exits at once, 1
         with pytest.raises(ProjectionError, match="process of its own failed"):
@@ -409,10 +414,7 @@ def test_an_error_here_stops_the_child_fold_and_the_next_fold_completes(
             raise ProjectionError("disk gone")
         real(self, opened)
 
-    with Memory.open(settings=_settings(home)) as mem:
-        _populate(mem)
-        mem.sync()
-        expected = mem.checksums()
+    expected = _built(home)
     with Memory.open(settings=_settings(home, aside_above=1)) as mem:
         monkeypatch.setattr(DuckProjection, "apply_embedded", failing)
         with pytest.raises(ProjectionError, match="disk gone"):
