@@ -30,6 +30,7 @@ from projections.errors import ProjectionError
 from projections.heap import gc_paused
 
 Streams = Sequence[tuple[str, str]]  # (stream, its upstream), upstream first
+_CODE = Path(__file__).resolve().parents[1]  # where the `projections` package is
 
 
 def fold_stream(
@@ -92,9 +93,9 @@ class AsideFold:
         self.names = [s for s, _ in self.streams]
         _remove(path)  # what a fold that did not finish left
         request = {
-            "log": str(event_log.directory),
+            "log": str(event_log.directory.resolve()),
             "log_settings": event_log.settings.model_dump(mode="json"),
-            "path": str(path),
+            "path": str(path.resolve()),
             "streams": [list(s) for s in self.streams],
             "input_stop": input_stop,
             "batch_size": batch_size,
@@ -102,12 +103,17 @@ class AsideFold:
         # Its output goes to a file: a pipe nobody reads until the end could fill and stall
         # it. The file lives until `result` or `cancel`, past this method.
         self._output = tempfile.TemporaryFile()  # noqa: SIM115
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "projections.aside"],
-            stdin=subprocess.PIPE,
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-        )
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "projections.aside"],
+                stdin=subprocess.PIPE,
+                stdout=self._output,
+                stderr=subprocess.STDOUT,
+                cwd=_CODE,  # this code, not a `projections` package where the caller stands
+            )
+        except OSError as exc:
+            self._output.close()
+            raise ProjectionError(f"cannot start a process to fold {self.names}: {exc}") from exc
         assert self._process.stdin is not None
         # A child that died at once (a broken install) closed its end: `result` says why.
         with contextlib.suppress(BrokenPipeError), self._process.stdin:

@@ -38,11 +38,29 @@ def test_a_child_that_dies_before_reading_its_request_is_a_clear_error(
     assert not path.exists()
 
 
-def test_the_child_replaces_what_an_unfinished_fold_left(tmp_path: Path) -> None:
+def test_a_child_that_cannot_start_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python-here"))
+    with EventLog(tmp_path / "log") as log, pytest.raises(ProjectionError, match="cannot start"):
+        AsideFold(log, tmp_path / "aside.duckdb", [("extracted", "input")], 0, 10)
+
+
+def test_the_child_replaces_what_an_unfinished_fold_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "aside.duckdb"
     path.write_bytes(b"left by a fold that did not finish")
-    with EventLog(tmp_path / "log") as log:
-        fold = AsideFold(log, path, [("extracted", "input"), ("decay", "input")], 0, 10)
+    # The child runs this checkout's code, whatever the caller's directory holds.
+    decoy = tmp_path / "projections"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("")
+    (decoy / "aside.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    with EventLog(Path("log")) as log:  # relative paths, too
+        fold = AsideFold(
+            log, Path("aside.duckdb"), [("extracted", "input"), ("decay", "input")], 0, 10
+        )
         assert fold.result() == 0  # an empty log: nothing to fold
     con = duckdb.connect(str(path), read_only=True)  # a fresh DuckDB file, ready to merge
     assert con.execute("SELECT count(*) FROM entities").fetchone() == (0,)
