@@ -141,7 +141,7 @@ class Projector:
                         )
                         applied += done
                 if long_fold:  # written while the child's tables are copied in
-                    self._to_vectors(self._snapshot_now)
+                    self._to_vectors(self.vectors.snapshot)
                 if aside is not None:
                     applied += aside.result()
                     self.duck.merge(aside.path, aside.names)
@@ -161,10 +161,6 @@ class Projector:
                 ms=round((time.perf_counter() - began) * 1e3, 1),
             )
         return applied
-
-    def _snapshot_now(self) -> None:
-        self.vectors.defer_snapshots = False
-        self.vectors.snapshot()
 
     def _fold_aside(self, event_log: EventLog, input_stop: int) -> AsideFold | None:
         """Start folding the streams that write only tables of their own in a child process,

@@ -64,9 +64,9 @@ def fold_stream(
 
 def fold_derived(
     event_log: EventLog, duck: DuckProjection, streams: Streams, input_stop: int, batch_size: int
-) -> tuple[int, dict[str, int]]:
+) -> int:
     """Fold actors' streams that write only derived tables (not the embedded one) into
-    `duck`; return (events applied, each stream's last position applied)."""
+    `duck`; return the events applied."""
     stops = {INPUT_STREAM: input_stop}
     applied = 0
     for stream, upstream in streams:
@@ -79,7 +79,7 @@ def fold_derived(
             functools.partial(duck.apply_derived, stream),
         )
         applied += done
-    return applied, stops
+    return applied
 
 
 class AsideFold:
@@ -113,7 +113,9 @@ class AsideFold:
             )
         except OSError as exc:
             self._output.close()
-            raise ProjectionError(f"cannot start a process to fold {self.names}: {exc}") from exc
+            raise ProjectionError(
+                f"cannot start a process to fold {', '.join(self.names)}: {exc}"
+            ) from exc
         assert self._process.stdin is not None
         # A child that died at once (a broken install) closed its end: `result` says why.
         with contextlib.suppress(BrokenPipeError), self._process.stdin:
@@ -162,7 +164,7 @@ def _main() -> None:
     duck = DuckProjection(Path(request["path"]))
     try:
         with gc_paused(), duck.bulk():
-            applied, _ = fold_derived(
+            applied = fold_derived(
                 event_log,
                 duck,
                 [tuple(s) for s in request["streams"]],
