@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import structlog
 
@@ -36,13 +35,12 @@ from eventlog.schema import (
     MEMORY_UPDATED,
     SUBJECT_ERASED,
 )
+from projections.ann import Ids, Vectors
 from projections.errors import ProjectionError
 from projections.memstate import doc_id
 from projections.rwlock import ReadWriteLock
 from projections.vector_settings import VectorSettings
-from projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
-
-_ZSTD = pa.Codec("zstd")
+from projections.vectors import FaissIndex, VectorIndex, checksum
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +66,9 @@ class VectorProjection:
         self._factory: IndexFactory = index_factory or (
             lambda dim: FaissIndex(
                 dim,
-                hnsw_above=s.hnsw_above,
+                approximate_above=s.approximate_above,
+                approximate=s.approximate,
+                nprobe=s.nprobe,
                 hnsw_m=s.hnsw_m,
                 ef_search=s.ef_search,
                 storage=s.storage,
@@ -254,15 +254,10 @@ class VectorProjection:
         files = {}
         for n, ((namespace, field), index) in enumerate(sorted(self._indexes.items())):
             files[f"{field}/{namespace}"] = f"index{n}.npz"
-            graph = index.graph() if isinstance(index, FaissIndex) else None
-            if graph is not None:  # the HNSW graph holds the vectors too
-                np.savez(
-                    tmp / files[f"{field}/{namespace}"],
-                    graph_zstd=np.frombuffer(_ZSTD.compress(graph[0], asbytes=True), np.uint8),
-                    graph_bytes=np.array([graph[0].size]),
-                    slot_ids=graph[1],
-                    dim=np.array([index.dim]),
-                )
+            state = index.state() if isinstance(index, FaissIndex) else None
+            if state is not None:  # the approximate index holds the vectors too
+                state["dim"] = np.array([index.dim])
+                np.savez(tmp / files[f"{field}/{namespace}"], **state)  # type: ignore[arg-type]
                 continue
             ids, vectors = index.export()
             vectors = vectors.astype(self._storage_dtype)
@@ -313,11 +308,11 @@ class VectorProjection:
             for key, name in manifest["files"].items():
                 field, _, namespace = key.partition("/")
                 with _npz(directory / name) as arrays:
-                    if "graph_zstd" in arrays or "graph" in arrays:
+                    if "vectors" not in arrays:
                         index = self._factory(int(arrays["dim"][0]))
                         if not isinstance(index, FaissIndex):
-                            raise ProjectionError(f"{name} holds an HNSW graph: FAISS must load it")
-                        index.restore(_graph(arrays), arrays["slot_ids"])
+                            raise ProjectionError(f"{name} holds a FAISS index: FAISS must load it")
+                        index.restore({k: arrays[k] for k in arrays.files})
                     else:
                         index = self._factory(int(arrays["vectors"].shape[1]))
                         index.upsert(arrays["ids"], arrays["vectors"].astype(np.float32))
@@ -344,16 +339,6 @@ class VectorProjection:
             directory.with_name(directory.name + ".old"),
         ):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _graph(arrays: Any) -> npt.NDArray[np.uint8]:
-    """A snapshot's serialised HNSW graph: zstd-compressed (a fifth smaller: the neighbour
-    lists are small integers in 32 bits), or as snapshots before that stored it."""
-    if "graph" in arrays:
-        return np.asarray(arrays["graph"], np.uint8)
-    size = int(arrays["graph_bytes"][0])
-    raw = _ZSTD.decompress(arrays["graph_zstd"], decompressed_size=size, asbytes=True)
-    return np.frombuffer(raw, np.uint8)
 
 
 @contextlib.contextmanager

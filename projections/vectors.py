@@ -13,10 +13,16 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from projections.changes import ranges
-
-Ids = npt.NDArray[np.int64]
-Vectors = npt.NDArray[np.float32]
+from projections.ann import (
+    Approximate,
+    HnswIndex,
+    Ids,
+    IvfIndex,
+    State,
+    Vectors,
+    codes,
+    restored_kind,
+)
 
 
 class VectorIndex(Protocol):
@@ -88,72 +94,44 @@ class BruteForceIndex:
         return ids, matrix.astype(np.float32)
 
 
-class _Slots:
-    """Which HNSW slots hold which ids: every slot's id, sorted, beside its slot. A removed
-    slot's entry stays until the graph is rebuilt; a live one is a slot whose id is still
-    the id looked up. Two int64 arrays (a dict of 10^5 ids held ~11 MB)."""
-
-    def __init__(self, slot_ids: Ids) -> None:
-        self._slots = np.argsort(slot_ids, kind="stable")
-        self._ids = slot_ids[self._slots]
-
-    def add(self, ids: Ids, first_slot: int) -> None:
-        order = np.argsort(ids, kind="stable")
-        at = np.searchsorted(self._ids, ids[order])
-        self._ids = np.insert(self._ids, at, ids[order])
-        self._slots = np.insert(self._slots, at, first_slot + order)
-
-    def live(self, ids: Ids, slot_ids: Ids) -> Ids:
-        """The slots that hold these ids now."""
-        lo = np.searchsorted(self._ids, ids, side="left")
-        hi = np.searchsorted(self._ids, ids, side="right")
-        counts = hi - lo
-        found = self._slots[ranges(lo, counts)]
-        live: Ids = found[slot_ids[found] == np.repeat(ids, counts)]
-        return live
-
-
 class FaissIndex:
-    """Flat inner product (exact) while small; HNSW once it holds more than `hnsw_above`.
-
-    HNSW cannot remove vectors, so in that mode removals are tombstones filtered from
-    results, and the graph is rebuilt from the live vectors once a quarter is dead.
-    """
+    """Flat inner product (exact) while small; an approximate index (`approximate`: "ivf" or
+    "hnsw", see `projections.ann`) once it holds more than `approximate_above` vectors."""
 
     def __init__(
         self,
         dim: int,
         *,
-        hnsw_above: int = 200_000,
+        approximate_above: int = 200_000,
+        approximate: str = "ivf",
+        nprobe: int = 16,
         hnsw_m: int = 16,
         ef_search: int = 128,
         storage: str = "fp32",
     ) -> None:
         """`storage` "fp16" keeps vectors as half floats (scalar quantizer): half the memory
         and snapshot bytes, inner products within about 1e-3 of float32."""
-        if storage not in ("fp32", "fp16"):
-            raise ValueError(f"storage must be fp32 or fp16, not {storage!r}")
+        quantized = codes(storage)  # checks it
+        if approximate not in (IvfIndex.kind, HnswIndex.kind):
+            raise ValueError(f"approximate must be ivf or hnsw, not {approximate!r}")
         self.dim = dim
         self.storage = storage
-        self._hnsw_above = hnsw_above
+        self.approximate = approximate
+        self._above = approximate_above
+        self._nprobe = nprobe
         self._hnsw_m = hnsw_m
         self._ef_search = ef_search
-        self._flat: faiss.IndexIDMap2 | None = faiss.IndexIDMap2(self._flat_codes())
-        self._hnsw: Any = None  # faiss.IndexHNSWFlat or IndexHNSWSQ
-        self._slot_ids = np.empty(0, np.int64)  # HNSW slot -> id (-1: tombstone)
-        self._slots = _Slots(self._slot_ids)
-        self._live = 0  # slots not tombstoned
-
-    def _flat_codes(self) -> faiss.Index:
-        if self.storage == "fp16":
-            return faiss.IndexScalarQuantizer(
-                self.dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-            )
-        return faiss.IndexFlatIP(self.dim)
+        exact = (
+            faiss.IndexFlatIP(dim)
+            if quantized is None
+            else faiss.IndexScalarQuantizer(dim, quantized, faiss.METRIC_INNER_PRODUCT)
+        )
+        self._flat: faiss.IndexIDMap2 | None = faiss.IndexIDMap2(exact)
+        self._ann: Approximate | None = None
 
     @property
     def kind(self) -> str:
-        return "flat" if self._flat is not None else "hnsw"
+        return "flat" if self._ann is None else self._ann.kind
 
     def upsert(self, ids: Ids, vectors: Vectors) -> None:
         ids = np.ascontiguousarray(ids, np.int64)
@@ -167,46 +145,33 @@ class FaissIndex:
         self.remove(ids)
         if self._flat is not None:
             self._flat.add_with_ids(matrix, ids)
-            if self._flat.ntotal > self._hnsw_above:
-                self._to_hnsw()
+            if self._flat.ntotal > self._above:
+                self._become(self.approximate, *self.export())
         else:
-            self._hnsw_add(ids, matrix)
+            assert self._ann is not None
+            self._ann.add(ids, matrix)
 
     def remove(self, ids: Ids) -> None:
         ids = np.ascontiguousarray(ids, np.int64)
         if self._flat is not None:
             self._flat.remove_ids(faiss.IDSelectorBatch(ids))
-            return
-        gone = self._slots.live(ids, self._slot_ids)
-        self._slot_ids[gone] = -1
-        self._live -= len(gone)
-        if len(self._slot_ids) and self._live < 0.75 * len(self._slot_ids):
-            self._rebuild_hnsw(*self.export())
+        else:
+            assert self._ann is not None
+            self._ann.remove(ids)
 
     def search(self, queries: Vectors, k: int) -> tuple[Ids, Vectors]:
         q = _as_matrix(queries, self.dim)
         if self._flat is not None:
             scores, ids = self._flat.search(q, k)
             return ids.astype(np.int64), scores.astype(np.float32)
-        assert self._hnsw is not None
-        dead = len(self._slot_ids) - self._live
-        fetch = min(len(self._slot_ids), k + dead) if dead else k
-        self._hnsw.hnsw.efSearch = max(self._ef_search, fetch)
-        scores, slots = self._hnsw.search(q, max(fetch, 1))
-        out_ids = np.full((len(q), k), -1, np.int64)
-        out_scores = np.full((len(q), k), -np.inf, np.float32)
-        for row in range(len(q)):
-            found = [
-                (self._slot_ids[s], sc)
-                for s, sc in zip(slots[row], scores[row], strict=True)
-                if s >= 0 and self._slot_ids[s] >= 0
-            ][:k]
-            for j, (i, sc) in enumerate(found):
-                out_ids[row, j], out_scores[row, j] = i, sc
-        return out_ids, out_scores
+        assert self._ann is not None
+        return self._ann.search(q, k)
 
     def __len__(self) -> int:
-        return int(self._flat.ntotal) if self._flat is not None else self._live
+        if self._flat is not None:
+            return int(self._flat.ntotal)
+        assert self._ann is not None
+        return len(self._ann)
 
     def export(self) -> tuple[Ids, Vectors]:
         if self._flat is not None:
@@ -217,55 +182,34 @@ class FaissIndex:
                 else (np.zeros((0, self.dim), np.float32))
             )
         else:
-            assert self._hnsw is not None
-            live = np.flatnonzero(self._slot_ids >= 0)
-            ids = self._slot_ids[live]
-            vectors = (
-                np.stack([self._hnsw.reconstruct(int(s)) for s in live])
-                if len(live)
-                else (np.zeros((0, self.dim), np.float32))
-            )
+            assert self._ann is not None
+            ids, vectors = self._ann.export()
         order = np.argsort(ids, kind="stable")
         return ids[order], np.asarray(vectors, np.float32)[order]
 
-    def graph(self) -> tuple[npt.NDArray[np.uint8], Ids] | None:
-        """The HNSW graph, serialised, and its slot ids; None while the index is flat.
-        A snapshot keeps it so that loading does not rebuild the graph (minutes at 10^5)."""
-        if self._hnsw is None:
-            return None
-        return faiss.serialize_index(self._hnsw), self._slot_ids.copy()
+    def state(self) -> dict[str, npt.NDArray[Any]] | None:
+        """The approximate index as arrays for a snapshot (it holds the vectors too), so
+        that loading does not build it again; None while the index is flat."""
+        return None if self._ann is None else self._ann.state()
 
-    def restore(self, graph: npt.NDArray[np.uint8], slot_ids: Ids) -> None:
-        """Take a graph that `graph()` returned, instead of what this index holds."""
-        self._flat = None
-        self._hnsw = faiss.deserialize_index(np.ascontiguousarray(graph, np.uint8))
-        self._slot_ids = np.asarray(slot_ids, np.int64).copy()
-        self._slots = _Slots(self._slot_ids)
-        self._live = int((self._slot_ids >= 0).sum())
-
-    def _to_hnsw(self) -> None:
-        ids, vectors = self.export()
-        self._flat = None
-        self._rebuild_hnsw(ids, vectors)
-
-    def _rebuild_hnsw(self, ids: Ids, vectors: Vectors) -> None:
-        if self.storage == "fp16":
-            self._hnsw = faiss.IndexHNSWSQ(
-                self.dim,
-                faiss.ScalarQuantizer.QT_fp16,  # type: ignore[arg-type]  # stubs say a class
-                self._hnsw_m,
-                faiss.METRIC_INNER_PRODUCT,
-            )
+    def restore(self, state: State) -> None:
+        """Take an index that `state()` gave, instead of what this index holds. One of the
+        other kind (the setting changed since) is rebuilt as the configured kind."""
+        if restored_kind(state) == IvfIndex.kind:
+            self._ann = IvfIndex.restore(self.dim, self.storage, self._nprobe, state)
         else:
-            self._hnsw = faiss.IndexHNSWFlat(self.dim, self._hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        self._slot_ids = np.empty(0, np.int64)
-        self._slots, self._live = _Slots(self._slot_ids), 0
-        self._hnsw_add(ids, vectors)
+            self._ann = HnswIndex.restore(
+                self.dim, self.storage, self._hnsw_m, self._ef_search, state
+            )
+        self._flat = None
+        if self._ann.kind != self.approximate:
+            self._become(self.approximate, *self._ann.export())
 
-    def _hnsw_add(self, ids: Ids, vectors: Vectors) -> None:
-        assert self._hnsw is not None
-        start = len(self._slot_ids)
-        self._hnsw.add(vectors)
-        self._slot_ids = np.concatenate([self._slot_ids, ids])
-        self._slots.add(ids, start)
-        self._live += len(ids)
+    def _become(self, kind: str, ids: Ids, vectors: Vectors) -> None:
+        self._flat = None
+        if kind == IvfIndex.kind:
+            self._ann = IvfIndex.build(self.dim, self.storage, self._nprobe, ids, vectors)
+        else:
+            self._ann = HnswIndex.build(
+                self.dim, self.storage, self._hnsw_m, self._ef_search, ids, vectors
+            )

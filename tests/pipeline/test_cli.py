@@ -205,7 +205,7 @@ def test_bench_recall_smoke(tmp_path: Path) -> None:
         assert 0 < ours["p50_ms"] <= ours["p95_ms"] <= ours["p99_ms"]
         assert base["p50_ms"] > 0
         assert recall[size]["ratio_p50"] == round(ours["p50_ms"] / base["p50_ms"], 2)
-        # Below `hnsw_above` the index is flat: its search is the exact one.
+        # Below `approximate_above` the index is flat: its search is the exact one.
         assert recall[size]["semantic_index_recall_at_10"] == 1.0
     bad = mnemo(tmp_path, "bench", "recall", "--sizes", "ten")
     assert bad.returncode == 1 and "--sizes" in bad.stderr

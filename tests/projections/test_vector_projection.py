@@ -127,17 +127,46 @@ def test_a_snapshot_is_written_again_only_after_something_was_applied(tmp_path: 
     assert VectorProjection(tmp_path / "faiss").applied("input") == 2
 
 
-def test_an_hnsw_snapshot_keeps_its_graph(tmp_path: Path) -> None:
-    """Past `hnsw_above` the snapshot stores the HNSW graph (not the raw vectors), and loading
-    it answers as the index did, without rebuilding the graph."""
+def _approximate(tmp_path: Path, settings: VectorSettings) -> tuple[VectorProjection, np.ndarray]:
+    """A projection of 60 memories past `approximate_above`, one forgotten, snapshotted."""
     ev = Events()
-    settings = VectorSettings(hnsw_above=20)
     vp = VectorProjection(tmp_path / "faiss", settings)
     stored = [ev.stored(f"m{i}", "t") for i in range(60)]
     vp.apply_input(stored)
     vp.apply_embedded([ev.embedded(s) for s in stored])
-    vp.apply_input([ev.forgotten("m3")])  # a tombstone survives the round trip
+    vp.apply_input([ev.forgotten("m3")])  # an HNSW tombstone survives the round trip
     vp.snapshot()
+    return vp, ev.embedded(stored[7]).payload.array()  # type: ignore[union-attr]
+
+
+def _answers_as(
+    again: VectorProjection, vp: VectorProjection, query: np.ndarray, kind: str
+) -> None:
+    assert again._indexes[("n", "text")].kind == kind  # type: ignore[attr-defined]
+    assert again.checksums() == vp.checksums()
+    assert again.search("n", query, 5) == vp.search("n", query, 5)
+    assert doc_id("m3") not in {d for d, _ in again.search("n", query, 60)}
+
+
+def test_an_ivf_snapshot_keeps_its_index(tmp_path: Path) -> None:
+    """Past `approximate_above` the snapshot stores the IVF index (its lists and codes), and
+    loading it answers as the index did, without learning the lists again."""
+    settings = VectorSettings(approximate_above=20, nprobe=1)
+    vp, query = _approximate(tmp_path, settings)
+    (npz,) = (tmp_path / "faiss").glob("index*.npz")
+    with np.load(npz) as arrays:
+        assert set(arrays.files) == {"ivf", "trained_at", "dim"}
+    _answers_as(VectorProjection(tmp_path / "faiss", settings), vp, query, "ivf")
+    # Configured for HNSW since: the snapshot's vectors make an HNSW index.
+    hnsw = VectorSettings(approximate_above=20, approximate="hnsw", ef_search=256)
+    _answers_as(VectorProjection(tmp_path / "faiss", hnsw), vp, query, "hnsw")
+
+
+def test_an_hnsw_snapshot_keeps_its_graph(tmp_path: Path) -> None:
+    """Past `approximate_above` the snapshot stores the HNSW graph (not the raw vectors), and
+    loading it answers as the index did, without rebuilding the graph."""
+    settings = VectorSettings(approximate_above=20, approximate="hnsw", ef_search=256)
+    vp, query = _approximate(tmp_path, settings)
     (npz,) = (tmp_path / "faiss").glob("index*.npz")
     with np.load(npz) as arrays:
         assert set(arrays.files) == {"graph_zstd", "graph_bytes", "slot_ids", "dim"}
@@ -148,14 +177,12 @@ def test_an_hnsw_snapshot_keeps_its_graph(tmp_path: Path) -> None:
         old = {"graph": np.frombuffer(graph, np.uint8)} | {
             k: arrays[k] for k in ("slot_ids", "dim")
         }
-    query = ev.embedded(stored[7]).payload.array()  # type: ignore[union-attr]
     for _format in ("zstd", "as snapshots stored it before"):
-        again = VectorProjection(tmp_path / "faiss", settings)
-        assert again._indexes[("n", "text")].kind == "hnsw"  # type: ignore[attr-defined]
-        assert again.checksums() == vp.checksums()
-        assert again.search("n", query, 5) == vp.search("n", query, 5)
-        assert doc_id("m3") not in {d for d, _ in again.search("n", query, 60)}
+        _answers_as(VectorProjection(tmp_path / "faiss", settings), vp, query, "hnsw")
         np.savez(npz, **old)
+    # Configured for IVF since (every list scanned: the same answers).
+    ivf = VectorSettings(approximate_above=20, nprobe=1000)
+    _answers_as(VectorProjection(tmp_path / "faiss", ivf), vp, query, "ivf")
 
 
 def test_a_forgotten_memory_leaves_the_context_vector_of_the_one_after_it(tmp_path: Path) -> None:
