@@ -52,20 +52,26 @@ class MemoryRow:
 
     def terms(self, field: int = TEXT_FIELD) -> list[str]:
         """The BM25 terms of a field: the dated text (0), or the text in context (1)."""
-        return _terms(self, field)
+        if self.status != ACTIVE or self.text is None:
+            return []
+        if field == TEXT_FIELD:
+            return _text_terms(self.text, self.occurred_at)
+        return _context_terms(self.context) if self.context else []
 
     def metadata_dict(self) -> dict[str, object]:
         return {} if self.metadata is None else dict(json.loads(self.metadata))
 
 
+# Cached by what they are made of, not by row: a batch asks for a row's terms to count them,
+# to index them and to count them again, on rows that differ in other fields.
 @functools.lru_cache(maxsize=32768)
-def _terms(row: MemoryRow, field: int) -> list[str]:
-    """Cached: a batch asks for a row's terms to index them and again to count them."""
-    if row.status != ACTIVE or row.text is None:
-        return []
-    if field == TEXT_FIELD:
-        return tokenize(dated(row.text, row.occurred_at))
-    return tokenize(row.context) if row.context else []
+def _text_terms(text: str, occurred_at: datetime | None) -> list[str]:
+    return tokenize(dated(text, occurred_at))
+
+
+@functools.lru_cache(maxsize=32768)
+def _context_terms(context: str) -> list[str]:
+    return tokenize(context)
 
 
 @dataclass
@@ -112,7 +118,7 @@ class BatchFold:
             created_position=r.position,
             text_position=r.position,
             version=1,
-            length=0,
+            length=0 if text is None else len(_text_terms(text, r.occurred_at)),
         )
         self._put(row, r.position)
 
@@ -124,20 +130,21 @@ class BatchFold:
         metadata = row.metadata
         if payload.metadata is not None:
             metadata = json.dumps(payload.metadata, sort_keys=True)
+        occurred_at = r.occurred_at or row.occurred_at
         updated = replace(
             row,
             context=None,  # the context belonged to the old text; the embedder sends a new one
             text=payload.text,
             metadata=metadata,
-            occurred_at=r.occurred_at or row.occurred_at,
+            occurred_at=occurred_at,
             recorded_at=r.recorded_at,
             text_position=r.position,
             version=row.version + 1,
+            length=len(_text_terms(payload.text, occurred_at)),
         )
         self._put(updated, r.position)
 
     def _put(self, row: MemoryRow, position: int) -> None:
-        row = replace(row, length=len(row.terms()))
         self.after[row.memory_id] = row
         self.versions.append(
             (
