@@ -213,3 +213,6 @@ class FaissIndex:
             self._ann = HnswIndex.build(
                 self.dim, self.storage, self._hnsw_m, self._ef_search, ids, vectors
             )
+
+
+__all__ = ["BruteForceIndex", "FaissIndex", "Ids", "VectorIndex", "Vectors", "checksum"]
