@@ -122,6 +122,7 @@ class IvfIndex:
         # k-means on 64 vectors a centroid at most (a seeded sample): a third of the CPU of
         # FAISS's 256, and over the model's vectors of 10^5 memories the same recall@10.
         index.cp.max_points_per_centroid = 64
+        index.cp.min_points_per_centroid = 1  # `lists_for` sees to it (one list below 78)
         index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # removal and export by id
         if len(ids):
             index.train(vectors)
@@ -130,6 +131,9 @@ class IvfIndex:
         self._index, self._quantizer, self._trained_at = index, quantizer, max(len(ids), 1)
 
     def add(self, ids: Ids, vectors: Vectors) -> None:
+        if not self._index.is_trained:  # emptied by removals: learnt from what comes next
+            self._train(ids, vectors)
+            return
         self._index.add_with_ids(vectors, ids)
         self._retrain_if_drifted()
 
@@ -143,6 +147,10 @@ class IvfIndex:
             self._train(*self.export())
 
     def search(self, queries: Vectors, k: int) -> tuple[Ids, Vectors]:
+        if not self._index.is_trained:  # emptied: nothing to find
+            return np.full((len(queries), k), -1, np.int64), np.full(
+                (len(queries), k), -np.inf, np.float32
+            )
         self._index.nprobe = min(self.nprobe, self._index.nlist)
         scores, ids = self._index.search(queries, k)
         return ids.astype(np.int64), scores.astype(np.float32)

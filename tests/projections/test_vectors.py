@@ -104,6 +104,18 @@ def test_ivf_learns_its_lists_again_when_it_grows_or_shrinks_fourfold() -> None:
     assert np.array_equal(index.export()[1], vectors[1600:])
 
 
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_an_index_emptied_by_removals_takes_vectors_again(kind: str) -> None:
+    ids, vectors = _vectors(30)
+    index = FaissIndex(DIM, approximate_above=10, approximate=kind)
+    index.upsert(ids[:20], vectors[:20])
+    index.remove(ids[:20])
+    assert len(index) == 0 and index.search(vectors[:1], 3)[0].tolist() == [[-1, -1, -1]]
+    index.upsert(ids[20:], vectors[20:])
+    assert index.kind == kind and len(index) == 10
+    assert index.search(vectors[25:26], 1)[0][0, 0] == 25
+
+
 @pytest.mark.parametrize(("kind", "other"), [("ivf", "hnsw"), ("hnsw", "ivf")])
 def test_restores_its_state_and_a_state_of_the_other_kind(kind: str, other: str) -> None:
     ids, vectors = _vectors(300)
