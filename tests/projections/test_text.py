@@ -1,8 +1,10 @@
-"""The lexical tokeniser."""
+"""The lexical tokeniser, and dates as words."""
 
 from __future__ import annotations
 
-from projections.text import stem, tokenize
+from datetime import UTC, datetime
+
+from projections.text import date_words, dated, stem, tokenize
 
 
 def test_lowercase_unicode_words_without_stop_words() -> None:
@@ -28,3 +30,15 @@ def test_hostile_strings_tokenise_harmlessly() -> None:
     assert tokenize("'; DROP TABLE postings; --") == ["drop", "tabl", "post"]
     assert tokenize("a* OR b~2 (c) [d] {e} ^f $") == ["b", "2", "c", "e", "f"]
     assert tokenize("\u202eevil\u202c 😀 \x00") == ["evil"]
+
+
+def test_dates_in_words_name_every_month_whatever_the_locale() -> None:
+    days = [datetime(2023, month, 1 + month, 13, tzinfo=UTC) for month in range(1, 13)]
+    assert [date_words(d) for d in days][:3] == [
+        "2 January 2023",
+        "3 February 2023",
+        "4 March 2023",
+    ]
+    assert [date_words(d) for d in days] == [f"{d.day} {d:%B} {d.year}" for d in days]  # C locale
+    assert date_words(None) == "" and dated("text", None) == "text"
+    assert dated("went home", days[4]) == "6 May 2023: went home"
