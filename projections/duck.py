@@ -259,7 +259,7 @@ class DuckProjection:
                 self._rows(touched), events, self._forgotten_among(events)
             )
             postings.unindex(self.con, unindex, (CONTEXT_FIELD,))
-            self._replace_rows(list(after.values()))
+            self._set_contexts(list(after.values()))
             postings.index(self.con, index, (CONTEXT_FIELD,))
         self.changes.record(_touched(events))
 
@@ -311,6 +311,25 @@ class DuckProjection:
             "memories",
             MEMORY_ARROW,
             [tuple(getattr(r, f) for f in MemoryRow.__dataclass_fields__) for r in rows],
+        )
+
+    def _set_contexts(self, rows: Sequence[MemoryRow]) -> None:
+        """Write the rows' context and previous memory, the only columns an embedding sets:
+        an UPDATE of two columns, not the whole row deleted and inserted again (a tenth of
+        the time in DuckDB)."""
+        if not rows:
+            return
+        contexts = pa.table(
+            {
+                "memory_id": pa.array([r.memory_id for r in rows], pa.string()),
+                "context": pa.array([r.context for r in rows], pa.string()),
+                "prev_doc": pa.array([r.prev_doc for r in rows], pa.int64()),
+            }
+        )
+        postings.register(self.con, "_contexts", contexts)
+        self.con.execute(
+            "UPDATE memories SET context = c.context, prev_doc = c.prev_doc "
+            "FROM _contexts AS c WHERE memories.memory_id = c.memory_id"
         )
 
     def _bulk(self, table: str, schema: pa.Schema, rows: Sequence[tuple[object, ...]]) -> None:
