@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from eventlog.payloads import Payload
 from eventlog.schema import Record
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(NamedTuple):
     """An event and its payload, decrypted (None when its namespace was erased)."""
 
     record: Record
