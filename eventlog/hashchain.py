@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _DOMAIN = b"mnemoflow/event/v1\x00"
 _NONE = struct.pack(">I", 0xFFFFFFFF)
@@ -26,8 +26,7 @@ def _int(value: int | None) -> bytes:
     return b"\x00" if value is None else b"\x01" + struct.pack(">q", value)
 
 
-@dataclass(frozen=True, slots=True)
-class HashInput:
+class HashInput(NamedTuple):
     """The hashed fields of one event, as primitive values (timestamps in microseconds)."""
 
     position: int

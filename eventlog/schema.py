@@ -93,8 +93,7 @@ class Causation(NamedTuple):
     position: int
 
 
-@dataclass(frozen=True, slots=True)
-class Draft:
+class Draft(NamedTuple):
     """An event before the log has placed it."""
 
     event_id: str
