@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from projections.memstate import CONTEXT_FIELD, MemoryRow
@@ -53,12 +54,13 @@ class _Documents(NamedTuple):
 def _occurrences(rows: Sequence[MemoryRow], fields: Sequence[int]) -> _Documents:
     """The rows' terms in these fields, as documents of BM25. Counting is left to DuckDB:
     term frequencies and document frequencies are GROUP BYs over the occurrences, not
-    Python loops over every term of every row."""
+    Python loops over every term of every row. Python lists one entry per document; each
+    document's columns are repeated over its terms by NumPy and Arrow."""
     namespaces: list[str] = []
     field_ids: list[int] = []
-    terms: list[str] = []
     docs: list[int] = []
     lengths: list[int] = []
+    terms: list[str] = []
     corpus: Counter[tuple[str, int]] = Counter()
     total: Counter[tuple[str, int]] = Counter()
     for field in fields:
@@ -69,18 +71,20 @@ def _occurrences(rows: Sequence[MemoryRow], fields: Sequence[int]) -> _Documents
                 continue  # no context: the memory is not a document of that field
             corpus[row.namespace, field] += 1
             total[row.namespace, field] += n
-            namespaces += [row.namespace] * n
-            field_ids += [field] * n
+            namespaces.append(row.namespace)
+            field_ids.append(field)
+            docs.append(row.doc)
+            lengths.append(n)
             terms += words
-            docs += [row.doc] * n
-            lengths += [n] * n
+    counts = np.array(lengths, np.int64)
+    each = np.repeat(np.arange(len(counts)), counts)  # per occurrence: its document
     tokens = pa.table(
         {
-            "namespace": pa.array(namespaces, pa.string()),
-            "field": pa.array(field_ids, pa.int16()),
+            "namespace": pa.array(namespaces, pa.string()).take(each),
+            "field": pa.array(np.array(field_ids, np.int16)[each], pa.int16()),
             "term": pa.array(terms, pa.string()),
-            "doc": pa.array(docs, pa.int64()),
-            "dl": pa.array(lengths, pa.int32()),
+            "doc": pa.array(np.array(docs, np.int64)[each], pa.int64()),
+            "dl": pa.array(counts.astype(np.int32)[each], pa.int32()),
         }
     )
     sizes = pa.table(

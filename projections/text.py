@@ -62,8 +62,9 @@ def tokenize(text: str) -> list[str]:
 
 
 _MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+    *("January", "February", "March", "April", "May", "June"),
+    *("July", "August", "September", "October", "November", "December"),
+)
 
 
 def date_words(moment: datetime | None) -> str:
