@@ -102,9 +102,9 @@ def index_recall(
 ) -> float:
     """The share of the exact top k (over the index's own vectors, `ids` ascending) that the
     index's search finds, a tie with the k-th score counting as found: 1.0 for a flat index,
-    below it for HNSW. (With word stand-ins for the memories and the model's vectors for the
-    questions, HNSW finds far less than where both come from the model: 0.39 against 0.96 at
-    10^5. Ask with real vectors.)"""
+    below it for IVF or HNSW. (With word stand-ins for the memories and the model's vectors
+    for the questions, they find less than where both come from the model: at 10^5, IVF 0.88
+    against 0.96, HNSW 0.39 against 0.96. Ask with real vectors.)"""
     k = min(k, len(ids))
     if k == 0:
         return 1.0
