@@ -123,7 +123,8 @@ class IvfIndex:
         # FAISS's 256, and over the model's vectors of 10^5 memories the same recall@10.
         index.cp.max_points_per_centroid = 64
         index.cp.min_points_per_centroid = 1  # `lists_for` sees to it (one list below 78)
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # removal and export by id
+        # A hash table from id to list and offset: removal and export by id.
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         if len(ids):
             index.train(vectors)
             index.add_with_ids(vectors, ids)

@@ -146,7 +146,7 @@ class FaissIndex:
         if self._flat is not None:
             self._flat.add_with_ids(matrix, ids)
             if self._flat.ntotal > self._above:
-                self._become(self.approximate, *self.export())
+                self._become(*self.export())
         else:
             assert self._ann is not None
             self._ann.add(ids, matrix)
@@ -203,11 +203,12 @@ class FaissIndex:
             )
         self._flat = None
         if self._ann.kind != self.approximate:
-            self._become(self.approximate, *self._ann.export())
+            self._become(*self._ann.export())
 
-    def _become(self, kind: str, ids: Ids, vectors: Vectors) -> None:
+    def _become(self, ids: Ids, vectors: Vectors) -> None:
+        """The configured approximate index, built over these vectors."""
         self._flat = None
-        if kind == IvfIndex.kind:
+        if self.approximate == IvfIndex.kind:
             self._ann = IvfIndex.build(self.dim, self.storage, self._nprobe, ids, vectors)
         else:
             self._ann = HnswIndex.build(
