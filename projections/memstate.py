@@ -63,13 +63,14 @@ class MemoryRow:
 
 
 # Cached by what they are made of, not by row: a batch asks for a row's terms to count them,
-# to index them and to count them again, on rows that differ in other fields.
-@functools.lru_cache(maxsize=32768)
+# to index them and to count them again, on rows that differ in other fields. Each cache
+# spans a batch (`[projections] batch_size`, 5,000); the two hold as many as the one by row.
+@functools.lru_cache(maxsize=16384)
 def _text_terms(text: str, occurred_at: datetime | None) -> list[str]:
     return tokenize(dated(text, occurred_at))
 
 
-@functools.lru_cache(maxsize=32768)
+@functools.lru_cache(maxsize=16384)
 def _context_terms(context: str) -> list[str]:
     return tokenize(context)
 
