@@ -35,12 +35,11 @@ from eventlog.schema import (
     MEMORY_UPDATED,
     SUBJECT_ERASED,
 )
-from projections.ann import Ids, Vectors
 from projections.errors import ProjectionError
 from projections.memstate import doc_id
 from projections.rwlock import ReadWriteLock
 from projections.vector_settings import VectorSettings
-from projections.vectors import FaissIndex, VectorIndex, checksum
+from projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
 
 log = structlog.get_logger(__name__)
 
