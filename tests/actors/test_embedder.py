@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -26,6 +29,33 @@ def test_deterministic_and_independent_of_batching(embedder: Embedder) -> None:
     alone = np.vstack([embedder.embed([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-5)
     assert np.array_equal(embedder.embed(texts), together)
+
+
+def test_batches_side_by_side_give_the_same_vectors_in_input_order(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `threads` 2, a call of many texts runs its batches on two threads at once; each
+    vector still lands on its own text's row, as on one thread or alone."""
+    texts = [f"memory {i}: " + "about the garden and the dog " * (i % 7) for i in range(40)]
+    one = Embedder(EmbedderSettings(threads=1, batch_size=4))
+    two = Embedder(EmbedderSettings(threads=2, batch_size=4))
+    seen: set[str] = set()
+    run = two._run
+
+    def spy(encodings: list[Any]) -> Any:
+        seen.add(threading.current_thread().name)
+        return run(encodings)
+
+    monkeypatch.setattr(two, "_run", spy)
+    side_by_side = two.embed(texts)
+    assert len(seen) == 2 and all(name.startswith("mnemo-embed") for name in seen)
+    assert np.allclose(side_by_side, one.embed(texts), atol=1e-5)
+    assert np.allclose(
+        side_by_side[[0, 13, 39]], embedder.embed([texts[0], texts[13], texts[39]]), atol=1e-5
+    )
+    seen.clear()
+    two.embed(["one query"])  # one batch: on the calling thread
+    assert seen == {threading.current_thread().name}
 
 
 def test_paraphrases_score_clearly_above_unrelated(embedder: Embedder) -> None:
