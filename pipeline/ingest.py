@@ -110,29 +110,31 @@ def ingest(
     pads its batches more: on LoCoMo dev 512 texts understated the rate by ~15%); 0 (the
     default) skips it.
     """
-    began = time.perf_counter()
-    rows = stored = 0
-    first_new = mem.log.input.last_position + 1
-    bar = tqdm(desc="stored", unit=" mem", disable=not progress, mininterval=0.5)
-    for path in paths:
-        for chunk in _chunks(read(path, fmt or guess_format(path), namespace), batch_size):
-            before = mem.log.input.last_position
-            receipts = _store(mem, chunk)
-            rows += len(chunk)
-            stored += sum(1 for r in receipts if r.position > before)
-            bar.update(len(chunk))
-    bar.close()
-    embedder = mem.runtime.follower("embedder")
-    assert isinstance(embedder, EmbedderActor)
-    raw = _embed_new(
-        mem,
-        embedder,
-        first_new,
-        pool=_Pool(actors, ray_address or os.environ.get("RAY_ADDRESS")),
-        progress=progress,
-        compare=compare,
-    )
-    mem.sync()  # the other actors, then every projection
+    # Each event is opened by several actors and projections: once is enough.
+    with mem.log.remembering():
+        began = time.perf_counter()
+        rows = stored = 0
+        first_new = mem.log.input.last_position + 1
+        bar = tqdm(desc="stored", unit=" mem", disable=not progress, mininterval=0.5)
+        for path in paths:
+            for chunk in _chunks(read(path, fmt or guess_format(path), namespace), batch_size):
+                before = mem.log.input.last_position
+                receipts = _store(mem, chunk)
+                rows += len(chunk)
+                stored += sum(1 for r in receipts if r.position > before)
+                bar.update(len(chunk))
+        bar.close()
+        embedder = mem.runtime.follower("embedder")
+        assert isinstance(embedder, EmbedderActor)
+        raw = _embed_new(
+            mem,
+            embedder,
+            first_new,
+            pool=_Pool(actors, ray_address or os.environ.get("RAY_ADDRESS")),
+            progress=progress,
+            compare=compare,
+        )
+        mem.sync()  # the other actors, then every projection
     seconds = time.perf_counter() - began - (raw.seconds if raw else 0.0)
     rate = stored / seconds if seconds else 0.0
     return IngestReport(

@@ -129,7 +129,7 @@ class Runtime:
     def sync(self) -> SyncReport:
         """Run every actor over what is new, then fold it all into the projections. One
         caller at a time (an HTTP server over an inline Memory calls from many threads)."""
-        with self._sync_lock:
+        with self._sync_lock, self.log.remembering():
             return self._sync()
 
     def _sync(self) -> SyncReport:
