@@ -200,7 +200,8 @@ class EventLog:
     # One sync's actors and projections open each event two to four times (the extractor,
     # the decay actor and the projection read each memory; the linker and the projection
     # each vector). Kept for a `remembering` block, a second opening is a lookup instead of
-    # AES-GCM, zlib, JSON and validation again (~5-20 us an event).
+    # AES-GCM, zlib, JSON and validation again (~5-20 us an event). 8,192 embedded, linked
+    # and extracted events kept take ~15 MiB (tracemalloc), given back when the block ends.
     KEEP = 8192
 
     @contextmanager
