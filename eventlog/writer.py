@@ -129,6 +129,7 @@ class ChainWriter:
         if self._last_recorded is not None and now < self._last_recorded:
             now = self._last_recorded  # recorded-at never runs backwards along the stream
         position, prev = self._position, self._hash
+        now_us = to_micros(now)
         seen: dict[str, Record] = dict(existing)
         placed: list[Record] = []
         for request in requests:
@@ -136,7 +137,7 @@ class ChainWriter:
                 record = seen.get(draft.event_id)
                 if record is None:
                     position += 1
-                    record = _seal(draft, position, now, prev)
+                    record = _seal(draft, position, now, now_us, prev)
                     prev = record.hash
                     seen[draft.event_id] = record
                     placed.append(record)
@@ -154,36 +155,41 @@ def _append_error(exc: BaseException) -> BaseException:
     return AppendFailed(f"append not acknowledged: {exc}")
 
 
-def _seal(draft: Draft, position: int, recorded_at: datetime, prev: bytes) -> Record:
+def _seal(
+    draft: Draft, position: int, recorded_at: datetime, recorded_at_us: int, prev: bytes
+) -> Record:
+    """The draft as the record at `position`, chained to `prev`. Both tuples are made by
+    position, not by keyword: a third of the time, once per appended event."""
     occurred_at = None if draft.occurred_at is None else utc(draft.occurred_at)
+    causation = draft.causation
     fields = HashInput(
-        position=position,
-        event_id=draft.event_id,
-        kind=draft.kind,
-        schema_version=draft.schema_version,
-        namespace=draft.namespace,
-        memory_id=draft.memory_id,
-        recorded_at_us=to_micros(recorded_at),
-        occurred_at_us=None if occurred_at is None else to_micros(occurred_at),
-        actor=draft.actor,
-        causation_stream=draft.causation.stream if draft.causation else None,
-        causation_position=draft.causation.position if draft.causation else None,
-        key_id=draft.key_id,
-        payload=draft.payload,
+        position,
+        draft.event_id,
+        draft.kind,
+        draft.schema_version,
+        draft.namespace,
+        draft.memory_id,
+        recorded_at_us,
+        None if occurred_at is None else to_micros(occurred_at),
+        draft.actor,
+        None if causation is None else causation.stream,
+        None if causation is None else causation.position,
+        draft.key_id,
+        draft.payload,
     )
     return Record(
-        position=position,
-        event_id=draft.event_id,
-        kind=draft.kind,
-        schema_version=draft.schema_version,
-        namespace=draft.namespace,
-        memory_id=draft.memory_id,
-        recorded_at=recorded_at,
-        occurred_at=occurred_at,
-        actor=draft.actor,
-        causation=draft.causation,
-        key_id=draft.key_id,
-        payload=draft.payload,
-        prev_hash=prev,
-        hash=event_hash(prev, fields),
+        position,
+        draft.event_id,
+        draft.kind,
+        draft.schema_version,
+        draft.namespace,
+        draft.memory_id,
+        recorded_at,
+        occurred_at,
+        draft.actor,
+        causation,
+        draft.key_id,
+        draft.payload,
+        prev,
+        event_hash(prev, fields),
     )
