@@ -159,7 +159,7 @@ def _seal(
     draft: Draft, position: int, recorded_at: datetime, recorded_at_us: int, prev: bytes
 ) -> Record:
     """The draft as the record at `position`, chained to `prev`. Both tuples are made by
-    position, not by keyword: a third of the time, once per appended event."""
+    position, not by keyword: half the time (~0.36 against ~0.73 us), once per appended event."""
     occurred_at = None if draft.occurred_at is None else utc(draft.occurred_at)
     causation = draft.causation
     fields = HashInput(
