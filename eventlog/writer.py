@@ -162,12 +162,10 @@ def _seal(
     position, not by keyword: half the time (~0.36 against ~0.73 us), once per appended event."""
     occurred_at = None if draft.occurred_at is None else utc(draft.occurred_at)
     causation = draft.causation
+    # The fields both tuples open with, in the same order.
+    head = (position, draft.event_id, draft.kind, draft.schema_version, draft.namespace)
     fields = HashInput(
-        position,
-        draft.event_id,
-        draft.kind,
-        draft.schema_version,
-        draft.namespace,
+        *head,
         draft.memory_id,
         recorded_at_us,
         None if occurred_at is None else to_micros(occurred_at),
@@ -178,11 +176,7 @@ def _seal(
         draft.payload,
     )
     return Record(
-        position,
-        draft.event_id,
-        draft.kind,
-        draft.schema_version,
-        draft.namespace,
+        *head,
         draft.memory_id,
         recorded_at,
         occurred_at,
