@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Sequence
 from typing import ClassVar, Literal, Self
 
 import numpy as np
@@ -109,6 +110,22 @@ def _unpack(raw: bytes, dtype: VectorDtype) -> npt.NDArray[np.float32]:
     return vector * np.float32(scale)
 
 
+def unpack_rows(raws: Sequence[bytes], dtypes: Sequence[VectorDtype]) -> npt.NDArray[np.float32]:
+    """Packed vectors as the rows of one matrix, exactly as `_unpack` gives each: all at
+    once when they share a dtype and a length (a fold's batch, one model), else one by one."""
+    if len(set(dtypes)) != 1 or len({len(r) for r in raws}) != 1:
+        return np.stack([_unpack(r, d) for r, d in zip(raws, dtypes, strict=True)])
+    dtype, width = dtypes[0], len(raws[0])
+    if dtype != "i1":
+        return np.frombuffer(b"".join(raws), dtype).reshape(len(raws), -1).astype(np.float32)
+    if width < 4:
+        raise ValueError("an int8 vector needs its 4-byte scale")
+    rows = np.frombuffer(b"".join(raws), np.uint8).reshape(len(raws), width)
+    scales = rows[:, :4].copy().view("<f4")  # one (n, 1) column of each row's scale
+    matrix: npt.NDArray[np.float32] = rows[:, 4:].view(np.int8).astype(np.float32) * scales
+    return matrix
+
+
 class MemoryEmbedded(Payload):
     """A memory's vectors and the model that made them.
 
@@ -160,9 +177,11 @@ class MemoryEmbedded(Payload):
     def context_array(self) -> npt.NDArray[np.float32] | None:
         if not self.context_vector:
             return None
-        return _unpack(
-            self.context_vector, "<f2" if self.vector_dtype == "<f4" else self.vector_dtype
-        )
+        return _unpack(self.context_vector, self.context_dtype)
+
+    @property
+    def context_dtype(self) -> VectorDtype:
+        return "<f2" if self.vector_dtype == "<f4" else self.vector_dtype
 
     def encode(self) -> bytes:
         header = json.dumps(

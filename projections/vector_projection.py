@@ -26,7 +26,7 @@ import pyarrow as pa
 import structlog
 
 from eventlog.opened import Opened
-from eventlog.payloads import MemoryEmbedded
+from eventlog.payloads import MemoryEmbedded, VectorDtype, unpack_rows
 from eventlog.schema import (
     EMBEDDED_STREAM,
     INPUT_STREAM,
@@ -155,7 +155,8 @@ class VectorProjection:
         return np.float16 if self.settings.storage == "fp16" else np.float32
 
     def _apply_embedded(self, events: Sequence[Opened]) -> None:
-        batches: dict[tuple[str, str], tuple[list[int], list[Vectors]]] = {}
+        # Per index: its docs, and their vectors still packed (unpacked a batch at a time).
+        batches: dict[tuple[str, str], tuple[list[int], list[bytes], list[VectorDtype]]] = {}
         for event in events:
             r, payload = event.record, event.payload
             if not isinstance(payload, MemoryEmbedded) or r.memory_id is None:
@@ -167,22 +168,24 @@ class VectorProjection:
             source = r.causation.position if r.causation else -2
             if self._text_at.get(doc) != source:
                 continue  # not (or no longer) the text the memory holds
-            context = payload.context_array()
-            if payload.context_memory_id is not None and context is not None:
-                source_doc = doc_id(payload.context_memory_id)
-                if self._text_at.get(source_doc) == DEAD:
-                    context = None  # the memory it came from is forgotten (or erased)
-                else:
-                    self._context_from[doc] = source_doc
-            for field, vector in ((TEXT, payload.array()), (CONTEXT, context)):
-                if vector is not None:
-                    ids, vectors = batches.setdefault((r.namespace, field), ([], []))
-                    ids.append(doc)
-                    vectors.append(vector)
-        for key, (ids, vectors) in batches.items():
+            packed = [(TEXT, payload.vector, payload.vector_dtype)]
+            if payload.context_vector:
+                packed.append((CONTEXT, payload.context_vector, payload.context_dtype))
+                if payload.context_memory_id is not None:
+                    source_doc = doc_id(payload.context_memory_id)
+                    if self._text_at.get(source_doc) == DEAD:
+                        del packed[1]  # the memory it came from is forgotten (or erased)
+                    else:
+                        self._context_from[doc] = source_doc
+            for field, raw, dtype in packed:
+                ids, raws, dtypes = batches.setdefault((r.namespace, field), ([], [], []))
+                ids.append(doc)
+                raws.append(raw)
+                dtypes.append(dtype)
+        for key, (ids, raws, dtypes) in batches.items():
             # At the storage's precision whatever the index (FAISS keeps fp16 codes), so a
             # snapshot restores exactly the vectors that were held.
-            matrix = np.stack(vectors).astype(self._storage_dtype).astype(np.float32)
+            matrix = unpack_rows(raws, dtypes).astype(self._storage_dtype).astype(np.float32)
             index = self._indexes.get(key)
             if index is None:
                 index = self._indexes[key] = self._factory(matrix.shape[1])

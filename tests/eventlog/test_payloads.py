@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from eventlog.derived import Edge, MemoryExtracted, MemoryLinked
-from eventlog.payloads import MemoryEmbedded, MemoryStored, SubjectErased
+from eventlog.payloads import MemoryEmbedded, MemoryStored, SubjectErased, unpack_rows
 
 
 def _linked(n: int) -> MemoryLinked:
@@ -85,3 +85,29 @@ def test_embedded_vectors_are_int8_with_a_scale_and_older_events_still_read() ->
     assert raw[4:5] == b"x"  # the header was deflated
     with pytest.raises(ValueError, match="zlib"):
         MemoryEmbedded.decode(struct.pack("<I", 3) + b"xyz" + raw[4:])
+
+
+def test_a_batch_of_packed_vectors_unpacks_to_the_rows_each_gives_alone() -> None:
+    rng = np.random.default_rng(11)
+    vectors = rng.standard_normal((5, 384)).astype(np.float32)
+    for dtype in ("i1", "<f2"):
+        payloads = [MemoryEmbedded.of("m", v, v[::-1].copy(), dtype=dtype) for v in vectors]
+        for raws, dtypes, alone in (
+            ([p.vector for p in payloads], [p.vector_dtype for p in payloads], "array"),
+            (
+                [p.context_vector for p in payloads],
+                [p.context_dtype for p in payloads],
+                "context_array",
+            ),
+        ):
+            rows = unpack_rows(raws, dtypes)
+            want = np.stack([getattr(p, alone)() for p in payloads])
+            assert rows.dtype == np.float32 and rows.tobytes() == want.tobytes()
+    # Mixed formats in one batch (events from before int8): each row as its own dtype says.
+    old = vectors[0].astype("<f4").tobytes()
+    mixed = [MemoryEmbedded.of("m", vectors[1]).vector, old]
+    rows = unpack_rows(mixed, ["i1", "<f4"])
+    assert rows[1].tobytes() == vectors[0].tobytes()
+    assert rows[0].tobytes() == MemoryEmbedded.of("m", vectors[1]).array().tobytes()
+    with pytest.raises(ValueError, match="scale"):
+        unpack_rows([b"ab", b"cd"], ["i1", "i1"])
