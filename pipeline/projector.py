@@ -26,6 +26,7 @@ from projections.aside import AsideFold, fold_stream
 from projections.duck import DuckProjection, wal_path
 from projections.errors import ProjectionError
 from projections.heap import gc_paused
+from projections.memstate import keeping_doc_ids
 from projections.vector_projection import VectorProjection, VectorSettings
 
 log = structlog.get_logger(__name__)
@@ -131,7 +132,7 @@ class Projector:
         aside = self._fold_aside(event_log, stop)
         self.vectors.defer_snapshots = long_fold
         try:
-            with gc_paused(), self.duck.bulk() if long_fold else contextlib.nullcontext():
+            with gc_paused(), _long(long_fold, keeping_doc_ids), _long(long_fold, self.duck.bulk):
                 applied = self._input(event_log, stop)
                 stops = {INPUT_STREAM: stop}
                 for stream, upstream in sorted(self.streams, key=_embedded_first):
@@ -250,6 +251,13 @@ class Projector:
             for path in (directory / name, wal_path(directory / name)):
                 path.unlink(missing_ok=True)
         VectorProjection.drop(directory / FAISS_DIR)
+
+
+def _long(
+    long_fold: bool, context: Callable[[], contextlib.AbstractContextManager[None]]
+) -> contextlib.AbstractContextManager[None]:
+    """What only a long fold (a rebuild, a large catch-up) runs inside."""
+    return context() if long_fold else contextlib.nullcontext()
 
 
 def _embedded_first(stream: tuple[str, str]) -> bool:

@@ -28,6 +28,7 @@ from eventlog.settings import LogSettings
 from projections.duck import DuckProjection, wal_path
 from projections.errors import ProjectionError
 from projections.heap import gc_paused
+from projections.memstate import keeping_doc_ids
 
 Streams = Sequence[tuple[str, str]]  # (stream, its upstream), upstream first
 _CODE = Path(__file__).resolve().parents[1]  # where the `projections` package is
@@ -163,7 +164,7 @@ def _main() -> None:
     )
     duck = DuckProjection(Path(request["path"]))
     try:
-        with gc_paused(), duck.bulk():
+        with gc_paused(), keeping_doc_ids(), duck.bulk():
             applied = fold_derived(
                 event_log,
                 duck,
