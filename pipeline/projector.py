@@ -144,6 +144,8 @@ class Projector:
                 if long_fold:  # written while the child's tables are copied in
                     self._to_vectors(self.vectors.snapshot)
                 if aside is not None:
+                    if long_fold:  # while the child still folds; the merge then adds little
+                        self.duck.checkpoint()
                     applied += aside.result()
                     self.duck.merge(aside.path, aside.names)
                     aside.discard()
