@@ -84,7 +84,15 @@ def fold_derived(
 
 
 class AsideFold:
-    """`fold_derived` in a child process (`python -m projections.aside`), into a fresh file."""
+    """`fold_derived` in a child process (`python -m projections.aside`), into a fresh file.
+
+    The child folds `BATCHES_OF` of the caller's batches at a time: its file is read by
+    nothing until the merge, and a 10^5 rebuild's child spends ~12% less time in 18
+    transactions than in 69 (each commits, and deletes the rows its memories had), for
+    ~50 MB more at its peak.
+    """
+
+    BATCHES_OF = 4
 
     def __init__(
         self, event_log: EventLog, path: Path, streams: Streams, input_stop: int, batch_size: int
@@ -99,7 +107,7 @@ class AsideFold:
             "path": str(path.resolve()),
             "streams": [list(s) for s in self.streams],
             "input_stop": input_stop,
-            "batch_size": batch_size,
+            "batch_size": batch_size * self.BATCHES_OF,
         }
         # Its output goes to a file: a pipe nobody reads until the end could fill and stall
         # it. The file lives until `result` or `cancel`, past this method.
