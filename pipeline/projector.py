@@ -144,7 +144,7 @@ class Projector:
                 if long_fold:  # written while the child's tables are copied in
                     self._to_vectors(self.vectors.snapshot)
                 if aside is not None:
-                    if long_fold:  # while the child still folds; the merge then adds little
+                    if long_fold and aside.running():  # beside it; the merge then adds little
                         self.duck.checkpoint()
                     applied += aside.result()
                     self.duck.merge(aside.path, aside.names)

@@ -130,6 +130,9 @@ class AsideFold:
         with contextlib.suppress(BrokenPipeError), self._process.stdin:
             self._process.stdin.write(json.dumps(request).encode())
 
+    def running(self) -> bool:
+        return self._process.poll() is None
+
     def result(self) -> int:
         """Wait for the child; the events it applied. Its file is then ready to merge."""
         code = self._process.wait()
