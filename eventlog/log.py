@@ -192,10 +192,14 @@ class EventLog:
         if not isinstance(payload, model):
             raise ValidationError(f"{kind} takes a {model.__name__} payload")
         raw = payload.encode()
-        if not encrypted:
-            return None, raw
-        key_id = key_id or self.keyring.key_for(namespace)
-        return key_id, self.keyring.seal(key_id, raw, _aad(namespace, event_id, kind))
+        if encrypted:
+            key_id = key_id or self.keyring.key_for(namespace)
+            sealed = self.keyring.seal(key_id, raw, _aad(namespace, event_id, kind))
+        else:
+            key_id, sealed = None, raw
+        if self._kept is not None:  # what is appended now is opened next: keep it as it is
+            self._keep((kind, namespace, event_id, key_id, sealed), payload)
+        return key_id, sealed
 
     # One sync's actors and projections open each event two to four times (the extractor,
     # the decay actor and the projection read each memory; the linker and the projection
@@ -236,11 +240,17 @@ class EventLog:
             return payload
         payload = self._open(record)
         if payload is not None:
-            with self._kept_lock:
-                if len(kept) >= self.KEEP:
-                    del kept[next(iter(kept))]
-                kept[key] = payload
+            self._keep(key, payload)
         return payload
+
+    def _keep(self, key: tuple[str, str, str, str | None, bytes], payload: Payload) -> None:
+        with self._kept_lock:
+            kept = self._kept
+            if kept is None:  # the block ended meanwhile
+                return
+            if len(kept) >= self.KEEP:
+                del kept[next(iter(kept))]
+            kept[key] = payload
 
     def _open(self, record: Record) -> Payload | None:
         raw: bytes | None = record.payload

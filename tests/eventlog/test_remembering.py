@@ -101,3 +101,28 @@ def test_only_the_last_keep_events_are_kept(log: EventLog, monkeypatch: pytest.M
         assert len(decrypted) == 3
         log.opened(records[:1])  # the 1st was dropped: opened again
         assert len(decrypted) == 4
+
+
+def test_what_is_appended_inside_the_block_is_opened_without_decrypting(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payload sealed for an append is kept: the actors and projections that open the new
+    event next get it as it was sealed, equal to what opening it from the log gives."""
+    decrypted = _count_decryptions(monkeypatch)
+    with log.remembering():
+        InputLog(log).store("stored inside", "alice")
+        InputLog(log).store("and another", "bob")
+        inside = log.opened(list(log.input.read(6, 7)))
+    assert decrypted == []
+    outside = log.opened(list(log.input.read(6, 7)))
+    assert len(decrypted) == 2
+    assert [o.payload for o in inside] == [o.payload for o in outside]
+    assert [p.text for p in (o.payload for o in inside) if isinstance(p, MemoryStored)] == [
+        "stored inside",
+        "and another",
+    ]
+    # Sealed but appended with other bytes (the id was taken): nothing kept matches it.
+    with log.remembering():
+        log.seal("memory.stored", "alice", "some-id", MemoryStored(text="never appended"))
+        assert log.opened(list(log.input.read(6, 6)))[0].payload == outside[0].payload
+    assert len(decrypted) == 3
