@@ -7,6 +7,7 @@ a fixed field order, so no two different events encode alike.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from typing import NamedTuple
@@ -20,6 +21,10 @@ def _text(value: str | None) -> bytes:
         return _NONE
     raw = value.encode("utf-8")
     return struct.pack(">I", len(raw)) + raw
+
+
+# Kinds, namespaces, actors, streams and key ids repeat from event to event: encoded once.
+_label = functools.lru_cache(maxsize=4096)(_text)
 
 
 def _int(value: int | None) -> bytes:
@@ -50,15 +55,15 @@ def event_hash(prev_hash: bytes, fields: HashInput) -> bytes:
         prev_hash,
         struct.pack(">qh", fields.position, fields.schema_version),
         _text(fields.event_id),
-        _text(fields.kind),
-        _text(fields.namespace),
+        _label(fields.kind),
+        _label(fields.namespace),
         _text(fields.memory_id),
-        _text(fields.actor),
+        _label(fields.actor),
         _int(fields.recorded_at_us),
         _int(fields.occurred_at_us),
-        _text(fields.causation_stream),
+        _label(fields.causation_stream),
         _int(fields.causation_position),
-        _text(fields.key_id),
+        _label(fields.key_id),
         struct.pack(">Q", len(fields.payload)),
         fields.payload,
     ]
