@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from eventlog.opened import Opened
@@ -108,6 +109,10 @@ def test_rebuild_with_the_actors_tables_folded_in_a_child_process(
         assert replayed == sum(s["events"] for s in mem.stats()["streams"].values())
         assert mem.checksums() == incremental
         assert not (home / "projections" / projector.ASIDE_FILE).exists()
+        # The merge ran on one thread; DuckDB's default is back for what comes next.
+        setting = "SELECT current_setting('threads')"
+        default = duckdb.connect().execute(setting).fetchone()
+        assert mem.runtime.projector.duck.con.execute(setting).fetchone() == default
         hits = mem.recall("Updated memory number 6", namespace="user-0", k=3)
         assert hits[0].memory_id == ids["m6"]
         mem.sync()  # nothing new: the next fold starts from the merged positions
