@@ -210,8 +210,8 @@ class EventLog:
 
     @contextmanager
     def remembering(self) -> Iterator[None]:
-        """While the block runs, payloads opened here are kept (the last `KEEP`) and opening
-        the same event again returns what was opened. They are kept by all that opening
+        """While the block runs, payloads opened or sealed here are kept (the last `KEEP`) and
+        opening the same event again returns what was kept. They are kept by all that opening
         them depends on (kind, namespace, event id, key id and the stored bytes), and one
         whose key has since been destroyed opens as None, as it would from the log. Blocks
         may nest and overlap across threads; what was kept goes when the last one ends."""
