@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 import pydantic
 
 from eventlog.errors import LogError, StorageError, ValidationError
+from eventlog.held import HeldDict
 from eventlog.keyring import Keyring
 from eventlog.locks import WriterLock
 from eventlog.opened import Opened
@@ -32,6 +33,8 @@ from eventlog.verify import VerifyReport
 from eventlog.writer import utc_now
 
 STREAM_NAME_RE = re.compile(r"[a-z0-9._-]{1,64}")
+# What a kept payload is kept by: kind, namespace, event id, key id, the stored bytes.
+_KeptKey = tuple[str, str, str, str | None, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +137,7 @@ class EventLog:
             self._writer_lock = None
         self.keyring = Keyring(directory / "keyring.json")
         # Payloads kept while `remembering` blocks run, by what opening them depends on.
-        self._kept: dict[tuple[str, str, str, str | None, bytes], Payload] | None = None
-        self._keeping = 0  # blocks running
-        self._kept_lock = threading.Lock()
+        self._kept: HeldDict[_KeptKey, Payload] = HeldDict()
 
     # -- streams -------------------------------------------------------------------------
 
@@ -197,7 +198,7 @@ class EventLog:
             sealed = self.keyring.seal(key_id, raw, _aad(namespace, event_id, kind))
         else:
             key_id, sealed = None, raw
-        if self._kept is not None:  # what is appended now is opened next: keep it as it is
+        if self._kept.items is not None:  # what is appended now is opened next: keep it
             self._keep((kind, namespace, event_id, key_id, sealed), payload)
         return key_id, sealed
 
@@ -208,28 +209,17 @@ class EventLog:
     # and extracted events kept take ~15 MiB (tracemalloc), given back when the block ends.
     KEEP = 8192
 
-    @contextmanager
-    def remembering(self) -> Iterator[None]:
+    def remembering(self) -> AbstractContextManager[None]:
         """While the block runs, payloads opened or sealed here are kept (the last `KEEP`) and
         opening the same event again returns what was kept. They are kept by all that opening
         them depends on (kind, namespace, event id, key id and the stored bytes), and one
         whose key has since been destroyed opens as None, as it would from the log. Blocks
         may nest and overlap across threads; what was kept goes when the last one ends."""
-        with self._kept_lock:
-            self._keeping += 1
-            if self._kept is None:
-                self._kept = {}
-        try:
-            yield
-        finally:
-            with self._kept_lock:
-                self._keeping -= 1
-                if not self._keeping:
-                    self._kept = None
+        return self._kept.held()
 
     def open_payload(self, record: Record) -> Payload | None:
         """The record's payload, decrypted and validated; None when its key was destroyed."""
-        kept = self._kept
+        kept = self._kept.items
         if kept is None:
             return self._open(record)
         key = (record.kind, record.namespace, record.event_id, record.key_id, record.payload)
@@ -243,9 +233,9 @@ class EventLog:
             self._keep(key, payload)
         return payload
 
-    def _keep(self, key: tuple[str, str, str, str | None, bytes], payload: Payload) -> None:
-        with self._kept_lock:
-            kept = self._kept
+    def _keep(self, key: _KeptKey, payload: Payload) -> None:
+        with self._kept.lock:
+            kept = self._kept.items
             if kept is None:  # the block ended meanwhile
                 return
             if len(kept) >= self.KEEP:

@@ -6,14 +6,14 @@ result back in bulk: a handful of statements per batch instead of several per ev
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import threading
-from collections.abc import Iterable, Iterator, Set
+from collections.abc import Iterable, Set
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from eventlog.held import HeldDict
 from eventlog.keys import key64
 from eventlog.opened import Opened
 from eventlog.payloads import FeedbackRecorded, MemoryEmbedded, MemoryStored, MemoryUpdated
@@ -32,7 +32,7 @@ FIELDS = (TEXT_FIELD, CONTEXT_FIELD)
 
 def doc_id(memory_id: str) -> int:
     """The stable int64 of a memory (non-negative), shared by DuckDB and FAISS."""
-    docs = _docs_kept
+    docs = _docs.items
     if docs is None:
         return key64(memory_id) & 0x7FFF_FFFF_FFFF_FFFF
     doc = docs.get(memory_id)
@@ -44,29 +44,15 @@ def doc_id(memory_id: str) -> int:
 
 
 _DOCS_KEPT_MAX = 1 << 18  # ~30 MB of ids and ints at most; then it starts again
-_docs_kept: dict[str, int] | None = None
-_docs_keepers = 0  # callers inside keeping_doc_ids(), across threads
-_docs_lock = threading.Lock()
+_docs: HeldDict[str, int] = HeldDict()
 
 
-@contextlib.contextmanager
-def keeping_doc_ids() -> Iterator[None]:
+def keeping_doc_ids() -> AbstractContextManager[None]:
     """While a long fold runs, keep the doc id of every memory it names. A rebuild asks for
     each memory's about nine times (in every stream, and as the target of other memories'
     edges), and each is a BLAKE2b hash of the id. Blocks may nest and overlap across
     threads; what was kept goes when the last one ends."""
-    global _docs_kept, _docs_keepers
-    with _docs_lock:
-        _docs_keepers += 1
-        if _docs_kept is None:
-            _docs_kept = {}
-    try:
-        yield
-    finally:
-        with _docs_lock:
-            _docs_keepers -= 1
-            if not _docs_keepers:
-                _docs_kept = None
+    return _docs.held()
 
 
 @dataclass(frozen=True, slots=True)
