@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,3 +40,23 @@ def test_imports_flow_one_way() -> None:
         text = path.read_text()
         for foreign in ("ray", "duckdb", "faiss"):
             assert f"import {foreign}" not in text, f"{path} imports {foreign}"
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\[<>=!~; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_every_dependency_is_locked() -> None:
+    """constraints.txt pins every dependency of the package and its test extra to one version,
+    so a fresh install (the README's commands, .ci/run) resolves what CI last passed with."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    locked = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned with =="
+            locked[_name(name)] = version
+    assert wanted <= set(locked), f"not locked: {sorted(wanted - set(locked))}"
+    for script in (ROOT / ".ci" / "run", ROOT / "README.md"):
+        assert "-c constraints.txt" in script.read_text(), f"{script.name} ignores the lock"
