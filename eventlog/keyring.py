@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from eventlog.errors import KeyErased, KeyringError
-from eventlog.segments import fsync_dir
+from eventlog.atomic import write_atomic
 
 _NONCE = 12
 
@@ -72,15 +72,7 @@ class Keyring:
                 for k, d in self._destroyed.items()
             },
         }
-        tmp = self._path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, json.dumps(doc, indent=1).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._path)
-        fsync_dir(self._path.parent)
+        write_atomic(self._path, json.dumps(doc, indent=1).encode(), mode=0o600)
 
     def key_for(self, namespace: str) -> str:
         """The id of the namespace's key in use, made (and durably saved) on first use."""

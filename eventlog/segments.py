@@ -2,8 +2,10 @@
 
 A segment is named after its first position (``00000000000000000001.arrow``). The last one is
 active: each durable append writes one record batch to its end and fsyncs. When it passes the
-size limit it is sealed: rewritten as a few large zstd-compressed batches (atomically, by
-rename) and given a sidecar index (``.idx``) with what reads need to skip it or jump into it.
+size limit the next segment is started and the full one sealed: rewritten as a few large
+zstd-compressed batches (atomically, by rename) and given a sidecar index (``.idx``) with what
+reads need to skip it or jump into it. A segment that is not the last takes no appends, whether
+or not it was compacted yet; one without an index is compacted when the stream next opens.
 After a crash, the active segment's tail is read message by message and cut back to the last
 whole batch. Every read of a segment goes through `scan_segment`, the reader `verify` uses.
 """
@@ -21,6 +23,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventlog.atomic import fsync_dir, write_atomic
 from eventlog.errors import CorruptSegment, StorageError
 from eventlog.keys import keys64
 from eventlog.schema import ENVELOPE_SCHEMA, GENESIS_HASH, HASH_BYTES
@@ -45,14 +48,6 @@ def segment_first_position(path: Path) -> int:
         return int(path.name.removesuffix(SEGMENT_SUFFIX))
     except ValueError as exc:
         raise CorruptSegment(path, "segment file name is not a position") from exc
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,39 +194,37 @@ class ActiveSegment:
     def table(self) -> pa.Table:
         return pa.Table.from_batches(self.batches, schema=ENVELOPE_SCHEMA)
 
-    def seal(self) -> None:
-        """Rewrite as large zstd-compressed batches (same rows, same bytes hashed) and write
-        the index. The envelope's ids, kinds and times compress (about 100 bytes an event);
-        sealed payloads do not, so they are compressed before sealing (`Payload.encode`)."""
-        table = self.table()
-        tmp = self.path.with_suffix(".sealing")
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, ENVELOPE_SCHEMA, options=_SEALED_OPTIONS) as writer:
-            sealed = _elide_prev_hash(table.combine_chunks())
-            for batch in sealed.to_batches(max_chunksize=_SEALED_BATCH_ROWS):
-                writer.write_batch(batch)
-        data = memoryview(sink.getvalue())
-        # Same framing as the active file (header, then batches, no end-of-stream marker), so
-        # one reader and one recovery rule serve every segment.
-        if bytes(data[-len(_END_OF_STREAM) :]) == _END_OF_STREAM:
-            data = data[: -len(_END_OF_STREAM)]
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        write_index(index_path(self.path), SegmentIndex.build(self.first_position, table))
-        fsync_dir(self.path.parent)
-        self.close()
-
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def compact_segment(path: Path, table: pa.Table | None = None) -> SegmentIndex:
+    """Seal a segment that no longer takes appends: rewrite it as large zstd-compressed
+    batches (same rows, same bytes hashed) and write its index, each file atomically.
+
+    The envelope's ids, kinds and times compress (about 100 bytes an event); sealed payloads
+    do not, so they are compressed before sealing (`Payload.encode`). `table` is the segment's
+    rows when the caller holds them. Safe to repeat: a fault leaves the segment as it was (or
+    compacted without its index), readable either way, and it is done again later."""
+    if table is None:
+        table = read_sealed(path)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ENVELOPE_SCHEMA, options=_SEALED_OPTIONS) as writer:
+        sealed = _elide_prev_hash(table.combine_chunks())
+        for batch in sealed.to_batches(max_chunksize=_SEALED_BATCH_ROWS):
+            writer.write_batch(batch)
+    data = memoryview(sink.getvalue())
+    # Same framing as the active file (header, then batches, no end-of-stream marker), so
+    # one reader and one recovery rule serve every segment.
+    if bytes(data[-len(_END_OF_STREAM) :]) == _END_OF_STREAM:
+        data = data[: -len(_END_OF_STREAM)]
+    write_atomic(path, data)
+    index = SegmentIndex.build(segment_first_position(path), table)
+    # Last: a sealed segment with an index is compacted; one without is compacted on open.
+    write_index(index_path(path), index)
+    return index
 
 
 def index_path(segment: Path) -> Path:
@@ -309,15 +302,10 @@ def write_index(path: Path, index: SegmentIndex) -> None:
             ),
         }
     ).replace_schema_metadata({"mnemoflow.index": json.dumps(meta)})
-    tmp = path.with_suffix(".idx-tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomic(path, sink.getvalue())
 
 
 def read_index(path: Path) -> SegmentIndex:

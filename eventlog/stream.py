@@ -30,13 +30,13 @@ from eventlog.segments import (
     ActiveSegment,
     SegmentIndex,
     SegmentSpan,
+    compact_segment,
     index_path,
     read_index,
     read_sealed,
     scan_segment,
     segment_first_position,
     segment_path,
-    write_index,
 )
 from eventlog.streamindex import ActiveIndex, KeyedPositions
 from eventlog.tablefilter import filter_table
@@ -78,6 +78,7 @@ class ArrowStream:
             self._writer_lock = WriterLock(directory / "WRITER", f"stream {directory}")
         self._active: ActiveSegment | None = None
         self._active_batches: list[pa.RecordBatch] = []
+        self._uncompacted: list[Path] = []  # sealed segments whose compaction a fault put off
         self._read_path: Path | None = None  # read-only: the active file followed, and how far
         self._read_offset = 0
         self._open_segments()
@@ -133,11 +134,26 @@ class ArrowStream:
         try:
             return read_index(index_path(path))
         except CorruptSegment:
-            index = SegmentIndex.build(segment_first_position(path), read_sealed(path))
-            if self._writable:
-                write_index(index_path(path), index)
-                log.warning("log.index_rebuilt", segment=str(path))
-            return index
+            if self._writable:  # a seal cut short (or a lost index): finish it now
+                index = self._compact(path)
+                if index is not None:
+                    log.warning("log.segment_sealed_on_open", segment=str(path))
+                    return index
+            return SegmentIndex.build(segment_first_position(path), read_sealed(path))
+
+    def _compact(self, path: Path, table: pa.Table | None = None) -> SegmentIndex | None:
+        """Compact and index a segment that takes no more appends; on a fault (a full disk,
+        say) leave it as it is, readable, to be compacted at the next seal or open."""
+        try:
+            index = compact_segment(path, table)
+        except (OSError, LogError, pa.ArrowException) as exc:
+            if path not in self._uncompacted:
+                self._uncompacted.append(path)
+            log.warning("log.seal_deferred", segment=str(path), error=str(exc))
+            return None
+        if path in self._uncompacted:
+            self._uncompacted.remove(path)
+        return index
 
     def _add_sealed(self, *indexes: SegmentIndex) -> None:
         if not indexes:
@@ -186,21 +202,34 @@ class ArrowStream:
         assert self._active is not None
         batch = records_to_batch(records)
         with self._lock:
-            self._active.write(batch)
+            self._active.write(batch)  # durable, or the file as it was and an error
             self._active_index.add(records)
             if self._active.offset >= self._segment_bytes:
-                self._seal_active()
+                # Never fails the append: its batch is durable, so it is acknowledged.
+                self._seal_active(records[-1].position + 1)
 
-    def _seal_active(self) -> None:
+    def _seal_active(self, next_first: int) -> None:
+        """Start the next segment, then seal the full one. Once the next segment exists the
+        full one takes no appends, whether or not its compaction succeeds; if the next one
+        cannot be made, appends go on in the full one and sealing is tried after the next."""
         assert self._active is not None
-        active = self._active
-        active.seal()
-        self._add_sealed(read_index(index_path(active.path)))
-        next_first = self._sealed[-1].last + 1
+        full = self._active
+        try:
+            following = ActiveSegment.create(segment_path(self._dir, next_first))
+        except LogError as exc:
+            log.warning("log.seal_deferred", segment=str(full.path), error=str(exc))
+            return
+        table = full.table()
+        full.close()
+        self._active, self._active_batches = following, following.batches
         self._active_index = ActiveIndex()
-        self._active = ActiveSegment.create(segment_path(self._dir, next_first))
-        self._active_batches = self._active.batches
-        log.info("log.segment_sealed", stream=self.name, segment=active.path.name)
+        index = self._compact(full.path, table)
+        self._add_sealed(index or SegmentIndex.build(full.first_position, table))
+        for path in list(self._uncompacted):  # what a fault put off before
+            if path != full.path:
+                self._compact(path)
+        if index is not None:
+            log.info("log.segment_sealed", stream=self.name, segment=full.path.name)
 
     def _find(self, event_ids: Sequence[str]) -> dict[str, Record]:
         wanted = set(event_ids)
@@ -431,12 +460,14 @@ class ArrowStream:
 
     def close(self) -> None:
         with self._lock:
-            if self._active is not None:
-                self._active.close()
-                self._active = None
-            if self._writer_lock is not None:
-                self._writer_lock.release()
-                self._writer_lock = None
+            try:
+                if self._active is not None:
+                    active, self._active = self._active, None
+                    active.close()
+            finally:  # a failed close still lets the next writer in
+                if self._writer_lock is not None:
+                    self._writer_lock.release()
+                    self._writer_lock = None
 
     def segment_paths(self) -> list[Path]:
         return self._segment_files()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -318,9 +319,12 @@ class Memory:
         self._pasts.clear()
 
     def close(self) -> None:
-        self._drop_pasts()
-        self._runtime.cleanup()
-        self._log.close()
+        # Each part is closed whatever the others raise (a full disk under the projections,
+        # say): the log's lock above all, so this process can open the directory again.
+        with contextlib.ExitStack() as parts:
+            parts.callback(self._log.close)
+            parts.callback(self._runtime.cleanup)
+            self._drop_pasts()
 
     def __enter__(self) -> Memory:
         return self

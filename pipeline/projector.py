@@ -243,8 +243,9 @@ class Projector:
             self._vectors_caught_up()
         finally:
             self._vector_thread.shutdown()
-            self.vectors.snapshot()
-            self.duck.close()
+            with contextlib.ExitStack() as parts:  # DuckDB is closed even if the snapshot fails
+                parts.callback(self.duck.close)
+                self.vectors.snapshot()
 
     @staticmethod
     def drop(directory: Path) -> None:

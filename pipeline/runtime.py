@@ -6,6 +6,7 @@ followers as actors; see the actors issue.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import threading
@@ -261,18 +262,20 @@ class Runtime:
         }
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
-        if self._projector is not None:
-            self._projector.close()
-            self._projector = None
+        engine, self._engine = self._engine, None
+        projector, self._projector = self._projector, None
+        with contextlib.ExitStack() as parts:  # each closed whatever the other raises
+            if projector is not None:
+                parts.callback(projector.close)
+            if engine is not None:
+                engine.close()
 
     def cleanup(self) -> None:
-        self.close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        tmp, self._tmp = self._tmp, None
+        with contextlib.ExitStack() as parts:
+            if tmp is not None:
+                parts.callback(tmp.cleanup)
+            self.close()
 
 
 def _last_text_at_or_before(event_log: EventLog, position: int, reach: int = 1000) -> int:

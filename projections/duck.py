@@ -183,9 +183,8 @@ class DuckProjection:
         On one thread: DuckDB's parallel insert leaves a part-filled row group per thread,
         and how many depends on how the other file was written (a 10^5 rebuild's file was
         ~3 MB larger after the child's transactions grew fourfold; on one thread, not)."""
-        quoted = str(path).replace("'", "''")
         try:
-            self.con.execute(f"ATTACH '{quoted}' AS aside (READ_ONLY)")
+            self.con.execute(f"ATTACH {_literal(path)} AS aside (READ_ONLY)")
             self.con.execute("SET threads = 1")
         except duckdb.Error as exc:
             raise ProjectionError(f"cannot open the fold in {path}: {exc}") from exc
@@ -463,8 +462,8 @@ class DuckProjection:
         fresh.unlink(missing_ok=True)
         try:
             name = self.con.execute("SELECT current_database()").fetchall()[0][0]
-            self.con.execute(f"ATTACH '{fresh}' AS fresh")
-            self.con.execute(f'COPY FROM DATABASE "{name}" TO fresh')
+            self.con.execute(f"ATTACH {_literal(fresh)} AS fresh")
+            self.con.execute(f'COPY FROM DATABASE "{name.replace(chr(34), chr(34) * 2)}" TO fresh')
             self.con.execute("DETACH fresh")
             self.con.close()
             fresh.replace(self.path)
@@ -478,6 +477,11 @@ class DuckProjection:
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
             self.con.close()
+
+
+def _literal(path: Path) -> str:
+    """A path as an SQL string literal (ATTACH takes no bound parameter)."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _touched(events: Sequence[Opened]) -> dict[str, set[int]]:

@@ -253,6 +253,20 @@ class VectorProjection:
         tmp = self.directory.with_name(self.directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        try:
+            self._write_snapshot(tmp)
+        except BaseException:  # a full disk, say: leave nothing half-written behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = self.directory.with_name(self.directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.directory.exists():
+            self.directory.rename(old)
+        tmp.rename(self.directory)
+        shutil.rmtree(old, ignore_errors=True)
+        self._since_snapshot = 0
+
+    def _write_snapshot(self, tmp: Path) -> None:
         files = {}
         for n, ((namespace, field), index) in enumerate(sorted(self._indexes.items())):
             files[f"{field}/{namespace}"] = f"index{n}.npz"
@@ -282,13 +296,6 @@ class VectorProjection:
             "model_id": self.model_id,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest))
-        old = self.directory.with_name(self.directory.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.directory.exists():
-            self.directory.rename(old)
-        tmp.rename(self.directory)
-        shutil.rmtree(old, ignore_errors=True)
-        self._since_snapshot = 0
 
     def _load(self, directory: Path) -> None:
         try:

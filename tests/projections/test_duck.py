@@ -269,3 +269,16 @@ def test_a_bulk_fold_checkpoints_once_at_its_end(tmp_path: Path) -> None:
     again = DuckProjection(path)
     assert again.counts() == {"active": 4800}
     assert again.applied("input") == ev.positions["input"]
+
+
+def test_compaction_works_where_the_data_directory_holds_a_quote(tmp_path: Path) -> None:
+    """An erase compacts the file; a path with a quote in it (O'Brien's home) must not make
+    the ATTACH statement fail."""
+    directory = tmp_path / "O'Brien's \"memories\""
+    directory.mkdir()
+    duck, ev = DuckProjection(directory / "memories.duckdb"), Events()
+    duck.apply("input", [ev.stored("s", "a secret", ns="alice"), ev.stored("o", "kept", ns="bob")])
+    duck.apply("input", [ev.erased("alice")])
+    duck.compact()
+    assert duck.get("o") is not None and duck.get("o").text == "kept"  # type: ignore[union-attr]
+    duck.close()
