@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import threading
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from eventlog.errors import KeyErased, KeyringError
 from eventlog.atomic import write_atomic
+from eventlog.errors import KeyErased, KeyringError
 
 _NONCE = 12
 
