@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from eventlog import validation as check
+from eventlog.atomic import write_atomic
 from pipeline.errors import PipelineError
 
 PREFIX = "mnemo_"
@@ -70,14 +70,8 @@ class KeyStore:
         return self._keys
 
     def _save(self, keys: dict[str, ApiKey]) -> None:
-        tmp = self.path.with_suffix(".tmp")
         doc = {"keys": [{**asdict(k), "namespaces": list(k.namespaces)} for k in keys.values()]}
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(doc, indent=1).encode(), mode=0o600)
         self._seen = None
 
     def create(self, namespaces: list[str], *, admin: bool = False) -> tuple[str, ApiKey]:

@@ -20,6 +20,7 @@ import ray
 import structlog
 import uvicorn
 
+from eventlog.atomic import write_atomic
 from pipeline.apikeys import KeyStore
 from pipeline.client import SERVER_FILE
 from pipeline.config import Settings
@@ -106,8 +107,4 @@ def serve(
 
 
 def _write_private(path: Path, doc: dict[str, object]) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f)
-    tmp.replace(path)
+    write_atomic(path, json.dumps(doc).encode(), mode=0o600)

@@ -250,7 +250,7 @@ def test_the_readme_set_up_runs_as_written(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     setup = readme[readme.index("## Set-up") : readme.index("## Quickstart")]
     first = re.findall(r"```bash\n(.*?)```", setup, re.S)[0]
-    assert first.strip() == "python -m pip install -e . && mnemo serve --open"
+    assert first.strip() == "python -m pip install -c constraints.txt -e . && mnemo serve --open"
     calls = re.findall(r"```bash\n(curl .*?)```", setup, re.S)[0]
     env = {**os.environ, "MNEMO_HOME": str(tmp_path / "home")}
     child = subprocess.Popen(
