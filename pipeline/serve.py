@@ -8,7 +8,6 @@ log. The file goes when the server stops.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import secrets
@@ -25,19 +24,11 @@ from pipeline.apikeys import KeyStore
 from pipeline.client import SERVER_FILE
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
+from pipeline.hostguard import is_loopback
 from pipeline.server import create_app
 from pipeline.service import Service
 
 log = structlog.get_logger(__name__)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

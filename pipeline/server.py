@@ -35,6 +35,7 @@ from eventlog.errors import (
 )
 from pipeline.apikeys import ApiKey, KeyStore
 from pipeline.errors import ProjectionLag
+from pipeline.hostguard import HostCheck
 from pipeline.http_models import (
     EraseIn,
     ErrorOut,
@@ -233,6 +234,8 @@ def create_app(
         responses=responses,
     )
     app.add_middleware(BodyLimit, limit=s.max_body_bytes)
+    # Added last, so it runs first: an untrusted Host reaches nothing, not even the body limit.
+    app.add_middleware(HostCheck, allowed=() if open_access else s.allowed_hosts or None)
 
     guard = Guard(memory, keys, s, open_access=open_access, local_token=local_token)
     _handle_errors(app)

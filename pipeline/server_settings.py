@@ -12,3 +12,8 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
     rate_per_second: float = Field(200.0, gt=0, description="requests per key, sustained")
     burst: int = Field(400, ge=1, description="requests per key, at once")
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="Host names answered besides loopback when keys are required (empty: "
+        "any); a server started --open answers to loopback names only",
+    )
