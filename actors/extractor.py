@@ -76,9 +76,17 @@ class ExtractorActor:
             return rules
         try:
             answer = self._client.complete_json(PROMPT, text)
-            return _from_llm(answer, rules, self.llm.model)
-        except LLMError as exc:
+        except LLMError as exc:  # its words never carry the text (see actors.llm)
             log.warning("extractor.llm_failed", error=str(exc))
+            return rules
+        try:
+            return _from_llm(answer, rules, self.llm.model)
+        except (TypeError, ValueError, AttributeError) as exc:
+            # A field of the wrong shape (`"facts": 7`); the exception's words may quote the
+            # answer, so only its kind is logged.
+            log.warning(
+                "extractor.llm_failed", error=f"answer of the wrong shape: {type(exc).__name__}"
+            )
             return rules
 
 

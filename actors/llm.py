@@ -77,6 +77,8 @@ class ChatClient:
                 last = exc
                 time.sleep(min(2.0, 0.2 * 2**attempt))
             except ValueError as exc:
+                # JSONDecodeError's words name a place, never the text; the answer may echo
+                # what it was sent, and errors are logged.
                 raise LLMError(f"{self.url} answered something that is not JSON: {exc}") from exc
         raise LLMError(f"{self.url} failed after {self.settings.retries + 1} tries: {last}")
 
@@ -85,14 +87,24 @@ def _content_json(answer: Any) -> dict[str, Any]:
     try:
         content = answer["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise LLMError(f"not a chat-completions answer: {str(answer)[:200]}") from exc
+        raise LLMError(f"not a chat-completions answer (a {_shape(answer)})") from exc
     text = str(content).strip()
     if text.startswith("```"):  # some models fence JSON even when asked not to
         text = text.strip("`").removeprefix("json").strip()
     try:
         parsed = json.loads(text)
     except ValueError as exc:
-        raise LLMError(f"the model's answer is not JSON: {text[:200]}") from exc
+        raise LLMError(f"the model's answer is not JSON ({len(text)} characters): {exc}") from exc
     if not isinstance(parsed, dict):
-        raise LLMError("the model's answer is not a JSON object")
+        raise LLMError(f"the model's answer is not a JSON object (a {_shape(parsed)})")
     return parsed
+
+
+def _shape(value: Any) -> str:
+    """What a value is, without any of its text: errors are logged, and a model's answer may
+    echo the memory it was sent."""
+    if isinstance(value, dict):
+        return f"JSON object of {len(value)} keys"
+    if isinstance(value, list):
+        return f"JSON array of {len(value)} items"
+    return type(value).__name__

@@ -29,6 +29,7 @@ class ChatServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.answer: object = {}
+        self.reply: bytes | None = None  # the whole body, when not a chat-completions answer
         self.status = 200
         outer = self
 
@@ -40,7 +41,7 @@ class ChatServer:
                 content = (
                     outer.answer if isinstance(outer.answer, str) else json.dumps(outer.answer)
                 )
-                reply = json.dumps(
+                reply = outer.reply or json.dumps(
                     {"choices": [{"message": {"role": "assistant", "content": content}}]}
                 ).encode()
                 self.send_response(outer.status)
@@ -132,6 +133,39 @@ def test_a_malformed_llm_answer_falls_back_to_the_rules(chat: ChatServer, answer
     assert isinstance(derived.payload, MemoryExtracted)
     assert derived.payload.extractor == "rules"
     assert any(entry["event"] == "extractor.llm_failed" for entry in logs)
+
+
+SECRET = "Quokka-7731 lives at 4 Elm Row"
+
+
+@pytest.mark.parametrize(
+    ("answer", "reply"),
+    [
+        (f"I cannot do JSON, but: {SECRET}", None),  # not JSON
+        (f"```json\n{{\"facts\": \"{SECRET}\"", None),  # a fence, cut short
+        ([SECRET], None),  # JSON, not an object
+        ({"facts": 7, "entities": SECRET, "claim": {"attribute": [SECRET], "value": 1}}, None),
+        ({"entities": [{"text": SECRET, "type": {"x": SECRET}}]}, None),
+        (None, json.dumps({"error": {"message": SECRET}}).encode()),  # not chat-completions
+        (None, f"<html>{SECRET}</html>".encode()),  # not JSON at all
+    ],
+)
+def test_no_log_line_carries_memory_or_model_text(
+    chat: ChatServer, answer: object, reply: bytes | None
+) -> None:
+    """A model that echoes what it was sent, answers in the wrong shape or not at all: the
+    extractor falls back to the rules and what it logs names the failure, never the text."""
+    chat.answer, chat.reply = answer, reply
+    actor = ExtractorActor(LLMSettings(base_url=chat.url, model="tiny", retries=0))
+    with capture_logs() as logs:
+        (derived,) = actor.process([Events().stored("m1", f"Bob: {SECRET}")])
+    assert isinstance(derived.payload, MemoryExtracted)
+    if derived.payload.extractor == "rules":
+        assert [e["event"] for e in logs] == ["extractor.llm_failed"]
+    else:  # what could be read was kept, what could not was left out
+        assert derived.payload.extractor == "llm:tiny"
+    for word in ("Quokka", "7731", "Elm Row"):
+        assert word not in repr(logs)
 
 
 def test_an_unreachable_llm_is_an_error_the_actor_survives() -> None:
