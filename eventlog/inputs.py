@@ -34,6 +34,7 @@ from eventlog.schema import (
     SUBJECT_ERASED,
     Draft,
     Receipt,
+    Record,
     receipt_of,
 )
 
@@ -124,8 +125,15 @@ class InputLog:
             text=check.text(text, self._log.settings),
             metadata=None if metadata is None else check.metadata(metadata, self._log.settings),
         )
-        when = check.occurred_at(occurred_at) or datetime.now(UTC)
-        return self._change(MEMORY_UPDATED, memory_id, payload, event_id, when)
+        # Without a new time the memory keeps its own: new words about the same moment.
+        return self._change(
+            MEMORY_UPDATED,
+            memory_id,
+            payload,
+            event_id,
+            check.occurred_at(occurred_at),
+            keep_time=True,
+        )
 
     def forget(
         self, memory_id: str, reason: str | None = None, event_id: str | None = None
@@ -151,7 +159,10 @@ class InputLog:
         payload: Payload,
         event_id: str | None,
         occurred_at: datetime | None = None,
+        *,
+        keep_time: bool = False,
     ) -> Receipt:
+        """`keep_time`: with no `occurred_at`, the memory's last text event's time, not now."""
         check.memory_id(memory_id)
         supplied = event_id is not None
         event_id = check.event_id(event_id) if supplied else new_id()
@@ -160,9 +171,13 @@ class InputLog:
             # the memory has changed since (a retried forget must not fail as "forgotten").
             if supplied and (known := self._log.input.get(event_id)) is not None:
                 return receipt_of(INPUT_STREAM, known)
-            namespace, status = self.state(memory_id)
+            records = self._records(memory_id)
+            namespace, status = self._status(records)
             if status != "active":
                 raise MemoryGone(f"memory {memory_id} is {status}; it cannot change")
+            if occurred_at is None and keep_time:
+                texts = [r for r in records if r.kind in (MEMORY_STORED, MEMORY_UPDATED)]
+                occurred_at = texts[-1].occurred_at if texts else None
             draft = self._draft(
                 kind, namespace, memory_id, payload, event_id, occurred_at or datetime.now(UTC)
             )
@@ -214,9 +229,15 @@ class InputLog:
         return views
 
     def state(self, memory_id: str) -> tuple[str, Status]:
+        return self._status(self._records(memory_id))
+
+    def _records(self, memory_id: str) -> list[Record]:
         records = list(self._log.input.read(memory_id=memory_id))
         if not records:
             raise MemoryNotFound(f"no memory {memory_id!r} in this log")
+        return records
+
+    def _status(self, records: list[Record]) -> tuple[str, Status]:
         first = records[0]
         if first.key_id is not None and self._log.keyring.is_destroyed(first.key_id):
             return first.namespace, "erased"

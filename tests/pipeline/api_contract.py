@@ -49,6 +49,16 @@ class MemoryApiContract:
         assert [m.memory_id for m in api.memories("bob", status="active")] == [r.memory_id]
         assert api.get("0" * 32) is None
 
+    def test_an_update_keeps_the_memory_time_unless_given_one(self, api: Any) -> None:
+        r = api.store("Bob moved to Leeds.", "bob", occurred_at=WHEN)
+        api.update(r.memory_id, "Bob moved to York.")
+        assert api.get(r.memory_id).occurred_at == WHEN
+        assert [e.occurred_at for e in api.history(r.memory_id)] == [WHEN, WHEN]
+        later = WHEN.replace(month=9)
+        api.update(r.memory_id, "Bob moved to Hull.", occurred_at=later)
+        api.update(r.memory_id, "Bob moved to Hull, by train.")
+        assert api.get(r.memory_id).occurred_at == later
+
     def test_feedback_history_and_audit(self, api: Any) -> None:
         r = api.store("Carol likes jazz.", "carol")
         fb = api.feedback(r.memory_id, True, note="helped")
