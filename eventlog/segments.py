@@ -26,16 +26,13 @@ import pyarrow.compute as pc
 from eventlog.atomic import fsync_dir, write_atomic
 from eventlog.errors import CorruptSegment, StorageError
 from eventlog.keys import keys64
-from eventlog.schema import ENVELOPE_SCHEMA, GENESIS_HASH, HASH_BYTES
+from eventlog.schema import ELIDED_HASH, ENVELOPE_SCHEMA, HASH_BYTES
+from eventlog.verify import check_rows
 
 SEGMENT_SUFFIX = ".arrow"
 INDEX_SUFFIX = ".idx"
 _SEALED_BATCH_ROWS = 65_536
 _SEALED_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
-# In a sealed segment every row's previous hash but the first is the row before's hash, so it
-# is stored as zeros (they compress away: ~32 bytes an event) and restored on read. Zeros
-# cannot be a real previous hash past the first event: that would be a SHA-256 of zero.
-ELIDED_HASH = GENESIS_HASH
 _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
@@ -55,6 +52,16 @@ class ScanResult:
     batches: list[pa.RecordBatch]
     good_end: int  # byte offset just past the last whole batch (0: not even a whole header)
     size: int
+    starts: list[int]  # where each batch begins
+
+
+@dataclass(frozen=True, slots=True)
+class TailCut:
+    """What opening an active segment cut from its end, and why."""
+
+    bytes: int
+    first_position: int  # the first position no longer in the log
+    reason: str
 
 
 def scan_segment(path: Path, start: int = 0) -> ScanResult:
@@ -70,12 +77,13 @@ def scan_segment(path: Path, start: int = 0) -> ScanResult:
             message = pa.ipc.read_message(data)
             schema = pa.ipc.read_schema(message)
         except (OSError, EOFError, pa.ArrowException):
-            return ScanResult([], 0, size)  # torn while the header was being written
+            return ScanResult([], 0, size, [])  # torn while the header was being written
         if not schema.remove_metadata().equals(ENVELOPE_SCHEMA.remove_metadata()):
             raise CorruptSegment(path, "schema is not the event envelope")
     else:
         data.seek(start)
     batches: list[pa.RecordBatch] = []
+    starts: list[int] = []
     good_end = data.tell()
     while good_end < size:
         try:
@@ -84,8 +92,9 @@ def scan_segment(path: Path, start: int = 0) -> ScanResult:
         except (OSError, EOFError, pa.ArrowException):
             break
         batches.append(batch)
+        starts.append(good_end)
         good_end = data.tell()
-    return ScanResult(batches, good_end, size)
+    return ScanResult(batches, good_end, size, starts)
 
 
 def read_sealed(path: Path) -> pa.Table:
@@ -162,18 +171,42 @@ class ActiveSegment:
         return cls(path, fd, len(header), [])
 
     @classmethod
-    def recover(cls, path: Path) -> tuple[ActiveSegment, int]:
-        """Open for appending, cutting a torn tail; returns the segment and the bytes cut."""
+    def recover(
+        cls, path: Path, prev_hash: bytes, first_position: int
+    ) -> tuple[ActiveSegment, TailCut | None]:
+        """Open for appending after whatever ended the last run. The tail is checked for
+        content, not only framing: each batch is validated in full and each row's hash
+        recomputed, chaining on from `prev_hash` at `first_position`. The file is cut back to
+        the last row that verifies (a batch's good leading rows are written again), so the
+        next append never chains onto a damaged record; what was cut is returned."""
         scan = scan_segment(path)
         if scan.good_end == 0:
             path.unlink()
-            return cls.create(path), scan.size
+            cut = TailCut(scan.size, first_position, "its header is torn") if scan.size else None
+            return cls.create(path), cut
+        keep_end, kept, partial, reason = scan.good_end, [], None, None
+        position, prev = first_position, prev_hash
+        for batch, start in zip(scan.batches, scan.starts, strict=True):
+            good, prev, why = check_rows(batch, prev, position, first_in_stream=position == 1)
+            position += good
+            if why is not None:
+                keep_end, reason = start, why
+                if good:  # copied out: the file is mapped, and its end is about to go
+                    message = pa.ipc.read_message(batch.slice(0, good).serialize())
+                    partial = pa.ipc.read_record_batch(message, ENVELOPE_SCHEMA)
+                break
+            kept.append(batch)
         fd = os.open(path, os.O_RDWR)
-        if scan.size > scan.good_end:
-            os.ftruncate(fd, scan.good_end)
+        if scan.size > keep_end:
+            os.ftruncate(fd, keep_end)
             os.fsync(fd)
-        batches = [pa.concat_batches(scan.batches)] if scan.batches else []
-        return cls(path, fd, scan.good_end, batches), scan.size - scan.good_end
+        segment = cls(path, fd, keep_end, [pa.concat_batches(kept)] if kept else [])
+        if partial is not None:
+            segment.write(partial)
+        if scan.size == keep_end:
+            return segment, None
+        reason = reason or "a batch is torn (a write the crash cut short)"
+        return segment, TailCut(scan.size - keep_end, position, reason)
 
     def write(self, batch: pa.RecordBatch) -> None:
         """Write one batch durably, or leave the file as it was and raise."""

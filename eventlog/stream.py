@@ -116,10 +116,19 @@ class ArrowStream:
             if segment_first_position(last) != expected_first:
                 raise CorruptSegment(last, f"does not start at {expected_first}")
             if self._writable:
-                self._active, cut = ActiveSegment.recover(last)
+                before = self._tail_record()  # the last sealed record, if any
+                self._active, cut = ActiveSegment.recover(
+                    last, before.hash if before else GENESIS_HASH, expected_first
+                )
                 self._active_batches = self._active.batches
                 if cut:
-                    log.warning("log.torn_tail_cut", segment=str(last), bytes=cut)
+                    log.warning(
+                        "log.torn_tail_cut",
+                        segment=str(last),
+                        bytes=cut.bytes,
+                        from_position=cut.first_position,
+                        reason=cut.reason,
+                    )
             else:
                 scan = scan_segment(last)
                 self._active_batches = scan.batches

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyarrow as pa
 
 from eventlog.hashchain import event_hash, rows_hash_inputs
-from eventlog.schema import GENESIS_HASH, batch_columns
-from eventlog.segments import ELIDED_HASH
+from eventlog.schema import ELIDED_HASH, GENESIS_HASH, batch_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,34 +34,59 @@ class Chunk:
     error: str | None = None
 
 
+class RowCheck(NamedTuple):
+    """How far a batch chains on: its first `good` rows do, ending on hash `prev`; `reason`
+    says why the row after them does not (None when every row does)."""
+
+    good: int
+    prev: bytes
+    reason: str | None
+
+
+def check_rows(
+    batch: pa.RecordBatch | pa.Table, prev: bytes, position: int, *, first_in_stream: bool
+) -> RowCheck:
+    """Check a batch's rows against the chain: full Arrow validation (a damaged batch can
+    parse and still hold offsets that point anywhere), then each row's position, previous
+    hash and own hash, recomputed from its content. `prev` and `position` are what the first
+    row must chain on from."""
+    try:
+        batch.validate(full=True)
+    except pa.ArrowException as exc:
+        return RowCheck(0, prev, f"the batch is not valid Arrow: {exc}")
+    cols = batch_columns(batch)
+    good = 0
+    for fields, stored_prev, stored_hash in zip(
+        rows_hash_inputs(cols), cols["prev_hash"], cols["hash"], strict=True
+    ):
+        expected = position + good
+        if fields.position != expected:
+            return RowCheck(good, prev, f"position {fields.position} where {expected} was expected")
+        # The stored previous hash only repeats the chain (the hash below is recomputed from
+        # the previous row's): sealed segments elide it past the stream's first row.
+        elided = stored_prev == ELIDED_HASH and not (first_in_stream and good == 0)
+        if stored_prev != prev and not elided:
+            return RowCheck(good, prev, "previous hash does not match")
+        if event_hash(prev, fields) != stored_hash:
+            return RowCheck(good, prev, "hash does not match the content")
+        prev = stored_hash
+        good += 1
+    return RowCheck(good, prev, None)
+
+
 def verify_chunks(stream: str, chunks: Iterable[Chunk]) -> VerifyReport:
     expected_position = 1
     prev = GENESIS_HASH
     checked = 0
-
-    def bad(position: int, segment: str, reason: str) -> VerifyReport:
-        return VerifyReport(False, checked, position, stream, segment, reason)
-
     for chunk in chunks:
         if chunk.batch is None:
-            return bad(chunk.first_position, chunk.segment, chunk.error or "unreadable")
-        cols = batch_columns(chunk.batch)
-        for fields, stored_prev, stored_hash in zip(
-            rows_hash_inputs(cols), cols["prev_hash"], cols["hash"], strict=True
-        ):
-            if fields.position != expected_position:
-                return bad(
-                    expected_position,
-                    chunk.segment,
-                    f"position {fields.position} where {expected_position} was expected",
-                )
-            # The stored previous hash only repeats the chain (the hash below is recomputed
-            # from the previous row's): sealed segments elide it past their first row.
-            if stored_prev != prev and not (stored_prev == ELIDED_HASH and checked):
-                return bad(fields.position, chunk.segment, "previous hash does not match")
-            if event_hash(prev, fields) != stored_hash:
-                return bad(fields.position, chunk.segment, "hash does not match the content")
-            prev = stored_hash
-            expected_position += 1
-            checked += 1
+            why = chunk.error or "unreadable"
+            return VerifyReport(False, checked, chunk.first_position, stream, chunk.segment, why)
+        good, prev, reason = check_rows(
+            chunk.batch, prev, expected_position, first_in_stream=checked == 0
+        )
+        checked += good
+        expected_position += good
+        if reason is not None:
+            return VerifyReport(False, checked, expected_position, stream, chunk.segment, reason)
     return VerifyReport(True, checked, stream=stream)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from eventlog import EventLog, InputLog, LogSettings
+from eventlog import EventLog, InputLog, LogSettings, StoreRequest
 from eventlog.schema import ENVELOPE_SCHEMA
 from eventlog.segments import SEGMENT_SUFFIX
 
@@ -83,6 +83,57 @@ def test_truncated_tail_is_cut_back_to_the_last_whole_batch(tmp_path: Path) -> N
         assert log.verify().ok
     cut = [e for e in logs if e["event"] == "log.torn_tail_cut"]
     assert cut and cut[0]["segment"] == str(segment)
+
+
+def test_a_tail_damaged_in_place_is_cut_back_to_the_last_record_that_verifies(
+    tmp_path: Path,
+) -> None:
+    """200 bytes zeroed inside the last batch, the file's length unchanged: its framing may
+    still parse, but its content does not verify. Opening cuts it and names what it cut; the
+    next store chains onto the last good record and verify passes."""
+    directory = tmp_path / "log"
+    with EventLog(directory) as log:
+        for i in range(10):
+            InputLog(log).store(f"memory {i} " + "words " * 40, "ns")
+        last = log.input.tail()
+        assert last is not None
+        head_before = list(log.input.read())[-2].hash
+    segment = _active_segment(directory)
+    data = bytearray(segment.read_bytes())
+    start = data.rfind(last.event_id.encode())  # inside the last batch
+    data[start : start + 200] = bytes(200)
+    segment.write_bytes(bytes(data))
+    with capture_logs() as logs, EventLog(directory) as log:
+        assert log.input.last_position == 9
+        assert log.input.tail().hash == head_before  # type: ignore[union-attr]
+        assert log.verify().ok
+        assert InputLog(log).store("next", "ns").position == 10
+        assert log.verify().ok
+    (cut,) = [e for e in logs if e["event"] == "log.torn_tail_cut"]
+    assert cut["segment"] == str(segment) and cut["from_position"] == 10 and cut["bytes"] > 0
+    with EventLog(directory) as log:
+        assert log.verify().ok
+
+
+def test_the_good_rows_of_a_damaged_batch_are_kept(tmp_path: Path) -> None:
+    """One group commit of five events whose fourth is damaged: the first three stay."""
+    directory = tmp_path / "log"
+    with EventLog(directory) as log:
+        InputLog(log).store("before", "ns")
+        InputLog(log).store_many([StoreRequest(f"memory {i}", "ns") for i in range(5)])
+        fourth = [r for r in log.input.read()][4]
+    segment = _active_segment(directory)
+    data = bytearray(segment.read_bytes())
+    offset = data.rfind(fourth.hash)
+    data[offset] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    with capture_logs() as logs, EventLog(directory) as log:
+        assert [r.position for r in log.input.read()] == [1, 2, 3, 4]
+        assert log.verify().ok
+        assert InputLog(log).store("next", "ns").position == 5
+        assert log.verify().ok
+    (cut,) = [e for e in logs if e["event"] == "log.torn_tail_cut"]
+    assert cut["from_position"] == 5 and "hash" in cut["reason"]
 
 
 @pytest.mark.parametrize("junk", [b"\x00" * 64, b"\xff\xff\xff\xff\x10\x00", os.urandom(300)])
