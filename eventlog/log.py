@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +21,7 @@ from typing import Any
 import pydantic
 
 from eventlog.errors import LogError, StorageError, ValidationError
+from eventlog.heads import load_key
 from eventlog.held import HeldDict
 from eventlog.keyring import Keyring
 from eventlog.locks import WriterLock
@@ -136,6 +137,8 @@ class EventLog:
         else:
             self._writer_lock = None
         self.keyring = Keyring(directory / "keyring.json")
+        # Signs each stream's head; made by the first process that writes (see eventlog.heads).
+        self._heads_key = load_key(directory, create=writable or bool(self.writes))
         # Payloads kept while `remembering` blocks run, by what opening them depends on.
         self._kept: HeldDict[_KeptKey, Payload] = HeldDict()
 
@@ -156,6 +159,7 @@ class EventLog:
                 segment_bytes=self.settings.segment_bytes,
                 writable=self.may_write(name),
                 clock=self._clock,
+                heads_key=self._heads_key,
             )
             self._streams[name] = stream
         return stream
@@ -292,6 +296,35 @@ class EventLog:
             reason=bad.reason if bad else None,
             streams=reports,
         )
+
+    def heads(self) -> dict[str, dict[str, Any]]:
+        """Each stream's signed head, to be kept elsewhere (`mnemo verify --heads`)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in self.stream_names():
+            head = self.stream(name).signed_head()
+            if head is not None and head.valid:
+                out[name] = {"position": head.position, "hash": head.hash.hex()}
+        return out
+
+    def check_anchor(self, heads: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """How the log differs from heads kept before (`heads()`): each must still be in the
+        log, with its hash. Whoever rewrites the data directory can re-sign its own heads,
+        not a copy kept elsewhere. Empty: nothing differs."""
+        problems: list[str] = []
+        names = set(self.stream_names())
+        for name, head in sorted(heads.items()):
+            try:
+                position, digest = int(head["position"]), bytes.fromhex(str(head["hash"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValidationError(f"not a head for stream {name!r}: {exc}") from exc
+            if position == 0:
+                continue
+            found = self.stream(name).hash_at(position) if name in names else None
+            if found is None:
+                problems.append(f"stream {name}: position {position} is gone (events were cut)")
+            elif found != digest:
+                problems.append(f"stream {name}: position {position}'s hash differs (rewritten)")
+        return problems
 
     def drop_cached_tables(self) -> None:
         """Every open stream's decompressed sealed segments (see `ArrowStream`)."""

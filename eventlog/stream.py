@@ -14,6 +14,7 @@ import pyarrow as pa
 import structlog
 
 from eventlog.errors import CorruptSegment, LogError
+from eventlog.heads import Head, HeadFile, Lost, with_loss
 from eventlog.keys import key64, keys64
 from eventlog.locks import WriterLock
 from eventlog.schema import (
@@ -61,8 +62,13 @@ class ArrowStream:
         segment_bytes: int = 64 << 20,
         writable: bool = True,
         clock: Callable[[], datetime] = utc_now,
+        heads_key: bytes | None = None,
     ) -> None:
+        """`heads_key`: the log's key for signed heads (see `eventlog.heads`); a writable
+        stream with it keeps its `HEAD`, and `verify` checks any stream against it."""
         self._dir = directory
+        self._heads_key = heads_key
+        self._heads: HeadFile | None = None
         self._segment_bytes = segment_bytes
         self._writable = writable
         self._lock = threading.RLock()
@@ -83,6 +89,9 @@ class ArrowStream:
         self._read_offset = 0
         self._open_segments()
         tail = self._tail_record()
+        if writable and heads_key is not None:
+            self._heads = HeadFile(directory, directory.name, heads_key)
+            self._head = self._anchor(self._heads, tail)
         self._writer = ChainWriter(
             directory.name,
             tail_position=tail.position if tail else 0,
@@ -138,6 +147,55 @@ class ArrowStream:
             self._active_batches = self._active.batches
         for batch in self._active_batches:
             self._active_index.add_batch(batch)
+
+    def _anchor(self, heads: HeadFile, tail: Record | None) -> Head:
+        """Reconcile the signed head with the log as opened: a head the log does not reach,
+        or whose hash the log does not hold there, is a loss, recorded in the head (signed)
+        and logged; then the head moves to the log's end."""
+        position, tail_hash = (tail.position, tail.hash) if tail else (0, GENESIS_HASH)
+        head = heads.read()
+        loss: Lost | None = None
+        if head is None:
+            head = Head(0, GENESIS_HASH)
+        elif not head.valid:
+            loss = Lost(0, 0, "the head's signature did not verify; what it said is unknown")
+        elif head.position > position:
+            reason = f"the log ended at {position}, before its signed head"
+            loss = Lost(position + 1, head.position, reason)
+        elif head.position and self.hash_at(head.position) != head.hash:
+            loss = Lost(head.position, head.position, "its hash differed from the signed head")
+        lost, count = (head.lost, head.lost_count) if head.valid else ((), 0)
+        if loss is not None:
+            log.error(
+                "log.head_mismatch",
+                stream=self.name,
+                first=loss.first,
+                last=loss.last,
+                reason=loss.reason,
+            )
+            lost, count = with_loss(Head(0, b"", lost=lost), loss), count + 1
+        anchored = Head(position, tail_hash, head.seq + 1, lost, count)
+        heads.write(anchored)
+        heads.sync()
+        return anchored
+
+    def hash_at(self, position: int) -> bytes | None:
+        """The hash of the event at `position`, None past the end."""
+        found = self._records_at([position])
+        return found[0].hash if found else None
+
+    def _sign_head(self, last: Record) -> None:
+        """After a durable append: never fails it (a head may lag the log, see `heads`)."""
+        if self._heads is None:
+            return
+        head = self._head
+        head = Head(last.position, last.hash, head.seq + 1, head.lost, head.lost_count)
+        try:
+            self._heads.write(head)
+        except LogError as exc:
+            log.warning("log.head_deferred", stream=self.name, error=str(exc))
+            return
+        self._head = head
 
     def _load_index(self, path: Path) -> SegmentIndex:
         try:
@@ -213,6 +271,7 @@ class ArrowStream:
         with self._lock:
             self._active.write(batch)  # durable, or the file as it was and an error
             self._active_index.add(records)
+            self._sign_head(records[-1])
             if self._active.offset >= self._segment_bytes:
                 # Never fails the append: its batch is durable, so it is acknowledged.
                 self._seal_active(records[-1].position + 1)
@@ -239,6 +298,11 @@ class ArrowStream:
                 self._compact(path)
         if index is not None:
             log.info("log.segment_sealed", stream=self.name, segment=full.path.name)
+        if self._heads is not None:
+            try:
+                self._heads.sync()
+            except OSError as exc:
+                log.warning("log.head_deferred", stream=self.name, error=str(exc))
 
     def _find(self, event_ids: Sequence[str]) -> dict[str, Record]:
         wanted = set(event_ids)
@@ -465,7 +529,15 @@ class ArrowStream:
                 return
 
     def verify(self) -> VerifyReport:
-        return verify_chunks(self.name, self.chunks())
+        key = self._heads_key
+        head = HeadFile(self._dir, self.name, key).read() if key is not None else None
+        return verify_chunks(self.name, self.chunks(), head, anchored=key is not None)
+
+    def signed_head(self) -> Head | None:
+        """The stream's head as its `HEAD` says (None without one, or without the key)."""
+        if self._heads_key is None:
+            return None
+        return HeadFile(self._dir, self.name, self._heads_key).read()
 
     def close(self) -> None:
         with self._lock:
@@ -473,6 +545,9 @@ class ArrowStream:
                 if self._active is not None:
                     active, self._active = self._active, None
                     active.close()
+                if self._heads is not None:
+                    heads, self._heads = self._heads, None
+                    heads.close()
             finally:  # a failed close still lets the next writer in
                 if self._writer_lock is not None:
                     self._writer_lock.release()

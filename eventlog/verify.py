@@ -9,6 +9,7 @@ from typing import NamedTuple
 import pyarrow as pa
 
 from eventlog.hashchain import event_hash, rows_hash_inputs
+from eventlog.heads import HEAD_FILE, Head, Lost
 from eventlog.schema import ELIDED_HASH, GENESIS_HASH, batch_columns
 
 
@@ -22,6 +23,7 @@ class VerifyReport:
     stream: str | None = None
     segment: str | None = None
     reason: str | None = None
+    lost: tuple[Lost, ...] = ()  # positions the signed head says were cut, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +76,16 @@ def check_rows(
     return RowCheck(good, prev, None)
 
 
-def verify_chunks(stream: str, chunks: Iterable[Chunk]) -> VerifyReport:
+def verify_chunks(
+    stream: str, chunks: Iterable[Chunk], head: Head | None = None, *, anchored: bool = False
+) -> VerifyReport:
+    """Recompute the chain; with `head` (read before the chunks: it never leads the log),
+    also check that the chain reaches it and holds its hash there. `anchored`: the log signs
+    its heads, so a stream with events but no head has lost it."""
     expected_position = 1
     prev = GENESIS_HASH
     checked = 0
+    at_head: bytes | None = None
     for chunk in chunks:
         if chunk.batch is None:
             why = chunk.error or "unreadable"
@@ -85,8 +93,33 @@ def verify_chunks(stream: str, chunks: Iterable[Chunk]) -> VerifyReport:
         good, prev, reason = check_rows(
             chunk.batch, prev, expected_position, first_in_stream=checked == 0
         )
+        if head is not None and expected_position <= head.position < expected_position + good:
+            at_head = chunk.batch.column("hash")[head.position - expected_position].as_py()
         checked += good
         expected_position += good
         if reason is not None:
             return VerifyReport(False, checked, expected_position, stream, chunk.segment, reason)
-    return VerifyReport(True, checked, stream=stream)
+    if head is None:
+        if anchored and checked:
+            return VerifyReport(
+                False, checked, None, stream, HEAD_FILE, "its signed head is missing"
+            )
+        return VerifyReport(True, checked, stream=stream)
+
+    def bad(position: int | None, reason: str) -> VerifyReport:
+        return VerifyReport(False, checked, position, stream, HEAD_FILE, reason, head.lost)
+
+    if not head.valid:
+        return bad(None, "its head's signature does not verify (forged, damaged or another key)")
+    if head.position > checked:
+        return bad(
+            checked + 1,
+            f"the log ends at position {checked}, before its signed head at "
+            f"{head.position}: events {checked + 1}-{head.position} were cut",
+        )
+    if head.position and at_head != head.hash:
+        return bad(
+            head.position,
+            f"position {head.position}'s hash differs from the signed head: rewritten",
+        )
+    return VerifyReport(True, checked, stream=stream, lost=head.lost)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eventlog import EventView
+from eventlog import EventLog, EventView
 from eventlog.errors import MemoryNotFound, MnemoError, ValidationError
 from eventlog.payloads import Metadata
 from pipeline.cli_common import AddCommand, Handler, emit, open_client, open_local
@@ -27,6 +27,7 @@ from pipeline.cli_service import add_service_commands
 from pipeline.config import load_settings
 from pipeline.logsetup import configure_logging
 from pipeline.memory import Memory
+from pipeline.wire import lost_rows
 
 
 def _text_arg(value: str) -> str | bytes:
@@ -83,8 +84,13 @@ def _cmd_erase(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if args.heads or args.anchor:
+        return _verify_heads(args)
     with open_client(args, read_only=True) as mem:
         report = mem.verify()
+    for stream in report.streams:
+        for first, last, why in lost_rows(stream):
+            print(f"stream {stream.stream}: positions {first}-{last} lost: {why}", file=sys.stderr)
     if report.ok:
         line = f"ok: {report.checked} events checked in {len(report.streams)} stream(s)"
     else:
@@ -94,6 +100,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         )
     emit(args, report_json(report), line)
     return 0 if report.ok else 1
+
+
+def _verify_heads(args: argparse.Namespace) -> int:
+    """--heads: print each stream's signed head (keep it elsewhere); --anchor FILE: check the
+    log against heads printed before. Read-only, beside a running server too."""
+    settings = load_settings(home=args.home, config_file=args.config)
+    with EventLog(settings.home / "log", settings.log, writable=False) as log:
+        if args.heads:
+            print(json.dumps(log.heads(), indent=2, sort_keys=True))
+            return 0
+        try:
+            kept = json.loads(Path(args.anchor).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValidationError(f"cannot read heads from {args.anchor}: {exc}") from exc
+        if not isinstance(kept, dict):
+            raise ValidationError(f"{args.anchor} is not a JSON object of heads by stream")
+        problems = log.check_anchor(kept)
+    for line in problems:
+        print(f"FAILED: {line}")
+    if not problems:
+        print(f"ok: the log holds every head in {args.anchor} ({len(kept)} stream(s))")
+    return 1 if problems else 0
 
 
 def _print_events(args: argparse.Namespace, events: Sequence[EventView] | Any) -> None:
@@ -292,7 +320,11 @@ def _add_write_commands(command: AddCommand) -> None:
 
 
 def _add_read_commands(command: AddCommand) -> None:
-    command("verify", _cmd_verify, "recompute every stream's hash chain")
+    p = command("verify", _cmd_verify, "recompute every stream's hash chain")
+    p.add_argument(
+        "--heads", action="store_true", help="print each stream's signed head, to keep elsewhere"
+    )
+    p.add_argument("--anchor", metavar="FILE", help="check the log against heads kept before")
 
     p = command("log", _cmd_log, "print events with their envelope and opened payload")
     p.add_argument("--ns", help="only this namespace")

@@ -143,6 +143,11 @@ class EventOut(BaseModel):
 class StreamCheck(BaseModel):
     ok: bool
     checked: int
+    lost: list[tuple[int, int, str]] = Field(
+        default_factory=list,
+        description="positions the stream's signed head once held and the log no longer does "
+        "(first, last, why): recorded when the log was opened after damage or a cut",
+    )
 
 
 class ReportOut(BaseModel):

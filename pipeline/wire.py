@@ -10,6 +10,7 @@ from typing import Any
 
 from actors.hit import Hit
 from eventlog import Causation, EventView, LogReport, Receipt
+from eventlog.heads import Lost
 from eventlog.verify import VerifyReport
 from projections.memstate import MemoryRow
 
@@ -88,13 +89,25 @@ def event_of(doc: dict[str, Any]) -> EventView:
 
 def report_json(report: LogReport) -> dict[str, Any]:
     doc = dataclasses.asdict(report)
-    doc["streams"] = {r.stream: {"ok": r.ok, "checked": r.checked} for r in report.streams}
+    doc["streams"] = {
+        r.stream: {"ok": r.ok, "checked": r.checked, "lost": [list(x) for x in lost_rows(r)]}
+        for r in report.streams
+    }
     return doc
+
+
+def lost_rows(report: VerifyReport) -> list[tuple[int, int, str]]:
+    return [(x.first, x.last, x.reason) for x in report.lost]
 
 
 def report_of(doc: dict[str, Any]) -> LogReport:
     streams = tuple(
-        VerifyReport(ok=s["ok"], checked=s["checked"], stream=name)
+        VerifyReport(
+            ok=s["ok"],
+            checked=s["checked"],
+            stream=name,
+            lost=tuple(Lost(a, b, c) for a, b, c in s.get("lost", [])),
+        )
         for name, s in doc["streams"].items()
     )
     fields = {k: doc[k] for k in ("ok", "checked", "first_bad_position", "stream", "segment")}

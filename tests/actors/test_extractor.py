@@ -41,9 +41,12 @@ class ChatServer:
                 content = (
                     outer.answer if isinstance(outer.answer, str) else json.dumps(outer.answer)
                 )
-                reply = outer.reply or json.dumps(
-                    {"choices": [{"message": {"role": "assistant", "content": content}}]}
-                ).encode()
+                reply = (
+                    outer.reply
+                    or json.dumps(
+                        {"choices": [{"message": {"role": "assistant", "content": content}}]}
+                    ).encode()
+                )
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
@@ -142,7 +145,7 @@ SECRET = "Quokka-7731 lives at 4 Elm Row"
     ("answer", "reply"),
     [
         (f"I cannot do JSON, but: {SECRET}", None),  # not JSON
-        (f"```json\n{{\"facts\": \"{SECRET}\"", None),  # a fence, cut short
+        (f'```json\n{{"facts": "{SECRET}"', None),  # a fence, cut short
         ([SECRET], None),  # JSON, not an object
         ({"facts": 7, "entities": SECRET, "claim": {"attribute": [SECRET], "value": 1}}, None),
         ({"entities": [{"text": SECRET, "type": {"x": SECRET}}]}, None),
