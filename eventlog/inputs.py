@@ -15,6 +15,7 @@ from typing import Literal
 
 from eventlog import validation as check
 from eventlog.errors import MemoryGone, MemoryNotFound, NamespaceNotFound, ValidationError
+from eventlog.locks import ReadWriteLock
 from eventlog.log import EventLog, EventView
 from eventlog.payloads import (
     FeedbackRecorded,
@@ -68,6 +69,9 @@ class InputLog:
         self._log = log
         self._actor = actor
         self._mutate = threading.Lock()  # check-then-append of changes to existing memories
+        # Stores seal and append under it shared, an erasure alone: a store sealed with a key
+        # the erasure then destroys would be acknowledged after `subject.erased`, unreadable.
+        self._erasing = ReadWriteLock()
 
     @property
     def stream(self) -> str:
@@ -105,11 +109,12 @@ class InputLog:
             )
             for i, r in enumerate(requests)
         ]
-        drafts = [
-            self._draft(MEMORY_STORED, ns, ids[2 * i + 1], payload, event_id, occurred)
-            for i, (ns, payload, occurred, event_id) in enumerate(checked)
-        ]
-        return self._log.input.append(drafts)
+        with self._erasing.reading():
+            drafts = [
+                self._draft(MEMORY_STORED, ns, ids[2 * i + 1], payload, event_id, occurred)
+                for i, (ns, payload, occurred, event_id) in enumerate(checked)
+            ]
+            return self._log.input.append(drafts)
 
     # -- changes to an existing memory ---------------------------------------------------
 
@@ -188,7 +193,7 @@ class InputLog:
     def erase(self, namespace: str) -> Receipt:
         """Destroy the namespace's keys, then record it; a second erase returns the first."""
         check.namespace(namespace)
-        with self._mutate:
+        with self._mutate, self._erasing.writing():
             if namespace not in self.namespaces():
                 raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
             self._log.keyring.destroy(namespace)

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import structlog
 
+from eventlog.locks import ReadWriteLock
 from eventlog.opened import Opened
 from eventlog.payloads import MemoryEmbedded, VectorDtype, unpack_rows
 from eventlog.schema import (
@@ -37,7 +38,6 @@ from eventlog.schema import (
 )
 from projections.errors import ProjectionError
 from projections.memstate import doc_id
-from projections.rwlock import ReadWriteLock
 from projections.vector_settings import VectorSettings
 from projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
 

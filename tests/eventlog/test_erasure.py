@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from eventlog import EventLog, InputLog
+from eventlog import EventLog, InputLog, Receipt
 from eventlog.errors import MemoryGone, NamespaceNotFound
 from pipeline import Memory
 
@@ -89,3 +92,48 @@ def test_keyring_file_is_private(mem: Memory) -> None:
     mem.store("x", namespace="alice")
     mode = (mem.home / "log" / "keyring.json").stat().st_mode & 0o777
     assert mode == 0o600
+
+
+def test_a_store_racing_an_erase_is_readable_or_erased_never_silently_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stores from eight threads while the namespace is erased: every acknowledged store that
+    lands after `subject.erased` is under the new key generation and opens; none lands there
+    sealed with the destroyed key (acknowledged, yet unreadable for good)."""
+    real_seal = EventLog.seal
+
+    def slow_seal(self: EventLog, kind: str, *args: Any, **kwargs: Any) -> tuple[str | None, bytes]:
+        sealed = real_seal(self, kind, *args, **kwargs)
+        if kind == "memory.stored":
+            time.sleep(0.02)  # widens the window between sealing a store and appending it
+        return sealed
+
+    monkeypatch.setattr(EventLog, "seal", slow_seal)
+    with EventLog(tmp_path / "log") as log:
+        inputs = InputLog(log)
+        inputs.store("first", "ns")
+        receipts: list[Receipt] = []
+        started = threading.Barrier(9)
+
+        def store(worker: int) -> None:
+            started.wait()
+            for i in range(25):
+                receipts.append(inputs.store(f"w{worker} n{i}", "ns"))
+
+        threads = [threading.Thread(target=store, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        started.wait()
+        time.sleep(0.05)
+        erased = inputs.erase("ns")
+        for t in threads:
+            t.join()
+        assert len(receipts) == 200
+        after = [r for r in receipts if r.position > erased.position]
+        assert after, "some stores landed after the erasure"
+        for receipt in after:
+            record = log.input.get(receipt.event_id)
+            assert record is not None and record.key_id != "ns#1"
+            payload = log.open_payload(record)
+            assert payload is not None, f"position {record.position} is acknowledged but unreadable"
+        assert log.verify().ok

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from projections.rwlock import ReadWriteLock
+from eventlog.locks import ReadWriteLock
 
 
 def test_readers_share_and_a_writer_waits_for_them() -> None:
@@ -53,3 +53,32 @@ def test_a_reader_waits_for_the_writer() -> None:
         order.append("reader")
     t.join(5)
     assert order == ["writer done", "reader"]
+
+
+def test_a_waiting_writer_goes_before_new_readers() -> None:
+    """Readers that keep overlapping never leave the lock free; the writer still gets in."""
+    lock = ReadWriteLock()
+    stop = threading.Event()
+    wrote = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            with lock.reading():
+                time.sleep(0.005)
+
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    for t in readers:
+        t.start()
+    time.sleep(0.02)
+
+    def writer() -> None:
+        with lock.writing():
+            wrote.set()
+
+    w = threading.Thread(target=writer)
+    w.start()
+    got_in = wrote.wait(5)
+    stop.set()
+    for t in [*readers, w]:
+        t.join(5)
+    assert got_in
