@@ -1,7 +1,11 @@
 """Per-namespace data keys, and the AES-GCM sealing of payloads with them.
 
 The keyring is one JSON file (mode 0600) in the log directory, replaced atomically on every
-change. Destroying a namespace's keys makes every payload sealed with them unreadable for
+change. Only the log's owner changes it; every other process (deriving actors, readers) looks
+at the file's identity before each use of a key and reloads it when it was replaced, so an
+erasure reaches them the moment it returns: a key cached before is never used after.
+
+Destroying a namespace's keys makes every payload sealed with them unreadable for
 good: this is how an immutable log forgets a data subject. Destroyed keys are remembered by id
 (never by value) so that reads can say "erased" rather than "corrupt".
 """
@@ -42,10 +46,31 @@ class Keyring:
         self._generations: dict[str, int] = {}
         self._destroyed: dict[str, Destroyed] = {}
         self._ciphers: dict[str, AESGCM] = {}  # key id -> its cipher (key schedule made once)
+        self._seen: tuple[int, int, int] | None = None  # the file as last loaded or saved
         if path.exists():
             self._load()
 
+    def _identity(self) -> tuple[int, int, int] | None:
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise KeyringError(f"keyring {self._path} cannot be read: {exc}") from exc
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _refresh(self) -> None:
+        """Reload if another process replaced the file since (caller holds the lock)."""
+        if self._identity() != self._seen:
+            self._keys.clear()
+            self._destroyed.clear()
+            self._ciphers.clear()
+            self._active.clear()
+            self._generations.clear()
+            self._load()
+
     def _load(self) -> None:
+        self._seen = self._identity()  # before reading: a change after it is seen next time
         try:
             doc = json.loads(self._path.read_text("utf-8"))
             for key_id, entry in doc["keys"].items():
@@ -72,6 +97,7 @@ class Keyring:
             },
         }
         write_atomic(self._path, json.dumps(doc, indent=1).encode(), mode=0o600)
+        self._seen = self._identity()
 
     def key_for(self, namespace: str) -> str:
         """The id of the namespace's key in use, made (and durably saved) on first use."""
@@ -86,27 +112,17 @@ class Keyring:
                 self._save()
             return key_id
 
-    def _entry(self, key_id: str) -> tuple[str, bytes] | None:
-        """The key, re-reading the file once if it is not known: another process (the log's
-        writer) may have made it since this one loaded the keyring."""
-        with self._lock:
-            entry = self._keys.get(key_id)
-            if entry is None and key_id not in self._destroyed and self._path.exists():
-                self._keys.clear()
-                self._destroyed.clear()
-                self._ciphers.clear()
-                self._load()
-                entry = self._keys.get(key_id)
-            return entry
-
     def _cipher(self, key_id: str) -> AESGCM | None:
-        cipher = self._ciphers.get(key_id)
-        if cipher is None:
-            entry = self._entry(key_id)
-            if entry is None:
-                return None
-            cipher = self._ciphers[key_id] = AESGCM(entry[1])
-        return cipher
+        """The key's cipher as the file says now (None: destroyed or unknown)."""
+        with self._lock:
+            self._refresh()
+            cipher = self._ciphers.get(key_id)
+            if cipher is None:
+                entry = self._keys.get(key_id)
+                if entry is None:
+                    return None
+                cipher = self._ciphers[key_id] = AESGCM(entry[1])
+            return cipher
 
     def seal(self, key_id: str, plaintext: bytes, aad: bytes) -> bytes:
         cipher = self._cipher(key_id)
@@ -130,7 +146,9 @@ class Keyring:
             raise KeyringError(f"payload sealed with {key_id!r} fails authentication") from exc
 
     def is_destroyed(self, key_id: str) -> bool:
-        return key_id in self._destroyed
+        with self._lock:
+            self._refresh()
+            return key_id in self._destroyed
 
     def namespaces(self) -> set[str]:
         with self._lock:
