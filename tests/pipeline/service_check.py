@@ -1,9 +1,11 @@
 """A child process for the service crash test.
 
-`run HOME`: start the service (its own local Ray) and store memories one by one from a
-thread, printing `ACK <position> <memory_id>` once each store has returned; runs until
-killed. `recover HOME`: start the service again, wait until every actor and projection has
-caught up, print the service status as JSON, stop.
+`run HOME`: start the service (its own local Ray) and store memories one by one, printing
+`ACK <position> <memory_id>` once each store has returned; runs until killed. Stores are
+paced to the actors (at most `BACKLOG` input events ahead of the slowest), so the work a
+recovery must finish is the same on a fast machine and a slow one.
+`recover HOME`: start the service again, wait until every actor and projection has caught
+up, print the service status as JSON, stop.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pipeline.config import load_settings
 from pipeline.corpus import corpus
 from pipeline.service import Service
 
+BACKLOG = 400
+
 
 def run(home: Path) -> None:
     service = Service(load_settings(home=home)).start()
@@ -28,6 +32,12 @@ def run(home: Path) -> None:
         )
         print(f"ACK {r.position} {r.memory_id}", flush=True)
         time.sleep(0.005)
+        while i % 25 == 0 and _lag(service) > BACKLOG:
+            time.sleep(0.2)
+
+
+def _lag(service: Service) -> int:
+    return max(a["lag"] for a in service.runner.status().values())
 
 
 def recover(home: Path) -> None:

@@ -5,6 +5,7 @@ derivation per source, the projections equal a fresh rebuild, and the log verifi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from eventlog import EventLog
 from tests.pipeline.recovery import assert_recovered
@@ -35,6 +38,7 @@ def _derived(home: Path, stream: str) -> int:
         return log.stream(stream).last_position
 
 
+@pytest.mark.timeout(600)
 def test_sigkill_of_the_whole_service_mid_ingest(tmp_path: Path) -> None:
     home = tmp_path / "home"
     child = _child("run", str(home))
@@ -56,7 +60,14 @@ def test_sigkill_of_the_whole_service_mid_ingest(tmp_path: Path) -> None:
     time.sleep(1)
 
     recovery = _child("recover", str(home))
-    out, _ = recovery.communicate(timeout=300)
+    assert recovery.stdout is not None
+    try:
+        out, _ = recovery.communicate(timeout=400)
+    finally:  # a recovery that hangs is killed, its pipe closed, before the test fails
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(recovery.pid, signal.SIGKILL)
+        recovery.wait(30)
+        recovery.stdout.close()
     assert recovery.returncode == 0, out[-2000:]
     status = json.loads(out.strip().splitlines()[-1])
     assert all(a["lag"] == 0 for a in status["actors"].values()), status

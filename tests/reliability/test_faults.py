@@ -43,6 +43,7 @@ def _caught_up(client: RemoteMemory, timeout: float = 300) -> dict[str, object]:
     return status
 
 
+@pytest.mark.timeout(900)  # 5,000 memories derived twice over: ~130 s on 2 cores, more when shared
 def test_sigkill_of_the_service_during_an_http_ingest(tmp_path: Path) -> None:
     """5,000 memories sent over HTTP in batches; the service (server, Ray, every actor) is
     SIGKILLed after a third of them are acknowledged. Restarted, it loses none of those, the
