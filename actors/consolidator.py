@@ -1,11 +1,12 @@
 """The consolidator: decides, from the linker's edges, what is a duplicate and what is stale.
 
 - duplicate: a `similar` edge at or above `duplicate_cosine` whose SimHashes differ in at most
-  `duplicate_hamming` bits, between memories naming the same entities and times — the
-  newer memory is merged into the older (recall shows the older once, with both in its
-  provenance);
+  `duplicate_hamming` bits, between memories naming the same entities and times and taking
+  the same stance (no negation, number or opposite apart) — the newer memory is merged into
+  the older (recall shows the older once, with both in its provenance);
 - supersedes: an `updates` or `contradicts` edge — the newer memory supersedes the older, which
-  goes to the archive (still found when nothing active answers).
+  goes to the archive (still found when nothing active answers). Such an edge wins over a
+  `similar` one to the same memory: a denial is never merged as a repeat.
 
 Every decision is a `memory.consolidated` event naming the events it was made from. It keeps
 no state: each decision is a function of one linked event.
@@ -56,10 +57,12 @@ class ConsolidatorActor:
 
     def _decide(self, edges: Sequence[Edge], inputs: list[Input]) -> list[MemoryConsolidated]:
         s = self.settings
+        opposed = {e.target for e in edges if e.kind in ("updates", "contradicts")}
         duplicates = [
             e
             for e in edges
             if e.kind == "similar"
+            and e.target not in opposed  # what it updates or denies: superseded, not merged
             and e.weight >= s.duplicate_cosine
             and e.hamming is not None
             and e.hamming <= s.duplicate_hamming

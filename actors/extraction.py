@@ -258,3 +258,32 @@ _BIT_POSITIONS = np.arange(64, dtype=np.uint64)
 
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
+
+
+# -- stance ----------------------------------------------------------------------------------
+
+_STANCE = _LEXICON["stance"]
+_NEGATIONS = frozenset(_STANCE["negations"])
+_AXES = {
+    word: f"{axis}:{side}"
+    for axis, sides in _STANCE["axes"].items()
+    for side, words in enumerate(sides)
+    for word in words
+}
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(_STANCE["numbers"])}
+_STANCE_WORDS = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*")
+
+
+def stance(text: str) -> frozenset[str]:
+    """What a sentence asserts besides its topic: its polarity (an odd number of negations),
+    the numbers it names and the side it takes on an axis of opposites (like / hate, open /
+    closed...). "I like sushi" and "I don't like sushi", or "2 cats" and "3 cats", share a
+    topic and nearly all their words but differ here, so neither is a duplicate of the other."""
+    words = _STANCE_WORDS.findall(text.casefold().replace("\u2019", "'"))
+    negations = sum(w in _NEGATIONS or w.endswith("n't") for w in words)
+    marks = {f"n:{_NUMBER_WORDS.get(w, w).replace(',', '')}" for w in words if w[0].isdigit()}
+    marks |= {f"n:{_NUMBER_WORDS[w]}" for w in words if w in _NUMBER_WORDS}
+    marks |= {_AXES[w] for w in words if w in _AXES}
+    if negations % 2:
+        marks.add("negated")
+    return frozenset(marks)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.extraction import hamming
+from actors.extraction import hamming, stance
 from actors.follower import Derived, Lookups, Opened
 from eventlog.derived import ClaimPart, Edge, EdgeKind, MemoryExtracted, MemoryLinked
 from eventlog.payloads import MemoryEmbedded
@@ -302,10 +302,13 @@ class LinkerActor:
 
 
 def _facts(found: MemoryExtracted) -> int:
-    """A digest of the entities and resolved times a memory names (stable across processes,
-    so the Ray and inline runners derive the same edges)."""
+    """A digest of the entities and resolved times a memory names and the stance its facts
+    take (negation, numbers, opposites: see `stance`). Stable across processes, so the Ray
+    and inline runners derive the same edges."""
     parts = sorted(
-        {f"e:{e.key}" for e in found.entities} | {f"t:{t.start}:{t.end}" for t in found.times}
+        {f"e:{e.key}" for e in found.entities}
+        | {f"t:{t.start}:{t.end}" for t in found.times}
+        | {f"s:{mark}" for mark in stance(" ".join(found.facts))}
     )
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")

@@ -267,3 +267,50 @@ def test_decay_schedules_from_event_times_only() -> None:
         lookups.append(events, "decay", batch, out)
         cut += out
     assert cut == in_one
+
+
+CONTRADICTIONS = [
+    ("I like sushi.", "I don't like sushi."),
+    ("Mia loves jazz.", "Mia hates jazz."),
+    ("Sam always walks to work.", "Sam never walks to work."),
+    ("Lee has 2 cats.", "Lee has 3 cats."),
+    ("The bakery is open on Sundays.", "The bakery is closed on Sundays."),
+    ("Ana can swim.", "Ana cannot swim."),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), CONTRADICTIONS)
+def test_a_contradiction_is_never_merged_as_a_duplicate(before: str, after: str) -> None:
+    """Vectors and SimHashes as near as a repeat's (the real model gives a one-word denial in
+    a long text cosine 0.99, and SimHash drops "not"), but a negation, an opposite or another
+    number: other facts, so both memories stay."""
+    w = World()
+    base = _unit(11)
+    w.store("before", before, base)
+    w.store("after", after, _unit(12, base, 0.001))
+    out = LinkerActor(LinkerSettings(similar_threshold=0.9), w.lookups).process(w.extracted)
+    assert isinstance(out[1].payload, MemoryLinked)
+    similar = next(e for e in out[1].payload.edges if e.kind == "similar")
+    assert similar.same_facts is False
+    decisions = ConsolidatorActor().process([_linked(Events(), list(out[1].payload.edges))])
+    assert all(d.payload.decision != "duplicate" for d in decisions)  # type: ignore[union-attr]
+
+
+def test_a_repeat_is_still_merged() -> None:
+    w = World()
+    base = _unit(13)
+    w.store("before", "I like sushi.", base)
+    w.store("after", "I like sushi!", _unit(14, base, 0.001))
+    out = LinkerActor(LinkerSettings(similar_threshold=0.9), w.lookups).process(w.extracted)
+    assert isinstance(out[1].payload, MemoryLinked)
+    (merge,) = ConsolidatorActor().process([_linked(Events(), list(out[1].payload.edges))])
+    assert merge.payload.decision == "duplicate"  # type: ignore[union-attr]
+
+
+def test_a_similar_edge_to_a_memory_it_contradicts_is_no_duplicate() -> None:
+    """Whatever the texts, the linker's own `contradicts` or `updates` edge wins."""
+    near = Edge(target="old", kind="similar", weight=0.99, hamming=0, same_facts=True)
+    for kind in ("contradicts", "updates"):
+        denial = Edge(target="old", kind=kind, weight=1.0, via="likes")  # type: ignore[arg-type]
+        (decision,) = ConsolidatorActor().process([_linked(Events(), [near, denial])])
+        assert decision.payload.decision == "supersedes"  # type: ignore[union-attr]

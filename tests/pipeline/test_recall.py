@@ -195,3 +195,22 @@ def test_rrf_fusion_is_selectable(home: Path) -> None:
         for text in FACTS:
             m.store(text, namespace="alice")
         assert m.recall("name of the dog", namespace="alice", k=1)[0].text == FACTS[1]
+
+
+DENIAL = (
+    "Caroline told me about the support group she goes to on Tuesdays. She said the people "
+    "there are kind, the coffee is awful, and the room is in the old library on Main Street. "
+    "{} She plans to keep going through the summer."
+)
+
+
+def test_a_denial_is_kept_beside_what_it_denies(mem: Memory) -> None:
+    """One word apart in a long text: with the real model the two are near-duplicates
+    (cosine 0.99, the same SimHash), but the second denies what the first says, so it must
+    stay recallable, not be merged away as a repeat."""
+    liked = DENIAL.format("She likes the new counselor.")
+    denied = DENIAL.format("She does not like the new counselor.")
+    mem.store(liked, "care", occurred_at=datetime(2024, 3, 1, 12, tzinfo=UTC))
+    r = mem.store(denied, "care", occurred_at=datetime(2024, 3, 9, 12, tzinfo=UTC))
+    hits = mem.recall("Does Caroline like the new counselor?", "care", k=5, min_position=r.position)
+    assert denied in [h.text for h in hits]
