@@ -5,7 +5,8 @@ MnemoError                        (eventlog.errors, the project's base)
 └── PipelineError
     ├── ConfigError               a configuration file or environment override is invalid
     ├── HomeError                 the data directory cannot be used
-    └── ProjectionLag             recall waited for a position longer than it may
+    ├── ProjectionLag             recall waited for a position longer than it may
+    └── ErasureUnfinished         erased in the log; the projections' part is still owed
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "AppendFailed",
     "ConfigError",
     "CorruptSegment",
+    "ErasureUnfinished",
     "HomeError",
     "LogError",
     "LogLocked",
@@ -55,3 +57,9 @@ class HomeError(PipelineError):
 
 class ProjectionLag(PipelineError):
     """Read-your-writes waited longer than allowed for the projections to reach a position."""
+
+
+class ErasureUnfinished(PipelineError):
+    """The erasure is in the log (the namespace's key destroyed), but the projections could
+    not yet drop or rewrite its rows (a full disk, say): the next catch-up that succeeds
+    finishes it. Erasing again is safe."""

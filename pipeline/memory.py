@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from actors.query import CHANNELS, Hit
 from eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
 from eventlog import validation as check
-from eventlog.errors import MemoryNotFound, NamespaceNotFound, ValidationError
+from eventlog.errors import MemoryNotFound, MnemoError, NamespaceNotFound, ValidationError
 from eventlog.payloads import Metadata
 from eventlog.schema import INPUT_STREAM
 from pipeline.config import Settings, load_settings
-from pipeline.errors import HomeError
+from pipeline.errors import ErasureUnfinished, HomeError
 from pipeline.logsetup import configure_logging
 from pipeline.projector import AsOf
 from pipeline.runtime import Runtime, SyncReport
@@ -145,7 +145,13 @@ class Memory:
         receipt = self._inputs.erase(namespace)
         # Folded now, not by the service's next round: once erase returns, no read shows
         # the text (the projections hold it in the clear until they apply the erasure).
-        self._runtime.project()
+        try:
+            self._runtime.project()
+        except MnemoError as exc:  # the message names no namespace: it may reach a log
+            raise ErasureUnfinished(
+                f"erased in the log at position {receipt.position}, but the projections "
+                f"have not finished dropping its rows; the next catch-up will: {exc}"
+            ) from exc
         return receipt
 
     # -- reading -------------------------------------------------------------------------

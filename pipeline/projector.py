@@ -198,9 +198,9 @@ class Projector:
             erased |= any(o.record.kind == SUBJECT_ERASED for o in opened)
             applied += len(opened)
             start = end + 1
-        if erased:
-            self.duck.compact()
+        if erased or self.duck.compaction_owed():  # owed: an earlier rewrite was cut short
             self._to_vectors(self.vectors.snapshot)
+            self.duck.compact()
         return applied
 
     def _derived(self, event_log: EventLog, stream: str, upstream_stop: int) -> tuple[int, int]:

@@ -68,6 +68,8 @@ def memory_row(values: Sequence[Any]) -> MemoryRow:
     return MemoryRow(*row)
 
 
+# A row of `applied` that is no stream: set with an erasure, cleared by the rewrite after it.
+COMPACTION_OWED = "~compaction-owed"
 _BULK_CHECKPOINT = "1GB"  # the write-ahead log a bulk fold lets grow before a checkpoint
 _HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers
 
@@ -140,7 +142,10 @@ class DuckProjection:
         erased = any(e.record.kind == SUBJECT_ERASED for e in events)
         if erased:  # no reader lays a change over rows an erasure is about to drop...
             self.changes.reset()
-        with self._transaction({stream: events[-1].record.position}):
+        positions = {stream: events[-1].record.position}
+        if erased:  # committed with the erasure: a compaction cut short is done later
+            positions[COMPACTION_OWED] = events[-1].record.position
+        with self._transaction(positions):
             for run in _split_at_erasures(events):
                 if run[0].record.kind == SUBJECT_ERASED:
                     self._erase(run[0].record.namespace)
@@ -454,24 +459,44 @@ class DuckProjection:
 
     # -- upkeep --------------------------------------------------------------------------
 
+    def compaction_owed(self) -> bool:
+        """Whether an erasure was applied since the file was last rewritten."""
+        return self.applied(COMPACTION_OWED) > 0
+
     def compact(self) -> None:
-        """Rewrite the database file, so no erased row survives in a free page."""
+        """Rewrite the database file, so no erased row survives in a free page. The debt an
+        erasure recorded is cleared in the copy alone: a rewrite cut short (a full disk)
+        leaves the old file, still owing it, and no part of the new one."""
         if self.path is None:
             return
         fresh = self.path.with_suffix(".compact")
         fresh.unlink(missing_ok=True)
         try:
-            name = self.con.execute("SELECT current_database()").fetchall()[0][0]
-            self.con.execute(f"ATTACH {_literal(fresh)} AS fresh")
-            self.con.execute(f'COPY FROM DATABASE "{name.replace(chr(34), chr(34) * 2)}" TO fresh')
-            self.con.execute("DETACH fresh")
+            try:
+                name = self.con.execute("SELECT current_database()").fetchall()[0][0]
+                self.con.execute(f"ATTACH {_literal(fresh)} AS fresh")
+                self.con.execute(
+                    f'COPY FROM DATABASE "{name.replace(chr(34), chr(34) * 2)}" TO fresh'
+                )
+                self.con.execute("DELETE FROM fresh.applied WHERE stream = ?", [COMPACTION_OWED])
+                self.con.execute("DETACH fresh")
+            except duckdb.Error as exc:
+                with contextlib.suppress(duckdb.Error):
+                    self.con.execute("DETACH fresh")
+                raise ProjectionError(f"cannot compact {self.path}: {exc}") from exc
             self.con.close()
-            fresh.replace(self.path)
-            wal_path(self.path).unlink(missing_ok=True)
-            self.con = duckdb.connect(str(self.path))
-        except duckdb.Error as exc:
-            raise ProjectionError(f"cannot compact {self.path}: {exc}") from exc
+            try:
+                fresh.replace(self.path)
+                wal_path(self.path).unlink(missing_ok=True)
+            except OSError as exc:
+                raise ProjectionError(f"cannot compact {self.path}: {exc}") from exc
+            finally:
+                self.con = duckdb.connect(str(self.path))
+                self._applied = None
         finally:
+            with contextlib.suppress(OSError):
+                fresh.unlink(missing_ok=True)
+                wal_path(fresh).unlink(missing_ok=True)
             self.changes.reset()  # a new connection: readers start afresh
 
     def close(self) -> None:

@@ -1,5 +1,5 @@
-"""A Memory that cannot close cleanly (a full disk under its projections) still lets go of the
-log: the same process can open the data directory again, and what was stored is there."""
+"""Faults under the projections (a full disk): a Memory that cannot close cleanly still lets
+go of the log, and an erasure whose rewrite failed is finished later."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 from eventlog.errors import LogLocked
 from pipeline import Memory
 from pipeline.config import load_settings
+from pipeline.errors import ErasureUnfinished
+from projections.errors import ProjectionError
 
 
 def _enospc(*_: Any, **__: Any) -> Any:
@@ -39,3 +41,33 @@ def test_a_close_that_fails_for_want_of_space_releases_the_log(
         pytest.fail(f"the failed close kept the log's lock: {exc}")
     leftovers = [p.name for p in (home / "projections").iterdir() if p.name.endswith(".tmp")]
     assert not leftovers, f"half-written snapshot left behind: {leftovers}"
+
+
+def test_an_erasure_whose_rewrite_failed_is_rewritten_at_the_next_catch_up(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projection file is rewritten after an erasure so no erased row survives in a free
+    page. When that rewrite fails (a full disk), erase says the erasure is unfinished, and the
+    rewrite is owed: the next catch-up, in this process or the next, does it."""
+    settings = load_settings(home=home)
+    secret = "Zebramark the password is hunter2"
+    with Memory.open(settings=settings) as mem:
+        mem.store(secret, namespace="gone")
+        mem.store("Bob plays the cello", namespace="kept")
+        mem.sync()
+        mem.runtime.projector.duck.checkpoint()  # the text is in the file's pages now
+        with monkeypatch.context() as patch:
+            patch.setattr("projections.duck.DuckProjection.compact", _raise_projection_error)
+            with pytest.raises(ErasureUnfinished, match="next catch-up"):
+                mem.erase("gone")
+        assert mem.runtime.projector.duck.compaction_owed()
+        assert not mem.recall("password", namespace="gone", k=3)  # the rows are dropped
+    with Memory.open(settings=settings) as mem:  # opening catches up: the rewrite is done
+        assert not mem.runtime.projector.duck.compaction_owed()
+        assert mem.recall("cello", namespace="kept", k=1)
+    for path in (home / "projections").rglob("*"):
+        assert not path.is_file() or b"Zebramark" not in path.read_bytes(), path
+
+
+def _raise_projection_error(*_: Any, **__: Any) -> Any:
+    raise ProjectionError("cannot compact: No space left on device")
