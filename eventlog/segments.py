@@ -6,8 +6,10 @@ size limit the next segment is started and the full one sealed: rewritten as a f
 zstd-compressed batches (atomically, by rename) and given a sidecar index (``.idx``) with what
 reads need to skip it or jump into it. A segment that is not the last takes no appends, whether
 or not it was compacted yet; one without an index is compacted when the stream next opens.
-After a crash, the active segment's tail is read message by message and cut back to the last
-whole batch. Every read of a segment goes through `scan_segment`, the reader `verify` uses.
+After a crash, the active segment's tail is read message by message, its rows validated (Arrow
+full validation, each row's position, previous hash and hash: `verify.check_rows`), and the
+file cut back to the last row that verifies (`ActiveSegment.recover`). Every read of a segment
+goes through `scan_segment`, the reader `verify` uses.
 """
 
 from __future__ import annotations
