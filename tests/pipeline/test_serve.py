@@ -220,18 +220,30 @@ import ray
 doc = json.load(open(sys.argv[1]))
 ray.init(address=doc["ray_address"], namespace="mnemo", log_to_driver=False)
 actor = ray.get_actor(doc["query_actor"], namespace="mnemo")
-hits = ray.get(actor.recall.remote("Who keeps bees?", "carol", 3))
-print(json.dumps([h["text"] for h in hits]))
+out = {}
+for name, key in json.loads(sys.argv[2]).items():
+    try:
+        hits = ray.get(actor.recall.remote("Who keeps bees?", "carol", 3, api_key=key))
+        out[name] = [h["text"] for h in hits]
+    except Exception as exc:
+        out[name] = type(exc).__name__ + ": " + str(exc)[-300:]
+print(json.dumps(out))
 """
 
 
-def test_another_ray_job_calls_the_query_actor(server: tuple[Path, str, dict[str, str]]) -> None:
+def test_another_ray_job_recalls_with_its_own_key_only(
+    server: tuple[Path, str, dict[str, str]],
+) -> None:
+    """The query actor is no confused deputy: a driver on the cluster reaches carol's
+    memories with a key for carol, and not with none, a wrong one or alice's."""
     home, url, keys = server
+    carol = new_key(home, "--ns", "carol")
     with Memory.connect(url, keys["admin"]) as mem:
         r = mem.store("Carol keeps three hives of bees.", "carol")
         mem.recall("bees", "carol", min_position=r.position)
+    callers = {"carol": carol, "alice": keys["alice"], "none": None, "wrong": "mnemo_not_a_key"}
     process = subprocess.run(
-        [sys.executable, "-c", QUERY_DRIVER, str(home / "server.json")],
+        [sys.executable, "-c", QUERY_DRIVER, str(home / "server.json"), json.dumps(callers)],
         cwd=ROOT,
         # The same HOME as the server (Ray keeps the cluster's auth token there).
         env={**SERVER_ENV, "RAY_AUTH_MODE": "token"},
@@ -240,8 +252,11 @@ def test_another_ray_job_calls_the_query_actor(server: tuple[Path, str, dict[str
         timeout=120,
     )
     assert process.returncode == 0, process.stderr[-2000:]
-    texts = json.loads(process.stdout.strip().splitlines()[-1])
-    assert "Carol keeps three hives of bees." in texts
+    out = json.loads(process.stdout.strip().splitlines()[-1])
+    assert "Carol keeps three hives of bees." in out["carol"]
+    for refused in ("alice", "none", "wrong"):
+        assert isinstance(out[refused], str) and "AccessDenied" in out[refused], out[refused]
+        assert "bees" not in out[refused]
 
 
 def test_the_readme_set_up_runs_as_written(tmp_path: Path) -> None:
