@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +68,12 @@ class Memory:
             projections_dir=projections_dir,
             inline_actors=not external_actors,
         )
-        self._pasts: dict[int, Memory] = {}  # recall(as_of=...) views, by input position
+        # recall(as_of=...) views by input position, least recently used first, built under
+        # the data directory (an erase drops them) and used under one lock
+        self._pasts: OrderedDict[int, Memory] = OrderedDict()
+        self._pasts_lock = threading.Lock()
+        if writable:  # views a crashed process left behind
+            shutil.rmtree(self.home / PASTS_DIR, ignore_errors=True)
 
     @classmethod
     def open(
@@ -141,8 +149,11 @@ class Memory:
 
     def erase(self, namespace: str) -> Receipt:
         """Destroy the namespace's data key: its text and metadata become unreadable everywhere."""
-        self._drop_pasts()  # a past view built before the erasure still holds the plaintext
-        receipt = self._inputs.erase(namespace)
+        # A past view built before the erasure holds the plaintext: dropped, and none built
+        # until the key is destroyed (one built after it cannot read the text).
+        with self._pasts_lock:
+            self._drop_pasts()
+            receipt = self._inputs.erase(namespace)
         # Folded now, not by the service's next round: once erase returns, no read shows
         # the text (the projections hold it in the clear until they apply the erasure).
         try:
@@ -240,15 +251,16 @@ class Memory:
             point = _as_of(as_of)
             if now is None and point.time is not None:
                 now = point.time
-            return self._past(as_of).recall(
-                query,
-                namespace,
-                k,
-                filters=filters,
-                weights=weights,
-                neighbor_weight=neighbor_weight,
-                now=now,
-            )
+            with self._pasts_lock:  # no view is dropped while it answers
+                return self._past(as_of).recall(
+                    query,
+                    namespace,
+                    k,
+                    filters=filters,
+                    weights=weights,
+                    neighbor_weight=neighbor_weight,
+                    now=now,
+                )
 
         if weights is not None and not set(weights) <= set(CHANNELS):
             raise ValidationError(f"unknown channels {sorted(set(weights) - set(CHANNELS))}")
@@ -312,17 +324,30 @@ class Memory:
         return self._log
 
     def _past(self, as_of: int | str | datetime) -> Memory:
-        """The read-only view as of a point, built once per input position it resolves to."""
+        """The read-only view as of a point, built once per input position it resolves to;
+        at most `PAST_VIEWS` are kept (each holds projections of the whole log up to its
+        point, plaintext included). The caller holds `_pasts_lock`."""
         stop = _as_of(as_of).input_stop(self._log)
         past = self._pasts.get(stop)
         if past is None:
-            past = self._pasts[stop] = Memory.open(settings=self.settings, as_of=stop)
+            while len(self._pasts) >= PAST_VIEWS:
+                _, oldest = self._pasts.popitem(last=False)
+                _close_past(oldest)
+            folder = self.home / PASTS_DIR / str(stop)
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                past = Memory.open(settings=self.settings, as_of=stop, projections_dir=folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            self._pasts[stop] = past
+        self._pasts.move_to_end(stop)
         return past
 
     def _drop_pasts(self) -> None:
-        for past in self._pasts.values():
-            past.close()
-        self._pasts.clear()
+        """Close and delete every past view. The caller holds `_pasts_lock`."""
+        while self._pasts:
+            _close_past(self._pasts.popitem()[1])
 
     def close(self) -> None:
         # Each part is closed whatever the others raise (a full disk under the projections,
@@ -330,7 +355,8 @@ class Memory:
         with contextlib.ExitStack() as parts:
             parts.callback(self._log.close)
             parts.callback(self._runtime.cleanup)
-            self._drop_pasts()
+            with self._pasts_lock:
+                self._drop_pasts()
 
     def __enter__(self) -> Memory:
         return self
@@ -342,6 +368,18 @@ class Memory:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+PASTS_DIR = "pasts"  # under the data directory: recall(as_of=...) views
+PAST_VIEWS = 4
+
+
+def _close_past(past: Memory) -> None:
+    folder = past._runtime.projections_dir
+    try:
+        past.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _as_of(value: int | str | datetime) -> AsOf:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from eventlog.errors import NamespaceNotFound, ValidationError
 from pipeline import Memory
 from pipeline.config import load_settings
+from pipeline.memory import PAST_VIEWS, PASTS_DIR
 
 FACTS = [
     "Alice moved to Lyon in May and works at a bakery.",
@@ -214,3 +216,41 @@ def test_a_denial_is_kept_beside_what_it_denies(mem: Memory) -> None:
     r = mem.store(denied, "care", occurred_at=datetime(2024, 3, 9, 12, tzinfo=UTC))
     hits = mem.recall("Does Caroline like the new counselor?", "care", k=5, min_position=r.position)
     assert denied in [h.text for h in hits]
+
+
+def test_past_views_are_bounded_built_under_the_home_and_dropped_by_an_erase(
+    home: Path, mem: Memory
+) -> None:
+    """recall(as_of=...) builds a view of the whole log at that point: at most PAST_VIEWS are
+    kept, under the data directory (not /tmp), and an erase drops every one of them."""
+    receipts = [mem.store(f"Alice visited city number {i}.", namespace="alice") for i in range(7)]
+    for r in receipts:
+        mem.recall("which city", namespace="alice", k=3, as_of=r.position)
+        built = sorted(p.name for p in (home / PASTS_DIR).iterdir())
+        assert len(built) <= PAST_VIEWS
+        assert str(r.position) in built  # the view just used is kept
+    assert len(built) == PAST_VIEWS
+    mem.erase("alice")
+    assert not any((home / PASTS_DIR).iterdir())
+
+
+def test_past_views_answer_concurrent_calls(mem: Memory) -> None:
+    """Many threads ask for more points in time than are kept (views built and dropped while
+    others answer); each gets the answer of its own point."""
+    receipts = [mem.store(f"Bea learned language number {i}.", namespace="bea") for i in range(8)]
+    errors: list[BaseException] = []
+
+    def ask(n: int) -> None:
+        try:
+            for i in range(n % 3, len(receipts), 2):
+                hits = mem.recall("language", "bea", k=10, as_of=receipts[i].position)
+                assert {h.memory_id for h in hits} == {r.memory_id for r in receipts[: i + 1]}
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
