@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from actors.extraction import CATEGORIES, ENTITY_TYPES, Extraction, extract
-from actors.follower import Derived, Opened
+from actors.follower import Derived, Lookups, Opened
 from actors.llm import ChatClient, LLMError, LLMSettings
 from eventlog.derived import ClaimPart, EntityMention, MemoryExtracted, TimeSpan
 from eventlog.payloads import MemoryStored, MemoryUpdated
@@ -50,9 +50,17 @@ class ExtractorActor:
     upstream = INPUT_STREAM
     output = EXTRACTED_STREAM
 
-    def __init__(self, llm: LLMSettings | None = None, client: ChatClient | None = None) -> None:
+    def __init__(
+        self,
+        llm: LLMSettings | None = None,
+        client: ChatClient | None = None,
+        lookups: Lookups | None = None,
+    ) -> None:
+        """`lookups`: asked, before each memory is read, whether its key still exists: a
+        batch opened before an erase sends none of the erased texts to the model."""
         self.llm = llm or LLMSettings()
         self._client = client
+        self._lookups = lookups
         if self._client is None and self.llm.enabled:
             self._client = ChatClient(self.llm)
 
@@ -63,6 +71,8 @@ class ExtractorActor:
             if r.kind not in (MEMORY_STORED, MEMORY_UPDATED) or payload is None:
                 continue
             assert isinstance(payload, MemoryStored | MemoryUpdated)
+            if self._lookups is not None and not self._lookups.readable(r.key_id):
+                continue  # erased since the batch was opened: its text goes nowhere
             when = r.occurred_at or r.recorded_at
             extracted = self._extract(payload.text, when)
             out.append(

@@ -87,6 +87,11 @@ class Lookups(Protocol):
         not a memory's text); raises NotReady while the embedder has not reached one."""
         ...
 
+    def readable(self, key_id: str | None) -> bool:
+        """Whether the key an event was sealed with still exists (not erased) now, in
+        whichever process erased it: checked before text leaves the process."""
+        ...
+
 
 def derived_event_id(output: str, source_position: int, index: int) -> str:
     return f"{output}:{source_position}:{index}"

@@ -67,6 +67,9 @@ class LogHistory:
         *_, record = [None, *events.read(memory_id=memory_id)]
         return None if record is None else Opened(record, self._log.open_payload(record))
 
+    def readable(self, key_id: str | None) -> bool:
+        return key_id is None or not self._log.keyring.is_destroyed(key_id)
+
     def previous_stored(self, namespace: str, before: int) -> Opened | None:
         start = max(1, before - self._reach)
         record = self._log.input.last(start, before - 1, namespace=namespace, kind=MEMORY_STORED)

@@ -31,7 +31,7 @@ Factory = Callable[[Settings, Lookups], Follower]
 
 
 def make_extractor(settings: Settings, lookups: Lookups) -> Follower:
-    return ExtractorActor(settings.llm)
+    return ExtractorActor(settings.llm, lookups=lookups)
 
 
 def make_embedder(settings: Settings, lookups: Lookups) -> Follower:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,11 @@ from structlog.testing import capture_logs
 
 from actors.extractor import ExtractorActor
 from actors.llm import ChatClient, LLMError, LLMSettings
+from eventlog import EventLog, InputLog
 from eventlog.derived import MemoryExtracted
 from pipeline import Memory
 from pipeline.config import load_settings
+from pipeline.inline import LogHistory
 from tests.projections.events import Events
 
 
@@ -31,6 +33,7 @@ class ChatServer:
         self.answer: object = {}
         self.reply: bytes | None = None  # the whole body, when not a chat-completions answer
         self.status = 200
+        self.on_request: Callable[[dict[str, Any]], None] | None = None  # before answering
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +41,8 @@ class ChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(body)
                 outer.headers.append(dict(self.headers))
+                if outer.on_request is not None:
+                    outer.on_request(body)
                 content = (
                     outer.answer if isinstance(outer.answer, str) else json.dumps(outer.answer)
                 )
@@ -199,3 +204,34 @@ def test_replays_read_the_logged_extraction_and_never_call_the_llm(
     with Memory.open(settings=settings) as mem:
         mem.sync()
     assert len(chat.requests) == 1  # neither the rebuild nor a restart asked again
+
+
+def test_a_batch_opened_before_an_erase_sends_no_erased_text_to_the_llm(
+    chat: ChatServer, tmp_path: Path
+) -> None:
+    """The erase lands while the extractor works through a batch it already opened (the
+    LLM's first answer is its moment): the rest of the erased namespace's texts never reach
+    the model, and nothing is derived from them; the other namespace goes on."""
+    chat.answer = LLM_ANSWER
+    with EventLog(tmp_path / "log") as log:
+        inputs = InputLog(log)
+        texts = [("gone", "Gone one: Zed's secret"), ("gone", "Gone two: Zed's plan")]
+        texts += [("kept", "Kept: Amy likes tea"), ("gone", "Gone three: Zed's code")]
+        for namespace, text in texts:
+            inputs.store(text, namespace)
+        batch = log.opened(log.input.read())
+        erased: list[bool] = []
+
+        def erase_once(_: dict[str, Any]) -> None:
+            if not erased:
+                erased.append(True)
+                inputs.erase("gone")
+
+        chat.on_request = erase_once
+        actor = ExtractorActor(
+            LLMSettings(base_url=chat.url, model="tiny"), lookups=LogHistory(log)
+        )
+        derived = actor.process(batch)
+    sent = [r["messages"][-1]["content"] for r in chat.requests]
+    assert sent == ["Gone one: Zed's secret", "Kept: Amy likes tea"]
+    assert [d.namespace for d in derived] == ["gone", "kept"]  # the first was under way

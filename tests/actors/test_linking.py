@@ -54,6 +54,9 @@ class FakeLookups:
             events.derived(stream, d.kind, sources[d.source_position], d.payload) for d in out
         )
 
+    def readable(self, key_id: str | None) -> bool:
+        return True
+
     def embedded(self, input_positions: Sequence[int]) -> dict[int, Opened | None]:
         if max(input_positions, default=0) > self.reached:
             raise NotReady("not yet")
