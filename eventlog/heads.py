@@ -21,7 +21,6 @@ acknowledged events were cut (by damage or by hand); the writer records the loss
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 import json
 import os
@@ -97,7 +96,7 @@ def _signed(stream: str, head: Head) -> dict[str, object]:
 
 def _mac(key: bytes, doc: dict[str, object]) -> str:
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    return hmac.new(key, raw, hashlib.sha256).hexdigest()
+    return hmac.digest(key, raw, "sha256").hex()  # one OpenSSL call (hmac.new: ~10x slower)
 
 
 class HeadFile:

@@ -109,7 +109,7 @@ class InputLog:
             )
             for i, r in enumerate(requests)
         ]
-        with self._erasing.reading():
+        with self._erasing.reading(), self._log.keyring.pinned():
             drafts = [
                 self._draft(MEMORY_STORED, ns, ids[2 * i + 1], payload, event_id, occurred)
                 for i, (ns, payload, occurred, event_id) in enumerate(checked)

@@ -13,9 +13,11 @@ good: this is how an immutable log forgets a data subject. Destroyed keys are re
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +43,7 @@ class Keyring:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
+        self._local = threading.local()  # .pinned: inside `pinned()` on this thread
         self._keys: dict[str, tuple[str, bytes]] = {}  # key id -> (namespace, key)
         self._active: dict[str, str] = {}  # namespace -> key id in use
         self._generations: dict[str, int] = {}
@@ -59,8 +62,28 @@ class Keyring:
             raise KeyringError(f"keyring {self._path} cannot be read: {exc}") from exc
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _refresh(self) -> None:
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """One look at the file for a run of calls on this thread (a batch of stores), not one
+        per key use: for the log's writer, the only process that destroys keys, whose own
+        erasures cannot interleave with the run (see `InputLog`'s erasure lock)."""
+        with self._lock:
+            self._refresh(force=True)
+        depth = self._depth()
+        self._local.pinned = depth + 1
+        try:
+            yield
+        finally:
+            self._local.pinned = depth
+
+    def _depth(self) -> int:
+        depth: int = getattr(self._local, "pinned", 0)
+        return depth
+
+    def _refresh(self, *, force: bool = False) -> None:
         """Reload if another process replaced the file since (caller holds the lock)."""
+        if not force and self._depth() > 0:
+            return
         if self._identity() != self._seen:
             self._keys.clear()
             self._destroyed.clear()

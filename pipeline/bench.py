@@ -114,8 +114,16 @@ def _fsync_baseline(directory: Path, record_bytes: int, n: int) -> float:
         path.unlink()
 
 
+def scratch(home: str | Path | None) -> tempfile.TemporaryDirectory[str]:
+    """A directory of a benchmark's own, inside `home` (made if missing) or the system's
+    temporary directory; removed afterwards."""
+    if home is not None:
+        Path(home).mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix="mnemo-bench-", dir=home)
+
+
 def run_log_bench(events: int = 20_000, home: str | None = None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="mnemo-bench-", dir=home) as tmp:
+    with scratch(home) as tmp:
         root = Path(tmp)
         settings = LogSettings(segment_bytes=4 << 20)  # several sealed segments, as in real use
         with EventLog(root / "log", settings) as log:

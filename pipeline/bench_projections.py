@@ -14,7 +14,6 @@ the same texts; over word vectors 0.9 and 0.8 times as long.
 from __future__ import annotations
 
 import re
-import tempfile
 import time
 import zlib
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from actors.embedder import Embedder, EmbedderSettings
 from eventlog import Causation, Draft, EventLog, InputLog, LogSettings, StoreRequest
 from eventlog.payloads import MemoryEmbedded
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, MEMORY_EMBEDDED
-from pipeline.bench import synthetic_text
+from pipeline.bench import scratch, synthetic_text
 from pipeline.config import Settings
 from pipeline.projector import DUCKDB_FILE, FAISS_DIR, Projector, disk_bytes
 
@@ -136,7 +135,7 @@ def fill_with_word_vectors(
 def run_rebuild_bench(
     settings: Settings, memories: int = 100_000, home: str | None = None
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="mnemo-bench-", dir=home) as tmp:
+    with scratch(home) as tmp:
         root = Path(tmp)
         began = time.perf_counter()
         with EventLog(root / "log", LogSettings()) as log:

@@ -13,7 +13,6 @@ a top-10 — in the same process, so the ratio holds on a noisy machine.
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 
 from actors.embedder import EmbedderActor
 from eventlog import StoreRequest
+from pipeline.bench import scratch
 from pipeline.bench_projections import fill_with_word_vectors
 from pipeline.config import Settings
 from pipeline.corpus import corpus, queries
@@ -143,7 +143,7 @@ def run_recall_bench(
     questions = queries(n_queries)
     out: dict[str, Any] = {"k": 10, "queries": n_queries, "real_vectors": real_vectors}
     for n in sizes:
-        with tempfile.TemporaryDirectory(prefix="mnemo-bench-", dir=home) as tmp:
+        with scratch(home) as tmp:
             local = settings.model_copy(
                 update={"paths": settings.paths.model_copy(update={"home": tmp})}
             )

@@ -9,12 +9,12 @@ extracted, embedded and folded into DuckDB and FAISS).
 from __future__ import annotations
 
 import queue
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline.bench import scratch
 from pipeline.bench_recall import percentiles
 from pipeline.config import Settings
 from pipeline.corpus import corpus
@@ -24,7 +24,7 @@ from pipeline.service import Service
 def run_lag_bench(
     settings: Settings, *, rate: float = 50.0, seconds: float = 20.0, home: str | None = None
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="mnemo-bench-", dir=home) as tmp:
+    with scratch(home) as tmp:
         local = settings.model_copy(
             update={"paths": settings.paths.model_copy(update={"home": tmp})}
         )

@@ -29,7 +29,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -39,7 +38,7 @@ from typing import Any
 
 import psutil
 
-from pipeline.bench import run_log_bench
+from pipeline.bench import run_log_bench, scratch
 from pipeline.bench_recall import NAMESPACE, after_store, build, measure, percentiles
 from pipeline.client import RemoteMemory
 from pipeline.config import Settings
@@ -61,7 +60,7 @@ def run_ingest_bench(
     would find the process."""
     from pipeline.ingest import ingest
 
-    with tempfile.TemporaryDirectory(prefix="mnemo-bench-", dir=home) as tmp:
+    with scratch(home) as tmp:
         reports = []
         for name, n in (("warm-up", max(1, memories // 10)), ("measured", memories)):
             source = Path(tmp) / f"{name}.jsonl"
@@ -244,7 +243,7 @@ def run_bench(
     rebuild: dict[str, Any] = {}
     footprint: dict[str, Any] = {}
     for n in sizes:
-        with tempfile.TemporaryDirectory(prefix="mnemo-bench-", dir=home) as tmp:
+        with scratch(home) as tmp:
             local = _at(settings, tmp)
             with Memory.open(settings=local) as mem:
                 build_s = build(mem, n, real_vectors=real_vectors)

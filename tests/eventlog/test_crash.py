@@ -136,6 +136,28 @@ def test_the_good_rows_of_a_damaged_batch_are_kept(tmp_path: Path) -> None:
     assert cut["from_position"] == 5 and "hash" in cut["reason"]
 
 
+def test_opening_checks_the_tail_a_crash_can_reach_and_verify_the_rest(tmp_path: Path) -> None:
+    """Of 40 single-event batches, damage in the last is cut on opening; damage in the third
+    (fdatasynced long before the crash could have happened) is not recovery's to cut — a
+    whole segment of small batches took seconds to check on every open — but verify names
+    it."""
+    directory = tmp_path / "log"
+    with EventLog(directory) as log:
+        for i in range(40):
+            InputLog(log).store(f"memory {i} " + "words " * 20, "ns")
+        third, last = list(log.input.read())[2], log.input.tail()
+        assert last is not None
+    segment = _active_segment(directory)
+    data = bytearray(segment.read_bytes())
+    data[data.rfind(last.hash)] ^= 0xFF
+    data[data.find(third.hash)] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    with EventLog(directory) as log:
+        assert log.input.last_position == 39  # the damaged last event cut
+        report = log.verify()
+        assert not report.ok and report.first_bad_position == 3
+
+
 @pytest.mark.parametrize("junk", [b"\x00" * 64, b"\xff\xff\xff\xff\x10\x00", os.urandom(300)])
 def test_garbage_after_the_last_batch_is_cut(tmp_path: Path, junk: bytes) -> None:
     """Bytes a crash left past the last whole batch (zeros, a half header, noise) are cut."""

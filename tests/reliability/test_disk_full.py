@@ -84,8 +84,7 @@ def _site(exc: BaseException) -> str:
 
 def _text(i: int) -> str:
     return (
-        f"Note {i}: Dana met Priya at the climbing gym on a Tuesday; they talked of route {i}. "
-        * 3
+        f"Note {i}: Dana met Priya at the climbing gym on a Tuesday; they talked of route {i}. " * 3
     )
 
 
