@@ -20,10 +20,29 @@ from here, since ``eventlog`` is the bottom of the import chain::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 
 class MnemoError(Exception):
     """Base of every error mnemoflow raises on purpose."""
+
+    # Whether the message may go into a log line: it names what failed and where (paths,
+    # positions, opaque ids), never a memory's words, metadata or a namespace's name.
+    loggable: ClassVar[bool] = True
+
+
+def loggable(exc: BaseException) -> str:
+    """An exception as a log line may carry it. Our own errors and the operating system's
+    keep their message where it names only what failed and where; any other exception's
+    message may quote the data it choked on (pydantic's `input_value`, a decoder's bytes,
+    an answer's words), so only its kind is logged."""
+    if (
+        (isinstance(exc, MnemoError)
+        and exc.loggable)
+        or (isinstance(exc, OSError) and not isinstance(exc, MnemoError))
+    ):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__} (its message is not logged: it may quote memory text)"
 
 
 class LogError(MnemoError):
@@ -33,9 +52,13 @@ class LogError(MnemoError):
 class ValidationError(LogError, ValueError):
     """The input broke a rule; the message says which. Nothing was appended."""
 
+    loggable = False  # it may show the value refused
+
 
 class NamespaceNotFound(LogError, KeyError):
     """No memory was ever stored in this namespace, or it has been erased."""
+
+    loggable = False  # it names the namespace
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
         return str(self.args[0]) if self.args else "namespace not found"
@@ -79,3 +102,5 @@ class KeyringError(LogError):
 
 class KeyErased(KeyringError):
     """The key was destroyed when its namespace was erased; nothing can be sealed with it."""
+
+    loggable = False  # the key's id holds the erased namespace's name

@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 
 from eventlog import EventLog
-from eventlog.errors import ValidationError
+from eventlog.errors import ValidationError, loggable
 from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
 from projections.aside import AsideFold, fold_stream
@@ -122,7 +122,7 @@ class Projector:
         if errors and raise_error:
             raise errors[0]
         for error in errors:
-            log.error("projections.vectors_failed", error=f"{type(error).__name__}: {error}")
+            log.error("projections.vectors_failed", error=loggable(error))
 
     def catch_up(self, event_log: EventLog, as_of: AsOf | None = None) -> int:
         """Apply everything new in the log (up to `as_of`); return the events applied."""

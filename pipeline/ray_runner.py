@@ -22,6 +22,7 @@ import ray
 import structlog
 
 from eventlog import EventLog
+from eventlog.errors import loggable
 from pipeline.config import RaySettings, Settings
 from pipeline.inline import LogHistory, resume_position, run_follower
 from pipeline.logsetup import configure_logging
@@ -93,7 +94,7 @@ class FollowerService(QueryEndpoint):
                     start_after=self.done[name],
                 )
             except Exception as exc:
-                log.error("actor.step_failed", actor=name, error=f"{type(exc).__name__}: {exc}")
+                log.error("actor.step_failed", actor=name, error=loggable(exc))
                 failures.append(exc)
                 continue
             self.done[name] = step.position
@@ -227,7 +228,7 @@ class RayRunner:
         try:
             ray.get([a.close.remote() for a in self.processes.values()], timeout=60)
         except (ray.exceptions.RayError, TimeoutError) as exc:
-            log.warning("runner.close_failed", error=str(exc))
+            log.warning("runner.close_failed", error=loggable(exc))
         for actor in self.processes.values():
             ray.kill(actor, no_restart=True)
         self.processes.clear()

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from eventlog.errors import loggable
 from pipeline.config import Settings
 from pipeline.memory import Memory
 from pipeline.ray_runner import RayRunner
@@ -94,7 +95,7 @@ class Service:
                 busy = work()
             except Exception as exc:  # a pump must outlive one bad round; Ray retries actors
                 self.pump_errors += 1
-                log.error("service.pump_failed", error=f"{type(exc).__name__}: {exc}")
+                log.error("service.pump_failed", error=loggable(exc))
                 busy = False
             if not busy:
                 self._stop.wait(self.poll_seconds)

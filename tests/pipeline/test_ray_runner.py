@@ -199,3 +199,48 @@ def test_a_failing_node_does_not_hold_up_the_others_in_its_process(
     monkeypatch.undo()
     assert service.step() == {"extractor": (4, 4), "decay": (0, 0)}
     service.close()
+
+
+def test_a_failed_step_logs_no_memory_text(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An actor's failure is logged by kind when its message may quote what it choked on
+    (pydantic's input_value, a ValueError's words); the log's own errors keep theirs."""
+    from pydantic import BaseModel
+    from structlog.testing import capture_logs
+
+    class Strict(BaseModel):
+        count: int
+
+    settings = load_settings(home=home)
+    _store(home, 2)
+    service = FollowerService(str(home), settings.model_dump_json(), ["extractor"])
+    secret = "Zebramark likes the blue door code 4471"
+
+    def choke(batch: object) -> list[object]:
+        Strict(count=secret)  # type: ignore[arg-type]
+        return []
+
+    monkeypatch.setattr(service.followers["extractor"], "process", choke)
+    with capture_logs() as logs, pytest.raises(ValueError):
+        service.step()
+    (failed,) = [e for e in logs if e["event"] == "actor.step_failed"]
+    assert "Zebramark" not in str(failed) and failed["error"].startswith("ValidationError")
+
+
+def test_loggable_keeps_only_messages_that_name_no_data() -> None:
+    from eventlog.errors import (
+        KeyErased,
+        NamespaceNotFound,
+        StorageError,
+        ValidationError,
+        loggable,
+    )
+
+    assert loggable(StorageError("cannot write /x/seg.arrow: disk full")).endswith("disk full")
+    assert loggable(OSError(28, "No space left on device")).endswith("No space left on device")
+    for exc in (
+        ValueError("could not parse 'my secret'"),
+        ValidationError("metadata 'my secret' is not flat"),
+        NamespaceNotFound("no namespace 'my secret' in this log"),
+        KeyErased("key 'my secret#1' was destroyed"),
+    ):
+        assert "my secret" not in loggable(exc) and loggable(exc).startswith(type(exc).__name__)
