@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.errors import ActorError
 from actors.follower import Derived, Opened
-from eventlog.payloads import MemoryEmbedded, MemoryStored, MemoryUpdated, Payload
+from eventlog.payloads import MemoryEmbedded, MemoryStored, MemoryUpdated, Payload, writer_time
 from eventlog.schema import (
     EMBEDDED_STREAM,
     INPUT_STREAM,
@@ -253,9 +253,11 @@ class EmbedderActor:
         context. `finish` turns the vectors back into events; between the two the work can
         go anywhere (batch ingestion embeds on a Ray Data actor pool)."""
         jobs = self._with_context(batch)
-        own = [dated(text, o.record.occurred_at) for o, text, _ in jobs]
+        own = [dated(text, writer_time(o.record.occurred_at, o.payload)) for o, text, _ in jobs]
         contexts = [
-            in_context(text, o.record.occurred_at, _text_of(p.payload)) if p else None
+            in_context(text, writer_time(o.record.occurred_at, o.payload), _text_of(p.payload))
+            if p
+            else None
             for o, text, p in jobs
         ]
         planned = [

@@ -18,7 +18,7 @@ from actors.extraction import CATEGORIES, ENTITY_TYPES, Extraction, extract
 from actors.follower import Derived, Lookups, Opened
 from actors.llm import ChatClient, LLMError, LLMSettings
 from eventlog.derived import ClaimPart, EntityMention, MemoryExtracted, TimeSpan
-from eventlog.payloads import MemoryStored, MemoryUpdated
+from eventlog.payloads import MemoryStored, MemoryUpdated, writer_time
 from eventlog.schema import (
     EXTRACTED_STREAM,
     INPUT_STREAM,
@@ -73,7 +73,7 @@ class ExtractorActor:
             assert isinstance(payload, MemoryStored | MemoryUpdated)
             if self._lookups is not None and not self._lookups.readable(r.key_id):
                 continue  # erased since the batch was opened: its text goes nowhere
-            when = r.occurred_at or r.recorded_at
+            when = writer_time(r.occurred_at or r.recorded_at, payload)  # its clock
             extracted = self._extract(payload.text, when)
             out.append(
                 Derived(MEMORY_EXTRACTED, r.namespace, r.memory_id, extracted, r.position, when)

@@ -1,9 +1,11 @@
 """Temporal expressions in text, resolved against a reference time.
 
 "yesterday", "last week", "three days ago", "in May", "on Friday", "May 7, 2023",
-"2023-05-07", "last summer", "next month": each becomes a half-open interval [start, end)
-in UTC. The reference is the event's occurred-at time when it is extracted from a memory, and
-the query's "now" when it is read from a question, so replays resolve the same way.
+"2023-05-07", "last summer", "next month": each becomes a half-open interval [start, end).
+The reference is the event's occurred-at time when it is extracted from a memory, and the
+query's "now" when it is read from a question, so replays resolve the same way. Days, months
+and years are those of the reference's own clock: a memory written at 23:30 at UTC-5 says
+"today" of that day, not of the UTC day already begun (naive references are UTC).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import calendar
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -51,10 +53,16 @@ def _day(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _month_span(year: int, month: int, months: int = 1) -> tuple[datetime, datetime]:
-    start = datetime(year, month, 1, tzinfo=UTC)
+def _month_span(
+    year: int, month: int, tz: tzinfo | None, months: int = 1
+) -> tuple[datetime, datetime]:
+    start = datetime(year, month, 1, tzinfo=tz)
     y, m = divmod(month - 1 + months, 12)
-    return start, datetime(year + y, m + 1, 1, tzinfo=UTC)
+    return start, datetime(year + y, m + 1, 1, tzinfo=tz)
+
+
+def _year_span(year: int, tz: tzinfo | None) -> tuple[datetime, datetime]:
+    return datetime(year, 1, 1, tzinfo=tz), datetime(year + 1, 1, 1, tzinfo=tz)
 
 
 def _shift_months(moment: datetime, months: int) -> tuple[int, int]:
@@ -75,9 +83,8 @@ def _span(ref: datetime, unit: str, offset: int) -> tuple[datetime, datetime]:
         saturday = day - timedelta(days=day.weekday()) + timedelta(days=5, weeks=offset)
         return saturday, saturday + timedelta(days=2)
     if unit == "month":
-        return _month_span(*_shift_months(day, offset))
-    year = day.year + offset
-    return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+        return _month_span(*_shift_months(day, offset), ref.tzinfo)
+    return _year_span(day.year + offset, ref.tzinfo)
 
 
 def _ago(ref: datetime, n: int, unit: str) -> tuple[datetime, datetime]:
@@ -89,7 +96,7 @@ def _ago(ref: datetime, n: int, unit: str) -> tuple[datetime, datetime]:
         middle = _day(ref) - timedelta(weeks=n)
         return middle - timedelta(days=3), middle + timedelta(days=4)
     if unit == "month":
-        return _month_span(*_shift_months(ref, -n))
+        return _month_span(*_shift_months(ref, -n), ref.tzinfo)
     return _span(ref, "year", -n)
 
 
@@ -159,34 +166,33 @@ def _month_name(m: re.Match[str], ref: datetime) -> tuple[datetime, datetime] | 
         year = ref.year - 1 if month >= ref.month else ref.year
     if day_text:
         try:
-            start = datetime(year, month, int(day_text), tzinfo=UTC)
+            start = datetime(year, month, int(day_text), tzinfo=ref.tzinfo)
         except ValueError:
             return None
         return start, start + timedelta(days=1)
-    return _month_span(year, month)
+    return _month_span(year, month, ref.tzinfo)
 
 
 def _iso_date(m: re.Match[str], ref: datetime) -> tuple[datetime, datetime] | None:
     try:
-        start = datetime(int(m.group("y")), int(m.group("m")), int(m.group("d")), tzinfo=UTC)
+        start = datetime(int(m.group("y")), int(m.group("m")), int(m.group("d")), tzinfo=ref.tzinfo)
     except ValueError:
         return None
     return start, start + timedelta(days=1)
 
 
 def _year(m: re.Match[str], ref: datetime) -> tuple[datetime, datetime]:
-    year = int(m.group("year"))
-    return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    return _year_span(int(m.group("year")), ref.tzinfo)
 
 
 def _season(m: re.Match[str], ref: datetime) -> tuple[datetime, datetime]:
     first, last = SEASONS[m.group("season").lower()]
     direction = (m.group("dir") or "last").lower()
     year = ref.year - (1 if direction == "last" else 0) + (1 if direction == "next" else 0)
-    start = datetime(year, first, 1, tzinfo=UTC)
+    start = datetime(year, first, 1, tzinfo=ref.tzinfo)
     if last < first:  # winter runs into the next year
-        return start, datetime(year + 1, last, 1, tzinfo=UTC)
-    return start, datetime(year, last, 1, tzinfo=UTC)
+        return start, datetime(year + 1, last, 1, tzinfo=ref.tzinfo)
+    return start, datetime(year, last, 1, tzinfo=ref.tzinfo)
 
 
 _PATTERNS: list[tuple[re.Pattern[str], Resolver]] = [

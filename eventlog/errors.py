@@ -36,10 +36,8 @@ def loggable(exc: BaseException) -> str:
     keep their message where it names only what failed and where; any other exception's
     message may quote the data it choked on (pydantic's `input_value`, a decoder's bytes,
     an answer's words), so only its kind is logged."""
-    if (
-        (isinstance(exc, MnemoError)
-        and exc.loggable)
-        or (isinstance(exc, OSError) and not isinstance(exc, MnemoError))
+    if (isinstance(exc, MnemoError) and exc.loggable) or (
+        isinstance(exc, OSError) and not isinstance(exc, MnemoError)
     ):
         return f"{type(exc).__name__}: {exc}"
     return f"{type(exc).__name__} (its message is not logged: it may quote memory text)"

@@ -25,6 +25,7 @@ from eventlog.payloads import (
     Metadata,
     Payload,
     SubjectErased,
+    utc_offset_of,
 )
 from eventlog.schema import (
     FEEDBACK_RECORDED,
@@ -103,6 +104,7 @@ class InputLog:
                 MemoryStored(
                     text=check.text(r.text, self._log.settings),
                     metadata=check.metadata(r.metadata, self._log.settings),
+                    utc_offset=utc_offset_of(check.occurred_at(r.occurred_at)),
                 ),
                 check.occurred_at(r.occurred_at) or now,
                 ids[2 * i] if r.event_id is None else check.event_id(r.event_id),
@@ -126,19 +128,15 @@ class InputLog:
         occurred_at: datetime | str | None = None,
         event_id: str | None = None,
     ) -> Receipt:
+        when = check.occurred_at(occurred_at)
         payload = MemoryUpdated(
             text=check.text(text, self._log.settings),
             metadata=None if metadata is None else check.metadata(metadata, self._log.settings),
+            utc_offset=utc_offset_of(when),
         )
-        # Without a new time the memory keeps its own: new words about the same moment.
-        return self._change(
-            MEMORY_UPDATED,
-            memory_id,
-            payload,
-            event_id,
-            check.occurred_at(occurred_at),
-            keep_time=True,
-        )
+        # Without a new time the memory keeps its own (and its writer's clock): new words
+        # about the same moment.
+        return self._change(MEMORY_UPDATED, memory_id, payload, event_id, when, keep_time=True)
 
     def forget(
         self, memory_id: str, reason: str | None = None, event_id: str | None = None
@@ -182,7 +180,10 @@ class InputLog:
                 raise MemoryGone(f"memory {memory_id} is {status}; it cannot change")
             if occurred_at is None and keep_time:
                 texts = [r for r in records if r.kind in (MEMORY_STORED, MEMORY_UPDATED)]
-                occurred_at = texts[-1].occurred_at if texts else None
+                if texts:
+                    occurred_at = texts[-1].occurred_at
+                    offset = getattr(self._log.open_payload(texts[-1]), "utc_offset", None)
+                    payload = payload.model_copy(update={"utc_offset": offset})
             draft = self._draft(
                 kind, namespace, memory_id, payload, event_id, occurred_at or datetime.now(UTC)
             )

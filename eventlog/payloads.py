@@ -9,11 +9,20 @@ import json
 import struct
 import zlib
 from collections.abc import Sequence
-from typing import ClassVar, Literal, Self
+from datetime import datetime, timedelta, timezone
+from typing import ClassVar, Literal, Self, overload
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from eventlog.schema import (
     FEEDBACK_RECORDED,
@@ -43,9 +52,14 @@ class Payload(BaseModel):
     # Kinds stored in clear for anyone to read (an erasure's record) stay plain JSON.
     deflate: ClassVar[bool] = True
 
+    # Fields left out of the stored JSON while None (added later: events without them read
+    # the same, and the bytes of events that do not use them stay as they were).
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
+
     def encode(self) -> bytes:
         """The bytes the log stores (before sealing): JSON unless a kind says otherwise."""
-        raw = self.model_dump_json().encode()
+        left_out = {f for f in self.omitted_when_none if getattr(self, f) is None}
+        raw = self.model_dump_json(exclude=left_out or None).encode()
         if self.deflate and len(raw) >= _DEFLATE_FROM:
             packed = zlib.compress(raw, 6)
             if len(packed) < len(raw):
@@ -62,14 +76,54 @@ class Payload(BaseModel):
         return cls.model_validate_json(raw)
 
 
+# The writer's offset from UTC in minutes, when the time they gave carried one other than
+# UTC: date words in the text ("yesterday") and the day it is indexed under are read on the
+# writer's clock, not UTC's. None: UTC.
+UtcOffset = Field(None, ge=-1439, le=1439)
+
+
 class MemoryStored(Payload):
     text: str
     metadata: Metadata = {}
+    utc_offset: StrictInt | None = UtcOffset
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"utc_offset"})
 
 
 class MemoryUpdated(Payload):
     text: str
     metadata: Metadata | None = None  # None keeps the previous metadata
+    utc_offset: StrictInt | None = UtcOffset
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"utc_offset"})
+
+
+def utc_offset_of(moment: datetime | None) -> int | None:
+    """The offset a given time carries, in minutes (None: naive, or UTC)."""
+    offset = None if moment is None else moment.utcoffset()
+    if not offset:
+        return None
+    return int(offset.total_seconds() // 60)
+
+
+@overload
+def writer_time(moment: datetime, payload: object) -> datetime: ...
+@overload
+def writer_time(moment: None, payload: object) -> None: ...
+def writer_time(moment: datetime | None, payload: object) -> datetime | None:
+    """An event's time on its writer's clock: in the UTC offset its text payload keeps."""
+    return on_clock(moment, getattr(payload, "utc_offset", None))
+
+
+@overload
+def on_clock(moment: datetime, utc_offset: int | None) -> datetime: ...
+@overload
+def on_clock(moment: None, utc_offset: int | None) -> None: ...
+def on_clock(moment: datetime | None, utc_offset: int | None) -> datetime | None:
+    """The same instant on a clock `utc_offset` minutes from UTC (None: as it is)."""
+    if moment is None or utc_offset is None:
+        return moment
+    return moment.astimezone(timezone(timedelta(minutes=utc_offset)))
 
 
 class MemoryForgotten(Payload):

@@ -116,6 +116,7 @@ class RowOut(BaseModel):
     length: int
     context: str | None
     prev_doc: int | None
+    utc_offset: int | None = None
 
 
 class CausationOut(BaseModel):

@@ -16,7 +16,13 @@ from datetime import datetime
 from eventlog.held import HeldDict
 from eventlog.keys import key64
 from eventlog.opened import Opened
-from eventlog.payloads import FeedbackRecorded, MemoryEmbedded, MemoryStored, MemoryUpdated
+from eventlog.payloads import (
+    FeedbackRecorded,
+    MemoryEmbedded,
+    MemoryStored,
+    MemoryUpdated,
+    on_clock,
+)
 from eventlog.schema import (
     FEEDBACK_RECORDED,
     MEMORY_FORGOTTEN,
@@ -71,13 +77,14 @@ class MemoryRow:
     length: int
     context: str | None = None
     prev_doc: int | None = None
+    utc_offset: int | None = None  # the writer's clock (see eventlog.payloads.writer_time)
 
     def terms(self, field: int = TEXT_FIELD) -> list[str]:
         """The BM25 terms of a field: the dated text (0), or the text in context (1)."""
         if self.status != ACTIVE or self.text is None:
             return []
         if field == TEXT_FIELD:
-            return _text_terms(self.text, self.occurred_at)
+            return _text_terms(self.text, self.occurred_at, self.utc_offset)
         return _context_terms(self.context) if self.context else []
 
     def metadata_dict(self) -> dict[str, object]:
@@ -88,8 +95,9 @@ class MemoryRow:
 # to index them and to count them again, on rows that differ in other fields. Each cache
 # spans a batch (`[projections] batch_size`, 5,000); the two hold as many as the one by row.
 @functools.lru_cache(maxsize=16384)
-def _text_terms(text: str, occurred_at: datetime | None) -> list[str]:
-    return tokenize(dated(text, occurred_at))
+def _text_terms(text: str, occurred_at: datetime | None, utc_offset: int | None) -> list[str]:
+    """Dated on the writer's clock: 23:30 at UTC-5 is indexed under its own day."""
+    return tokenize(dated(text, on_clock(occurred_at, utc_offset)))
 
 
 @functools.lru_cache(maxsize=16384)
@@ -126,9 +134,10 @@ class BatchFold:
         assert r.memory_id is not None
         if r.memory_id in self.after:
             return
-        text = metadata = None
+        text = metadata = offset = None
         if isinstance(payload, MemoryStored):
             text, metadata = payload.text, json.dumps(payload.metadata, sort_keys=True)
+            offset = payload.utc_offset
         row = MemoryRow(
             memory_id=r.memory_id,
             doc=doc_id(r.memory_id),
@@ -141,7 +150,8 @@ class BatchFold:
             created_position=r.position,
             text_position=r.position,
             version=1,
-            length=0 if text is None else len(_text_terms(text, r.occurred_at)),
+            length=0 if text is None else len(_text_terms(text, r.occurred_at, offset)),
+            utc_offset=offset,
         )
         self._put(row, r.position)
 
@@ -163,7 +173,8 @@ class BatchFold:
             recorded_at=r.recorded_at,
             text_position=r.position,
             version=row.version + 1,
-            length=len(_text_terms(payload.text, occurred_at)),
+            length=len(_text_terms(payload.text, occurred_at, payload.utc_offset)),
+            utc_offset=payload.utc_offset,
         )
         self._put(updated, r.position)
 

@@ -23,6 +23,7 @@ MEMORY_ARROW = pa.schema(
         ("length", pa.int32()),
         ("context", pa.string()),
         ("prev_doc", pa.int64()),
+        ("utc_offset", pa.int16()),
     ]
 )
 VERSION_ARROW = pa.schema(

@@ -14,8 +14,11 @@ CREATE TABLE IF NOT EXISTS memories (
     version INTEGER NOT NULL,
     length INTEGER NOT NULL,             -- index terms in the text (BM25 document length)
     context VARCHAR,                     -- the text with the memory before it (from the embedder)
-    prev_doc BIGINT                      -- that memory: the neighbour recall propagates to
+    prev_doc BIGINT,                     -- that memory: the neighbour recall propagates to
+    utc_offset SMALLINT                  -- the writer's minutes from UTC (NULL: UTC)
 );
+-- Files made before the writer's clock was kept: the column comes last, as it would.
+ALTER TABLE memories ADD COLUMN IF NOT EXISTS utc_offset SMALLINT;
 CREATE INDEX IF NOT EXISTS memories_doc ON memories (doc);
 CREATE TABLE IF NOT EXISTS versions (
     memory_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, version INTEGER NOT NULL,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import pytest
 
@@ -55,3 +55,32 @@ def test_several_expressions_come_in_text_order_without_overlap() -> None:
 def test_a_naive_reference_is_taken_as_utc() -> None:
     (found,) = find_times("yesterday", datetime(2023, 5, 8, 13, 56))
     assert found.start == datetime(2023, 5, 7, tzinfo=UTC)
+
+
+# 23:30 on Friday 5 January 2024 at UTC-5 is already Saturday the 6th in UTC; 00:30 on
+# Saturday the 6th at UTC+14 (Kiribati, across the date line) is still Friday the 5th in UTC.
+WRITERS = [
+    (datetime(2024, 1, 5, 23, 30, tzinfo=timezone(timedelta(hours=-5))), date(2024, 1, 5)),
+    (datetime(2024, 1, 6, 0, 30, tzinfo=timezone(timedelta(hours=14))), date(2024, 1, 6)),
+    (datetime(2023, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-10))), date(2023, 12, 31)),
+]
+
+
+@pytest.mark.parametrize(("ref", "today"), WRITERS)
+def test_date_words_are_read_on_the_writers_clock(ref: datetime, today: date) -> None:
+    """The days, months and years words name are the writer's, whatever day UTC is on."""
+    assert ref.astimezone(UTC).date() != today  # each writer's day differs from UTC's
+    for text, first, after in [
+        ("today", today, today + timedelta(days=1)),
+        ("yesterday", today - timedelta(days=1), today),
+        ("tomorrow", today + timedelta(days=1), today + timedelta(days=2)),
+    ]:
+        (found,) = find_times(text, ref)
+        assert found.start == datetime.combine(first, time(), ref.tzinfo)
+        assert found.end == datetime.combine(after, time(), ref.tzinfo)
+    (month,) = find_times("this month", ref)
+    assert month.start == datetime(today.year, today.month, 1, tzinfo=ref.tzinfo)
+    (year,) = find_times("last year", ref)
+    assert year.start == datetime(today.year - 1, 1, 1, tzinfo=ref.tzinfo)
+    (on,) = find_times("on 2024-01-05", ref)
+    assert on.start == datetime(2024, 1, 5, tzinfo=ref.tzinfo)

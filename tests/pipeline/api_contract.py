@@ -3,13 +3,14 @@ over HTTP (`Memory.connect`): one suite, run against both (see test_api.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from eventlog import StoreRequest
 from eventlog.errors import MemoryNotFound, NamespaceNotFound, ValidationError
+from eventlog.schema import from_micros
 
 WHEN = datetime(2024, 5, 1, 9, tzinfo=UTC)
 
@@ -58,6 +59,26 @@ class MemoryApiContract:
         api.update(r.memory_id, "Bob moved to Hull.", occurred_at=later)
         api.update(r.memory_id, "Bob moved to Hull, by train.")
         assert api.get(r.memory_id).occurred_at == later
+
+    def test_date_words_are_read_on_the_writers_clock(self, api: Any) -> None:
+        """23:30 on 5 January at UTC-5 (already the 6th in UTC): "yesterday" is the 4th of
+        the writer's calendar, and the memory is dated, and indexed, as of the 5th."""
+        late = datetime(2024, 1, 5, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+        r = api.store("I went bouldering with Noor yesterday.", "fay", occurred_at=late)
+        assert api.recall("bouldering", "fay", k=1, min_position=r.position)
+        row = api.get(r.memory_id)
+        assert row.utc_offset == -300 and row.occurred_at == late
+        extracted = next(e for e in api.audit(r.memory_id) if e.stream == "extracted")
+        (span,) = extracted.payload["times"]
+        assert from_micros(span["start"]) == datetime(2024, 1, 4, tzinfo=late.tzinfo)
+        assert from_micros(span["end"]) == datetime(2024, 1, 5, tzinfo=late.tzinfo)
+        assert row.terms()[:3] == ["5", "january", "2024"]  # indexed under its own day
+        u = api.update(r.memory_id, "I went bouldering with Noor yesterday, twice.")
+        api.recall("bouldering", "fay", k=1, min_position=u.position)
+        assert api.get(r.memory_id).utc_offset == -300  # the update kept its writer's clock
+        plain = api.store("A note in UTC.", "fay", occurred_at=WHEN)
+        api.recall("note", "fay", k=1, min_position=plain.position)
+        assert api.get(plain.memory_id).utc_offset is None
 
     def test_feedback_history_and_audit(self, api: Any) -> None:
         r = api.store("Carol likes jazz.", "carol")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from eventlog.schema import ACTOR_PROGRESS
 from pipeline import Memory
 from pipeline.config import load_settings
 
@@ -139,7 +140,7 @@ def test_stateful_actors_restart_where_they_left_off(home: Path, tmp_path: Path)
         restarted = Counter(
             (e.to_json()["payload"]["edges"].__len__()) for e in mem.events(stream="linked")
         )
-        derived = mem.stats()["streams"]
+        derived = _derived(mem)
     other = load_settings(home=tmp_path / "one-go")
     with Memory.open(settings=other) as mem:
         for text in texts:
@@ -148,5 +149,16 @@ def test_stateful_actors_restart_where_they_left_off(home: Path, tmp_path: Path)
         one_go = Counter(
             (e.to_json()["payload"]["edges"].__len__()) for e in mem.events(stream="linked")
         )
-        assert mem.stats()["streams"] == derived
+        assert _derived(mem) == derived
     assert restarted == one_go
+
+
+def _derived(mem: Memory) -> Counter[tuple[str, str]]:
+    """Events per stream and kind, but for the markers of how far an actor read when it
+    derived nothing (one per run that did: a restart adds one)."""
+    return Counter(
+        (stream, e.kind)
+        for stream in mem.stats()["streams"]
+        for e in mem.events(stream=stream)
+        if e.kind != ACTOR_PROGRESS
+    )
