@@ -279,7 +279,7 @@ class EventLog:
             hash=record.hash.hex(),
             prev_hash=record.prev_hash.hex(),
             erased=payload is None,
-            payload=None if payload is None else payload.model_dump(mode="json"),
+            payload=None if payload is None else payload.to_json(),
         )
 
     # -- integrity -----------------------------------------------------------------------

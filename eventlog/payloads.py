@@ -56,10 +56,16 @@ class Payload(BaseModel):
     # the same, and the bytes of events that do not use them stay as they were).
     omitted_when_none: ClassVar[frozenset[str]] = frozenset()
 
+    def _left_out(self) -> set[str] | None:
+        return {f for f in self.omitted_when_none if getattr(self, f) is None} or None
+
+    def to_json(self) -> dict[str, object]:
+        """What the event says, as JSON values: the fields `encode` stores."""
+        return self.model_dump(mode="json", exclude=self._left_out())
+
     def encode(self) -> bytes:
         """The bytes the log stores (before sealing): JSON unless a kind says otherwise."""
-        left_out = {f for f in self.omitted_when_none if getattr(self, f) is None}
-        raw = self.model_dump_json(exclude=left_out or None).encode()
+        raw = self.model_dump_json(exclude=self._left_out()).encode()
         if self.deflate and len(raw) >= _DEFLATE_FROM:
             packed = zlib.compress(raw, 6)
             if len(packed) < len(raw):

@@ -34,8 +34,10 @@ def test_long_json_payloads_are_deflated_and_read_back() -> None:
 
 def test_short_payloads_stay_plain_json() -> None:
     payload = MemoryStored(text="Alice lives in Paris")
-    assert payload.encode() == payload.model_dump_json().encode()
+    assert payload.encode() == b'{"text":"Alice lives in Paris","metadata":{}}'  # as before
     assert MemoryStored.decode(payload.encode()) == payload
+    west = MemoryStored(text="Alice lives in Paris", utc_offset=-300)
+    assert MemoryStored.decode(west.encode()) == west and b'"utc_offset":-300' in west.encode()
 
 
 def test_events_written_as_plain_json_still_read() -> None:
