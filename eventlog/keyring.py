@@ -6,7 +6,10 @@ at the file's identity before each use of a key and reloads it when it was repla
 erasure reaches them the moment it returns: a key cached before is never used after.
 
 Destroying a namespace's keys makes every payload sealed with them unreadable for
-good: this is how an immutable log forgets a data subject. Destroyed keys are remembered by id
+good: this is how an immutable log forgets a data subject. A process that seals derived events
+holds `sealing()` (a shared flock on `keyring.lock`) from the seal until they are appended, and
+`destroy` takes it exclusively: an event sealed with a key is never appended after the key's
+destruction returned, whichever process sealed it. Destroyed keys are remembered by id
 (never by value) so that reads can say "erased" rather than "corrupt".
 """
 
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
+import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -50,6 +55,10 @@ class Keyring:
         self._destroyed: dict[str, Destroyed] = {}
         self._ciphers: dict[str, AESGCM] = {}  # key id -> its cipher (key schedule made once)
         self._seen: tuple[int, int, int] | None = None  # the file as last loaded or saved
+        self._lock_path = path.with_suffix(".lock")
+        self._sealers = 0  # threads of this process inside `sealing()`
+        self._sealers_cond = threading.Condition()
+        self._sealing_fd = -1
         if path.exists():
             self._load()
 
@@ -75,6 +84,44 @@ class Keyring:
             yield
         finally:
             self._local.pinned = depth
+
+    @contextlib.contextmanager
+    def sealing(self) -> Iterator[None]:
+        """Held from sealing derived events until they are appended (see the module's note).
+
+        One shared flock per process, counted across its threads (a flock belongs to the open
+        file, so one thread's unlock would release every thread's hold)."""
+        with self._sealers_cond:
+            if self._sealers == 0:
+                if self._sealing_fd < 0:
+                    self._sealing_fd = _open_lock(self._lock_path)
+                fcntl.flock(self._sealing_fd, fcntl.LOCK_SH)
+            self._sealers += 1
+        try:
+            yield
+        finally:
+            with self._sealers_cond:
+                self._sealers -= 1
+                if self._sealers == 0:
+                    fcntl.flock(self._sealing_fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Let go of the lock file (the keyring stays usable: it is reopened when needed)."""
+        with self._sealers_cond:
+            if self._sealing_fd >= 0 and self._sealers == 0:
+                os.close(self._sealing_fd)
+                self._sealing_fd = -1
+
+    @contextlib.contextmanager
+    def _destroying(self) -> Iterator[None]:
+        """The exclusive side of `sealing()`: waits for every append under way, in every
+        process (this one's too: its own open file, so its flock conflicts with theirs)."""
+        fd = _open_lock(self._lock_path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
 
     def _depth(self) -> int:
         depth: int = getattr(self._local, "pinned", 0)
@@ -181,7 +228,7 @@ class Keyring:
 
     def destroy(self, namespace: str) -> list[str]:
         """Destroy every key of the namespace; return their ids (empty if none was live)."""
-        with self._lock:
+        with self._destroying(), self._lock:
             doomed = [k for k, (ns, _) in self._keys.items() if ns == namespace]
             now = datetime.now(UTC).isoformat()
             for key_id in doomed:
@@ -203,3 +250,10 @@ class Keyring:
                 d = self._destroyed[key_id]
                 self._destroyed[key_id] = Destroyed(d.key_id, d.namespace, d.destroyed_at, True)
             self._save()
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise KeyringError(f"keyring lock {path} cannot be opened: {exc}") from exc

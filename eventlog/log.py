@@ -4,6 +4,7 @@ Layout under the log directory::
 
     LOCK                 held (flock) by the one process that writes
     keyring.json         per-namespace data keys, mode 0600
+    keyring.lock         flock: derived appends (shared) against key destruction (exclusive)
     streams/<name>/      one ArrowStream per stream: input, and later the derived ones
 """
 
@@ -337,6 +338,7 @@ class EventLog:
         for stream in self._streams.values():
             stream.close()
         self._streams.clear()
+        self.keyring.close()
         if self._writer_lock is not None:
             self._writer_lock.release()
             self._writer_lock = None

@@ -304,7 +304,8 @@ def _append(
     for at in range(0, len(opened), size):
         records = [o.record for o in opened[at : at + size]]
         made = [d for r in records for d in by_source.get(r.position, [])]
-        stream.append(seal_derived(mem.log, embedder, records, made))
+        with mem.log.keyring.sealing():
+            stream.append(seal_derived(mem.log, embedder, records, made))
 
 
 __all__ = ["IngestReport", "ingest"]

@@ -120,15 +120,19 @@ def run_follower(
         with gc_paused():
             records = list(upstream.read(done + 1, min(last, done + batch_size)))
             try:
-                drafts = _seal_derived(event_log, follower, records)
+                made_here = follower.process(event_log.opened(records))
             except NotReady as wait:
                 log.debug("actor.waiting", actor=follower.name, why=str(wait))
                 return Step(read, derived, done)
-            made = len(drafts)
-            marker = _progress_marker(event_log, follower, drafts, records[-1].position)
-            if marker is not None:
-                drafts.append(marker)
-            output.append(drafts)
+            # Sealed and appended under the keyring's shared lock: an erasure returns only
+            # once these are in, and every seal after it sees the key gone (KeyErased).
+            with event_log.keyring.sealing():
+                drafts = seal_derived(event_log, follower, records, made_here)
+                made = len(drafts)
+                marker = _progress_marker(event_log, follower, drafts, records[-1].position)
+                if marker is not None:
+                    drafts.append(marker)
+                output.append(drafts)
         done = records[-1].position
         read += len(records)
         derived += made
@@ -190,16 +194,12 @@ def _restore(event_log: EventLog, follower: Stateful, done: int, batch_size: int
         )
 
 
-def _seal_derived(event_log: EventLog, follower: Follower, records: list[Record]) -> list[Draft]:
-    """The follower's output for these upstream records, sealed with each source's key."""
-    return seal_derived(event_log, follower, records, follower.process(event_log.opened(records)))
-
-
 def seal_derived(
     event_log: EventLog, follower: Follower, records: list[Record], derived: list[Derived]
 ) -> list[Draft]:
     """Derived events (made by the follower from these records, here or elsewhere) as the
-    drafts it appends: ids fixed by their source, each sealed with its source's key."""
+    drafts it appends: ids fixed by their source, each sealed with its source's key. The
+    caller holds `keyring.sealing()` until they are appended."""
     sources = {r.position: r for r in records}
     drafts: list[Draft] = []
     seen: dict[int, int] = defaultdict(int)

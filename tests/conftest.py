@@ -11,6 +11,7 @@ from eventlog import EventLog, InputLog, LogSettings
 from pipeline import Memory
 from pipeline.config import LoggingSettings, load_settings
 from pipeline.logsetup import configure_logging
+from tests.actors.chat_server import ChatServer
 
 SMALL_SEGMENTS = LogSettings(segment_bytes=4096)
 
@@ -36,6 +37,14 @@ def mem(home: Path) -> Iterator[Memory]:
     settings = load_settings(home=home).model_copy(update={"log": SMALL_SEGMENTS})
     with Memory.open(settings=settings) as m:
         yield m
+
+
+@pytest.fixture
+def chat() -> Iterator[ChatServer]:
+    """A chat-completions server on loopback (the LLM, where a test configures one)."""
+    server = ChatServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture

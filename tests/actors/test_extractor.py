@@ -5,9 +5,6 @@ logged, so replays never call the model again."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,75 +18,8 @@ from eventlog.derived import MemoryExtracted
 from pipeline import Memory
 from pipeline.config import load_settings
 from pipeline.inline import LogHistory
+from tests.actors.chat_server import LLM_ANSWER, ChatServer
 from tests.projections.events import Events
-
-
-class ChatServer:
-    """A chat-completions endpoint on loopback that answers with a canned JSON object."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.answer: object = {}
-        self.reply: bytes | None = None  # the whole body, when not a chat-completions answer
-        self.status = 200
-        self.on_request: Callable[[dict[str, Any]], None] | None = None  # before answering
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(body)
-                outer.headers.append(dict(self.headers))
-                if outer.on_request is not None:
-                    outer.on_request(body)
-                content = (
-                    outer.answer if isinstance(outer.answer, str) else json.dumps(outer.answer)
-                )
-                reply = (
-                    outer.reply
-                    or json.dumps(
-                        {"choices": [{"message": {"role": "assistant", "content": content}}]}
-                    ).encode()
-                )
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    server = ChatServer()
-    yield server
-    server.close()
-
-
-LLM_ANSWER = {
-    "facts": ["Alice moved to Berlin.", "Alice works at Acme."],
-    "entities": [{"text": "Acme", "type": "organisation"}, {"text": "Berlin", "type": "place"}],
-    "category": "personal",
-    "claim": {
-        "subject": "Alice",
-        "attribute": "residence",
-        "value": "Berlin",
-        "negated": False,
-        "single_valued": True,
-    },
-}
 
 
 def test_rules_extract_without_any_model() -> None:

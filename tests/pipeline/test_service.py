@@ -3,16 +3,20 @@ projections caught up; read-your-writes by waiting, not by running actors inline
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import ray
 
+from actors.llm import LLMSettings
+from eventlog import StoreRequest
 from pipeline import Memory
 from pipeline.config import load_settings
 from pipeline.errors import ProjectionLag
 from pipeline.service import Service
+from tests.actors.chat_server import LLM_ANSWER, ChatServer
 
 
 @pytest.mark.usefixtures("ray_session")
@@ -50,3 +54,55 @@ def test_read_your_writes_is_bounded(home: Path) -> None:
             mem.recall("embeds", "n", k=1, min_position=r.position)
         assert 0.25 < time.monotonic() - began < 5
         assert mem.recall("embeds", "n", k=1) == []
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_an_erase_reaches_the_actors_with_a_backlog_held_back(home: Path, chat: ChatServer) -> None:
+    """The service's extractor (a Ray actor, with a local chat-completions server as its LLM)
+    is held inside its first request while a backlog of the namespace waits behind it; the
+    namespace is erased, then the model answers. After the erase returned, no erased text
+    reaches the model and no event derived from an erased input is appended anywhere."""
+    chat.answer = LLM_ANSWER
+    asked, answer = threading.Event(), threading.Event()
+
+    def hold(_: dict[str, object]) -> None:
+        asked.set()
+        answer.wait(120)
+
+    chat.on_request = hold
+    settings = load_settings(home=home)
+    settings = settings.model_copy(update={"llm": LLMSettings(base_url=chat.url, model="tiny")})
+    with Service(settings) as service:
+        mem = service.memory
+        mem.store("Quokkamark zero: Zed hid the key under the mat.", namespace="gone")
+        assert asked.wait(120)  # the extractor has opened the first and waits for the model
+        backlog = [
+            StoreRequest(text=f"Quokkamark {i}: Zed's code is {4400 + i}.", namespace="gone")
+            for i in range(12)
+        ]
+        mem.store_many(backlog)
+        kept = mem.store("Amy drinks green tea every morning.", namespace="kept")
+        mem.erase("gone")
+        ends = {name: _last(mem, name) for name in mem.log.stream_names()}
+        answer.set()
+        deadline = time.monotonic() + 180
+        while service.status()["actors"]["extractor"]["processed"] < kept.position:
+            assert time.monotonic() < deadline, service.status()["actors"]
+            time.sleep(0.2)
+        assert mem.recall("What does Amy drink?", "kept", k=1, min_position=kept.position)
+        late = {
+            (name, r.position)
+            for name in mem.log.stream_names()
+            for r in mem.log.stream(name).read(ends.get(name, 0) + 1)
+            if r.namespace == "gone"
+        }
+    assert late == set()
+    sent = [r["messages"][-1]["content"] for r in chat.requests]
+    assert "Quokkamark zero" in sent[0] and not any("Quokkamark" in s for s in sent[1:])
+    assert any("green tea" in s for s in sent[1:])  # the other namespace went on
+
+
+def _last(mem: Memory, name: str) -> int:
+    stream = mem.log.stream(name)
+    stream.refresh()
+    return stream.last_position
