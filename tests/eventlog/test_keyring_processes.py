@@ -43,13 +43,7 @@ def test_a_key_erased_in_one_process_is_gone_in_another(tmp_path: Path) -> None:
     with EventLog(directory) as log:
         inputs = InputLog(log)
         inputs.store("Alice's locker code is 4471.", "alice")
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(directory)],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        child = _child(CHILD, directory)
         assert child.stdin is not None and child.stdout is not None
         assert child.stdout.readline().strip() == "opened"  # the child holds the key now
         inputs.erase("alice")
@@ -107,13 +101,7 @@ def test_an_erasure_waits_for_a_derived_event_sealed_before_it(tmp_path: Path) -
     with EventLog(directory) as log:
         inputs = InputLog(log)
         inputs.store("Alice's locker code is 4471.", "alice")
-        child = subprocess.Popen(
-            [sys.executable, "-c", SEALER, str(directory)],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        child = _child(SEALER, directory)
         assert child.stdin is not None and child.stdout is not None
         assert child.stdout.readline().strip() == "sealed"
         erased_at: list[float] = []
@@ -138,3 +126,14 @@ def test_an_erasure_waits_for_a_derived_event_sealed_before_it(tmp_path: Path) -
         assert after == "refused"
         (derived,) = list(log.stream("extracted").read())
         assert log.open_payload(derived) is None  # in before the erasure, and erased with it
+
+
+def _child(script: str, directory: Path) -> subprocess.Popen[str]:
+    """A second process running `script` on the log, spoken to line by line."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(directory)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
