@@ -105,9 +105,12 @@ def test_an_erasure_waits_for_a_derived_event_sealed_before_it(tmp_path: Path) -
         assert child.stdin is not None and child.stdout is not None
         assert child.stdout.readline().strip() == "sealed"
         erased_at: list[float] = []
-        erasing = threading.Thread(
-            target=lambda: (inputs.erase("alice"), erased_at.append(time.time()))
-        )
+
+        def erase() -> None:
+            inputs.erase("alice")
+            erased_at.append(time.time())
+
+        erasing = threading.Thread(target=erase)
         erasing.start()
         erasing.join(0.5)
         assert erasing.is_alive()  # held back by the append under way
