@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, cast
 
 from eventlog import validation as check
 from eventlog.errors import MemoryGone, MemoryNotFound, NamespaceNotFound, ValidationError
@@ -52,6 +52,10 @@ class StoreRequest:
     metadata: Metadata | None = None
     occurred_at: datetime | str | None = None
     event_id: str | None = None
+    # Where the text came from (a file, its row, the text): with no event id, the event's id
+    # is a digest of it under the namespace's key, so storing it again is storing it once,
+    # and nothing of it can be told from the id once the namespace is erased.
+    origin: str | None = None
 
 
 def new_ids(n: int) -> list[str]:
@@ -112,8 +116,17 @@ class InputLog:
             for i, r in enumerate(requests)
         ]
         with self._erasing.reading(), self._log.keyring.pinned():
+            known: dict[str, str] = {}
+            for name, *_ in checked:
+                if name not in known:
+                    known[name] = cast(str, self._log.keyring.namespace_id(name, create=True))
+            for i, r in enumerate(requests):
+                if r.event_id is None and r.origin is not None:
+                    name, payload, occurred, _ = checked[i]
+                    digest = self._log.keyring.keyed_digest(known[name], r.origin)
+                    checked[i] = (name, payload, occurred, f"origin:{digest}")
             drafts = [
-                self._draft(MEMORY_STORED, ns, ids[2 * i + 1], payload, event_id, occurred)
+                self._draft(MEMORY_STORED, known[ns], ids[2 * i + 1], payload, event_id, occurred)
                 for i, (ns, payload, occurred, event_id) in enumerate(checked)
             ]
             return self._log.input.append(drafts)
@@ -191,20 +204,22 @@ class InputLog:
 
     # -- erasure -------------------------------------------------------------------------
 
-    def erase(self, namespace: str) -> Receipt:
-        """Destroy the namespace's keys, then record it; a second erase returns the first."""
-        check.namespace(namespace)
+    def erase(self, name: str) -> Receipt:
+        """Destroy the namespace's keys and forget its name, then record it (by the
+        namespace's id). Its name is not kept, so a second erase finds no such namespace."""
+        check.namespace(name)
         with self._mutate, self._erasing.writing():
-            if namespace not in self.namespaces():
-                raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
-            self._log.keyring.destroy(namespace)
+            namespace = self._log.keyring.namespace_id(name)
+            if namespace is None:
+                raise NamespaceNotFound(f"no namespace {name!r} in this log")
+            self._log.keyring.destroy(name)
             receipts = self.log_pending_erasures()
             mine = [r for ns, r in receipts if ns == namespace]
             if mine:
                 return mine[-1]
             erased = list(self._log.input.read(kind=SUBJECT_ERASED, namespace=namespace))
             if not erased:
-                raise NamespaceNotFound(f"namespace {namespace!r} holds nothing to erase")
+                raise NamespaceNotFound(f"namespace {name!r} holds nothing to erase")
             return receipt_of(INPUT_STREAM, erased[-1])
 
     def log_pending_erasures(self) -> list[tuple[str, Receipt]]:
@@ -224,7 +239,12 @@ class InputLog:
     # -- reading -------------------------------------------------------------------------
 
     def namespaces(self) -> set[str]:
-        return self._log.input.namespaces() | self._log.keyring.namespaces()
+        """The names of the namespaces (an erased one's name is gone)."""
+        return self._log.keyring.names()
+
+    def namespace_id(self, name: str) -> str | None:
+        """The id the named namespace's events carry (None: no such namespace)."""
+        return self._log.keyring.namespace_id(check.namespace(name))
 
     def history(self, memory_id: str) -> list[EventView]:
         """The memory's events, oldest first, payloads opened (or marked erased)."""

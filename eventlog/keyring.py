@@ -11,6 +11,12 @@ holds `sealing()` (a shared flock on `keyring.lock`) from the seal until they ar
 `destroy` takes it exclusively: an event sealed with a key is never appended after the key's
 destruction returned, whichever process sealed it. Destroyed keys are remembered by id
 (never by value) so that reads can say "erased" rather than "corrupt".
+
+A namespace's name is a user's identifier (a user id on the mem0 routes): the log never
+writes it. Events carry an opaque namespace id (`~` and 16 hex digits, not a valid name), and
+the name-to-id map lives here only, beside the keys, and loses the name when they are
+destroyed. Key ids are made from the opaque id. (A keyring written before this kept no map:
+its namespaces are their own ids, as their events already say.)
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hmac
 import json
 import os
 import secrets
@@ -49,8 +56,10 @@ class Keyring:
         self._path = path
         self._lock = threading.Lock()
         self._local = threading.local()  # .pinned: inside `pinned()` on this thread
-        self._keys: dict[str, tuple[str, bytes]] = {}  # key id -> (namespace, key)
-        self._active: dict[str, str] = {}  # namespace -> key id in use
+        self._keys: dict[str, tuple[str, bytes]] = {}  # key id -> (namespace id, key)
+        self._ids: dict[str, str] = {}  # namespace name -> its id in the log
+        self._names: dict[str, str] = {}  # namespace id -> its name
+        self._active: dict[str, str] = {}  # namespace id -> key id in use
         self._generations: dict[str, int] = {}
         self._destroyed: dict[str, Destroyed] = {}
         self._ciphers: dict[str, AESGCM] = {}  # key id -> its cipher (key schedule made once)
@@ -133,6 +142,8 @@ class Keyring:
             return
         if self._identity() != self._seen:
             self._keys.clear()
+            self._ids.clear()
+            self._names.clear()
             self._destroyed.clear()
             self._ciphers.clear()
             self._active.clear()
@@ -149,6 +160,9 @@ class Keyring:
                 self._destroyed[key_id] = Destroyed(key_id, **entry)
             self._active = dict(doc["active"])
             self._generations = {k: int(v) for k, v in doc["generations"].items()}
+            legacy = {ns: ns for ns, _ in self._keys.values()}  # written before the map
+            self._ids = dict(doc["ids"]) if "ids" in doc else legacy
+            self._names = {v: k for k, v in self._ids.items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise KeyringError(f"keyring {self._path} is unreadable: {exc}") from exc
 
@@ -159,6 +173,7 @@ class Keyring:
                 k: {"namespace": ns, "key": base64.b64encode(key).decode()}
                 for k, (ns, key) in self._keys.items()
             },
+            "ids": self._ids,
             "active": self._active,
             "generations": self._generations,
             "destroyed": {
@@ -169,18 +184,53 @@ class Keyring:
         write_atomic(self._path, json.dumps(doc, indent=1).encode(), mode=0o600)
         self._seen = self._identity()
 
+    def namespace_id(self, name: str, *, create: bool = False) -> str | None:
+        """The id events of the named namespace carry; with `create`, made (with its first
+        key, durably saved) when the name is new. None: no such namespace (or erased)."""
+        with self._lock:
+            self._refresh()
+            found = self._ids.get(name)
+            if found is None and create:
+                found = "~" + secrets.token_hex(8)
+                self._ids[name], self._names[found] = found, name
+                self._new_key(found)
+                self._save()
+            return found
+
+    def name_of(self, namespace_id: str) -> str | None:
+        """The name behind a namespace id (None once erased, or not a namespace's id)."""
+        with self._lock:
+            self._refresh()
+            return self._names.get(namespace_id)
+
     def key_for(self, namespace: str) -> str:
-        """The id of the namespace's key in use, made (and durably saved) on first use."""
+        """The id of the key in use for a namespace id, made (and durably saved) on first use."""
         with self._lock:
             key_id = self._active.get(namespace)
             if key_id is None:
-                generation = self._generations.get(namespace, 0) + 1
-                key_id = f"{namespace}#{generation}"
-                self._keys[key_id] = (namespace, AESGCM.generate_key(bit_length=256))
-                self._active[namespace] = key_id
-                self._generations[namespace] = generation
+                key_id = self._new_key(namespace)
                 self._save()
             return key_id
+
+    def keyed_digest(self, namespace: str, material: str) -> str:
+        """32 hex digits of an HMAC of `material` under the namespace's key in use: the same
+        while that key lives, and linked to nothing once it is destroyed (a digest of a text
+        or a file name must not outlive the namespace's erasure)."""
+        key_id = self.key_for(namespace)
+        with self._lock:
+            key = self._keys[key_id][1]
+        mac = hmac.new(
+            key, b"mnemoflow.origin\x00" + material.encode("utf-8", "surrogatepass"), "sha256"
+        )
+        return mac.hexdigest()[:32]
+
+    def _new_key(self, namespace: str) -> str:
+        generation = self._generations.get(namespace, 0) + 1
+        key_id = f"{namespace}#{generation}"
+        self._keys[key_id] = (namespace, AESGCM.generate_key(bit_length=256))
+        self._active[namespace] = key_id
+        self._generations[namespace] = generation
+        return key_id
 
     def _cipher(self, key_id: str) -> AESGCM | None:
         """The key's cipher as the file says now (None: destroyed or unknown)."""
@@ -220,15 +270,21 @@ class Keyring:
             self._refresh()
             return key_id in self._destroyed
 
-    def namespaces(self) -> set[str]:
+    def names(self) -> set[str]:
+        """The names of the namespaces with live keys."""
         with self._lock:
-            return {ns for ns, _ in self._keys.values()} | {
-                d.namespace for d in self._destroyed.values()
-            }
+            self._refresh()
+            return set(self._ids)
 
-    def destroy(self, namespace: str) -> list[str]:
-        """Destroy every key of the namespace; return their ids (empty if none was live)."""
+    def destroy(self, name: str) -> list[str]:
+        """Destroy every key of the named namespace and forget its name; return the key ids
+        (empty if none was live). What remains names the namespace by its id only."""
         with self._destroying(), self._lock:
+            self._refresh()
+            namespace = self._ids.pop(name, None)
+            if namespace is None:
+                return []
+            self._names.pop(namespace, None)
             doomed = [k for k, (ns, _) in self._keys.items() if ns == namespace]
             now = datetime.now(UTC).isoformat()
             for key_id in doomed:
@@ -236,8 +292,7 @@ class Keyring:
                 self._ciphers.pop(key_id, None)
                 self._destroyed[key_id] = Destroyed(key_id, namespace, now, logged=False)
             self._active.pop(namespace, None)
-            if doomed:
-                self._save()
+            self._save()
             return doomed
 
     def unlogged(self) -> list[Destroyed]:

@@ -261,6 +261,11 @@ class EventLog:
                 f"event at position {record.position} ({record.kind}) has a malformed payload"
             ) from exc
 
+    def namespace_name(self, namespace_id: str) -> str:
+        """The name behind an event's namespace id, or the id itself once the name is gone
+        (erased) or for the pipeline's own events."""
+        return self.keyring.name_of(namespace_id) or namespace_id
+
     def opened(self, records: Iterable[Record]) -> list[Opened]:
         return [Opened(r, self.open_payload(r)) for r in records]
 
@@ -271,7 +276,7 @@ class EventLog:
             position=record.position,
             event_id=record.event_id,
             kind=record.kind,
-            namespace=record.namespace,
+            namespace=self.namespace_name(record.namespace),
             memory_id=record.memory_id,
             recorded_at=record.recorded_at,
             occurred_at=record.occurred_at,

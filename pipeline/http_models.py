@@ -21,6 +21,13 @@ class StoreIn(_In):
     metadata: dict[str, Scalar] | None = Field(None, description="flat: string keys, scalars")
     occurred_at: datetime | None = Field(None, description="when it happened (default: now)")
     event_id: str | None = Field(None, description="idempotency key: stored once")
+    origin: str | None = Field(
+        None,
+        max_length=65536,
+        description="where the text came from (e.g. a file, a row, the text); with no event_id"
+        " the id is a digest of it under the namespace's key: stored once, and unlinkable"
+        " after an erase",
+    )
 
     model_config = ConfigDict(extra="forbid", strict=False)  # ISO strings for datetimes
 

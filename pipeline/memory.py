@@ -7,10 +7,11 @@ import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from actors.query import CHANNELS, Hit
 from eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
@@ -203,6 +204,10 @@ class Memory:
     ) -> Iterator[EventView]:
         """Every event of a stream from `start` on, optionally of one namespace or kind."""
         source = self._log.stream(stream)
+        if namespace is not None:
+            namespace = self._inputs.namespace_id(namespace)
+            if namespace is None:
+                return
         for record in source.read(start, namespace=namespace, kind=kind):
             yield self._log.view(stream, record)
 
@@ -241,7 +246,7 @@ class Memory:
             or not 0 <= min_position <= self._log.input.last_position
         ):
             raise ValidationError(f"min_position {min_position!r} is not a position of this log")
-        if namespace not in self._inputs.namespaces():
+        if self._inputs.namespace_id(namespace) is None:
             raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
         if now is not None and not isinstance(now, datetime):
             raise ValidationError("now must be a datetime")
@@ -267,21 +272,24 @@ class Memory:
         if min_position is not None or self._runtime.inline_actors:
             # Inline: the actors run here and now, so every acknowledged write is seen.
             self._runtime.wait_for(min_position or 0, self.settings.query.wait_timeout)
-        return self._runtime.engine.recall(
+        # The projections know the namespace by the id its events carry; the caller by name.
+        hits = self._runtime.engine.recall(
             query,
-            namespace,
+            cast(str, self._inputs.namespace_id(namespace)),
             k,
             filters=wanted,
             weights=weights,
             neighbor_weight=neighbor_weight,
             now=now,
         )
+        return [replace(hit, namespace=namespace) for hit in hits]
 
     def get(self, memory_id: str) -> MemoryRow | None:
         """The memory as it stands (text, status, metadata, times), from the projection."""
         check.memory_id(memory_id)
         self._runtime.refresh()
-        return self._runtime.projector.duck.get(memory_id)
+        row = self._runtime.projector.duck.get(memory_id)
+        return None if row is None else self._named(row)
 
     def memories(
         self, namespace: str, *, status: str | None = None, limit: int = 100, offset: int = 0
@@ -289,7 +297,14 @@ class Memory:
         """The namespace's memories, oldest first (optionally of one status)."""
         check.namespace(namespace)
         self._runtime.refresh()
-        return self._runtime.projector.duck.memories(namespace, status, limit, offset)
+        namespace_id = self._inputs.namespace_id(namespace)
+        if namespace_id is None:
+            return []
+        rows = self._runtime.projector.duck.memories(namespace_id, status, limit, offset)
+        return [replace(row, namespace=namespace) for row in rows]
+
+    def _named(self, row: MemoryRow) -> MemoryRow:
+        return replace(row, namespace=self._log.namespace_name(row.namespace))
 
     def sync(self) -> SyncReport:
         """Run the actors (embedding) over what is new and fold it into the projections."""

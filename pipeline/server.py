@@ -300,7 +300,10 @@ def _memory_routes(app: FastAPI, memory: Memory, guard: Guard) -> None:
     def store(body: StoreIn, key: ApiKey | None = authorised) -> dict[str, Any]:
         """Store a memory; the receipt's position is durable when this returns."""
         allow(key, body.namespace)
-        r = memory.store(body.text, body.namespace, body.metadata, body.occurred_at, body.event_id)
+        request = StoreRequest(
+            body.text, body.namespace, body.metadata, body.occurred_at, body.event_id, body.origin
+        )
+        (r,) = memory.store_many([request])
         return receipt_json(r)
 
     @app.post("/store_many", response_model=list[ReceiptOut], tags=["memories"])
@@ -309,7 +312,7 @@ def _memory_routes(app: FastAPI, memory: Memory, guard: Guard) -> None:
         for item in body.items:
             allow(key, item.namespace)
         requests = [
-            StoreRequest(i.text, i.namespace, i.metadata, i.occurred_at, i.event_id)
+            StoreRequest(i.text, i.namespace, i.metadata, i.occurred_at, i.event_id, i.origin)
             for i in body.items
         ]
         return [receipt_json(r) for r in memory.store_many(requests)]

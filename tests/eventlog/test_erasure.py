@@ -53,10 +53,17 @@ def test_plaintext_never_reaches_disk_before_erasure_either(home: Path) -> None:
     assert _files_containing(home, SECRET_META) == []
 
 
-def test_second_erase_returns_the_first_receipt(mem: Memory) -> None:
+def test_an_erased_namespace_name_is_not_kept(mem: Memory) -> None:
+    """The name goes with the keys: a second erase finds no such namespace, and the log
+    records the erasure by the namespace's opaque id."""
     mem.store("x", namespace="alice")
     first = mem.erase("alice")
-    assert mem.erase("alice") == first
+    with pytest.raises(NamespaceNotFound, match="alice"):
+        mem.erase("alice")
+    assert "alice" not in mem.namespaces()
+    (erased,) = mem.events(kind="subject.erased")
+    assert erased.position == first.position and erased.namespace.startswith("~")
+    assert erased.payload == {"namespace": erased.namespace, "key_ids": [erased.namespace + "#1"]}
 
 
 def test_erase_of_unknown_namespace_is_refused(mem: Memory) -> None:
@@ -79,12 +86,13 @@ def test_erasure_interrupted_before_its_event_is_finished_on_open(tmp_path: Path
     with Memory.open(home=home) as mem:
         mem.store(SECRET_TEXT, namespace="alice")
     with EventLog(home / "log") as log:
+        alice = log.keyring.namespace_id("alice")
         log.keyring.destroy("alice")  # ... and the process dies here
-        assert InputLog(log).namespaces() == {"alice"}
+        assert InputLog(log).namespaces() == set()
         assert list(log.input.read(kind="subject.erased")) == []
     with Memory.open(home=home) as mem:
         erased = list(mem.events(kind="subject.erased"))
-        assert [e.payload for e in erased] == [{"namespace": "alice", "key_ids": ["alice#1"]}]
+        assert [e.payload for e in erased] == [{"namespace": alice, "key_ids": [f"{alice}#1"]}]
         assert mem.verify().ok
 
 

@@ -325,15 +325,16 @@ def test_context_is_the_previous_memory_within_the_window(home: Path) -> None:
         # Twelve days later: no neighbour, so the memory is its own context.
         assert rc.context == "20 May 2023: Melanie: Back from the lake!" and rc.prev_doc is None
         assert mem.get(other.memory_id).prev_doc is None  # type: ignore[union-attr]
-        con = mem.runtime.projector.duck.con
-        found = [d for d, _ in bm25(con, "c", "adoption agency", 5, BM25Settings(), field=1)]
+        con, ns = mem.runtime.projector.duck.con, mem.log.keyring.namespace_id("c")
+        assert ns is not None  # the projection knows the namespace by its id
+        found = [d for d, _ in bm25(con, ns, "adoption agency", 5, BM25Settings(), field=1)]
         assert found[0] == doc_id(b.memory_id) or found[:2] == [
             doc_id(a.memory_id),
             doc_id(b.memory_id),
         ]
         assert set(found) == {doc_id(a.memory_id), doc_id(b.memory_id)}
         assert doc_id(b.memory_id) not in [
-            d for d, _ in bm25(con, "c", "adoption agency", 5, BM25Settings(), field=0)
+            d for d, _ in bm25(con, ns, "adoption agency", 5, BM25Settings(), field=0)
         ]
         assert mem.runtime.projector.vectors.count("context") == 4
         before = mem.checksums()

@@ -3,6 +3,8 @@ projections caught up; read-your-writes by waiting, not by running actors inline
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ from eventlog import StoreRequest
 from pipeline import Memory
 from pipeline.config import load_settings
 from pipeline.errors import ProjectionLag
+from pipeline.ingest import ingest
 from pipeline.service import Service
 from tests.actors.chat_server import LLM_ANSWER, ChatServer
 
@@ -106,3 +109,46 @@ def _last(mem: Memory, name: str) -> int:
     stream = mem.log.stream(name)
     stream.refresh()
     return stream.last_position
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_an_erased_namespace_leaves_no_fingerprint(home: Path, tmp_path: Path) -> None:
+    """A marker namespace name, file name and texts, ingested, stored, updated and recalled
+    through the service, then erased: a byte-level search of every file under the data
+    directory and of Ray's session logs finds none of them, nor the texts' SHA-256 digests.
+    The namespace's name sat in every envelope, the keyring, the vector manifest and the
+    projections; the file's name and a digest of each text in the ingested events' ids."""
+    texts = ["Numbatext one: Zorvath parks at the Quillvane depot.", "Numbatext two: 9182."]
+    source = tmp_path / "Numbatfile-notes.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    with Memory.open(home=home) as mem:  # ingestion embeds here (it is a batch job)
+        ingest(mem, [source], "Numbatspace", progress=False)
+    with Service(load_settings(home=home)) as service:
+        mem = service.memory
+        r = mem.store("Numbatext three: Zorvath flies to Oslo.", "Numbatspace", {"k": "Numbatmeta"})
+        last = mem.update(r.memory_id, "Numbatext four: Zorvath flies to Rome.")
+        hits = mem.recall("Where does Zorvath fly?", "Numbatspace", k=3, min_position=last.position)
+        assert hits and hits[0].namespace == "Numbatspace"
+        kept = mem.store("Amy drinks green tea.", namespace="kept")
+        mem.recall("tea", "kept", k=1, min_position=kept.position)
+        mem.erase("Numbatspace")
+        assert mem.verify().ok
+    source.unlink()
+    texts += ["Numbatext three: Zorvath flies to Oslo.", "Numbatext four: Zorvath flies to Rome."]
+    needles = {b"Numbat", b"Zorvath", b"Quillvane"}
+    for text in texts:
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        needles |= {digest[:12].encode(), digest[:12].upper().encode(), bytes.fromhex(digest)}
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    found = [
+        (str(path), needle[:12])
+        for root in (home, session)
+        for path in root.rglob("*")
+        if path.is_file() and not path.is_symlink()
+        for needle in needles
+        if needle in path.read_bytes()
+    ]
+    assert found == []
+    with Memory.open(home=home) as mem:  # and what is kept still reads and verifies
+        assert mem.namespaces() == ["kept"]
+        assert mem.recall("tea", "kept", k=1)[0].memory_id == kept.memory_id
