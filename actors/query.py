@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ from actors.hit import Hit
 from actors.query_settings import CHANNELS, SEARCH_CHANNELS, QuerySettings
 from actors.readmodel import NamespaceModel, ReadModel
 from actors.timeexpr import find_times
+from eventlog.payloads import local_now
 from eventlog.schema import INPUT_STREAM
 from projections.duck import DuckProjection
 from projections.lexical import BM25Settings, LexicalIndex
@@ -86,9 +87,9 @@ class QueryEngine:
         neighbor_weight: float | None = None,
         now: datetime | None = None,
     ) -> list[Hit]:
-        """`now` is when the query is asked (default: the clock): time words in the query are
-        read against it, and decay is measured up to it."""
-        now = now or datetime.now(UTC)
+        """`now` is when the query is asked (default: this process's clock, in its zone): time
+        words in the query are read against it, on its clock, and decay is measured up to it."""
+        now = now or local_now()
         weights = dict(self.settings.weights if weights is None else weights)
         active = [c for c in SEARCH_CHANNELS if weights.get(c, 0.0) > 0]
         raw = self._channels(query, namespace, active, now)

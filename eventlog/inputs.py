@@ -25,6 +25,7 @@ from eventlog.payloads import (
     Metadata,
     Payload,
     SubjectErased,
+    local_now,
     utc_offset_of,
 )
 from eventlog.schema import (
@@ -100,7 +101,7 @@ class InputLog:
             raise ValidationError(
                 f"{len(requests)} events in one call, over {self._log.settings.max_batch_events}"
             )
-        now = datetime.now(UTC)
+        now = local_now()  # without a time, a memory is of now on the writer's clock
         ids = new_ids(2 * len(requests))  # an event id and a memory id each
         checked = [
             (
@@ -108,7 +109,7 @@ class InputLog:
                 MemoryStored(
                     text=check.text(r.text, self._log.settings),
                     metadata=check.metadata(r.metadata, self._log.settings),
-                    utc_offset=utc_offset_of(check.occurred_at(r.occurred_at)),
+                    utc_offset=utc_offset_of(check.occurred_at(r.occurred_at) or now),
                 ),
                 check.occurred_at(r.occurred_at) or now,
                 ids[2 * i] if r.event_id is None else check.event_id(r.event_id),

@@ -104,6 +104,12 @@ class MemoryUpdated(Payload):
     omitted_when_none: ClassVar[frozenset[str]] = frozenset({"utc_offset"})
 
 
+def local_now() -> datetime:
+    """This process's clock, with its zone's UTC offset: "today" and "yesterday" said without
+    a time (a store, a question) are the writer's or asker's days, not the UTC day."""
+    return datetime.now().astimezone()
+
+
 def utc_offset_of(moment: datetime | None) -> int | None:
     """The offset a given time carries, in minutes (None: naive, or UTC)."""
     offset = None if moment is None else moment.utcoffset()

@@ -21,7 +21,7 @@ import httpx
 from actors.hit import Hit
 from eventlog import EventView, LogReport, Receipt, StoreRequest
 from eventlog import errors as log_errors
-from eventlog.payloads import Metadata
+from eventlog.payloads import Metadata, local_now
 from pipeline import errors as pipeline_errors
 from pipeline.errors import PipelineError
 from pipeline.wire import event_of, hit_of, receipt_of, report_of, row_of
@@ -172,7 +172,10 @@ class RemoteMemory:
         min_position: int | None = None,
         as_of: int | str | datetime | None = None,
         filters: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
     ) -> list[Hit]:
+        """`now` defaults to this process's clock, sent with its offset: time words in the
+        query are read on the asker's clock, not the server's."""
         body = {
             "query": query,
             "namespace": namespace,
@@ -180,6 +183,7 @@ class RemoteMemory:
             "min_position": min_position,
             "as_of": as_of if isinstance(as_of, int) else _iso(as_of),
             "filters": None if filters is None else dict(filters),
+            "now": _iso(now or local_now()),
         }
         return [hit_of(d) for d in self._call("POST", "/recall", body)]
 

@@ -66,6 +66,12 @@ class RecallIn(_In):
     min_position: int | None = Field(None, ge=0, description="wait until this write is seen")
     as_of: int | str | None = Field(None, description="an input position or ISO 8601 time")
     filters: dict[str, Scalar] | None = Field(None, description="metadata values, or category")
+    now: datetime | None = Field(
+        None,
+        strict=False,  # an ISO 8601 string
+        description="when the question is asked, with the asker's UTC offset: 'yesterday' is "
+        "read on that clock (default: the server's clock)",
+    )
 
 
 class EraseIn(_In):

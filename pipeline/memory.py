@@ -17,7 +17,7 @@ from actors.query import CHANNELS, Hit
 from eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
 from eventlog import validation as check
 from eventlog.errors import MemoryNotFound, MnemoError, NamespaceNotFound, ValidationError
-from eventlog.payloads import Metadata
+from eventlog.payloads import Metadata, local_now
 from eventlog.schema import INPUT_STREAM
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ErasureUnfinished, HomeError
@@ -233,7 +233,8 @@ class Memory:
         the extractor's category). `weights` (channel -> weight) and `neighbor_weight` override
         the configured fusion for this call (evaluations use them to run single-channel
         baselines). `now` is when the question is asked: time words in it ("last week") are
-        read against it, and decay runs up to it (default: the clock, or the `as_of` time).
+        read against it, on its clock, and decay runs up to it (default: the `as_of` time, or
+        this process's clock in its zone, so "yesterday" is the asker's yesterday).
         """
         query = check.text(query, self.settings.log)
         check.namespace(namespace)
@@ -280,7 +281,7 @@ class Memory:
             filters=wanted,
             weights=weights,
             neighbor_weight=neighbor_weight,
-            now=now,
+            now=now or local_now(),  # here, not where the engine runs (a Ray actor)
         )
         return [replace(hit, namespace=namespace) for hit in hits]
 

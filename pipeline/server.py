@@ -345,6 +345,7 @@ def _memory_routes(app: FastAPI, memory: Memory, guard: Guard) -> None:
             min_position=body.min_position,
             as_of=body.as_of,
             filters=body.filters,
+            now=body.now,
         )
         return [h.to_json() for h in hits]
 

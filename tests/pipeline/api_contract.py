@@ -80,6 +80,22 @@ class MemoryApiContract:
         api.recall("note", "fay", k=1, min_position=plain.position)
         assert api.get(plain.memory_id).utc_offset is None
 
+    def test_a_question_is_read_on_the_askers_clock(self, api: Any) -> None:
+        """Asked at 23:30 on 5 January at UTC-5 (the 6th in UTC): "yesterday" is the 4th."""
+        east = timezone(timedelta(hours=-5))
+        ours = api.store(
+            "I cooked a lentil stew.", "gil", occurred_at=datetime(2024, 1, 4, 12, tzinfo=east)
+        )
+        r = api.store(
+            "I cooked a mushroom risotto.", "gil", occurred_at=datetime(2024, 1, 5, 12, tzinfo=UTC)
+        )
+        asked = datetime(2024, 1, 5, 23, 30, tzinfo=east)
+        hits = api.recall(
+            "What did I cook yesterday?", "gil", k=2, min_position=r.position, now=asked
+        )
+        assert hits[0].memory_id == ours.memory_id and hits[0].channels["temporal"] > 0
+        assert hits[1].channels.get("temporal", 0) == 0
+
     def test_feedback_history_and_audit(self, api: Any) -> None:
         r = api.store("Carol likes jazz.", "carol")
         fb = api.feedback(r.memory_id, True, note="helped")

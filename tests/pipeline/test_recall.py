@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import time as dtime
 from pathlib import Path
 
 import pytest
@@ -261,3 +264,41 @@ def test_past_views_answer_concurrent_calls(mem: Memory) -> None:
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+@pytest.fixture
+def zone_on_another_day(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's zone set (TZ, a POSIX rule: no tz database needed) to one whose
+    calendar day is not the UTC day right now."""
+    hour = datetime.now(UTC).hour
+    # west of UTC by hour+1 (an hour before local midnight), or east by 24-hour (just after)
+    monkeypatch.setenv("TZ", f"ZZZ{hour + 1}" if hour <= 10 else f"ZZZ-{24 - hour}")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("zone_on_another_day")
+def test_time_words_without_a_time_are_of_the_local_day(home: Path) -> None:
+    """With no `now` and no `occurred_at`, the question and the memory are of this process's
+    clock in its zone: "yesterday" is the local yesterday, and a memory stored now is dated by
+    the local day (both were the UTC day, a day off for part of every day outside UTC)."""
+    local, utc = datetime.now().astimezone(), datetime.now(UTC)
+    assert local.date() != utc.date()
+
+    def noon(day: date, tz: tzinfo | None) -> datetime:
+        return datetime.combine(day - timedelta(days=1), dtime(12), tzinfo=tz)
+
+    with Memory.open(home=home) as mem:
+        ours = mem.store(
+            "I had pasta for dinner.", "me", occurred_at=noon(local.date(), local.tzinfo)
+        )
+        mem.store("I had sushi for dinner.", "me", occurred_at=noon(utc.date(), UTC))
+        now = mem.store("The boiler was repaired.", "me")
+        hits = mem.recall("What did I have for dinner yesterday?", "me", k=2)
+        assert hits[0].memory_id == ours.memory_id, [h.text for h in hits]
+        assert hits[0].channels.get("temporal", 0) > hits[1].channels.get("temporal", 0)
+        row = mem.get(now.memory_id)
+        assert row is not None and row.context is not None
+        assert row.context.startswith(f"{local.day} {local:%B} {local.year}:"), row.context
