@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger()
 
 
 def fsync_dir(directory: Path) -> None:
@@ -20,9 +26,42 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def temporary_path(path: Path) -> Path:
     """Where `write_atomic` writes before the rename (left behind only by a crash)."""
     return path.with_name(path.name + ".tmp")
+
+
+def sweep_leftovers(paths: Iterable[Path]) -> list[Path]:
+    """Remove what a crash left half-written (files or directories), naming each in the log;
+    return them. Only the process that owns the directory as its sole writer (it holds the
+    lock) may call this: elsewhere a leftover may be a live writer's work in progress. A
+    leftover may hold what an erasure since destroyed (a keyring copy with its keys)."""
+    removed = []
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        log.warning("eventlog.leftover_removed", file=str(path))
+        removed.append(path)
+    for directory in {path.parent for path in removed}:
+        fsync_dir(directory)
+    return removed
+
+
+def temporaries(directory: Path) -> list[Path]:
+    """The `write_atomic` temporaries in a directory."""
+    return sorted(directory.glob("*.tmp"))
 
 
 def write_atomic(path: Path, data: bytes | memoryview, *, mode: int = 0o644) -> None:

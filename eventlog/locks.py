@@ -9,11 +9,14 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from eventlog.errors import LogLocked
+from eventlog.atomic import sweep_leftovers, temporaries
+from eventlog.errors import LogLocked, StorageError
 
 
 class WriterLock:
-    """An flock on `path`, held until release(); a second holder, even in-process, is refused."""
+    """An flock on `path`, held until release(); a second holder, even in-process, is refused.
+    Once it holds the lock, the writer removes the temporaries a crashed writer left in the
+    lock's directory (`eventlog.atomic.sweep_leftovers`): no other process writes there."""
 
     def __init__(self, path: Path, what: str) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -27,6 +30,11 @@ class WriterLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
+        try:
+            sweep_leftovers(temporaries(path.parent))
+        except OSError as exc:
+            self.release()
+            raise StorageError(f"cannot remove what a crash left beside {path}: {exc}") from exc
 
     def release(self) -> None:
         if self._fd >= 0:

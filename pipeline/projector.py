@@ -19,11 +19,12 @@ from pathlib import Path
 import structlog
 
 from eventlog import EventLog
+from eventlog.atomic import sweep_leftovers
 from eventlog.errors import ValidationError, loggable
 from eventlog.opened import Opened
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
 from projections.aside import AsideFold, fold_stream
-from projections.duck import DuckProjection, wal_path
+from projections.duck import DuckProjection, compaction_path, wal_path
 from projections.errors import ProjectionError
 from projections.heap import gc_paused
 from projections.memstate import keeping_doc_ids
@@ -92,6 +93,14 @@ class Projector:
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
         self.duck = _open_duck(directory)
+        if directory is not None:  # the file is ours now (DuckDB's lock): so is what is beside it
+            try:
+                sweep_leftovers(_leftovers(directory))
+            except OSError as exc:
+                self.duck.close()
+                raise ProjectionError(
+                    f"cannot remove what a crash left in {directory}: {exc}"
+                ) from exc
         self.vectors = VectorProjection(
             None if directory is None else directory / FAISS_DIR, vectors
         )
@@ -285,6 +294,13 @@ def _open_duck(directory: Path | None) -> DuckProjection:
         for damaged in (path, wal_path(path)):
             damaged.unlink(missing_ok=True)
         return DuckProjection(path)
+
+
+def _leftovers(directory: Path) -> list[Path]:
+    """Files only a crash leaves: a compaction's copy, an aside fold's database, and their
+    write-ahead logs. They may hold rows of a namespace erased since."""
+    files = (compaction_path(directory / DUCKDB_FILE), directory / ASIDE_FILE)
+    return [p for f in files for p in (f, wal_path(f)) if p.exists()]
 
 
 def disk_bytes(path: Path) -> int:

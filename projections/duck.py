@@ -79,6 +79,11 @@ def wal_path(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
 
 
+def compaction_path(path: Path) -> Path:
+    """Where `DuckProjection.compact` writes the copy it swaps in."""
+    return path.with_suffix(".compact")
+
+
 def _check_length(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """A file too short to hold the blocks DuckDB uses was cut short (a torn copy, a full
     disk): DuckDB itself would only fail later, when a query reads a missing block.
@@ -469,7 +474,7 @@ class DuckProjection:
         leaves the old file, still owing it, and no part of the new one."""
         if self.path is None:
             return
-        fresh = self.path.with_suffix(".compact")
+        fresh = compaction_path(self.path)
         fresh.unlink(missing_ok=True)
         try:
             try:

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import structlog
 
+from eventlog.atomic import fsync_dir, fsync_file, sweep_leftovers
 from eventlog.locks import ReadWriteLock
 from eventlog.opened import Opened
 from eventlog.payloads import MemoryEmbedded, VectorDtype, unpack_rows
@@ -78,6 +79,8 @@ class VectorProjection:
         # `snapshot_every` events, each rewriting every vector so far (~2.5 s of a 10^5 rebuild).
         self.defer_snapshots = False
         self._empty()
+        if directory is not None:
+            _finish_swap(directory)
         if directory is not None and (directory / "manifest.json").exists():
             try:
                 self._load(directory)
@@ -250,19 +253,22 @@ class VectorProjection:
             return
         if self._since_snapshot == 0 and (self.directory / "manifest.json").exists():
             return
-        tmp = self.directory.with_name(self.directory.name + ".tmp")
+        tmp, old = _beside(self.directory)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
             self._write_snapshot(tmp)
+            for path in tmp.iterdir():  # durable before the swap: see `_finish_swap`
+                fsync_file(path)
+            fsync_dir(tmp)
         except BaseException:  # a full disk, say: leave nothing half-written behind
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        old = self.directory.with_name(self.directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if self.directory.exists():
             self.directory.rename(old)
         tmp.rename(self.directory)
+        fsync_dir(self.directory.parent)
         shutil.rmtree(old, ignore_errors=True)
         self._since_snapshot = 0
 
@@ -342,12 +348,34 @@ class VectorProjection:
 
     @staticmethod
     def drop(directory: Path) -> None:
-        for path in (
-            directory,
-            directory.with_name(directory.name + ".tmp"),
-            directory.with_name(directory.name + ".old"),
-        ):
+        for path in (directory, *_beside(directory)):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _beside(directory: Path) -> tuple[Path, Path]:
+    """Where a snapshot is written before it is swapped in, and where the one it replaces
+    is put aside meanwhile."""
+    return directory.with_name(directory.name + ".tmp"), directory.with_name(
+        directory.name + ".old"
+    )
+
+
+def _finish_swap(directory: Path) -> None:
+    """Finish what a snapshot cut short by a crash left: with none under its name (the crash
+    came between the swap's two renames), the new one, whole and durable before the first
+    rename, is put in place (or the old one, if the new one is not there); then what is left
+    beside it is removed (a half-written snapshot may hold vectors erased since)."""
+    tmp, old = _beside(directory)
+    if not directory.exists():
+        for candidate in (tmp, old):
+            if (candidate / "manifest.json").exists():
+                candidate.rename(directory)
+                fsync_dir(directory.parent)
+                break
+    try:
+        sweep_leftovers([p for p in (tmp, old) if p.exists()])
+    except OSError as exc:
+        raise ProjectionError(f"cannot remove a snapshot left half-written: {exc}") from exc
 
 
 @contextlib.contextmanager

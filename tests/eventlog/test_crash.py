@@ -192,3 +192,28 @@ def test_segment_torn_in_its_header_is_restarted(tmp_path: Path) -> None:
         assert log.input.last_position == last
         assert InputLog(log).store("after", "ns").position == last + 1
         assert log.verify().ok
+
+
+def test_what_a_crash_left_half_written_is_swept_by_the_next_writer(tmp_path: Path) -> None:
+    """A file replaced whole is written beside itself first (`name.tmp`); a crash leaves that
+    behind. A leftover keyring copy holds keys an erasure must destroy, so the process that
+    opens the log to write removes every such leftover, naming each; a reader removes none (it
+    could be a live writer's work in progress)."""
+    directory = tmp_path / "log"
+    with EventLog(directory) as log:
+        (r,) = InputLog(log).store_many([StoreRequest("Kit's locker code is 3141.", "kit")])
+    left = [
+        directory / "keyring.json.tmp",
+        directory / "streams" / "input" / f"00000000000000000001{SEGMENT_SUFFIX}.tmp",
+        directory / "streams" / "input" / "00000000000000000001.idx.tmp",
+    ]
+    for path in left:
+        path.write_bytes((directory / "keyring.json").read_bytes())
+    with EventLog(directory, writable=False) as log:
+        assert log.input.last_position == 1
+    assert all(path.exists() for path in left)
+    with capture_logs() as logs, EventLog(directory) as log:
+        assert InputLog(log).history(r.memory_id)[0].payload["text"] == "Kit's locker code is 3141."
+    assert [path for path in left if path.exists()] == []
+    swept = {e["file"] for e in logs if e["event"] == "eventlog.leftover_removed"}
+    assert swept == {str(path) for path in left}

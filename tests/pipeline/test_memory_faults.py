@@ -74,3 +74,24 @@ def test_an_erasure_whose_rewrite_failed_is_rewritten_at_the_next_catch_up(
 
 def _raise_projection_error(*_: Any, **__: Any) -> Any:
     raise ProjectionError("cannot compact: No space left on device")
+
+
+def test_projection_files_a_crash_left_are_removed_at_open(home: Path) -> None:
+    """A compaction's copy or an aside fold's database cut short by a crash may hold rows of
+    a namespace erased since, and nothing rewrites them unless the same work runs again:
+    the process that takes the projections (at its first read) removes them first."""
+    with Memory.open(home=home) as mem:
+        mem.store("Lyra keeps the spare key under the mat.", namespace="lyra")
+        mem.sync()
+    projections = home / "projections"
+    left = [
+        projections / "memories.compact",
+        projections / "memories.compact.wal",
+        projections / "derived.aside.duckdb",
+        projections / "derived.aside.duckdb.wal",
+    ]
+    for path in left:
+        path.write_bytes(b"Lyra keeps the spare key under the mat.")
+    with Memory.open(home=home) as mem:
+        assert mem.recall("spare key", namespace="lyra", k=1)
+        assert [path for path in left if path.exists()] == []

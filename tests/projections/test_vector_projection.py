@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from projections.memstate import doc_id
 from projections.vector_projection import CONTEXT, VectorProjection, VectorSettings
@@ -212,3 +215,69 @@ def test_a_forgotten_memory_leaves_the_context_vector_of_the_one_after_it(tmp_pa
         assert contexts(vp) == {doc_id("c")}  # b's context held a's text; c's holds b's
         assert {d for d, _ in vp.search("n", query, 10)} == {doc_id("b"), doc_id("c")}
     assert forget_first.checksums() == forget_last.checksums()
+
+
+def _snapshotted(tmp_path: Path, n: int) -> VectorProjection:
+    ev = Events()
+    vp = VectorProjection(tmp_path / "faiss")
+    stored = [ev.stored(f"m{i}", "t") for i in range(n)]
+    vp.apply_input(stored)
+    vp.apply_embedded([ev.embedded(s) for s in stored])
+    vp.snapshot()
+    return vp
+
+
+def test_a_swap_cut_short_between_its_renames_is_finished_at_open(tmp_path: Path) -> None:
+    """A snapshot is swapped in by two renames (the old one aside, the new one in): a crash
+    between them left no snapshot under the projection's name, so the next process replayed
+    every vector from the log. The new snapshot, complete and durable before the first
+    rename, is taken; what is left of the old one is removed."""
+    old = _snapshotted(tmp_path / "then", 3)
+    new = _snapshotted(tmp_path / "now", 5)
+    directory = tmp_path / "faiss"
+    shutil.copytree(tmp_path / "then" / "faiss", directory.with_name("faiss.old"))
+    shutil.copytree(tmp_path / "now" / "faiss", directory.with_name("faiss.tmp"))
+    again = VectorProjection(directory)
+    assert again.checksums() == new.checksums() != old.checksums()
+    assert again.applied("input") == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faiss", "now", "then"]
+
+
+def test_a_snapshot_left_half_written_beside_a_whole_one_is_removed(tmp_path: Path) -> None:
+    """Cut short before its swap: the snapshot in place is the one, the half-written one
+    (it may hold vectors of memories erased since) is removed at open."""
+    vp = _snapshotted(tmp_path, 4)
+    half = tmp_path / "faiss.tmp"
+    half.mkdir()
+    (half / "index0.npz").write_bytes(b"PK\x03\x04 cut")
+    again = VectorProjection(tmp_path / "faiss")
+    assert again.checksums() == vp.checksums() and not half.exists()
+
+
+def test_every_snapshot_file_is_durable_before_the_swap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync of each file and of the new directory comes before the first rename: after a
+    power cut the snapshot under the projection's name is whole, never empty files."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real_fsync(fd)
+
+    def rename(self: Path, target: Path) -> Path:
+        synced.append(f"rename {self.name}")
+        return real_rename(self, target)
+
+    real_rename = Path.rename
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(Path, "rename", rename)
+    _snapshotted(tmp_path, 3)
+    first_rename = next(i for i, s in enumerate(synced) if s.startswith("rename"))
+    before = set(synced[:first_rename])
+    written = tmp_path / "faiss"
+    files = {str(tmp_path / "faiss.tmp" / p.name) for p in written.iterdir()}
+    assert files <= before, files - before
+    assert str(tmp_path / "faiss.tmp") in before
+    assert str(tmp_path) in synced[first_rename:]  # and the renames themselves
