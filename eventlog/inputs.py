@@ -52,11 +52,9 @@ class StoreRequest:
     namespace: str
     metadata: Metadata | None = None
     occurred_at: datetime | str | None = None
+    # An idempotency key: storing it again returns the first receipt. The log keeps it
+    # keyed (see `InputLog.keyed_event_id`), never as given.
     event_id: str | None = None
-    # Where the text came from (a file, its row, the text): with no event id, the event's id
-    # is a digest of it under the namespace's key, so storing it again is storing it once,
-    # and nothing of it can be told from the id once the namespace is erased.
-    origin: str | None = None
 
 
 def new_ids(n: int) -> list[str]:
@@ -112,23 +110,25 @@ class InputLog:
                     utc_offset=utc_offset_of(check.occurred_at(r.occurred_at) or now),
                 ),
                 check.occurred_at(r.occurred_at) or now,
-                ids[2 * i] if r.event_id is None else check.event_id(r.event_id),
+                None if r.event_id is None else check.event_id(r.event_id),
             )
-            for i, r in enumerate(requests)
+            for r in requests
         ]
         with self._erasing.reading(), self._log.keyring.pinned():
             known: dict[str, str] = {}
             for name, *_ in checked:
                 if name not in known:
                     known[name] = cast(str, self._log.keyring.namespace_id(name, create=True))
-            for i, r in enumerate(requests):
-                if r.event_id is None and r.origin is not None:
-                    name, payload, occurred, _ = checked[i]
-                    digest = self._log.keyring.keyed_digest(known[name], r.origin)
-                    checked[i] = (name, payload, occurred, f"origin:{digest}")
             drafts = [
-                self._draft(MEMORY_STORED, known[ns], ids[2 * i + 1], payload, event_id, occurred)
-                for i, (ns, payload, occurred, event_id) in enumerate(checked)
+                self._draft(
+                    MEMORY_STORED,
+                    known[ns],
+                    ids[2 * i + 1],
+                    payload,
+                    ids[2 * i] if chosen is None else self.keyed_event_id(known[ns], chosen),
+                    occurred,
+                )
+                for i, (ns, payload, occurred, chosen) in enumerate(checked)
             ]
             return self._log.input.append(drafts)
 
@@ -181,15 +181,18 @@ class InputLog:
     ) -> Receipt:
         """`keep_time`: with no `occurred_at`, the memory's last text event's time, not now."""
         check.memory_id(memory_id)
-        supplied = event_id is not None
-        event_id = check.event_id(event_id) if supplied else new_id()
+        chosen = None if event_id is None else check.event_id(event_id)
         with self._mutate:
-            # A retried call with the caller's event id gets its first receipt back, even if
-            # the memory has changed since (a retried forget must not fail as "forgotten").
-            if supplied and (known := self._log.input.get(event_id)) is not None:
-                return receipt_of(INPUT_STREAM, known)
             records = self._records(memory_id)
             namespace, status = self._status(records)
+            event_id = new_id()
+            if chosen is not None and status != "erased":
+                # A retried call with the caller's event id gets its first receipt back, even
+                # if the memory has changed since (a retried forget must not fail as
+                # "forgotten"). Erased, the key that made the id is gone: erasure wins.
+                event_id = self.keyed_event_id(namespace, chosen)
+                if (known := self._log.input.get(event_id)) is not None:
+                    return receipt_of(INPUT_STREAM, known)
             if status != "active":
                 raise MemoryGone(f"memory {memory_id} is {status}; it cannot change")
             if occurred_at is None and keep_time:
@@ -202,6 +205,12 @@ class InputLog:
                 kind, namespace, memory_id, payload, event_id, occurred_at or datetime.now(UTC)
             )
             return self._log.input.append([draft])[0]
+
+    def keyed_event_id(self, namespace: str, chosen: str) -> str:
+        """The id the log keeps for an event id a caller chose: an HMAC of it under the
+        namespace's key, so it is the same on every retry while the namespace lives, and says
+        nothing once it is erased (a caller's id may name a file, a chat or a person)."""
+        return "id:" + self._log.keyring.keyed_digest(namespace, chosen)
 
     # -- erasure -------------------------------------------------------------------------
 

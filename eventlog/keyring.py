@@ -38,7 +38,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from eventlog.atomic import write_atomic
-from eventlog.errors import KeyErased, KeyringError
+from eventlog.errors import KeyErased, KeyringError, NamespaceNotFound
 
 _NONCE = 12
 
@@ -213,15 +213,17 @@ class Keyring:
             return key_id
 
     def keyed_digest(self, namespace: str, material: str) -> str:
-        """32 hex digits of an HMAC of `material` under the namespace's key in use: the same
-        while that key lives, and linked to nothing once it is destroyed (a digest of a text
-        or a file name must not outlive the namespace's erasure)."""
-        key_id = self.key_for(namespace)
+        """32 hex digits of an HMAC of `material` under the key in use for a namespace id: the
+        same while that key lives, and linked to nothing once it is destroyed (an id a caller
+        chose, which may name a file, a chat or a person, must not outlive the namespace's
+        erasure). NamespaceNotFound if it has no key in use (erased)."""
         with self._lock:
+            self._refresh()
+            key_id = self._active.get(namespace)
+            if key_id is None:
+                raise NamespaceNotFound(f"namespace {namespace} has no key in use (erased)")
             key = self._keys[key_id][1]
-        mac = hmac.new(
-            key, b"mnemoflow.origin\x00" + material.encode("utf-8", "surrogatepass"), "sha256"
-        )
+        mac = hmac.new(key, b"mnemoflow.event-id\x00" + material.encode(), "sha256")
         return mac.hexdigest()[:32]
 
     def _new_key(self, namespace: str) -> str:

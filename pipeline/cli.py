@@ -284,7 +284,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _event_id_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--id", help="your event id, to make a retry safe (idempotency key)")
+    p.add_argument(
+        "--id",
+        help="your event id, to make a retry safe (idempotency key); the log keeps it keyed",
+    )
 
 
 def _add_write_commands(command: AddCommand) -> None:

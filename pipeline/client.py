@@ -123,7 +123,6 @@ class RemoteMemory:
                 "metadata": r.metadata,
                 "occurred_at": _iso(r.occurred_at),
                 "event_id": r.event_id,
-                "origin": r.origin,
             }
             for r in requests
         ]

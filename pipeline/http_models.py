@@ -20,13 +20,10 @@ class StoreIn(_In):
     namespace: str = Field(description="whose memory: a user, an agent, a project")
     metadata: dict[str, Scalar] | None = Field(None, description="flat: string keys, scalars")
     occurred_at: datetime | None = Field(None, description="when it happened (default: now)")
-    event_id: str | None = Field(None, description="idempotency key: stored once")
-    origin: str | None = Field(
+    event_id: str | None = Field(
         None,
-        max_length=65536,
-        description="where the text came from (e.g. a file, a row, the text); with no event_id"
-        " the id is a digest of it under the namespace's key: stored once, and unlinkable"
-        " after an erase",
+        description="idempotency key: stored once. The log keeps an HMAC of it under the"
+        " namespace's key (the receipt's event_id), never the key as given",
     )
 
     model_config = ConfigDict(extra="forbid", strict=False)  # ISO strings for datetimes

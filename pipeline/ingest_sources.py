@@ -6,6 +6,7 @@ same file again stores nothing twice."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,14 @@ def guess_format(path: Path) -> str:
     raise IngestError(f"{path}: cannot tell the format from the name; pass --format")
 
 
+def source_event_id(*where: object) -> str:
+    """An event id for a row of a source (a file's name, the row, the text): the same each
+    time the source is read, so an ingest run again stores nothing twice. A digest, so any
+    file name makes a valid id; the log keeps it keyed (`InputLog.keyed_event_id`)."""
+    material = "\x00".join(map(str, where)).encode("utf-8", "surrogatepass")
+    return "ingest:" + hashlib.sha256(material).hexdigest()[:32]
+
+
 def _request(path: Path, row: int, doc: dict[str, Any], namespace: str) -> StoreRequest:
     text = doc.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -55,9 +64,7 @@ def _request(path: Path, row: int, doc: dict[str, Any], namespace: str) -> Store
     ns = str(doc.get("namespace") or namespace)
     if not ns:
         raise IngestError(f"{path}: row {row}: no namespace: give --ns or a 'namespace' field")
-    # The file's name, the row and the text make the event's id, keyed (see StoreRequest):
-    # an ingest run again stores nothing twice, and none of them sits in the log in clear.
-    return StoreRequest(text, ns, metadata, occurred, origin=f"{path.name}\x00{row}\x00{text}")
+    return StoreRequest(text, ns, metadata, occurred, source_event_id(path.name, row, text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,5 +168,5 @@ def _chatgpt(path: Path, namespace: str) -> Iterator[StoreRequest]:
                 namespace,
                 {"conversation": str(conv.get("id", index)), "title": str(conv.get("title", ""))},
                 datetime.fromtimestamp(time, UTC) if time else None,
-                origin=f"chatgpt\x00{conv.get('id', index)}\x00{message_id}",
+                source_event_id("chatgpt", conv.get("id", index), message_id),
             )

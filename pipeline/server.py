@@ -301,7 +301,7 @@ def _memory_routes(app: FastAPI, memory: Memory, guard: Guard) -> None:
         """Store a memory; the receipt's position is durable when this returns."""
         allow(key, body.namespace)
         request = StoreRequest(
-            body.text, body.namespace, body.metadata, body.occurred_at, body.event_id, body.origin
+            body.text, body.namespace, body.metadata, body.occurred_at, body.event_id
         )
         (r,) = memory.store_many([request])
         return receipt_json(r)
@@ -312,7 +312,7 @@ def _memory_routes(app: FastAPI, memory: Memory, guard: Guard) -> None:
         for item in body.items:
             allow(key, item.namespace)
         requests = [
-            StoreRequest(i.text, i.namespace, i.metadata, i.occurred_at, i.event_id, i.origin)
+            StoreRequest(i.text, i.namespace, i.metadata, i.occurred_at, i.event_id)
             for i in body.items
         ]
         return [receipt_json(r) for r in memory.store_many(requests)]

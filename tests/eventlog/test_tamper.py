@@ -166,8 +166,8 @@ def test_missing_or_garbled_index_is_rebuilt(tmp_path: Path, damage: str) -> Non
     else:
         idx.write_bytes(b"not an index")
     with EventLog(directory, LogSettings(segment_bytes=4096)) as log:
-        assert log.input.get("event-0010") is not None
-        ns1 = log.keyring.namespace_id("ns1")
+        ns0, ns1 = log.keyring.namespace_id("ns0"), log.keyring.namespace_id("ns1")
+        assert ns0 and log.input.get(InputLog(log).keyed_event_id(ns0, "event-0010"))
         assert len(list(log.input.read(namespace=ns1))) == 30
         assert log.verify().ok
     assert idx.stat().st_size > 100

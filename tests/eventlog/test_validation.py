@@ -140,6 +140,20 @@ def test_retried_forget_with_its_event_id_returns_the_first_receipt(inputs: Inpu
     r = inputs.store("text", "alice")
     first = inputs.forget(r.memory_id, event_id="forget-1")
     assert inputs.forget(r.memory_id, event_id="forget-1") == first
+    other = inputs.store("text", "bob")  # the same id in another namespace is another event
+    assert inputs.forget(other.memory_id, event_id="forget-1") != first
+
+
+def test_a_chosen_event_id_is_unlinkable_once_its_namespace_is_erased(inputs: InputLog) -> None:
+    """Kept as an HMAC under the namespace's key: after the erase, a retry is refused as
+    erased (the key that would find the first receipt is gone), and the same id in the
+    namespace begun again under its name is a new event."""
+    r = inputs.store("text", "carol", event_id="carol-row-1")
+    inputs.erase("carol")
+    with pytest.raises(MemoryGone, match="erased"):
+        inputs.forget(r.memory_id, event_id="carol-row-1")
+    again = inputs.store("text", "carol", event_id="carol-row-1")
+    assert again.event_id != r.event_id and again.memory_id != r.memory_id
 
 
 @settings(
@@ -171,5 +185,9 @@ def test_a_batch_gets_an_id_of_its_own_for_every_event_and_memory(inputs: InputL
     )
     ids = [r.event_id for r in receipts] + [r.memory_id for r in receipts]
     assert len(set(ids)) == len(ids) == 102
-    assert receipts[-1].event_id == "client-chosen-1"
-    assert all(len(i or "") == 32 and int(i or "", 16) >= 0 for i in ids if i != "client-chosen-1")
+    # the caller's id is kept keyed: the same on a retry, never as given
+    alice = inputs.namespace_id("alice")
+    assert alice and receipts[-1].event_id == inputs.keyed_event_id(alice, "client-chosen-1")
+    assert receipts[-1].event_id.startswith("id:") and "client" not in receipts[-1].event_id
+    assert inputs.store("mine", "alice", event_id="client-chosen-1") == receipts[-1]
+    assert all(len(i or "") == 32 and int(i or "", 16) >= 0 for i in ids[:50] + ids[51:])

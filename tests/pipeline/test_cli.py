@@ -58,7 +58,7 @@ def test_store_update_feedback_forget_history(tmp_path: Path) -> None:
         "chat:1",
     )
     memory_id = stored["memory_id"]
-    assert stored["position"] == 1 and stored["event_id"] == "chat:1"
+    assert stored["position"] == 1 and stored["event_id"].startswith("id:")  # keyed, not "chat:1"
     assert ok_json(home, "store", "again", "--ns", "alice", "--id", "chat:1") == stored
     assert ok_json(home, "update", memory_id, "Alice moved to Paris")["position"] == 2
     assert ok_json(home, "feedback", memory_id, "--useful")["position"] == 3
@@ -94,11 +94,10 @@ def test_log_filters_and_erasure(tmp_path: Path) -> None:
 
 def test_verify_fails_with_exit_1_naming_the_position(tmp_path: Path) -> None:
     home = tmp_path / "h"
-    for i in range(3):
-        ok_json(home, "store", f"memory {i}", "--ns", "n", "--id", f"id-{i}")
+    ids = [ok_json(home, "store", f"memory {i}", "--ns", "n")["event_id"] for i in range(3)]
     segment = next((home / "log" / "streams" / "input").glob("*.arrow"))
     data = bytearray(segment.read_bytes())
-    offset = bytes(data).find(b"id-1")
+    offset = bytes(data).find(ids[1].encode())
     data[offset + 3] ^= 0x01
     segment.write_bytes(bytes(data))
     process = mnemo(home, "verify")

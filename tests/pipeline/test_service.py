@@ -113,11 +113,12 @@ def _last(mem: Memory, name: str) -> int:
 
 @pytest.mark.usefixtures("ray_session")
 def test_an_erased_namespace_leaves_no_fingerprint(home: Path, tmp_path: Path) -> None:
-    """A marker namespace name, file name and texts, ingested, stored, updated and recalled
-    through the service, then erased: a byte-level search of every file under the data
-    directory and of Ray's session logs finds none of them, nor the texts' SHA-256 digests.
-    The namespace's name sat in every envelope, the keyring, the vector manifest and the
-    projections; the file's name and a digest of each text in the ingested events' ids."""
+    """A marker namespace name, file name, texts and caller-chosen event ids, ingested,
+    stored, updated and recalled through the service, then erased: a byte-level search of
+    every file under the data directory and of Ray's session logs finds none of them, nor the
+    texts' SHA-256 digests. The namespace's name sat in every envelope, the keyring, the vector
+    manifest and the projections; the file's name and a digest of each text in the ingested
+    events' ids; a caller's event id as given."""
     texts = ["Numbatext one: Zorvath parks at the Quillvane depot.", "Numbatext two: 9182."]
     source = tmp_path / "Numbatfile-notes.jsonl"
     source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
@@ -125,8 +126,16 @@ def test_an_erased_namespace_leaves_no_fingerprint(home: Path, tmp_path: Path) -
         ingest(mem, [source], "Numbatspace", progress=False)
     with Service(load_settings(home=home)) as service:
         mem = service.memory
-        r = mem.store("Numbatext three: Zorvath flies to Oslo.", "Numbatspace", {"k": "Numbatmeta"})
-        last = mem.update(r.memory_id, "Numbatext four: Zorvath flies to Rome.")
+        r = mem.store(
+            "Numbatext three: Zorvath flies to Oslo.",
+            "Numbatspace",
+            {"k": "Numbatmeta"},
+            event_id="Numbatevent-3",
+        )
+        mem.feedback(r.memory_id, True, event_id="Numbatevent-fb")
+        last = mem.update(
+            r.memory_id, "Numbatext four: Zorvath flies to Rome.", event_id="Numbatevent-4"
+        )
         hits = mem.recall("Where does Zorvath fly?", "Numbatspace", k=3, min_position=last.position)
         assert hits and hits[0].namespace == "Numbatspace"
         kept = mem.store("Amy drinks green tea.", namespace="kept")
