@@ -166,6 +166,25 @@ class Keyring:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise KeyringError(f"keyring {self._path} is unreadable: {exc}") from exc
 
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """A change that counts only once saved: if the file cannot be written (a full disk),
+        this process's view is put back as the file still has it. A key the file lacks must
+        never seal an acknowledged event, nor a destruction the file lacks be believed."""
+        keys, ids, names = dict(self._keys), dict(self._ids), dict(self._names)
+        active, generations, destroyed = (
+            dict(self._active),
+            dict(self._generations),
+            dict(self._destroyed),
+        )
+        try:
+            yield
+            self._save()
+        except BaseException:
+            self._keys, self._ids, self._names = keys, ids, names
+            self._active, self._generations, self._destroyed = active, generations, destroyed
+            raise
+
     def _save(self) -> None:
         doc = {
             "version": 1,
@@ -192,9 +211,9 @@ class Keyring:
             found = self._ids.get(name)
             if found is None and create:
                 found = "~" + secrets.token_hex(8)
-                self._ids[name], self._names[found] = found, name
-                self._new_key(found)
-                self._save()
+                with self._changing():
+                    self._ids[name], self._names[found] = found, name
+                    self._new_key(found)
             return found
 
     def name_of(self, namespace_id: str) -> str | None:
@@ -208,8 +227,8 @@ class Keyring:
         with self._lock:
             key_id = self._active.get(namespace)
             if key_id is None:
-                key_id = self._new_key(namespace)
-                self._save()
+                with self._changing():
+                    key_id = self._new_key(namespace)
             return key_id
 
     def keyed_digest(self, namespace: str, material: str) -> str:
@@ -283,18 +302,20 @@ class Keyring:
         (empty if none was live). What remains names the namespace by its id only."""
         with self._destroying(), self._lock:
             self._refresh()
-            namespace = self._ids.pop(name, None)
+            namespace = self._ids.get(name)
             if namespace is None:
                 return []
-            self._names.pop(namespace, None)
             doomed = [k for k, (ns, _) in self._keys.items() if ns == namespace]
             now = datetime.now(UTC).isoformat()
-            for key_id in doomed:
-                del self._keys[key_id]
+            with self._changing():
+                del self._ids[name]
+                self._names.pop(namespace, None)
+                for key_id in doomed:
+                    del self._keys[key_id]
+                    self._destroyed[key_id] = Destroyed(key_id, namespace, now, logged=False)
+                self._active.pop(namespace, None)
+            for key_id in doomed:  # the file no longer holds them: nor may this process
                 self._ciphers.pop(key_id, None)
-                self._destroyed[key_id] = Destroyed(key_id, namespace, now, logged=False)
-            self._active.pop(namespace, None)
-            self._save()
             return doomed
 
     def unlogged(self) -> list[Destroyed]:
@@ -302,11 +323,10 @@ class Keyring:
             return [d for d in self._destroyed.values() if not d.logged]
 
     def mark_logged(self, key_ids: list[str]) -> None:
-        with self._lock:
+        with self._lock, self._changing():
             for key_id in key_ids:
                 d = self._destroyed[key_id]
                 self._destroyed[key_id] = Destroyed(d.key_id, d.namespace, d.destroyed_at, True)
-            self._save()
 
 
 def _open_lock(path: Path) -> int:

@@ -145,3 +145,53 @@ def test_a_store_racing_an_erase_is_readable_or_erased_never_silently_lost(
             payload = log.open_payload(record)
             assert payload is not None, f"position {record.position} is acknowledged but unreadable"
         assert log.verify().ok
+
+
+def _failing_writes(monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
+    """The keyring's next `failures` saves meet a full disk."""
+    import eventlog.keyring
+
+    real = eventlog.keyring.write_atomic
+    left = [failures]
+
+    def write(*args: Any, **kwargs: Any) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            raise OSError(28, "No space left on device")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(eventlog.keyring, "write_atomic", write)
+
+
+def test_a_key_the_disk_refused_is_never_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new namespace's key that could not be saved is not kept in memory either: the next
+    store makes (and saves) one, so no acknowledged event is sealed with a key the file lacks
+    (it was unreadable after a restart)."""
+    with EventLog(tmp_path / "log") as log:
+        inputs = InputLog(log)
+        _failing_writes(monkeypatch, 1)
+        with pytest.raises(OSError):
+            inputs.store("Ola's first note.", "ola")
+        assert inputs.namespaces() == set()
+        r = inputs.store("Ola's second note.", "ola")
+    with EventLog(tmp_path / "log") as log:
+        assert InputLog(log).history(r.memory_id)[0].text == "Ola's second note."
+
+
+def test_an_erase_the_disk_refused_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key destruction that could not be saved leaves the namespace as it was, in this
+    process as on disk; the erase, tried again with room, erases."""
+    with EventLog(tmp_path / "log") as log:
+        inputs = InputLog(log)
+        r = inputs.store("Pia's note.", "pia")
+        _failing_writes(monkeypatch, 1)
+        with pytest.raises(OSError):
+            inputs.erase("pia")
+        assert inputs.namespaces() == {"pia"}
+        assert inputs.history(r.memory_id)[0].text == "Pia's note."
+        inputs.erase("pia")
+        assert inputs.history(r.memory_id)[0].erased
