@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import sys
 from collections.abc import Sequence
@@ -264,17 +265,50 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+# The service's commands keep its info lines; a one-shot command logs warnings and errors.
+LONG_RUNNING = frozenset({"serve", "mcp"})
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("mnemoflow")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout not installed
+        return "unknown (not installed)"
+
+
+def _common(*, after_command: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name. After it, an option not
+    given must not undo one given before (argparse's SUPPRESS: no default is set)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", help="data directory (default: $MNEMO_HOME or ~/.mnemo)")
-    common.add_argument("--config", help="a TOML file laid over configs/default.toml")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    unset: dict[str, Any] = {"default": argparse.SUPPRESS} if after_command else {}
+    common.add_argument("--home", help="data directory (default: $MNEMO_HOME or ~/.mnemo)", **unset)
+    common.add_argument("--config", help="a TOML file laid over configs/default.toml", **unset)
+    common.add_argument("--json", action="store_true", help="machine-readable output", **unset)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log the pipeline's info lines on stderr (by default a one-shot command logs "
+        "warnings and errors only; [logging] level sets it for good)",
+        **unset,
+    )
+    return common
 
-    parser = argparse.ArgumentParser(prog="mnemo", description="Long-term memory for AI agents.")
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnemo",
+        description="Long-term memory for AI agents.",
+        parents=[_common(after_command=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"mnemo {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common(after_command=True)
 
-    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=help)
+    def command(
+        name: str, handler: Handler, help: str, aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help, aliases=aliases)
         p.set_defaults(handler=handler)
         return p
 
@@ -291,7 +325,7 @@ def _event_id_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_write_commands(command: AddCommand) -> None:
-    p = command("store", _cmd_store, "store a memory")
+    p = command("store", _cmd_store, "store a memory", aliases=["add"])
     p.add_argument("text", help="the memory's text; - reads standard input")
     p.add_argument("--ns", required=True, help="namespace, e.g. a user id")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata (repeatable)")
@@ -341,7 +375,7 @@ def _add_read_commands(command: AddCommand) -> None:
     p = command("audit", _cmd_audit, "every event behind a memory, in every stream")
     p.add_argument("memory_id")
 
-    p = command("recall", _cmd_recall, "the memories that best answer a query")
+    p = command("recall", _cmd_recall, "the memories that best answer a query", aliases=["search"])
     p.add_argument("query")
     p.add_argument("--ns", required=True)
     p.add_argument("-k", type=int, default=10, help="how many (default 10)")
@@ -376,7 +410,10 @@ def _add_read_commands(command: AddCommand) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        configure_logging(load_settings(home=args.home, config_file=args.config).logging)
+        settings = load_settings(home=args.home, config_file=args.config).logging
+        if args.verbose:
+            settings = settings.model_copy(update={"level": "info"})
+        configure_logging(settings, quiet=args.command not in LONG_RUNNING)
         code: int = args.handler(args)
     except MnemoError as exc:
         print(f"mnemo: error: {exc}", file=sys.stderr)

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from pipeline.client import RemoteMemory, running_server
 from pipeline.config import load_settings
 from pipeline.memory import Memory
 
 Handler = Callable[[argparse.Namespace], int]
-AddCommand = Callable[[str, Handler, str], argparse.ArgumentParser]
+
+
+class AddCommand(Protocol):
+    """Adds a command (with the common options) to the parser; returns its sub-parser."""
+
+    def __call__(
+        self, name: str, handler: Handler, help: str, aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser: ...
 
 
 def emit(args: argparse.Namespace, doc: Any, line: str) -> None:

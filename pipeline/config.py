@@ -39,7 +39,8 @@ class PathSettings(BaseModel):
 
 class LoggingSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    # None: info, but warning for the CLI's one-shot commands (`mnemo recall`, `mnemo store`)
+    level: Literal["debug", "info", "warning", "error"] | None = None
     format: Literal["auto", "json", "console"] = "auto"
 
 

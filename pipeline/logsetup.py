@@ -14,8 +14,9 @@ _once = threading.Lock()
 _configured: list[LoggingSettings] = []
 
 
-def configure_logging(settings: LoggingSettings) -> None:
-    """Configure structlog for this process; later calls are no-ops."""
+def configure_logging(settings: LoggingSettings, *, quiet: bool = False) -> None:
+    """Configure structlog for this process; later calls are no-ops. With no level set, info;
+    `quiet` (a one-shot command in a terminal or a script): warning."""
     with _once:
         if _configured:
             return
@@ -35,7 +36,9 @@ def configure_logging(settings: LoggingSettings) -> None:
                 renderer,
             ],
             wrapper_class=structlog.make_filtering_bound_logger(
-                logging.getLevelNamesMapping()[settings.level.upper()]
+                logging.getLevelNamesMapping()[
+                    (settings.level or ("warning" if quiet else "info")).upper()
+                ]
             ),
             logger_factory=structlog.PrintLoggerFactory(sys.stderr),
             cache_logger_on_first_use=True,

@@ -288,3 +288,46 @@ def test_recall_explain_shows_state_and_provenance(tmp_path: Path) -> None:
     assert "zone archived" in process.stdout
     health = mnemo(home, "recall", "Paris", "--ns", "a", "--category", "health", "--json")
     assert health.returncode == 0 and json.loads(health.stdout) == []
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_global_options_go_before_or_after_the_command(tmp_path: Path) -> None:
+    """`mnemo --home DIR stats` was refused ("invalid choice"); `--version` did not exist."""
+    home = str(tmp_path / "h")
+    assert _run("store", "Ann likes figs.", "--ns", "ann", "--home", home).returncode == 0
+    before = _run("--home", home, "--json", "list", "--ns", "ann")
+    assert before.returncode == 0, before.stderr
+    assert [json.loads(line)["text"] for line in before.stdout.splitlines()] == ["Ann likes figs."]
+    mixed = _run("--home", str(tmp_path / "elsewhere"), "list", "--ns", "ann", "--home", home)
+    assert "Ann likes figs." in mixed.stdout  # after the command wins, as it is said last
+    version = _run("--version")
+    assert version.returncode == 0 and version.stdout.split()[0] == "mnemo"
+    assert version.stdout.split()[1][0].isdigit()
+
+
+def test_a_one_shot_command_logs_warnings_only_unless_asked(tmp_path: Path) -> None:
+    """A terminal user sees the answer, not the pipeline's info lines (recall printed 7)."""
+    home = tmp_path / "h"
+    for verbose in ([], ["--verbose"]):  # each recall has a new memory to derive and fold
+        mnemo(home, "store", f"Bea keeps bees{' and wasps' if verbose else ''}.", "--ns", "bea")
+        process = mnemo(home, "recall", "bees", "--ns", "bea", *verbose)
+        assert process.returncode == 0 and "Bea keeps bees" in process.stdout
+        assert ("actor.batch" in process.stderr) == bool(verbose), process.stderr
+    assert mnemo(home, "recall", "bees", "--ns", "bea").stderr == ""
+
+
+def test_mem0_words_are_aliases(tmp_path: Path) -> None:
+    """People coming from mem0 type `add` and `search`."""
+    home = tmp_path / "h"
+    added = ok_json(home, "add", "Cy plays the oboe.", "--ns", "cy")
+    (hit,) = ok_json(home, "search", "oboe", "--ns", "cy", "-k", "1")
+    assert hit["memory_id"] == added["memory_id"]
