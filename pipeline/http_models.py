@@ -189,4 +189,6 @@ class Mem0SearchOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
-    input_position: int
+    input_position: int = Field(description="the log's last input position")
+    projected_position: int = Field(description="the last input position folded into DuckDB")
+    ready: bool = Field(description="recall sees every acknowledged write (extracted, embedded)")

@@ -188,6 +188,10 @@ class Runtime:
                     )
                 self._progress.wait(min(left, 0.25))
 
+    def sees(self, position: int) -> bool:
+        """Whether recall sees the input up to `position` now (see `wait_for`)."""
+        return self._reached(position, _last_text_at_or_before(self.log, position))
+
     def _reached(self, position: int, text: int) -> bool:
         p = self.projector
         if p.duck.applied(INPUT_STREAM) < position:

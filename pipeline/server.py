@@ -33,6 +33,7 @@ from eventlog.errors import (
     StorageError,
     ValidationError,
 )
+from eventlog.schema import INPUT_STREAM
 from pipeline.apikeys import ApiKey, KeyStore
 from pipeline.errors import ProjectionLag
 from pipeline.hostguard import HostCheck
@@ -406,9 +407,12 @@ def _mem0_routes(app: FastAPI, memory: Memory, guard: Guard) -> None:
 
     @app.post("/memories/search", response_model=Mem0SearchOut, tags=["mem0-compatible"])
     def mem0_search(body: Mem0SearchIn, key: ApiKey | None = authorised) -> dict[str, Any]:
-        """mem0's search: `user_id` is the namespace, `limit` is k."""
+        """mem0's search: `user_id` is the namespace, `limit` is k. It sees every write
+        acknowledged before it began, as mem0's users expect of an add then a search (it
+        waits for the actors, up to [query] wait_timeout)."""
         allow(key, body.user_id)
-        hits = memory.recall(body.query, body.user_id, body.limit)
+        seen = memory.log.input.last_position
+        hits = memory.recall(body.query, body.user_id, body.limit, min_position=seen)
         return {
             "results": [
                 {"id": h.memory_id, "memory": h.text, "score": h.score, "metadata": h.metadata}
@@ -429,8 +433,15 @@ def _service_routes(
 
     @app.get("/health", response_model=HealthOut, tags=["service"])
     def health() -> dict[str, Any]:
-        """Liveness: answers without a key."""
-        return {"status": "ok", "input_position": memory.log.input.last_position}
+        """Liveness, and readiness: whether recall sees every acknowledged write yet (after a
+        restart the projections catch up with the log). Answers without a key."""
+        last = memory.log.input.last_position
+        return {
+            "status": "ok",
+            "input_position": last,
+            "projected_position": memory.runtime.projector.duck.applied(INPUT_STREAM),
+            "ready": memory.runtime.sees(last),
+        }
 
     @app.get("/verify", response_model=ReportOut, tags=["service"])
     def verify(key: ApiKey | None = authorised) -> dict[str, Any]:
