@@ -57,6 +57,7 @@ def text(value: object, settings: LogSettings) -> str:
     if size > settings.max_text_bytes:
         raise ValidationError(
             f"text is {size} bytes, over the limit of {settings.max_text_bytes} bytes"
+            " ([log] max_text_bytes raises it)"
         )
     return value
 

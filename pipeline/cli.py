@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +49,30 @@ def _meta(pairs: Sequence[str] | None) -> Metadata | None:
     return out
 
 
+def _at(value: str | None) -> datetime | None:
+    """`--at`, read here so that a bad one is named as the user typed it."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(
+            f"--at {value!r} is not an ISO 8601 time (e.g. 2023-05-08T13:56:00+02:00)"
+        ) from None
+
+
 def _cmd_store(args: argparse.Namespace) -> int:
     with open_client(args) as mem:
-        r = mem.store(_text_arg(args.text), args.ns, _meta(args.meta), args.at, args.id)
+        r = mem.store(_text_arg(args.text), args.ns, _meta(args.meta), _at(args.at), args.id)
     emit(args, receipt_json(r), f"stored {r.memory_id} (event {r.event_id}, position {r.position})")
     return 0
 
 
 def _cmd_update(args: argparse.Namespace) -> int:
     with open_client(args) as mem:
-        r = mem.update(args.memory_id, _text_arg(args.text), _meta(args.meta), args.at, args.id)
+        r = mem.update(
+            args.memory_id, _text_arg(args.text), _meta(args.meta), _at(args.at), args.id
+        )
     emit(args, receipt_json(r), f"updated {r.memory_id} (position {r.position})")
     return 0
 

@@ -113,6 +113,8 @@ def test_verify_fails_with_exit_1_naming_the_position(tmp_path: Path) -> None:
         (["store", "x", "--ns", "no spaces"], None, "namespace must match"),
         (["store", "x", "--ns", "a", "--meta", "novalue"], None, "key=value"),
         (["store", "x", "--ns", "a", "--at", "someday"], None, "ISO 8601"),
+        (["store", "x", "--ns", "a", "--at", "2023-13-45"], None, "--at '2023-13-45' is not"),
+        (["store", "x" * 70000, "--ns", "a"], None, "[log] max_text_bytes"),
         (["update", "0123abcd", "x"], None, "no memory"),
         (["erase", "--ns", "nobody"], None, "no namespace"),
     ],
