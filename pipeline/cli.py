@@ -233,6 +233,8 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
             stats = mem.stats()
             where = args.into or "a temporary directory (gone on exit)"
         line = f"rebuilt as of {args.as_of} into {where}: {replayed} events replayed"
+        if args.into:
+            line += f"\nread it as a home (read-only): mnemo recall QUERY --ns NS --home {where}"
     else:
         with open_local(args) as mem:
             replayed = mem.rebuild()

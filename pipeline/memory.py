@@ -23,7 +23,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.errors import ErasureUnfinished, HomeError
 from pipeline.logsetup import configure_logging
 from pipeline.projector import AsOf
-from pipeline.runtime import Runtime, SyncReport
+from pipeline.runtime import Runtime, SyncReport, drop_views, view_of
 from projections.memstate import MemoryRow, doc_id
 
 if TYPE_CHECKING:
@@ -90,13 +90,15 @@ class Memory:
     ) -> Memory:
         """Open the memory in `home`. With `as_of` (an input position, a time, or an ISO 8601
         string) it is read-only and its projections are built as they were at that point, in
-        `projections_dir` (kept for reuse) or a temporary directory."""
+        `projections_dir` (kept for reuse) or a temporary directory. A `projections_dir` so
+        built opens as a home: the same view, read-only."""
         if settings is None:
             settings = load_settings(home=home, config_file=config_file)
         elif home is not None:
-            settings = settings.model_copy(
-                update={"paths": settings.paths.model_copy(update={"home": str(home)})}
-            )
+            settings = _at_home(settings, home)
+        if as_of is None and projections_dir is None and (view := view_of(settings.home)):
+            projections_dir, (source, as_of) = settings.home, view
+            settings = _at_home(settings, source)
         point = None if as_of is None else _as_of(as_of)
         folder = None if projections_dir is None else Path(projections_dir)
         return cls(settings, actor=actor, read_only=read_only, as_of=point, projections_dir=folder)
@@ -155,6 +157,7 @@ class Memory:
         with self._pasts_lock:
             self._drop_pasts()
             receipt = self._inputs.erase(namespace)
+            drop_views(self.home)  # views built into folders of their own (`--into`)
         # Folded now, not by the service's next round: once erase returns, no read shows
         # the text (the projections hold it in the clear until they apply the erasure).
         try:
@@ -384,6 +387,12 @@ class Memory:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _at_home(settings: Settings, home: str | Path) -> Settings:
+    return settings.model_copy(
+        update={"paths": settings.paths.model_copy(update={"home": str(home)})}
+    )
 
 
 PASTS_DIR = "pasts"  # under the data directory: recall(as_of=...) views

@@ -7,6 +7,7 @@ followers as actors; see the actors issue.)
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import tempfile
 import threading
@@ -19,6 +20,7 @@ from actors.embedder import EmbedderActor
 from actors.follower import Follower, derived_event_id
 from actors.query import QueryEngine
 from eventlog import EventLog
+from eventlog.atomic import write_atomic
 from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, MEMORY_STORED, MEMORY_UPDATED
 from pipeline.config import Settings
 from pipeline.errors import ProjectionLag
@@ -28,6 +30,38 @@ from pipeline.topology import DEFAULT_TOPOLOGY, RECALL_NEEDS
 from projections.duck import wal_path
 
 AS_OF_MARKER = "as_of.json"
+VIEWS_DIR = "views"  # under the data directory: where its past views were built
+
+
+def register_view(home: Path, directory: Path) -> None:
+    """Note where a past view of this home's log is kept (it holds plaintext)."""
+    where = str(directory.resolve())
+    entry = home / VIEWS_DIR / f"{hashlib.sha256(where.encode()).hexdigest()[:16]}.json"
+    if not entry.exists():
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(entry, json.dumps({"path": where}).encode(), mode=0o600)
+
+
+def drop_views(home: Path) -> None:
+    """Drop the projections of every past view of this home's log, wherever it was built,
+    keeping its marker: opened again, it is rebuilt from the log as it stands (an erasure
+    applied). Entries of views since removed go too."""
+    for entry in sorted((home / VIEWS_DIR).glob("*.json")):
+        directory = Path(json.loads(entry.read_text())["path"])
+        if (directory / AS_OF_MARKER).exists():
+            Projector.drop(directory)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def view_of(home: Path) -> tuple[Path, int] | None:
+    """A folder a past view was built in (`rebuild --as-of P --into DIR`) opens as a home:
+    the data directory whose log it views, and the position. None: not such a folder."""
+    marker = home / AS_OF_MARKER
+    if (home / "log").exists() or not marker.exists():
+        return None
+    view = json.loads(marker.read_text())
+    return Path(view["log"]).parent, int(view["position"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +120,14 @@ class Runtime:
         directory = self.projections_dir
         if self.as_of is not None:
             marker = directory / AS_OF_MARKER
-            wanted = {"position": self.as_of.input_stop(self.log)}
+            # the log it is a view of: the folder opens as a home (see `view_of`)
+            wanted = {"position": self.as_of.input_stop(self.log), "log": str(self.log.directory)}
             if marker.exists() and json.loads(marker.read_text()) != wanted:
                 Projector.drop(directory)  # built for another point in time
             directory.mkdir(parents=True, exist_ok=True)
             marker.write_text(json.dumps(wanted))
+            if self._tmp is None:  # it outlives this process: an erase must find it
+                register_view(self.settings.home, directory)
         return Projector(
             directory,
             self.settings.vectors,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.errors import NamespaceNotFound, ValidationError
+from eventlog.errors import MnemoError, NamespaceNotFound, ValidationError
 from pipeline import Memory
 from pipeline.config import load_settings
 from pipeline.memory import PAST_VIEWS, PASTS_DIR
@@ -302,3 +302,31 @@ def test_time_words_without_a_time_are_of_the_local_day(home: Path) -> None:
         row = mem.get(now.memory_id)
         assert row is not None and row.context is not None
         assert row.context.startswith(f"{local.day} {local:%B} {local.year}:"), row.context
+
+
+def test_a_view_built_into_a_folder_is_a_home_to_read_and_an_erase_reaches_it(
+    home: Path, tmp_path: Path
+) -> None:
+    """`rebuild --as-of P --into DIR` left a folder nobody could query; it opens as a home
+    (read-only, as of P). It holds plaintext, so an erase of the source drops its rows too."""
+    with Memory.open(home=home) as mem:
+        first = mem.store("Gus grows chillies on the balcony.", namespace="gus")
+        mem.store("Gus moved to a flat without a balcony.", namespace="gus")
+    view = tmp_path / "view"
+    with Memory.open(home=home, as_of=first.position, projections_dir=view) as past:
+        past.runtime.project()
+    with Memory.open(home=view) as past:
+        assert [h.memory_id for h in past.recall("balcony", "gus", k=5)] == [first.memory_id]
+        with pytest.raises(MnemoError, match="read-only"):
+            past.store("not here", "gus")
+
+    def holding() -> list[Path]:
+        return [p for p in view.rglob("*") if p.is_file() and b"chillies" in p.read_bytes()]
+
+    assert holding()  # the view's projections hold the text in the clear
+    with Memory.open(home=home) as mem:
+        mem.erase("gus")
+    assert holding() == []
+    # Opened again it is rebuilt from the log, where the name and the text are gone.
+    with Memory.open(home=view) as past, pytest.raises(NamespaceNotFound):
+        past.recall("balcony", "gus", k=5)
