@@ -18,15 +18,8 @@ import structlog
 log = structlog.get_logger()
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory (its entries: a rename or a new name in it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -55,7 +48,7 @@ def sweep_leftovers(paths: Iterable[Path]) -> list[Path]:
         log.warning("eventlog.leftover_removed", file=str(path))
         removed.append(path)
     for directory in {path.parent for path in removed}:
-        fsync_dir(directory)
+        fsync_path(directory)
     return removed
 
 
@@ -84,4 +77,4 @@ def write_atomic(path: Path, data: bytes | memoryview, *, mode: int = 0o644) -> 
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    fsync_path(path.parent)

@@ -28,7 +28,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eventlog.atomic import fsync_dir, temporary_path
+from eventlog.atomic import fsync_path, temporary_path
 from eventlog.errors import StorageError
 
 HEAD_FILE = "HEAD"
@@ -74,7 +74,7 @@ def load_key(log_dir: Path, *, create: bool) -> bytes | None:
             os.close(fd)
         with contextlib.suppress(FileExistsError):  # another process was first: keep theirs
             os.link(tmp, path)
-        fsync_dir(log_dir)
+        fsync_path(log_dir)
     except OSError as exc:
         raise StorageError(f"cannot write the log's head key {path}: {exc}") from exc
     finally:

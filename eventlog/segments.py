@@ -25,7 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventlog.atomic import fsync_dir, write_atomic
+from eventlog.atomic import fsync_path, write_atomic
 from eventlog.errors import CorruptSegment, StorageError
 from eventlog.keys import keys64
 from eventlog.schema import ELIDED_HASH, ENVELOPE_SCHEMA, HASH_BYTES
@@ -167,7 +167,7 @@ class ActiveSegment:
         try:
             os.write(fd, header)
             os.fsync(fd)
-            fsync_dir(path.parent)
+            fsync_path(path.parent)
         except OSError as exc:
             os.close(fd)
             path.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from actors.query import CHANNELS, Hit
 from eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
@@ -250,7 +250,8 @@ class Memory:
             or not 0 <= min_position <= self._log.input.last_position
         ):
             raise ValidationError(f"min_position {min_position!r} is not a position of this log")
-        if self._inputs.namespace_id(namespace) is None:
+        namespace_id = self._inputs.namespace_id(namespace)  # what the projections know
+        if namespace_id is None:
             raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
         if now is not None and not isinstance(now, datetime):
             raise ValidationError("now must be a datetime")
@@ -276,10 +277,9 @@ class Memory:
         if min_position is not None or self._runtime.inline_actors:
             # Inline: the actors run here and now, so every acknowledged write is seen.
             self._runtime.wait_for(min_position or 0, self.settings.query.wait_timeout)
-        # The projections know the namespace by the id its events carry; the caller by name.
         hits = self._runtime.engine.recall(
             query,
-            cast(str, self._inputs.namespace_id(namespace)),
+            namespace_id,
             k,
             filters=wanted,
             weights=weights,

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import structlog
 
-from eventlog.atomic import fsync_dir, fsync_file, sweep_leftovers
+from eventlog.atomic import fsync_path, sweep_leftovers
 from eventlog.locks import ReadWriteLock
 from eventlog.opened import Opened
 from eventlog.payloads import MemoryEmbedded, VectorDtype, unpack_rows
@@ -259,8 +259,8 @@ class VectorProjection:
         try:
             self._write_snapshot(tmp)
             for path in tmp.iterdir():  # durable before the swap: see `_finish_swap`
-                fsync_file(path)
-            fsync_dir(tmp)
+                fsync_path(path)
+            fsync_path(tmp)
         except BaseException:  # a full disk, say: leave nothing half-written behind
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -268,7 +268,7 @@ class VectorProjection:
         if self.directory.exists():
             self.directory.rename(old)
         tmp.rename(self.directory)
-        fsync_dir(self.directory.parent)
+        fsync_path(self.directory.parent)
         shutil.rmtree(old, ignore_errors=True)
         self._since_snapshot = 0
 
@@ -370,7 +370,7 @@ def _finish_swap(directory: Path) -> None:
         for candidate in (tmp, old):
             if (candidate / "manifest.json").exists():
                 candidate.rename(directory)
-                fsync_dir(directory.parent)
+                fsync_path(directory.parent)
                 break
     try:
         sweep_leftovers([p for p in (tmp, old) if p.exists()])

@@ -43,8 +43,8 @@ def _store_until_sealed(inputs: InputLog, start: int) -> list[str]:
     [
         "eventlog.segments.write_atomic",  # the compacted copy and the index
         "eventlog.segments.write_index",  # the index alone, after the compacted copy
-        "eventlog.atomic.fsync_dir",  # the directory entry, after the rename
-        "eventlog.segments.fsync_dir",  # the next segment cannot be made
+        "eventlog.atomic.fsync_path",  # the directory entry, after the rename
+        "eventlog.segments.fsync_path",  # the next segment cannot be made
     ],
 )
 def test_a_failed_seal_keeps_every_acknowledged_append_once(
