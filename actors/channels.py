@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from actors.timeexpr import TimeRef
+from mnemoflow.actors.timeexpr import TimeRef
 
 
 def temporal_search(

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.follower import Derived, Opened
-from eventlog.derived import Edge, Input, MemoryConsolidated, MemoryLinked
-from eventlog.schema import CONSOLIDATED_STREAM, LINKED_STREAM, MEMORY_CONSOLIDATED
+from mnemoflow.actors.follower import Derived, Opened
+from mnemoflow.eventlog.derived import Edge, Input, MemoryConsolidated, MemoryLinked
+from mnemoflow.eventlog.schema import CONSOLIDATED_STREAM, LINKED_STREAM, MEMORY_CONSOLIDATED
 
 
 class ConsolidatorSettings(BaseModel):

@@ -17,10 +17,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.follower import Derived, Lookups, Opened
-from eventlog.derived import MemoryScheduled
-from eventlog.payloads import FeedbackRecorded
-from eventlog.schema import (
+from mnemoflow.actors.follower import Derived, Lookups, Opened
+from mnemoflow.eventlog.derived import MemoryScheduled
+from mnemoflow.eventlog.payloads import FeedbackRecorded
+from mnemoflow.eventlog.schema import (
     DECAY_STREAM,
     FEEDBACK_RECORDED,
     INPUT_STREAM,

@@ -24,17 +24,23 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.errors import ActorError
-from actors.follower import Derived, Opened
-from eventlog.payloads import MemoryEmbedded, MemoryStored, MemoryUpdated, Payload, writer_time
-from eventlog.schema import (
+from mnemoflow.actors.errors import ActorError
+from mnemoflow.actors.follower import Derived, Opened
+from mnemoflow.eventlog.payloads import (
+    MemoryEmbedded,
+    MemoryStored,
+    MemoryUpdated,
+    Payload,
+    writer_time,
+)
+from mnemoflow.eventlog.schema import (
     EMBEDDED_STREAM,
     INPUT_STREAM,
     MEMORY_EMBEDDED,
     MEMORY_STORED,
     MEMORY_UPDATED,
 )
-from projections.text import dated, in_context
+from mnemoflow.projections.text import dated, in_context
 
 if TYPE_CHECKING:  # loaded where a model is, so a process without one stays light
     import onnxruntime as ort

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.timeexpr import MONTHS, WEEKDAYS, TimeRef, find_times
-from projections.text import tokenize
+from mnemoflow.actors.timeexpr import MONTHS, WEEKDAYS, TimeRef, find_times
+from mnemoflow.projections.text import tokenize
 
 _LEXICON = tomllib.loads((Path(__file__).parent / "lexicon.toml").read_text("utf-8"))
 CATEGORIES = ("preference", "personal", "plan", "professional", "health", "other")

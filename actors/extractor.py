@@ -14,12 +14,12 @@ from typing import Any
 
 import structlog
 
-from actors.extraction import CATEGORIES, ENTITY_TYPES, Extraction, extract
-from actors.follower import Derived, Lookups, Opened
-from actors.llm import ChatClient, LLMError, LLMSettings
-from eventlog.derived import ClaimPart, EntityMention, MemoryExtracted, TimeSpan
-from eventlog.payloads import MemoryStored, MemoryUpdated, writer_time
-from eventlog.schema import (
+from mnemoflow.actors.extraction import CATEGORIES, ENTITY_TYPES, Extraction, extract
+from mnemoflow.actors.follower import Derived, Lookups, Opened
+from mnemoflow.actors.llm import ChatClient, LLMError, LLMSettings
+from mnemoflow.eventlog.derived import ClaimPart, EntityMention, MemoryExtracted, TimeSpan
+from mnemoflow.eventlog.payloads import MemoryStored, MemoryUpdated, writer_time
+from mnemoflow.eventlog.schema import (
     EXTRACTED_STREAM,
     INPUT_STREAM,
     MEMORY_EXTRACTED,

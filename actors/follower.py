@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from eventlog.opened import Opened
-from eventlog.payloads import Payload
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.payloads import Payload
 
 __all__ = [
     "Derived",

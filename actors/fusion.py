@@ -19,10 +19,10 @@ from datetime import datetime
 
 import numpy as np
 
-from actors.decay import DECAY, FACTOR
-from actors.readmodel import NamespaceModel
-from actors.readparts import Adjacency
-from eventlog.schema import to_micros
+from mnemoflow.actors.decay import DECAY, FACTOR
+from mnemoflow.actors.readmodel import NamespaceModel
+from mnemoflow.actors.readparts import Adjacency
+from mnemoflow.eventlog.schema import to_micros
 
 Scores = dict[int, float]
 SPARSE_CHANNELS = frozenset({"entity", "temporal"})  # they return evidence, not a ranking

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.extraction import hamming, stance
-from actors.follower import Derived, Lookups, Opened
-from eventlog.derived import ClaimPart, Edge, EdgeKind, MemoryExtracted, MemoryLinked
-from eventlog.payloads import MemoryEmbedded
-from eventlog.schema import EXTRACTED_STREAM, LINKED_STREAM, MEMORY_LINKED
+from mnemoflow.actors.extraction import hamming, stance
+from mnemoflow.actors.follower import Derived, Lookups, Opened
+from mnemoflow.eventlog.derived import ClaimPart, Edge, EdgeKind, MemoryExtracted, MemoryLinked
+from mnemoflow.eventlog.payloads import MemoryEmbedded
+from mnemoflow.eventlog.schema import EXTRACTED_STREAM, LINKED_STREAM, MEMORY_LINKED
 
 
 class LinkerSettings(BaseModel):

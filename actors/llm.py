@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.errors import ActorError
+from mnemoflow.actors.errors import ActorError
 
 
 class LLMSettings(BaseModel):

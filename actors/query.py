@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from actors.channels import temporal_search
-from actors.decay import DecaySettings
-from actors.decay import zone as decay_zone
-from actors.extraction import query_entities
-from actors.fusion import (
+from mnemoflow.actors.channels import temporal_search
+from mnemoflow.actors.decay import DecaySettings
+from mnemoflow.actors.decay import zone as decay_zone
+from mnemoflow.actors.extraction import query_entities
+from mnemoflow.actors.fusion import (
     add_scaled,
     adjust,
     fuse,
@@ -37,17 +37,17 @@ from actors.fusion import (
     spread,
     top,
 )
-from actors.hit import Hit
-from actors.query_settings import CHANNELS, SEARCH_CHANNELS, QuerySettings
-from actors.readmodel import NamespaceModel, ReadModel
-from actors.timeexpr import find_times
-from eventlog.payloads import local_now
-from eventlog.schema import INPUT_STREAM
-from projections.duck import DuckProjection
-from projections.lexical import BM25Settings, LexicalIndex
-from projections.memstate import ACTIVE, CONTEXT_FIELD, TEXT_FIELD, MemoryRow
-from projections.text import tokenize
-from projections.vector_projection import CONTEXT, TEXT, VectorProjection
+from mnemoflow.actors.hit import Hit
+from mnemoflow.actors.query_settings import CHANNELS, SEARCH_CHANNELS, QuerySettings
+from mnemoflow.actors.readmodel import NamespaceModel, ReadModel
+from mnemoflow.actors.timeexpr import find_times
+from mnemoflow.eventlog.payloads import local_now
+from mnemoflow.eventlog.schema import INPUT_STREAM
+from mnemoflow.projections.duck import DuckProjection
+from mnemoflow.projections.lexical import BM25Settings, LexicalIndex
+from mnemoflow.projections.memstate import ACTIVE, CONTEXT_FIELD, TEXT_FIELD, MemoryRow
+from mnemoflow.projections.text import tokenize
+from mnemoflow.projections.vector_projection import CONTEXT, TEXT, VectorProjection
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 _WORDS = re.compile(r"[^\W_]+")

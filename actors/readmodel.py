@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 import duckdb
 import numpy as np
 
-from actors.readparts import Docs, Entities, Lookup, Rows, both_ways
-from projections import readrows
-from projections.changes import Changes, Recent
-from projections.heap import release_freed_memory
-from projections.memstate import MemoryRow, doc_id
+from mnemoflow.actors.readparts import Docs, Entities, Lookup, Rows, both_ways
+from mnemoflow.projections import readrows
+from mnemoflow.projections.changes import Changes, Recent
+from mnemoflow.projections.heap import release_freed_memory
+from mnemoflow.projections.memstate import MemoryRow, doc_id
 
 
 class NamespaceModel:

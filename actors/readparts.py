@@ -13,10 +13,10 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from projections import readrows
-from projections.changes import in_sorted, ranges
-from projections.duck import memory_row
-from projections.memstate import ACTIVE, MemoryRow
+from mnemoflow.projections import readrows
+from mnemoflow.projections.changes import in_sorted, ranges
+from mnemoflow.projections.duck import memory_row
+from mnemoflow.projections.memstate import ACTIVE, MemoryRow
 
 Docs = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]

@@ -3,12 +3,12 @@
 Nothing here knows about Ray, DuckDB or FAISS.
 """
 
-import eventlog.derived  # noqa: F401  (registers the derived payloads)
-from eventlog.inputs import InputLog, StoreRequest
-from eventlog.log import EventLog, EventView, LogReport
-from eventlog.schema import Causation, Draft, Receipt, Record
-from eventlog.settings import LogSettings
-from eventlog.verify import VerifyReport
+import mnemoflow.eventlog.derived  # noqa: F401  (registers the derived payloads)
+from mnemoflow.eventlog.inputs import InputLog, StoreRequest
+from mnemoflow.eventlog.log import EventLog, EventView, LogReport
+from mnemoflow.eventlog.schema import Causation, Draft, Receipt, Record
+from mnemoflow.eventlog.settings import LogSettings
+from mnemoflow.eventlog.verify import VerifyReport
 
 __all__ = [
     "Causation",

@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
-from eventlog.payloads import Payload, register_payload
-from eventlog.schema import (
+from mnemoflow.eventlog.payloads import Payload, register_payload
+from mnemoflow.eventlog.schema import (
     ACTOR_PROGRESS,
     MEMORY_CONSOLIDATED,
     MEMORY_EXTRACTED,

@@ -28,8 +28,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eventlog.atomic import fsync_path, temporary_path
-from eventlog.errors import StorageError
+from mnemoflow.eventlog.atomic import fsync_path, temporary_path
+from mnemoflow.eventlog.errors import StorageError
 
 HEAD_FILE = "HEAD"
 KEY_FILE = "heads.key"

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, cast
 
-from eventlog import validation as check
-from eventlog.errors import MemoryGone, MemoryNotFound, NamespaceNotFound, ValidationError
-from eventlog.locks import ReadWriteLock
-from eventlog.log import EventLog, EventView
-from eventlog.payloads import (
+from mnemoflow.eventlog import validation as check
+from mnemoflow.eventlog.errors import MemoryGone, MemoryNotFound, NamespaceNotFound, ValidationError
+from mnemoflow.eventlog.locks import ReadWriteLock
+from mnemoflow.eventlog.log import EventLog, EventView
+from mnemoflow.eventlog.payloads import (
     FeedbackRecorded,
     MemoryForgotten,
     MemoryStored,
@@ -28,7 +28,7 @@ from eventlog.payloads import (
     local_now,
     utc_offset_of,
 )
-from eventlog.schema import (
+from mnemoflow.eventlog.schema import (
     FEEDBACK_RECORDED,
     INPUT_STREAM,
     MEMORY_FORGOTTEN,

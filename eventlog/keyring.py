@@ -37,8 +37,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from eventlog.atomic import write_atomic
-from eventlog.errors import KeyErased, KeyringError, NamespaceNotFound
+from mnemoflow.eventlog.atomic import write_atomic
+from mnemoflow.eventlog.errors import KeyErased, KeyringError, NamespaceNotFound
 
 _NONCE = 12
 

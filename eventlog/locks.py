@@ -9,8 +9,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from eventlog.atomic import sweep_leftovers, temporaries
-from eventlog.errors import LogLocked, StorageError
+from mnemoflow.eventlog.atomic import sweep_leftovers, temporaries
+from mnemoflow.eventlog.errors import LogLocked, StorageError
 
 
 class WriterLock:

@@ -21,18 +21,18 @@ from typing import Any
 
 import pydantic
 
-from eventlog.errors import LogError, StorageError, ValidationError
-from eventlog.heads import load_key
-from eventlog.held import HeldDict
-from eventlog.keyring import Keyring
-from eventlog.locks import WriterLock
-from eventlog.opened import Opened
-from eventlog.payloads import Payload, payload_model
-from eventlog.schema import INPUT_STREAM, Causation, Record
-from eventlog.settings import LogSettings
-from eventlog.stream import ArrowStream
-from eventlog.verify import VerifyReport
-from eventlog.writer import utc_now
+from mnemoflow.eventlog.errors import LogError, StorageError, ValidationError
+from mnemoflow.eventlog.heads import load_key
+from mnemoflow.eventlog.held import HeldDict
+from mnemoflow.eventlog.keyring import Keyring
+from mnemoflow.eventlog.locks import WriterLock
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.payloads import Payload, payload_model
+from mnemoflow.eventlog.schema import INPUT_STREAM, Causation, Record
+from mnemoflow.eventlog.settings import LogSettings
+from mnemoflow.eventlog.stream import ArrowStream
+from mnemoflow.eventlog.verify import VerifyReport
+from mnemoflow.eventlog.writer import utc_now
 
 STREAM_NAME_RE = re.compile(r"[a-z0-9._-]{1,64}")
 # What a kept payload is kept by: kind, namespace, event id, key id, the stored bytes.

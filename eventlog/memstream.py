@@ -8,10 +8,10 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from eventlog.schema import GENESIS_HASH, Draft, Receipt, Record, records_to_batch
-from eventlog.tablefilter import filter_table
-from eventlog.verify import Chunk, VerifyReport, verify_chunks
-from eventlog.writer import ChainWriter, utc_now
+from mnemoflow.eventlog.schema import GENESIS_HASH, Draft, Receipt, Record, records_to_batch
+from mnemoflow.eventlog.tablefilter import filter_table
+from mnemoflow.eventlog.verify import Chunk, VerifyReport, verify_chunks
+from mnemoflow.eventlog.writer import ChainWriter, utc_now
 
 
 class InMemoryStream:

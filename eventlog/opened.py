@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from eventlog.payloads import Payload
-from eventlog.schema import Record
+from mnemoflow.eventlog.payloads import Payload
+from mnemoflow.eventlog.schema import Record
 
 
 class Opened(NamedTuple):

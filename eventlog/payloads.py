@@ -24,7 +24,7 @@ from pydantic import (
     StrictStr,
 )
 
-from eventlog.schema import (
+from mnemoflow.eventlog.schema import (
     FEEDBACK_RECORDED,
     MEMORY_EMBEDDED,
     MEMORY_FORGOTTEN,

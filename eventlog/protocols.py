@@ -7,8 +7,8 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from eventlog.schema import Draft, Receipt, Record
-from eventlog.verify import VerifyReport
+from mnemoflow.eventlog.schema import Draft, Receipt, Record
+from mnemoflow.eventlog.verify import VerifyReport
 
 
 @runtime_checkable

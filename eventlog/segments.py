@@ -25,11 +25,11 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventlog.atomic import fsync_path, write_atomic
-from eventlog.errors import CorruptSegment, StorageError
-from eventlog.keys import keys64
-from eventlog.schema import ELIDED_HASH, ENVELOPE_SCHEMA, HASH_BYTES
-from eventlog.verify import check_rows
+from mnemoflow.eventlog.atomic import fsync_path, write_atomic
+from mnemoflow.eventlog.errors import CorruptSegment, StorageError
+from mnemoflow.eventlog.keys import keys64
+from mnemoflow.eventlog.schema import ELIDED_HASH, ENVELOPE_SCHEMA, HASH_BYTES
+from mnemoflow.eventlog.verify import check_rows
 
 SEGMENT_SUFFIX = ".arrow"
 INDEX_SUFFIX = ".idx"

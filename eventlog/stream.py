@@ -13,11 +13,11 @@ import numpy as np
 import pyarrow as pa
 import structlog
 
-from eventlog.errors import CorruptSegment, LogError
-from eventlog.heads import Head, HeadFile, Lost, with_loss
-from eventlog.keys import key64, keys64
-from eventlog.locks import WriterLock
-from eventlog.schema import (
+from mnemoflow.eventlog.errors import CorruptSegment, LogError
+from mnemoflow.eventlog.heads import Head, HeadFile, Lost, with_loss
+from mnemoflow.eventlog.keys import key64, keys64
+from mnemoflow.eventlog.locks import WriterLock
+from mnemoflow.eventlog.schema import (
     ENVELOPE_SCHEMA,
     GENESIS_HASH,
     Draft,
@@ -26,7 +26,7 @@ from eventlog.schema import (
     batch_to_records,
     records_to_batch,
 )
-from eventlog.segments import (
+from mnemoflow.eventlog.segments import (
     SEGMENT_SUFFIX,
     ActiveSegment,
     SegmentIndex,
@@ -39,10 +39,10 @@ from eventlog.segments import (
     segment_first_position,
     segment_path,
 )
-from eventlog.streamindex import ActiveIndex, KeyedPositions
-from eventlog.tablefilter import filter_table
-from eventlog.verify import Chunk, VerifyReport, verify_chunks
-from eventlog.writer import ChainWriter, utc_now
+from mnemoflow.eventlog.streamindex import ActiveIndex, KeyedPositions
+from mnemoflow.eventlog.tablefilter import filter_table
+from mnemoflow.eventlog.verify import Chunk, VerifyReport, verify_chunks
+from mnemoflow.eventlog.writer import ChainWriter, utc_now
 
 log = structlog.get_logger(__name__)
 

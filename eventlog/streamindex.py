@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from eventlog.schema import Record
+from mnemoflow.eventlog.schema import Record
 
 
 class ActiveIndex:

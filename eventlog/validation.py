@@ -7,9 +7,9 @@ import math
 import re
 from datetime import datetime
 
-from eventlog.errors import ValidationError
-from eventlog.payloads import Metadata
-from eventlog.settings import LogSettings
+from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.eventlog.payloads import Metadata
+from mnemoflow.eventlog.settings import LogSettings
 
 NAMESPACE_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EVENT_ID_RE = re.compile(r"[A-Za-z0-9._:/@+=-]{1,256}")

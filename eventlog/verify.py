@@ -8,9 +8,9 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from eventlog.hashchain import event_hash, rows_hash_inputs
-from eventlog.heads import HEAD_FILE, Head, Lost
-from eventlog.schema import ELIDED_HASH, GENESIS_HASH, batch_columns
+from mnemoflow.eventlog.hashchain import event_hash, rows_hash_inputs
+from mnemoflow.eventlog.heads import HEAD_FILE, Head, Lost
+from mnemoflow.eventlog.schema import ELIDED_HASH, GENESIS_HASH, batch_columns
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from eventlog.errors import AppendFailed, LogError, StorageError
-from eventlog.hashchain import HashInput, event_hash
-from eventlog.schema import Draft, Receipt, Record, receipt_of, to_micros, utc
+from mnemoflow.eventlog.errors import AppendFailed, LogError, StorageError
+from mnemoflow.eventlog.hashchain import HashInput, event_hash
+from mnemoflow.eventlog.schema import Draft, Receipt, Record, receipt_of, to_micros, utc
 
 FindRecords = Callable[[Sequence[str]], dict[str, Record]]
 Persist = Callable[[list[Record]], None]

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from eventlog import validation as check
-from eventlog.atomic import write_atomic
-from pipeline.errors import PipelineError
+from mnemoflow.eventlog import validation as check
+from mnemoflow.eventlog.atomic import write_atomic
+from mnemoflow.pipeline.errors import PipelineError
 
 PREFIX = "mnemo_"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from eventlog import EventLog, InputLog, LogSettings, StoreRequest
+from mnemoflow.eventlog import EventLog, InputLog, LogSettings, StoreRequest
 
 _SENTENCES = [
     "{name} moved to {city} in {month} and started working at {org}.",

@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from actors.embedder import Embedder, EmbedderSettings
-from eventlog import Causation, Draft, EventLog, InputLog, LogSettings, StoreRequest
-from eventlog.payloads import MemoryEmbedded
-from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, MEMORY_EMBEDDED
-from pipeline.bench import scratch, synthetic_text
-from pipeline.config import Settings
-from pipeline.projector import DUCKDB_FILE, FAISS_DIR, Projector, disk_bytes
+from mnemoflow.actors.embedder import Embedder, EmbedderSettings
+from mnemoflow.eventlog import Causation, Draft, EventLog, InputLog, LogSettings, StoreRequest
+from mnemoflow.eventlog.payloads import MemoryEmbedded
+from mnemoflow.eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, MEMORY_EMBEDDED
+from mnemoflow.pipeline.bench import scratch, synthetic_text
+from mnemoflow.pipeline.config import Settings
+from mnemoflow.pipeline.projector import DUCKDB_FILE, FAISS_DIR, Projector, disk_bytes
 
 
 def run_embedder_bench(settings: EmbedderSettings, sentences: int = 1000) -> dict[str, Any]:

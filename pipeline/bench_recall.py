@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from actors.embedder import EmbedderActor
-from eventlog import StoreRequest
-from pipeline.bench import scratch
-from pipeline.bench_projections import fill_with_word_vectors
-from pipeline.config import Settings
-from pipeline.corpus import corpus, queries
-from pipeline.memory import Memory
-from projections.vectors import Ids, VectorIndex, Vectors
+from mnemoflow.actors.embedder import EmbedderActor
+from mnemoflow.eventlog import StoreRequest
+from mnemoflow.pipeline.bench import scratch
+from mnemoflow.pipeline.bench_projections import fill_with_word_vectors
+from mnemoflow.pipeline.config import Settings
+from mnemoflow.pipeline.corpus import corpus, queries
+from mnemoflow.pipeline.memory import Memory
+from mnemoflow.projections.vectors import Ids, VectorIndex, Vectors
 
 NAMESPACE = "bench"
 

@@ -14,11 +14,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.bench import scratch
-from pipeline.bench_recall import percentiles
-from pipeline.config import Settings
-from pipeline.corpus import corpus
-from pipeline.service import Service
+from mnemoflow.pipeline.bench import scratch
+from mnemoflow.pipeline.bench_recall import percentiles
+from mnemoflow.pipeline.config import Settings
+from mnemoflow.pipeline.corpus import corpus
+from mnemoflow.pipeline.service import Service
 
 
 def run_lag_bench(

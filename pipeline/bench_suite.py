@@ -38,13 +38,13 @@ from typing import Any
 
 import psutil
 
-from pipeline.bench import run_log_bench, scratch
-from pipeline.bench_recall import NAMESPACE, after_store, build, measure, percentiles
-from pipeline.client import RemoteMemory
-from pipeline.config import Settings
-from pipeline.corpus import corpus, queries
-from pipeline.memory import Memory
-from pipeline.projector import disk_bytes
+from mnemoflow.pipeline.bench import run_log_bench, scratch
+from mnemoflow.pipeline.bench_recall import NAMESPACE, after_store, build, measure, percentiles
+from mnemoflow.pipeline.client import RemoteMemory
+from mnemoflow.pipeline.config import Settings
+from mnemoflow.pipeline.corpus import corpus, queries
+from mnemoflow.pipeline.memory import Memory
+from mnemoflow.pipeline.projector import disk_bytes
 
 
 def _at(settings: Settings, home: str) -> Settings:
@@ -58,7 +58,7 @@ def run_ingest_bench(
     process, which pays what a process pays once (imports, the model's first runs: ~2 s,
     a quarter of the measured run at 2,000) and is reported apart, as a user's second file
     would find the process."""
-    from pipeline.ingest import ingest
+    from mnemoflow.pipeline.ingest import ingest
 
     with scratch(home) as tmp:
         reports = []
@@ -135,7 +135,7 @@ def served(
     """`mnemo serve` over `home` as a child process, on loopback, without keys unless
     `open_access` is False (`env` added to this process's environment): its URL and pid.
     Stopped with SIGTERM at the end of the block."""
-    command = [sys.executable, "-m", "pipeline.cli", "serve", "--home", str(home)]
+    command = [sys.executable, "-m", "mnemoflow.pipeline.cli", "serve", "--home", str(home)]
     command += ["--port", "0"] + (["--open"] if open_access else [])
     command += ["--config", config] if config else []
     child = subprocess.Popen(
@@ -296,7 +296,7 @@ def format_ingest(ingest: dict[str, Any]) -> str:
 
 
 def format_bench(result: dict[str, Any]) -> str:
-    from pipeline.bench import format_log_bench
+    from mnemoflow.pipeline.bench import format_log_bench
 
     lines = [
         format_log_bench(result["log"]),

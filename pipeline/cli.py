@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import sys
 from collections.abc import Sequence
@@ -12,11 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from eventlog import EventLog, EventView
-from eventlog.errors import MemoryNotFound, MnemoError, ValidationError
-from eventlog.payloads import Metadata
-from pipeline.cli_common import AddCommand, Handler, emit, open_client, open_local
-from pipeline.cli_output import (
+import mnemoflow
+from mnemoflow.eventlog import EventLog, EventView
+from mnemoflow.eventlog.errors import MemoryNotFound, MnemoError, ValidationError
+from mnemoflow.eventlog.payloads import Metadata
+from mnemoflow.pipeline.cli_common import AddCommand, Handler, emit, open_client, open_local
+from mnemoflow.pipeline.cli_output import (
     event_line,
     explain_hit,
     receipt_json,
@@ -25,11 +25,11 @@ from pipeline.cli_output import (
     row_line,
     summary,
 )
-from pipeline.cli_service import add_service_commands
-from pipeline.config import load_settings
-from pipeline.logsetup import configure_logging
-from pipeline.memory import Memory
-from pipeline.wire import lost_rows
+from mnemoflow.pipeline.cli_service import add_service_commands
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.logsetup import configure_logging
+from mnemoflow.pipeline.memory import Memory
+from mnemoflow.pipeline.wire import lost_rows
 
 
 def _text_arg(value: str) -> str | bytes:
@@ -265,7 +265,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
 
-    from pipeline.evaluate import format_report, run_locomo
+    from mnemoflow.pipeline.evaluate import format_report, run_locomo
 
     try:
         ks = sorted({int(k) for k in args.k.split(",")})
@@ -284,13 +284,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # The service's commands keep its info lines; a one-shot command logs warnings and errors.
 LONG_RUNNING = frozenset({"serve", "mcp"})
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("mnemoflow")
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout not installed
-        return "unknown (not installed)"
 
 
 def _common(*, after_command: bool) -> argparse.ArgumentParser:
@@ -318,7 +311,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Long-term memory for AI agents.",
         parents=[_common(after_command=False)],
     )
-    parser.add_argument("--version", action="version", version=f"mnemo {_version()}")
+    parser.add_argument("--version", action="version", version=f"mnemo {mnemoflow.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common(after_command=True)
 

@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from pipeline.client import RemoteMemory, running_server
-from pipeline.config import load_settings
-from pipeline.memory import Memory
+from mnemoflow.pipeline.client import RemoteMemory, running_server
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.memory import Memory
 
 Handler = Callable[[argparse.Namespace], int]
 

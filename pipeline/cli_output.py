@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from actors.hit import Hit
-from eventlog import EventView
-from pipeline.wire import receipt_json, report_json, row_json
-from projections.memstate import MemoryRow
+from mnemoflow.actors.hit import Hit
+from mnemoflow.eventlog import EventView
+from mnemoflow.pipeline.wire import receipt_json, report_json, row_json
+from mnemoflow.projections.memstate import MemoryRow
 
 __all__ = [
     "event_line",

@@ -9,17 +9,17 @@ import os
 import sys
 from pathlib import Path
 
-from eventlog.errors import ValidationError
-from pipeline.cli_common import AddCommand, emit, open_local
-from pipeline.config import load_settings
+from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.pipeline.cli_common import AddCommand, emit, open_local
+from mnemoflow.pipeline.config import load_settings
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from pipeline import bench, bench_projections
+    from mnemoflow.pipeline import bench, bench_projections
 
     settings = load_settings(home=args.home, config_file=args.config)
     if args.target is None:
-        from pipeline import bench_suite
+        from mnemoflow.pipeline import bench_suite
 
         result = bench_suite.run_bench(
             settings,
@@ -35,7 +35,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             bench_suite.plot(result, Path(args.plot))
         emit(args, result, bench_suite.format_bench(result))
     elif args.target == "ingest":
-        from pipeline import bench_suite
+        from mnemoflow.pipeline import bench_suite
 
         result = bench_suite.run_ingest_bench(settings, args.ingest_memories, home=args.home)
         emit(args, {"ingest": result}, bench_suite.format_ingest(result))
@@ -46,14 +46,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         result = bench_projections.run_embedder_bench(settings.embedder, args.sentences)
         emit(args, {"embedder": result}, bench_projections.format_projection_bench(result))
     elif args.target == "lag":
-        from pipeline import bench_service
+        from mnemoflow.pipeline import bench_service
 
         result = bench_service.run_lag_bench(
             settings, rate=args.rate, seconds=args.seconds, home=args.home
         )
         emit(args, {"lag": result}, bench_service.format_lag_bench(result))
     elif args.target == "recall":
-        from pipeline import bench_recall
+        from mnemoflow.pipeline import bench_recall
 
         result = bench_recall.run_recall_bench(
             settings,
@@ -70,7 +70,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from pipeline.serve import serve
+    from mnemoflow.pipeline.serve import serve
 
     settings = load_settings(home=args.home, config_file=args.config)
     serve(
@@ -84,7 +84,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_mcp(args: argparse.Namespace) -> int:
-    from pipeline import mcp_server
+    from mnemoflow.pipeline import mcp_server
 
     settings = load_settings(home=args.home, config_file=args.config)
     mcp_server.run(settings, url=args.url, api_key=args.api_key or os.environ.get("MNEMO_API_KEY"))
@@ -92,7 +92,7 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from pipeline.ingest import ingest
+    from mnemoflow.pipeline.ingest import ingest
 
     with open_local(args) as mem:
         report = ingest(
@@ -117,7 +117,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
-    from pipeline.apikeys import KeyStore
+    from mnemoflow.pipeline.apikeys import KeyStore
 
     settings = load_settings(home=args.home, config_file=args.config)
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -18,14 +18,14 @@ from typing import Any
 
 import httpx
 
-from actors.hit import Hit
-from eventlog import EventView, LogReport, Receipt, StoreRequest
-from eventlog import errors as log_errors
-from eventlog.payloads import Metadata, local_now
-from pipeline import errors as pipeline_errors
-from pipeline.errors import PipelineError
-from pipeline.wire import event_of, hit_of, receipt_of, report_of, row_of
-from projections.memstate import MemoryRow
+from mnemoflow.actors.hit import Hit
+from mnemoflow.eventlog import EventView, LogReport, Receipt, StoreRequest
+from mnemoflow.eventlog import errors as log_errors
+from mnemoflow.eventlog.payloads import Metadata, local_now
+from mnemoflow.pipeline import errors as pipeline_errors
+from mnemoflow.pipeline.errors import PipelineError
+from mnemoflow.pipeline.wire import event_of, hit_of, receipt_of, report_of, row_of
+from mnemoflow.projections.memstate import MemoryRow
 
 
 class AccessDenied(PipelineError):

@@ -16,17 +16,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from actors.consolidator import ConsolidatorSettings
-from actors.decay import DecaySettings
-from actors.embedder import EmbedderSettings
-from actors.linker import LinkerSettings
-from actors.llm import LLMSettings
-from actors.query_settings import QuerySettings
-from eventlog.settings import LogSettings
-from pipeline.errors import ConfigError
-from pipeline.server_settings import ServerSettings
-from projections.lexical import BM25Settings
-from projections.vector_settings import VectorSettings
+from mnemoflow.actors.consolidator import ConsolidatorSettings
+from mnemoflow.actors.decay import DecaySettings
+from mnemoflow.actors.embedder import EmbedderSettings
+from mnemoflow.actors.linker import LinkerSettings
+from mnemoflow.actors.llm import LLMSettings
+from mnemoflow.actors.query_settings import QuerySettings
+from mnemoflow.eventlog.settings import LogSettings
+from mnemoflow.pipeline.errors import ConfigError
+from mnemoflow.pipeline.server_settings import ServerSettings
+from mnemoflow.projections.lexical import BM25Settings
+from mnemoflow.projections.vector_settings import VectorSettings
 
 ENV_PREFIX = "MNEMO_"
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -88,13 +88,10 @@ class Settings(BaseModel):
 
 
 def default_config_path() -> Path:
-    """The shipped defaults: inside the wheel, or at the top of a source checkout."""
-    for candidate in (
-        _PACKAGE_DIR / "configs" / "default.toml",
-        _PACKAGE_DIR.parent / "configs" / "default.toml",
-    ):
-        if candidate.is_file():
-            return candidate
+    """The shipped defaults: `mnemoflow/configs/` in the wheel, `configs/` in a checkout."""
+    candidate = _PACKAGE_DIR.parent / "configs" / "default.toml"
+    if candidate.is_file():
+        return candidate
     raise ConfigError("configs/default.toml is missing from the installation")
 
 

@@ -11,7 +11,7 @@ MnemoError                        (eventlog.errors, the project's base)
 
 from __future__ import annotations
 
-from eventlog.errors import (
+from mnemoflow.eventlog.errors import (
     AppendFailed,
     CorruptSegment,
     LogError,

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventlog import StoreRequest
-from eventlog.errors import ValidationError
-from pipeline.config import Settings
-from pipeline.memory import Memory
+from mnemoflow.eventlog import StoreRequest
+from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.pipeline.config import Settings
+from mnemoflow.pipeline.memory import Memory
 
 SYSTEMS: dict[str, dict[str, Any]] = {
     "mnemoflow": {},

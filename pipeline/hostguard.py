@@ -15,7 +15,7 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pipeline.http_models import ErrorOut
+from mnemoflow.pipeline.http_models import ErrorOut
 
 _NAME = re.compile(r"[a-z0-9_.\-]+")
 

@@ -26,14 +26,14 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
-from actors.embedder import Embedder, EmbedderActor, EmbedderSettings
-from actors.follower import Derived, Opened
-from eventlog import Receipt
-from eventlog.errors import ValidationError
-from eventlog.schema import EMBEDDED_STREAM
-from pipeline.ingest_sources import IngestError, Row, guess_format, read
-from pipeline.inline import seal_derived
-from pipeline.memory import Memory
+from mnemoflow.actors.embedder import Embedder, EmbedderActor, EmbedderSettings
+from mnemoflow.actors.follower import Derived, Opened
+from mnemoflow.eventlog import Receipt
+from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.eventlog.schema import EMBEDDED_STREAM
+from mnemoflow.pipeline.ingest_sources import IngestError, Row, guess_format, read
+from mnemoflow.pipeline.inline import seal_derived
+from mnemoflow.pipeline.memory import Memory
 
 log = structlog.get_logger(__name__)
 
@@ -265,7 +265,7 @@ def _embed_on_ray(
 ) -> np.ndarray:
     import ray.data
 
-    from pipeline.ray_runner import init_ray
+    from mnemoflow.pipeline.ray_runner import init_ray
 
     init_ray(pool.address)
     context = ray.data.DataContext.get_current()

@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eventlog import StoreRequest
-from eventlog.errors import ValidationError
+from mnemoflow.eventlog import StoreRequest
+from mnemoflow.eventlog.errors import ValidationError
 
 FORMATS = ("jsonl", "csv", "parquet", "locomo", "chatgpt")
 
@@ -133,7 +133,7 @@ def _parquet(path: Path, namespace: str) -> Iterator[StoreRequest]:
 
 
 def _locomo(path: Path, namespace: str) -> Iterator[StoreRequest]:
-    from pipeline.evaluate import load_locomo  # the same reading as the evaluation
+    from mnemoflow.pipeline.evaluate import load_locomo  # the same reading as the evaluation
 
     for conv in load_locomo(path):
         for turn in conv.turns:

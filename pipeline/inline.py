@@ -14,18 +14,18 @@ from typing import NamedTuple, cast
 
 import structlog
 
-from actors.follower import Derived, Follower, NotReady, Stateful, derived_event_id
-from eventlog import Causation, Draft, EventLog, Record
-from eventlog.derived import ActorProgress
-from eventlog.errors import KeyErased
-from eventlog.opened import Opened
-from eventlog.schema import (
+from mnemoflow.actors.follower import Derived, Follower, NotReady, Stateful, derived_event_id
+from mnemoflow.eventlog import Causation, Draft, EventLog, Record
+from mnemoflow.eventlog.derived import ActorProgress
+from mnemoflow.eventlog.errors import KeyErased
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.schema import (
     ACTOR_PROGRESS,
     EMBEDDED_STREAM,
     MEMORY_STORED,
     SYSTEM_NAMESPACE,
 )
-from projections.heap import gc_paused, release_freed_memory
+from mnemoflow.projections.heap import gc_paused, release_freed_memory
 
 log = structlog.get_logger(__name__)
 

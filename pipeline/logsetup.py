@@ -8,7 +8,7 @@ import threading
 
 import structlog
 
-from pipeline.config import LoggingSettings
+from mnemoflow.pipeline.config import LoggingSettings
 
 _once = threading.Lock()
 _configured: list[LoggingSettings] = []

@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from eventlog.errors import MnemoError
-from pipeline.client import RemoteMemory, running_server
-from pipeline.config import Settings
-from pipeline.memory import Memory
-from pipeline.wire import receipt_json, row_json
+from mnemoflow.eventlog.errors import MnemoError
+from mnemoflow.pipeline.client import RemoteMemory, running_server
+from mnemoflow.pipeline.config import Settings
+from mnemoflow.pipeline.memory import Memory
+from mnemoflow.pipeline.wire import receipt_json, row_json
 
 INSTRUCTIONS = """Long-term memory. Store facts worth keeping about a user or a task with
 add_memory (one fact per call, in a sentence that stands on its own), and look them up with

@@ -13,21 +13,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from actors.query import CHANNELS, Hit
-from eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
-from eventlog import validation as check
-from eventlog.errors import MemoryNotFound, MnemoError, NamespaceNotFound, ValidationError
-from eventlog.payloads import Metadata, local_now
-from eventlog.schema import INPUT_STREAM
-from pipeline.config import Settings, load_settings
-from pipeline.errors import ErasureUnfinished, HomeError
-from pipeline.logsetup import configure_logging
-from pipeline.projector import AsOf
-from pipeline.runtime import Runtime, SyncReport, drop_views, view_of
-from projections.memstate import MemoryRow, doc_id
+from mnemoflow.actors.query import CHANNELS, Hit
+from mnemoflow.eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
+from mnemoflow.eventlog import validation as check
+from mnemoflow.eventlog.errors import MemoryNotFound, MnemoError, NamespaceNotFound, ValidationError
+from mnemoflow.eventlog.payloads import Metadata, local_now
+from mnemoflow.eventlog.schema import INPUT_STREAM
+from mnemoflow.pipeline.config import Settings, load_settings
+from mnemoflow.pipeline.errors import ErasureUnfinished, HomeError
+from mnemoflow.pipeline.logsetup import configure_logging
+from mnemoflow.pipeline.projector import AsOf
+from mnemoflow.pipeline.runtime import Runtime, SyncReport, drop_views, view_of
+from mnemoflow.projections.memstate import MemoryRow, doc_id
 
 if TYPE_CHECKING:
-    from pipeline.client import RemoteMemory
+    from mnemoflow.pipeline.client import RemoteMemory
 
 
 class Memory:
@@ -106,7 +106,7 @@ class Memory:
     @staticmethod
     def connect(url: str, api_key: str | None = None, *, timeout: float = 60.0) -> RemoteMemory:
         """The same API against a running service (`mnemo serve`) over HTTP."""
-        from pipeline.client import RemoteMemory
+        from mnemoflow.pipeline.client import RemoteMemory
 
         return RemoteMemory(url, api_key, timeout=timeout)
 

@@ -18,17 +18,17 @@ from pathlib import Path
 
 import structlog
 
-from eventlog import EventLog
-from eventlog.atomic import sweep_leftovers
-from eventlog.errors import ValidationError, loggable
-from eventlog.opened import Opened
-from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
-from projections.aside import AsideFold, fold_stream
-from projections.duck import DuckProjection, compaction_path, wal_path
-from projections.errors import ProjectionError
-from projections.heap import gc_paused
-from projections.memstate import keeping_doc_ids
-from projections.vector_projection import VectorProjection, VectorSettings
+from mnemoflow.eventlog import EventLog
+from mnemoflow.eventlog.atomic import sweep_leftovers
+from mnemoflow.eventlog.errors import ValidationError, loggable
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, SUBJECT_ERASED
+from mnemoflow.projections.aside import AsideFold, fold_stream
+from mnemoflow.projections.duck import DuckProjection, compaction_path, wal_path
+from mnemoflow.projections.errors import ProjectionError
+from mnemoflow.projections.heap import gc_paused
+from mnemoflow.projections.memstate import keeping_doc_ids
+from mnemoflow.projections.vector_projection import VectorProjection, VectorSettings
 
 log = structlog.get_logger(__name__)
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import ray
 
-from pipeline.client import SERVER_FILE, RemoteMemory
-from pipeline.errors import PipelineError
+from mnemoflow.pipeline.client import SERVER_FILE, RemoteMemory
+from mnemoflow.pipeline.errors import PipelineError
 
 CLIENTS = 32  # connections kept open, one per key recently seen
 

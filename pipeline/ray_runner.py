@@ -21,14 +21,14 @@ from typing import Any
 import ray
 import structlog
 
-from eventlog import EventLog
-from eventlog.errors import loggable
-from pipeline.config import RaySettings, Settings
-from pipeline.inline import LogHistory, resume_position, run_follower
-from pipeline.logsetup import configure_logging
-from pipeline.query_rpc import QueryEndpoint
-from pipeline.raynames import RAY_NAMESPACE, actor_name
-from pipeline.topology import DEFAULT_TOPOLOGY, Node, Topology, lanes_of
+from mnemoflow.eventlog import EventLog
+from mnemoflow.eventlog.errors import loggable
+from mnemoflow.pipeline.config import RaySettings, Settings
+from mnemoflow.pipeline.inline import LogHistory, resume_position, run_follower
+from mnemoflow.pipeline.logsetup import configure_logging
+from mnemoflow.pipeline.query_rpc import QueryEndpoint
+from mnemoflow.pipeline.raynames import RAY_NAMESPACE, actor_name
+from mnemoflow.pipeline.topology import DEFAULT_TOPOLOGY, Node, Topology, lanes_of
 
 log = structlog.get_logger(__name__)
 

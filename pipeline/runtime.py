@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from actors.embedder import EmbedderActor
-from actors.follower import Follower, derived_event_id
-from actors.query import QueryEngine
-from eventlog import EventLog
-from eventlog.atomic import write_atomic
-from eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, MEMORY_STORED, MEMORY_UPDATED
-from pipeline.config import Settings
-from pipeline.errors import ProjectionLag
-from pipeline.inline import LogHistory, resume_position, run_follower
-from pipeline.projector import DUCKDB_FILE, FAISS_DIR, AsOf, Projector, disk_bytes
-from pipeline.topology import DEFAULT_TOPOLOGY, RECALL_NEEDS
-from projections.duck import wal_path
+from mnemoflow.actors.embedder import EmbedderActor
+from mnemoflow.actors.follower import Follower, derived_event_id
+from mnemoflow.actors.query import QueryEngine
+from mnemoflow.eventlog import EventLog
+from mnemoflow.eventlog.atomic import write_atomic
+from mnemoflow.eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, MEMORY_STORED, MEMORY_UPDATED
+from mnemoflow.pipeline.config import Settings
+from mnemoflow.pipeline.errors import ProjectionLag
+from mnemoflow.pipeline.inline import LogHistory, resume_position, run_follower
+from mnemoflow.pipeline.projector import DUCKDB_FILE, FAISS_DIR, AsOf, Projector, disk_bytes
+from mnemoflow.pipeline.topology import DEFAULT_TOPOLOGY, RECALL_NEEDS
+from mnemoflow.projections.duck import wal_path
 
 AS_OF_MARKER = "as_of.json"
 VIEWS_DIR = "views"  # under the data directory: where its past views were built

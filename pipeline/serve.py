@@ -19,14 +19,14 @@ import ray
 import structlog
 import uvicorn
 
-from eventlog.atomic import write_atomic
-from pipeline.apikeys import KeyStore
-from pipeline.client import SERVER_FILE
-from pipeline.config import Settings
-from pipeline.errors import PipelineError
-from pipeline.hostguard import is_loopback
-from pipeline.server import create_app
-from pipeline.service import Service
+from mnemoflow.eventlog.atomic import write_atomic
+from mnemoflow.pipeline.apikeys import KeyStore
+from mnemoflow.pipeline.client import SERVER_FILE
+from mnemoflow.pipeline.config import Settings
+from mnemoflow.pipeline.errors import PipelineError
+from mnemoflow.pipeline.hostguard import is_loopback
+from mnemoflow.pipeline.server import create_app
+from mnemoflow.pipeline.service import Service
 
 log = structlog.get_logger(__name__)
 

@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from eventlog import StoreRequest
-from eventlog.errors import (
+from mnemoflow.eventlog import StoreRequest
+from mnemoflow.eventlog.errors import (
     KeyErased,
     MemoryGone,
     MemoryNotFound,
@@ -33,11 +33,11 @@ from eventlog.errors import (
     StorageError,
     ValidationError,
 )
-from eventlog.schema import INPUT_STREAM
-from pipeline.apikeys import ApiKey, KeyStore
-from pipeline.errors import ProjectionLag
-from pipeline.hostguard import HostCheck
-from pipeline.http_models import (
+from mnemoflow.eventlog.schema import INPUT_STREAM
+from mnemoflow.pipeline.apikeys import ApiKey, KeyStore
+from mnemoflow.pipeline.errors import ProjectionLag
+from mnemoflow.pipeline.hostguard import HostCheck
+from mnemoflow.pipeline.http_models import (
     EraseIn,
     ErrorOut,
     EventOut,
@@ -56,9 +56,9 @@ from pipeline.http_models import (
     StoreManyIn,
     UpdateIn,
 )
-from pipeline.memory import Memory
-from pipeline.server_settings import ServerSettings
-from pipeline.wire import receipt_json, report_json, row_json
+from mnemoflow.pipeline.memory import Memory
+from mnemoflow.pipeline.server_settings import ServerSettings
+from mnemoflow.pipeline.wire import receipt_json, report_json, row_json
 
 ERRORS = {401: "no or unknown API key", 403: "outside the key's namespaces"}
 STATUS = {

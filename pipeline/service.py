@@ -21,10 +21,10 @@ from typing import Any
 
 import structlog
 
-from eventlog.errors import loggable
-from pipeline.config import Settings
-from pipeline.memory import Memory
-from pipeline.ray_runner import RayRunner
+from mnemoflow.eventlog.errors import loggable
+from mnemoflow.pipeline.config import Settings
+from mnemoflow.pipeline.memory import Memory
+from mnemoflow.pipeline.ray_runner import RayRunner
 
 log = structlog.get_logger(__name__)
 

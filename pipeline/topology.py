@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from actors.consolidator import ConsolidatorActor
-from actors.decay import DecayActor
-from actors.embedder import EmbedderActor
-from actors.extractor import ExtractorActor
-from actors.follower import Follower, Lookups
-from actors.linker import LinkerActor
-from pipeline.config import Settings
+from mnemoflow.actors.consolidator import ConsolidatorActor
+from mnemoflow.actors.decay import DecayActor
+from mnemoflow.actors.embedder import EmbedderActor
+from mnemoflow.actors.extractor import ExtractorActor
+from mnemoflow.actors.follower import Follower, Lookups
+from mnemoflow.actors.linker import LinkerActor
+from mnemoflow.pipeline.config import Settings
 
 Factory = Callable[[Settings, Lookups], Follower]
 

@@ -8,11 +8,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from actors.hit import Hit
-from eventlog import Causation, EventView, LogReport, Receipt
-from eventlog.heads import Lost
-from eventlog.verify import VerifyReport
-from projections.memstate import MemoryRow
+from mnemoflow.actors.hit import Hit
+from mnemoflow.eventlog import Causation, EventView, LogReport, Receipt
+from mnemoflow.eventlog.heads import Lost
+from mnemoflow.eventlog.verify import VerifyReport
+from mnemoflow.projections.memstate import MemoryRow
 
 
 def _time(value: str | None) -> datetime | None:

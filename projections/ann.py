@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from projections.changes import ranges
+from mnemoflow.projections.changes import ranges
 
 Ids = npt.NDArray[np.int64]
 Vectors = npt.NDArray[np.float32]

@@ -21,17 +21,16 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from eventlog import EventLog
-from eventlog.opened import Opened
-from eventlog.schema import INPUT_STREAM
-from eventlog.settings import LogSettings
-from projections.duck import DuckProjection, wal_path
-from projections.errors import ProjectionError
-from projections.heap import gc_paused
-from projections.memstate import keeping_doc_ids
+from mnemoflow.eventlog import EventLog
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.schema import INPUT_STREAM
+from mnemoflow.eventlog.settings import LogSettings
+from mnemoflow.projections.duck import DuckProjection, wal_path
+from mnemoflow.projections.errors import ProjectionError
+from mnemoflow.projections.heap import gc_paused
+from mnemoflow.projections.memstate import keeping_doc_ids
 
 Streams = Sequence[tuple[str, str]]  # (stream, its upstream), upstream first
-_CODE = Path(__file__).resolve().parents[1]  # where the `projections` package is
 
 
 def fold_stream(
@@ -114,11 +113,10 @@ class AsideFold:
         self._output = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "projections.aside"],
+                [sys.executable, "-m", "mnemoflow.projections.aside"],
                 stdin=subprocess.PIPE,
                 stdout=self._output,
                 stderr=subprocess.STDOUT,
-                cwd=_CODE,  # this code, not a `projections` package where the caller stands
             )
         except OSError as exc:
             self._output.close()

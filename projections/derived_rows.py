@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from eventlog.derived import (
+from mnemoflow.eventlog.derived import (
     MemoryConsolidated,
     MemoryExtracted,
     MemoryLinked,
     MemoryScheduled,
 )
-from eventlog.opened import Opened
-from eventlog.schema import from_micros
-from projections.memstate import doc_id
-from projections.rows import TS
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.schema import from_micros
+from mnemoflow.projections.memstate import doc_id
+from mnemoflow.projections.rows import TS
 
 DERIVED_ARROW: dict[str, pa.Schema] = {
     "entities": pa.schema(

@@ -16,14 +16,19 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from eventlog.opened import Opened
-from eventlog.payloads import MemoryEmbedded
-from eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED, from_micros
-from projections import postings
-from projections.changes import Changes
-from projections.derived_rows import DERIVED_ARROW, DERIVED_TABLES, KEY_COLUMN, DerivedFold
-from projections.errors import ProjectionError
-from projections.memstate import (
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.payloads import MemoryEmbedded
+from mnemoflow.eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED, from_micros
+from mnemoflow.projections import postings
+from mnemoflow.projections.changes import Changes
+from mnemoflow.projections.derived_rows import (
+    DERIVED_ARROW,
+    DERIVED_TABLES,
+    KEY_COLUMN,
+    DerivedFold,
+)
+from mnemoflow.projections.errors import ProjectionError
+from mnemoflow.projections.memstate import (
     ACTIVE,
     CONTEXT_FIELD,
     ERASED,
@@ -34,7 +39,7 @@ from projections.memstate import (
     doc_id,
     with_context,
 )
-from projections.rows import FEEDBACK_ARROW, MEMORY_ARROW, VERSION_ARROW
+from mnemoflow.projections.rows import FEEDBACK_ARROW, MEMORY_ARROW, VERSION_ARROW
 
 _SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
 TABLES = (

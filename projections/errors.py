@@ -6,7 +6,7 @@ MnemoError                     (eventlog.errors)
 
 from __future__ import annotations
 
-from eventlog.errors import MnemoError
+from mnemoflow.eventlog.errors import MnemoError
 
 
 class ProjectionError(MnemoError):

@@ -23,9 +23,9 @@ import numpy.typing as npt
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from projections.changes import Changes, Recent, in_sorted
-from projections.heap import release_freed_memory
-from projections.text import tokenize
+from mnemoflow.projections.changes import Changes, Recent, in_sorted
+from mnemoflow.projections.heap import release_freed_memory
+from mnemoflow.projections.text import tokenize
 
 if TYPE_CHECKING:
     import duckdb

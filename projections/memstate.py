@@ -13,23 +13,23 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from eventlog.held import HeldDict
-from eventlog.keys import key64
-from eventlog.opened import Opened
-from eventlog.payloads import (
+from mnemoflow.eventlog.held import HeldDict
+from mnemoflow.eventlog.keys import key64
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.payloads import (
     FeedbackRecorded,
     MemoryEmbedded,
     MemoryStored,
     MemoryUpdated,
     on_clock,
 )
-from eventlog.schema import (
+from mnemoflow.eventlog.schema import (
     FEEDBACK_RECORDED,
     MEMORY_FORGOTTEN,
     MEMORY_STORED,
     MEMORY_UPDATED,
 )
-from projections.text import dated, tokenize
+from mnemoflow.projections.text import dated, tokenize
 
 ACTIVE, FORGOTTEN, ERASED = "active", "forgotten", "erased"
 TEXT_FIELD, CONTEXT_FIELD = 0, 1

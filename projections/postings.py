@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from projections.memstate import CONTEXT_FIELD, MemoryRow
+from mnemoflow.projections.memstate import CONTEXT_FIELD, MemoryRow
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from projections.duck import SELECT_HITS
+from mnemoflow.projections.duck import SELECT_HITS
 
 if TYPE_CHECKING:
     import duckdb

@@ -25,11 +25,11 @@ import numpy as np
 import pyarrow as pa
 import structlog
 
-from eventlog.atomic import fsync_path, sweep_leftovers
-from eventlog.locks import ReadWriteLock
-from eventlog.opened import Opened
-from eventlog.payloads import MemoryEmbedded, VectorDtype, unpack_rows
-from eventlog.schema import (
+from mnemoflow.eventlog.atomic import fsync_path, sweep_leftovers
+from mnemoflow.eventlog.locks import ReadWriteLock
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.payloads import MemoryEmbedded, VectorDtype, unpack_rows
+from mnemoflow.eventlog.schema import (
     EMBEDDED_STREAM,
     INPUT_STREAM,
     MEMORY_FORGOTTEN,
@@ -37,10 +37,10 @@ from eventlog.schema import (
     MEMORY_UPDATED,
     SUBJECT_ERASED,
 )
-from projections.errors import ProjectionError
-from projections.memstate import doc_id
-from projections.vector_settings import VectorSettings
-from projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
+from mnemoflow.projections.errors import ProjectionError
+from mnemoflow.projections.memstate import doc_id
+from mnemoflow.projections.vector_settings import VectorSettings
+from mnemoflow.projections.vectors import FaissIndex, Ids, VectorIndex, Vectors, checksum
 
 log = structlog.get_logger(__name__)
 

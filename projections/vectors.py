@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from projections.ann import (
+from mnemoflow.projections.ann import (
     Approximate,
     HnswIndex,
     Ids,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from eventlog import EventLog, InputLog, LogSettings
-from pipeline import Memory
-from pipeline.config import LoggingSettings, load_settings
-from pipeline.logsetup import configure_logging
+from mnemoflow import Memory
+from mnemoflow.eventlog import EventLog, InputLog, LogSettings
+from mnemoflow.pipeline.config import LoggingSettings, load_settings
+from mnemoflow.pipeline.logsetup import configure_logging
 from tests.actors.chat_server import ChatServer
 
 SMALL_SEGMENTS = LogSettings(segment_bytes=4096)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from actors.embedder import Embedder, EmbedderSettings, ModelNotFound, resolve
+from mnemoflow.actors.embedder import Embedder, EmbedderSettings, ModelNotFound, resolve
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from actors.extraction import categorise, extract, hamming, query_entities, sentences, simhash
-from pipeline.corpus import corpus
-from projections.text import tokenize
+from mnemoflow.actors.extraction import (
+    categorise,
+    extract,
+    hamming,
+    query_entities,
+    sentences,
+    simhash,
+)
+from mnemoflow.pipeline.corpus import corpus
+from mnemoflow.projections.text import tokenize
 
 WHEN = datetime(2023, 5, 8, tzinfo=UTC)
 

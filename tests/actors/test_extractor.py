@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from actors.extractor import ExtractorActor
-from actors.llm import ChatClient, LLMError, LLMSettings
-from eventlog import EventLog, InputLog
-from eventlog.derived import MemoryExtracted
-from pipeline import Memory
-from pipeline.config import load_settings
-from pipeline.inline import LogHistory
+from mnemoflow import Memory
+from mnemoflow.actors.extractor import ExtractorActor
+from mnemoflow.actors.llm import ChatClient, LLMError, LLMSettings
+from mnemoflow.eventlog import EventLog, InputLog
+from mnemoflow.eventlog.derived import MemoryExtracted
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.inline import LogHistory
 from tests.actors.chat_server import LLM_ANSWER, ChatServer
 from tests.projections.events import Events
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from actors import linker as linker_module
-from actors.consolidator import ConsolidatorActor, ConsolidatorSettings
-from actors.decay import (
+from mnemoflow.actors import linker as linker_module
+from mnemoflow.actors.consolidator import ConsolidatorActor, ConsolidatorSettings
+from mnemoflow.actors.decay import (
     AGAIN,
     GOOD,
     DecayActor,
@@ -21,13 +21,19 @@ from actors.decay import (
     review,
     zone,
 )
-from actors.extraction import extract
-from actors.extractor import to_payload
-from actors.follower import Derived, NotReady
-from actors.linker import LinkerActor, LinkerSettings
-from eventlog.derived import Edge, Input, MemoryConsolidated, MemoryLinked, MemoryScheduled
-from eventlog.opened import Opened
-from eventlog.schema import to_micros
+from mnemoflow.actors.extraction import extract
+from mnemoflow.actors.extractor import to_payload
+from mnemoflow.actors.follower import Derived, NotReady
+from mnemoflow.actors.linker import LinkerActor, LinkerSettings
+from mnemoflow.eventlog.derived import (
+    Edge,
+    Input,
+    MemoryConsolidated,
+    MemoryLinked,
+    MemoryScheduled,
+)
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.schema import to_micros
 from tests.projections.events import T0, Events
 
 

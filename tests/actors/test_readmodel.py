@@ -8,13 +8,19 @@ from dataclasses import replace
 
 import numpy as np
 
-from actors.extraction import extract
-from actors.extractor import to_payload
-from actors.readmodel import NamespaceModel, ReadModel
-from eventlog.derived import Edge, Input, MemoryConsolidated, MemoryLinked, MemoryScheduled
-from eventlog.opened import Opened
-from projections.duck import DuckProjection
-from projections.memstate import doc_id
+from mnemoflow.actors.extraction import extract
+from mnemoflow.actors.extractor import to_payload
+from mnemoflow.actors.readmodel import NamespaceModel, ReadModel
+from mnemoflow.eventlog.derived import (
+    Edge,
+    Input,
+    MemoryConsolidated,
+    MemoryLinked,
+    MemoryScheduled,
+)
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.projections.duck import DuckProjection
+from mnemoflow.projections.memstate import doc_id
 from tests.projections.events import T0, Events
 
 PEOPLE = ["Alice", "Bob", "Chen", "Dana", "Emil"]

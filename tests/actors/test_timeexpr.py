@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import pytest
 
-from actors.timeexpr import find_times
+from mnemoflow.actors.timeexpr import find_times
 
 REF = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # a Monday
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from eventlog.protocols import AppendableStream
-from eventlog.schema import GENESIS_HASH, Causation, Draft
+from mnemoflow.eventlog.protocols import AppendableStream
+from mnemoflow.eventlog.schema import GENESIS_HASH, Causation, Draft
 
 KINDS = ("memory.stored", "memory.updated", "feedback.recorded")
 

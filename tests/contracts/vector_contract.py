@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from projections.vectors import BruteForceIndex, VectorIndex, checksum
+from mnemoflow.projections.vectors import BruteForceIndex, VectorIndex, checksum
 
 DIM = 16
 

@@ -10,9 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
-from eventlog import EventLog, InputLog, LogSettings, StoreRequest
-from pipeline.config import LoggingSettings
-from pipeline.logsetup import configure_logging
+from mnemoflow.eventlog import EventLog, InputLog, LogSettings, StoreRequest
+from mnemoflow.pipeline.config import LoggingSettings
+from mnemoflow.pipeline.logsetup import configure_logging
 
 
 def main(directory: str) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from eventlog import segments
-from eventlog.stream import ArrowStream
+from mnemoflow.eventlog import segments
+from mnemoflow.eventlog.stream import ArrowStream
 from tests.contracts.stream_contract import draft
 
 
@@ -23,7 +23,7 @@ def _reads_of_sealed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         opened.append(path)
         return real(path)
 
-    monkeypatch.setattr("eventlog.stream.read_sealed", counting)
+    monkeypatch.setattr("mnemoflow.eventlog.stream.read_sealed", counting)
     return opened
 
 
@@ -75,7 +75,7 @@ def test_concurrent_appends_share_fsyncs(tmp_path: Path, monkeypatch: pytest.Mon
         time.sleep(0.002)
         real(fd)
 
-    monkeypatch.setattr("eventlog.segments.os.fdatasync", slow_fsync)
+    monkeypatch.setattr("mnemoflow.eventlog.segments.os.fdatasync", slow_fsync)
     stream = ArrowStream(tmp_path / "s")
     appends_per_thread, threads = 100, 8
 

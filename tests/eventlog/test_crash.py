@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from eventlog import EventLog, InputLog, LogSettings, StoreRequest
-from eventlog.schema import ENVELOPE_SCHEMA
-from eventlog.segments import SEGMENT_SUFFIX
+from mnemoflow.eventlog import EventLog, InputLog, LogSettings, StoreRequest
+from mnemoflow.eventlog.schema import ENVELOPE_SCHEMA
+from mnemoflow.eventlog.segments import SEGMENT_SUFFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from eventlog import EventLog, InputLog, Receipt
-from eventlog.errors import MemoryGone, NamespaceNotFound
-from pipeline import Memory
+from mnemoflow import Memory
+from mnemoflow.eventlog import EventLog, InputLog, Receipt
+from mnemoflow.eventlog.errors import MemoryGone, NamespaceNotFound
 
 SECRET_TEXT = "Zanzibar-7731 is where Alice keeps her spare key"
 SECRET_META = "passport-X99182"
@@ -149,9 +149,9 @@ def test_a_store_racing_an_erase_is_readable_or_erased_never_silently_lost(
 
 def _failing_writes(monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
     """The keyring's next `failures` saves meet a full disk."""
-    import eventlog.keyring
+    from mnemoflow.eventlog import keyring
 
-    real = eventlog.keyring.write_atomic
+    real = keyring.write_atomic
     left = [failures]
 
     def write(*args: Any, **kwargs: Any) -> None:
@@ -160,7 +160,7 @@ def _failing_writes(monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
             raise OSError(28, "No space left on device")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(eventlog.keyring, "write_atomic", write)
+    monkeypatch.setattr(keyring, "write_atomic", write)
 
 
 def test_a_key_the_disk_refused_is_never_used(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eventlog import EventLog, InputLog, LogSettings
-from eventlog.errors import (
+from mnemoflow.eventlog import EventLog, InputLog, LogSettings
+from mnemoflow.eventlog.errors import (
     AppendFailed,
     CorruptSegment,
     KeyringError,
@@ -18,8 +18,8 @@ from eventlog.errors import (
     MnemoError,
     NamespaceNotFound,
 )
-from eventlog.segments import SEGMENT_SUFFIX
-from eventlog.stream import ArrowStream
+from mnemoflow.eventlog.segments import SEGMENT_SUFFIX
+from mnemoflow.eventlog.stream import ArrowStream
 
 
 def test_hierarchy_has_one_base() -> None:
@@ -42,12 +42,12 @@ def test_disk_full_fails_the_append_cleanly_and_recovers(
             real_pwrite(fd, bytes(data)[: len(data) // 2], offset)  # a partial write, then ENOSPC
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr("eventlog.segments.os.pwrite", full_disk)
+        monkeypatch.setattr("mnemoflow.eventlog.segments.os.pwrite", full_disk)
         with pytest.raises(AppendFailed, match="No space left"):
             inputs.store("during", "ns")
         assert segment.stat().st_size == size
         assert log.input.last_position == 1
-        monkeypatch.setattr("eventlog.segments.os.pwrite", real_pwrite)
+        monkeypatch.setattr("mnemoflow.eventlog.segments.os.pwrite", real_pwrite)
         assert inputs.store("after", "ns").position == 2
         assert log.verify().ok
     with EventLog(tmp_path / "log") as log:
@@ -61,7 +61,7 @@ def test_failed_fsync_is_not_acknowledged(tmp_path: Path, monkeypatch: pytest.Mo
         def failing(fd: int) -> None:
             raise OSError(errno.EIO, "Input/output error")
 
-        monkeypatch.setattr("eventlog.segments.os.fdatasync", failing)
+        monkeypatch.setattr("mnemoflow.eventlog.segments.os.fdatasync", failing)
         with pytest.raises(AppendFailed, match="Input/output error"):
             inputs.store("x", "ns")
         assert log.input.last_position == 0

@@ -14,10 +14,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from eventlog import EventLog, InputLog, LogSettings, StoreRequest
-from eventlog.errors import AppendFailed
-from eventlog.schema import ENVELOPE_SCHEMA
-from eventlog.segments import INDEX_SUFFIX, SEGMENT_SUFFIX
+from mnemoflow.eventlog import EventLog, InputLog, LogSettings, StoreRequest
+from mnemoflow.eventlog.errors import AppendFailed
+from mnemoflow.eventlog.schema import ENVELOPE_SCHEMA
+from mnemoflow.eventlog.segments import INDEX_SUFFIX, SEGMENT_SUFFIX
 
 SMALL = LogSettings(segment_bytes=4096)
 
@@ -41,10 +41,10 @@ def _store_until_sealed(inputs: InputLog, start: int) -> list[str]:
 @pytest.mark.parametrize(
     "failing",
     [
-        "eventlog.segments.write_atomic",  # the compacted copy and the index
-        "eventlog.segments.write_index",  # the index alone, after the compacted copy
-        "eventlog.atomic.fsync_path",  # the directory entry, after the rename
-        "eventlog.segments.fsync_path",  # the next segment cannot be made
+        "mnemoflow.eventlog.segments.write_atomic",  # the compacted copy and the index
+        "mnemoflow.eventlog.segments.write_index",  # the index alone, after the compacted copy
+        "mnemoflow.eventlog.atomic.fsync_path",  # the directory entry, after the rename
+        "mnemoflow.eventlog.segments.fsync_path",  # the next segment cannot be made
     ],
 )
 def test_a_failed_seal_keeps_every_acknowledged_append_once(
@@ -88,7 +88,7 @@ def test_a_seal_cut_short_is_finished_when_the_stream_opens(
     with EventLog(directory, SMALL) as log:
         inputs = InputLog(log)
         acked = [inputs.store("first", "ns").event_id]
-        monkeypatch.setattr("eventlog.segments.write_atomic", _enospc)
+        monkeypatch.setattr("mnemoflow.eventlog.segments.write_atomic", _enospc)
         acked += _store_until_sealed(inputs, 0)
     monkeypatch.undo()
     first = _segments(directory)[0]

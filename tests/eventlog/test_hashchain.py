@@ -3,7 +3,7 @@ must verify, so the bytes hashed for an event never change."""
 
 from __future__ import annotations
 
-from eventlog.hashchain import HashInput, event_hash
+from mnemoflow.eventlog.hashchain import HashInput, event_hash
 
 
 def test_event_hashes_are_those_of_the_first_format() -> None:

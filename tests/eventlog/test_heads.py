@@ -10,9 +10,9 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from eventlog import EventLog, InputLog
-from eventlog.heads import HEAD_FILE, KEY_FILE
-from eventlog.segments import SEGMENT_SUFFIX
+from mnemoflow.eventlog import EventLog, InputLog
+from mnemoflow.eventlog.heads import HEAD_FILE, KEY_FILE
+from mnemoflow.eventlog.segments import SEGMENT_SUFFIX
 from tests.pipeline.test_serve import mnemo
 
 

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from eventlog import EventLog, InputLog
+from mnemoflow.eventlog import EventLog, InputLog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,9 +19,9 @@ CHILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from eventlog import EventLog
-    from eventlog.derived import MemoryExtracted
-    from eventlog.errors import KeyErased
+    from mnemoflow.eventlog import EventLog
+    from mnemoflow.eventlog.derived import MemoryExtracted
+    from mnemoflow.eventlog.errors import KeyErased
 
     log = EventLog(Path(sys.argv[1]), writable=False, writes={"extracted"})
     (record,) = list(log.input.read())
@@ -60,10 +60,10 @@ SEALER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from eventlog import EventLog
-    from eventlog.derived import MemoryExtracted
-    from eventlog.errors import KeyErased
-    from eventlog.schema import MEMORY_EXTRACTED, Causation, Draft
+    from mnemoflow.eventlog import EventLog
+    from mnemoflow.eventlog.derived import MemoryExtracted
+    from mnemoflow.eventlog.errors import KeyErased
+    from mnemoflow.eventlog.schema import MEMORY_EXTRACTED, Causation, Draft
 
     log = EventLog(Path(sys.argv[1]), writable=False, writes={"extracted"})
     (record,) = list(log.input.read())

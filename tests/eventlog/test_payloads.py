@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
-from eventlog.derived import Edge, MemoryExtracted, MemoryLinked
-from eventlog.payloads import MemoryEmbedded, MemoryStored, SubjectErased, unpack_rows
+from mnemoflow.eventlog.derived import Edge, MemoryExtracted, MemoryLinked
+from mnemoflow.eventlog.payloads import MemoryEmbedded, MemoryStored, SubjectErased, unpack_rows
 
 
 def _linked(n: int) -> MemoryLinked:

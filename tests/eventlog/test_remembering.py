@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from eventlog import EventLog, InputLog
-from eventlog.errors import KeyringError
-from eventlog.keyring import Keyring
-from eventlog.payloads import MemoryStored
+from mnemoflow.eventlog import EventLog, InputLog
+from mnemoflow.eventlog.errors import KeyringError
+from mnemoflow.eventlog.keyring import Keyring
+from mnemoflow.eventlog.payloads import MemoryStored
 
 
 @pytest.fixture

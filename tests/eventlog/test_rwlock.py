@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from eventlog.locks import ReadWriteLock
+from mnemoflow.eventlog.locks import ReadWriteLock
 
 
 def test_readers_share_and_a_writer_waits_for_them() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.memstream import InMemoryStream
-from eventlog.protocols import AppendableStream
-from eventlog.stream import ArrowStream
+from mnemoflow.eventlog.memstream import InMemoryStream
+from mnemoflow.eventlog.protocols import AppendableStream
+from mnemoflow.eventlog.stream import ArrowStream
 from tests.contracts.stream_contract import StreamContract
 
 

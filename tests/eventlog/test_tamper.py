@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from eventlog import EventLog, InputLog, LogSettings
-from eventlog.schema import ENVELOPE_SCHEMA
-from eventlog.segments import (
+from mnemoflow.eventlog import EventLog, InputLog, LogSettings
+from mnemoflow.eventlog.schema import ENVELOPE_SCHEMA
+from mnemoflow.eventlog.segments import (
     _END_OF_STREAM,
     _SEALED_OPTIONS,
     SEGMENT_SUFFIX,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventlog import InputLog, StoreRequest
-from eventlog.errors import MemoryGone, MemoryNotFound, ValidationError
+from mnemoflow.eventlog import InputLog, StoreRequest
+from mnemoflow.eventlog.errors import MemoryGone, MemoryNotFound, ValidationError
 
 LIMIT = 64 * 1024
 

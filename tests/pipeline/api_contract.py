@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from eventlog import StoreRequest
-from eventlog.errors import MemoryNotFound, NamespaceNotFound, ValidationError
-from eventlog.schema import from_micros
+from mnemoflow.eventlog import StoreRequest
+from mnemoflow.eventlog.errors import MemoryNotFound, NamespaceNotFound, ValidationError
+from mnemoflow.eventlog.schema import from_micros
 
 WHEN = datetime(2024, 5, 1, 9, tzinfo=UTC)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-from eventlog import EventLog, InputLog, StoreRequest
-from eventlog.schema import EMBEDDED_STREAM
-from pipeline.config import load_settings
-from pipeline.ray_runner import RayRunner
+from mnemoflow.eventlog import EventLog, InputLog, StoreRequest
+from mnemoflow.eventlog.schema import EMBEDDED_STREAM
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.ray_runner import RayRunner
 
 
 def main(home: Path) -> None:

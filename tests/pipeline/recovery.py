@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from eventlog import EventLog
-from pipeline import Memory
-from pipeline.config import load_settings
-from pipeline.topology import DEFAULT_TOPOLOGY
+from mnemoflow import Memory
+from mnemoflow.eventlog import EventLog
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.topology import DEFAULT_TOPOLOGY
 
 TEXT_KINDS = ("memory.stored", "memory.updated")  # what the extractor and embedder derive from
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import Memory
-from pipeline.apikeys import KeyStore
-from pipeline.server import create_app
+from mnemoflow import Memory
+from mnemoflow.pipeline.apikeys import KeyStore
+from mnemoflow.pipeline.server import create_app
 from tests.pipeline.api_contract import MemoryApiContract
 from tests.pipeline.httpserver import serving
 

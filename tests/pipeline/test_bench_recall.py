@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.bench_recall import index_recall
-from projections.vectors import BruteForceIndex, Ids, Vectors
+from mnemoflow.pipeline.bench_recall import index_recall
+from mnemoflow.projections.vectors import BruteForceIndex, Ids, Vectors
 
 
 class _MissesTheBest(BruteForceIndex):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.schema import ACTOR_PROGRESS
-from pipeline import Memory
-from pipeline.config import load_settings
+from mnemoflow import Memory
+from mnemoflow.eventlog.schema import ACTOR_PROGRESS
+from mnemoflow.pipeline.config import load_settings
 
 T = datetime(2024, 6, 10, 12, tzinfo=UTC)  # a Monday
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def mnemo(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
     raw = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args, "--home", str(home)],
+        [sys.executable, "-m", "mnemoflow.pipeline.cli", *args, "--home", str(home)],
         cwd=ROOT,
         input=stdin,
         capture_output=True,
@@ -140,7 +140,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 def test_home_from_environment(tmp_path: Path) -> None:
     home = tmp_path / "env-home"
     process = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "store", "x", "--ns", "n"],
+        [sys.executable, "-m", "mnemoflow.pipeline.cli", "store", "x", "--ns", "n"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -294,7 +294,7 @@ def test_recall_explain_shows_state_and_provenance(tmp_path: Path) -> None:
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "mnemoflow.pipeline.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

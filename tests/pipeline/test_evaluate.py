@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.errors import ValidationError
-from pipeline.config import load_settings
-from pipeline.evaluate import load_locomo, run_locomo
+from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.evaluate import load_locomo, run_locomo
 
 DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "locomo-dev.json"
 

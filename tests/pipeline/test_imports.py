@@ -13,7 +13,14 @@ HEAVY = ("duckdb", "faiss", "onnxruntime", "tokenizers")
 
 
 @pytest.mark.parametrize(
-    "module", ["pipeline.client", "pipeline.query_rpc", "pipeline", "pipeline.ray_runner"]
+    "module",
+    [
+        "mnemoflow.pipeline.client",
+        "mnemoflow.pipeline.query_rpc",
+        "mnemoflow",
+        "mnemoflow.pipeline",
+        "mnemoflow.pipeline.ray_runner",
+    ],
 )
 def test_light_modules_do_not_load_the_engines(module: str) -> None:
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
@@ -21,8 +28,8 @@ def test_light_modules_do_not_load_the_engines(module: str) -> None:
     assert out.stdout.strip() == ""
 
 
-def test_memory_is_still_importable_from_the_package() -> None:
-    from pipeline import Memory
-    from pipeline.memory import Memory as Direct
+def test_memory_is_the_front_door() -> None:
+    from mnemoflow import Memory
+    from mnemoflow.pipeline.memory import Memory as Direct
 
     assert Memory is Direct

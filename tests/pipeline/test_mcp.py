@@ -35,7 +35,7 @@ def _payload(result: Any) -> Any:
 async def _session(home: Path) -> dict[str, Any]:
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "pipeline.cli", "mcp", "--home", str(home)],
+        args=["-m", "mnemoflow.pipeline.cli", "mcp", "--home", str(home)],
         cwd=str(ROOT),
         env={**os.environ, "MNEMO_LOGGING__LEVEL": "warning"},
     )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.errors import LogLocked
-from pipeline import Memory
+from mnemoflow import Memory
+from mnemoflow.eventlog.errors import LogLocked
 
 
 def test_the_documented_round_trip(home: Path) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from eventlog.errors import LogLocked
-from pipeline import Memory
-from pipeline.config import load_settings
-from pipeline.errors import ErasureUnfinished
-from projections.errors import ProjectionError
+from mnemoflow import Memory
+from mnemoflow.eventlog.errors import LogLocked
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.errors import ErasureUnfinished
+from mnemoflow.projections.errors import ProjectionError
 
 
 def _enospc(*_: Any, **__: Any) -> Any:
@@ -59,7 +59,9 @@ def test_an_erasure_whose_rewrite_failed_is_rewritten_at_the_next_catch_up(
         assert gone is not None
         mem.runtime.projector.duck.checkpoint()  # the text is in the file's pages now
         with monkeypatch.context() as patch:
-            patch.setattr("projections.duck.DuckProjection.compact", _raise_projection_error)
+            patch.setattr(
+                "mnemoflow.projections.duck.DuckProjection.compact", _raise_projection_error
+            )
             with pytest.raises(ErasureUnfinished, match="next catch-up"):
                 mem.erase("gone")
         assert mem.runtime.projector.duck.compaction_owed()

@@ -12,16 +12,17 @@ from typing import Any
 import duckdb
 import pytest
 
-from eventlog.opened import Opened
-from eventlog.schema import EMBEDDED_STREAM
-from pipeline import Memory, projector
-from pipeline.bench import synthetic_text
-from pipeline.config import load_settings
-from pipeline.inline import run_follower
-from projections.aside import AsideFold
-from projections.duck import DuckProjection
-from projections.errors import ProjectionError
-from projections.vector_projection import VectorProjection
+from mnemoflow import Memory
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.schema import EMBEDDED_STREAM
+from mnemoflow.pipeline import projector
+from mnemoflow.pipeline.bench import synthetic_text
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.inline import run_follower
+from mnemoflow.projections.aside import AsideFold
+from mnemoflow.projections.duck import DuckProjection
+from mnemoflow.projections.errors import ProjectionError
+from mnemoflow.projections.vector_projection import VectorProjection
 
 
 def _settings(home: Path, aside_above: int = 0):  # type: ignore[no-untyped-def]
@@ -290,7 +291,7 @@ def test_stats_report_lag_before_sync(home: Path) -> None:
 
 @pytest.mark.parametrize("bad", ["someday", "2024-13-45"])
 def test_bad_as_of_is_refused(home: Path, bad: str) -> None:
-    from eventlog.errors import ValidationError
+    from mnemoflow.eventlog.errors import ValidationError
 
     with pytest.raises(ValidationError, match="as-of"):
         Memory.open(home=home, as_of=bad)
@@ -299,8 +300,8 @@ def test_bad_as_of_is_refused(home: Path, bad: str) -> None:
 def test_context_is_the_previous_memory_within_the_window(home: Path) -> None:
     """Each memory is also indexed and embedded with the memory stored before it in its
     namespace, if that happened within `context_hours`; the link is kept as `prev_doc`."""
-    from projections.lexical import BM25Settings, bm25
-    from projections.memstate import doc_id
+    from mnemoflow.projections.lexical import BM25Settings, bm25
+    from mnemoflow.projections.memstate import doc_id
 
     t = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
     with Memory.open(settings=_settings(home)) as mem:
@@ -343,7 +344,7 @@ def test_context_is_the_previous_memory_within_the_window(home: Path) -> None:
 
 
 def test_an_update_is_not_its_own_context(home: Path) -> None:
-    from projections.memstate import doc_id
+    from mnemoflow.projections.memstate import doc_id
 
     t = datetime(2023, 5, 8, tzinfo=UTC)
     with Memory.open(settings=_settings(home)) as mem:

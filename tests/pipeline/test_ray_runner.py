@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import ray
 
-from actors.embedder import Embedder
-from eventlog import EventLog, InputLog, StoreRequest
-from eventlog.payloads import MemoryEmbedded
-from eventlog.schema import EMBEDDED_STREAM
-from pipeline import Memory
-from pipeline.bench import synthetic_text
-from pipeline.config import RaySettings, load_settings
-from pipeline.ray_runner import FollowerService, RayRunner, actor_name
-from pipeline.topology import DEFAULT_TOPOLOGY
-from projections.text import dated
+from mnemoflow import Memory
+from mnemoflow.actors.embedder import Embedder
+from mnemoflow.eventlog import EventLog, InputLog, StoreRequest
+from mnemoflow.eventlog.payloads import MemoryEmbedded
+from mnemoflow.eventlog.schema import EMBEDDED_STREAM
+from mnemoflow.pipeline.bench import synthetic_text
+from mnemoflow.pipeline.config import RaySettings, load_settings
+from mnemoflow.pipeline.ray_runner import FollowerService, RayRunner, actor_name
+from mnemoflow.pipeline.topology import DEFAULT_TOPOLOGY
+from mnemoflow.projections.text import dated
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -227,7 +227,7 @@ def test_a_failed_step_logs_no_memory_text(home: Path, monkeypatch: pytest.Monke
 
 
 def test_loggable_keeps_only_messages_that_name_no_data() -> None:
-    from eventlog.errors import (
+    from mnemoflow.eventlog.errors import (
         KeyErased,
         NamespaceNotFound,
         StorageError,

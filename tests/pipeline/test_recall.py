@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.errors import MnemoError, NamespaceNotFound, ValidationError
-from pipeline import Memory
-from pipeline.config import load_settings
-from pipeline.memory import PAST_VIEWS, PASTS_DIR
+from mnemoflow import Memory
+from mnemoflow.eventlog.errors import MnemoError, NamespaceNotFound, ValidationError
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.memory import PAST_VIEWS, PASTS_DIR
 
 FACTS = [
     "Alice moved to Lyon in May and works at a bakery.",

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from eventlog import EventLog, InputLog, StoreRequest
-from eventlog.errors import ValidationError
-from pipeline import Memory
-from pipeline.client import AccessDenied
+from mnemoflow import Memory
+from mnemoflow.eventlog import EventLog, InputLog, StoreRequest
+from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.pipeline.client import AccessDenied
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_ENV: dict[str, str] = {}
@@ -28,7 +28,7 @@ SERVER_ENV: dict[str, str] = {}
 
 def mnemo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args, "--home", str(home)],
+        [sys.executable, "-m", "mnemoflow.pipeline.cli", *args, "--home", str(home)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -58,7 +58,7 @@ def serving(home: Path, *options: str) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "mnemoflow.pipeline.cli",
             "serve",
             "--home",
             str(home),
@@ -328,7 +328,7 @@ def test_the_readme_set_up_runs_as_written(tmp_path: Path) -> None:
     calls = re.findall(r"```bash\n(curl .*?)```", setup, re.S)[0]
     env = {**os.environ, "MNEMO_HOME": str(tmp_path / "home")}
     child = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "serve", "--open", "--port", "0"],
+        [sys.executable, "-m", "mnemoflow.pipeline.cli", "serve", "--open", "--port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -373,7 +373,7 @@ def test_served_connections_send_without_delay() -> None:
     import asyncio
     import socket
 
-    from pipeline.serve import listening_socket
+    from mnemoflow.pipeline.serve import listening_socket
 
     async def run() -> int:
         seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()

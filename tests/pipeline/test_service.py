@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import ray
 
-from actors.llm import LLMSettings
-from eventlog import StoreRequest
-from pipeline import Memory
-from pipeline.config import load_settings
-from pipeline.errors import ProjectionLag
-from pipeline.ingest import ingest
-from pipeline.service import Service
+from mnemoflow import Memory
+from mnemoflow.actors.llm import LLMSettings
+from mnemoflow.eventlog import StoreRequest
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.errors import ProjectionLag
+from mnemoflow.pipeline.ingest import ingest
+from mnemoflow.pipeline.service import Service
 from tests.actors.chat_server import LLM_ANSWER, ChatServer
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlog import EventLog
+from mnemoflow.eventlog import EventLog
 from tests.pipeline.recovery import assert_recovered
 
 ROOT = Path(__file__).resolve().parents[2]

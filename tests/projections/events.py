@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from eventlog.opened import Opened
-from eventlog.payloads import (
+from mnemoflow.eventlog.opened import Opened
+from mnemoflow.eventlog.payloads import (
     FeedbackRecorded,
     MemoryEmbedded,
     MemoryForgotten,
@@ -17,7 +17,7 @@ from eventlog.payloads import (
     Payload,
     SubjectErased,
 )
-from eventlog.schema import Causation, Record
+from mnemoflow.eventlog.schema import Causation, Record
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from eventlog import EventLog
-from projections.aside import AsideFold
-from projections.errors import ProjectionError
+from mnemoflow.eventlog import EventLog
+from mnemoflow.projections.aside import AsideFold
+from mnemoflow.projections.errors import ProjectionError
 
 
 def test_a_child_that_dies_before_reading_its_request_is_a_clear_error(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.changes import Changes
+from mnemoflow.projections.changes import Changes
 
 
 def test_since_gives_a_namespaces_changed_docs_or_none_when_not_known() -> None:

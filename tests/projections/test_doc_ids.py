@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import projections.memstate as memstate
-from eventlog.keys import key64
-from projections.memstate import doc_id, keeping_doc_ids
+import mnemoflow.projections.memstate as memstate
+from mnemoflow.eventlog.keys import key64
+from mnemoflow.projections.memstate import doc_id, keeping_doc_ids
 
 IDS = [f"{i:032x}" for i in range(50)]
 

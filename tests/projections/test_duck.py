@@ -8,13 +8,13 @@ import duckdb
 import pytest
 from rank_bm25 import BM25Okapi
 
-from pipeline.bench import synthetic_text
-from projections import postings
-from projections.duck import DuckProjection, wal_path
-from projections.errors import ProjectionError
-from projections.lexical import BM25Settings, LexicalIndex, bm25
-from projections.memstate import CONTEXT_FIELD, doc_id
-from projections.text import dated, tokenize
+from mnemoflow.pipeline.bench import synthetic_text
+from mnemoflow.projections import postings
+from mnemoflow.projections.duck import DuckProjection, wal_path
+from mnemoflow.projections.errors import ProjectionError
+from mnemoflow.projections.lexical import BM25Settings, LexicalIndex, bm25
+from mnemoflow.projections.memstate import CONTEXT_FIELD, doc_id
+from mnemoflow.projections.text import dated, tokenize
 from tests.projections.events import Events
 
 QUERIES = [

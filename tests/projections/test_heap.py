@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from projections.heap import gc_paused
+from mnemoflow.projections.heap import gc_paused
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from projections.text import date_words, dated, stem, tokenize
+from mnemoflow.projections.text import date_words, dated, stem, tokenize
 
 
 def test_lowercase_unicode_words_without_stop_words() -> None:

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from projections.memstate import doc_id
-from projections.vector_projection import CONTEXT, VectorProjection, VectorSettings
-from projections.vectors import BruteForceIndex
+from mnemoflow.projections.memstate import doc_id
+from mnemoflow.projections.vector_projection import CONTEXT, VectorProjection, VectorSettings
+from mnemoflow.projections.vectors import BruteForceIndex
 from tests.projections.events import Events
 
 

@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from projections.ann import IvfIndex
-from projections.vectors import BruteForceIndex, FaissIndex, VectorIndex, checksum
+from mnemoflow.projections.ann import IvfIndex
+from mnemoflow.projections.vectors import BruteForceIndex, FaissIndex, VectorIndex, checksum
 from tests.contracts.vector_contract import DIM, VectorIndexContract, unit
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from eventlog import LogSettings, StoreRequest
-from eventlog.errors import MnemoError, NamespaceNotFound
-from pipeline import Memory
-from pipeline.config import Settings, load_settings
+from mnemoflow import Memory
+from mnemoflow.eventlog import LogSettings, StoreRequest
+from mnemoflow.eventlog.errors import MnemoError, NamespaceNotFound
+from mnemoflow.pipeline.config import Settings, load_settings
 
 BALLAST = 16 * 1024
 MARKER = "Zebramark"  # in the erased texts alone

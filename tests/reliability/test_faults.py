@@ -15,13 +15,13 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from pipeline import Memory
-from pipeline.apikeys import KeyStore
-from pipeline.bench_suite import served
-from pipeline.client import RemoteMemory
-from pipeline.config import load_settings
-from pipeline.corpus import corpus
-from pipeline.server import create_app
+from mnemoflow import Memory
+from mnemoflow.pipeline.apikeys import KeyStore
+from mnemoflow.pipeline.bench_suite import served
+from mnemoflow.pipeline.client import RemoteMemory
+from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.corpus import corpus
+from mnemoflow.pipeline.server import create_app
 from tests.pipeline.httpserver import serving
 from tests.pipeline.recovery import assert_recovered
 
@@ -49,7 +49,7 @@ def test_sigkill_of_the_service_during_an_http_ingest(tmp_path: Path) -> None:
     SIGKILLed after a third of them are acknowledged. Restarted, it loses none of those, the
     actors and projections catch up exactly once, and re-sending the whole ingest (same
     event ids) completes it without a duplicate."""
-    from eventlog import StoreRequest
+    from mnemoflow.eventlog import StoreRequest
 
     home = tmp_path / "home"
     items = list(corpus(TOTAL, seed=21))
@@ -213,7 +213,7 @@ def test_a_full_disk_refuses_stores_cleanly_and_the_service_recovers(
     ):
         kept = client.store("Nia planted basil.", "nia")
         client.recall("basil", "nia", 1)  # derived and folded (inline: the recall syncs)
-        monkeypatch.setattr("eventlog.segments.os.pwrite", full_disk)
+        monkeypatch.setattr("mnemoflow.eventlog.segments.os.pwrite", full_disk)
         for body in (
             ("/store", {"text": "Nia planted mint.", "namespace": "nia"}),
             ("/store_many", {"items": [{"text": "Nia sold a bike.", "namespace": "nia"}]}),
@@ -226,7 +226,7 @@ def test_a_full_disk_refuses_stores_cleanly_and_the_service_recovers(
         # Reads go on: nothing acknowledged waits to be derived, so nothing must be written.
         assert [h.text for h in client.recall("basil", "nia", 1)] == ["Nia planted basil."]
         assert mem.log.input.last_position == kept.position
-        monkeypatch.setattr("eventlog.segments.os.pwrite", real_pwrite)
+        monkeypatch.setattr("mnemoflow.eventlog.segments.os.pwrite", real_pwrite)
         after = client.store("Nia planted mint.", "nia")
         assert after.position == kept.position + 1
         hits = client.recall("mint", "nia", 2, min_position=after.position)
@@ -242,7 +242,7 @@ def test_an_actor_killed_mid_stream_while_recall_answers(tmp_path: Path) -> None
     stopped (each memory embedded once), and no recall fails meanwhile."""
     import ray
 
-    from pipeline.service import Service
+    from mnemoflow.pipeline.service import Service
 
     errors: list[str] = []
     answered = 0
@@ -300,8 +300,8 @@ def test_a_duckdb_file_another_process_holds_is_refused_not_rebuilt(tmp_path: Pa
     import subprocess
     import sys
 
-    from pipeline.projector import _open_duck
-    from projections.errors import ProjectionError
+    from mnemoflow.pipeline.projector import _open_duck
+    from mnemoflow.projections.errors import ProjectionError
 
     home = tmp_path / "home"
     _filled(home)

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline import Memory
-from pipeline.apikeys import KeyStore
-from pipeline.hostguard import host_name
-from pipeline.server import create_app
-from pipeline.server_settings import ServerSettings
+from mnemoflow import Memory
+from mnemoflow.pipeline.apikeys import KeyStore
+from mnemoflow.pipeline.hostguard import host_name
+from mnemoflow.pipeline.server import create_app
+from mnemoflow.pipeline.server_settings import ServerSettings
 from tests.pipeline.httpserver import serving
 
 

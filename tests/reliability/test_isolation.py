@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.query import CHANNELS
-from pipeline import Memory
+from mnemoflow import Memory
+from mnemoflow.actors.query import CHANNELS
 
 # Sentences that share people, places and words across namespaces on purpose.
 PEOPLE = ["Alice", "Bob", "Chen", "Dara"]

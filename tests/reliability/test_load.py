@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bench_suite import served
-from pipeline.client import RemoteMemory
-from pipeline.corpus import corpus, queries
+from mnemoflow.pipeline.bench_suite import served
+from mnemoflow.pipeline.client import RemoteMemory
+from mnemoflow.pipeline.corpus import corpus, queries
 
 CLIENTS = 16
 EACH = 500
