@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
+from mnemoflow.actors.query.hit import Hit
 from mnemoflow.eventlog.errors import MnemoError
-from mnemoflow.pipeline.client import RemoteMemory, running_server
-from mnemoflow.pipeline.config import Settings
-from mnemoflow.pipeline.memory import Memory
-from mnemoflow.pipeline.wire import receipt_json, row_json
+from mnemoflow.pipeline.api.client import RemoteMemory, running_server
+from mnemoflow.pipeline.api.config import Settings
+from mnemoflow.pipeline.api.memory import Memory
+from mnemoflow.pipeline.api.wire import receipt_json, row_json
 
 INSTRUCTIONS = """Long-term memory. Store facts worth keeping about a user or a task with
 add_memory (one fact per call, in a sentence that stands on its own), and look them up with
@@ -33,13 +34,20 @@ T = TypeVar("T")
 
 def build(backend: Memory | RemoteMemory) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer("mnemoflow", instructions=INSTRUCTIONS, version="0.1.0")
+    _write_tools(server, backend)
+    _read_tools(server, backend)
+    return server
 
-    def guarded(call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except MnemoError as exc:
-            raise ToolError(f"{type(exc).__name__}: {exc}") from exc
 
+def guarded(call: Callable[[], T]) -> T:
+    """The call's answer, or a tool error that names what was refused and why."""
+    try:
+        return call()
+    except MnemoError as exc:
+        raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _write_tools(server: MCPServer[Any], backend: Memory | RemoteMemory) -> None:
     @server.tool()
     def add_memory(
         text: str, namespace: str, metadata: dict[str, Scalar] | None = None
@@ -47,46 +55,6 @@ def build(backend: Memory | RemoteMemory) -> MCPServer[Any]:
         """Store one memory (a fact, preference, plan or event) in a namespace, e.g. a user's
         id. Returns its memory_id and its position in the log."""
         return guarded(lambda: receipt_json(backend.store(text, namespace, metadata)))
-
-    @server.tool()
-    def search_memory(query: str, namespace: str, k: int = 5) -> list[dict[str, Any]]:
-        """Find the k memories of the namespace that best answer the query (a question or
-        keywords), best first, each with its text, score, time and category."""
-
-        def run() -> list[dict[str, Any]]:
-            hits = backend.recall(query, namespace, k)
-            return [
-                {
-                    "memory_id": h.memory_id,
-                    "text": h.text,
-                    "score": round(h.score, 4),
-                    "occurred_at": None if h.occurred_at is None else h.occurred_at.isoformat(),
-                    "category": h.category,
-                    "status": h.status,
-                }
-                for h in hits
-            ]
-
-        return guarded(run)
-
-    @server.tool()
-    def list_memories(namespace: str, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
-        """The namespace's memories, oldest first, `limit` at a time from `offset`."""
-        return guarded(
-            lambda: [row_json(r) for r in backend.memories(namespace, limit=limit, offset=offset)]
-        )
-
-    @server.tool()
-    def get_memory(memory_id: str) -> dict[str, Any]:
-        """One memory as it stands now: text, status, version, metadata, times."""
-
-        def run() -> dict[str, Any]:
-            row = backend.get(memory_id)
-            if row is None:
-                raise ToolError(f"MemoryNotFound: no memory {memory_id!r}")
-            return row_json(row)
-
-        return guarded(run)
 
     @server.tool()
     def update_memory(memory_id: str, text: str) -> dict[str, Any]:
@@ -104,13 +72,46 @@ def build(backend: Memory | RemoteMemory) -> MCPServer[Any]:
         it moves that memory up or down in later searches."""
         return guarded(lambda: receipt_json(backend.feedback(memory_id, useful, note)))
 
+
+def _read_tools(server: MCPServer[Any], backend: Memory | RemoteMemory) -> None:
+    @server.tool()
+    def search_memory(query: str, namespace: str, k: int = 5) -> list[dict[str, Any]]:
+        """Find the k memories of the namespace that best answer the query (a question or
+        keywords), best first, each with its text, score, time and category."""
+        return guarded(lambda: [_hit_json(h) for h in backend.recall(query, namespace, k)])
+
+    @server.tool()
+    def list_memories(namespace: str, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
+        """The namespace's memories, oldest first, `limit` at a time from `offset`."""
+        return guarded(
+            lambda: [row_json(r) for r in backend.memories(namespace, limit=limit, offset=offset)]
+        )
+
+    @server.tool()
+    def get_memory(memory_id: str) -> dict[str, Any]:
+        """One memory as it stands now: text, status, version, metadata, times."""
+        row = guarded(lambda: backend.get(memory_id))
+        if row is None:
+            raise ToolError(f"MemoryNotFound: no memory {memory_id!r}")
+        return row_json(row)
+
     @server.tool()
     def audit_memory(memory_id: str) -> list[dict[str, Any]]:
         """Every event behind a memory: what stored, changed, linked, merged or boosted it,
         with stream, position, actor, time and hash."""
         return guarded(lambda: [e.to_json() for e in backend.audit(memory_id)])
 
-    return server
+
+def _hit_json(h: Hit) -> dict[str, Any]:
+    """A hit as a model reads it: no channel scores or provenance, which only cost tokens."""
+    return {
+        "memory_id": h.memory_id,
+        "text": h.text,
+        "score": round(h.score, 4),
+        "occurred_at": None if h.occurred_at is None else h.occurred_at.isoformat(),
+        "category": h.category,
+        "status": h.status,
+    }
 
 
 def run(settings: Settings, *, url: str | None = None, api_key: str | None = None) -> None:

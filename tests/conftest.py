@@ -9,8 +9,8 @@ import pytest
 
 from mnemoflow import Memory
 from mnemoflow.eventlog import EventLog, InputLog, LogSettings
-from mnemoflow.pipeline.config import LoggingSettings, load_settings
-from mnemoflow.pipeline.logsetup import configure_logging
+from mnemoflow.pipeline.api.config import LoggingSettings, load_settings
+from mnemoflow.pipeline.api.logsetup import configure_logging
 from tests.actors.chat_server import ChatServer
 
 SMALL_SEGMENTS = LogSettings(segment_bytes=4096)

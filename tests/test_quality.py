@@ -82,10 +82,52 @@ def test_imports_flow_one_way() -> None:
                 assert not name.startswith(above) and not (front and name == "mnemoflow"), (
                     f"{path.relative_to(ROOT)} imports {name}"
                 )
+    for path in _sources("actors"):
+        if path.parent.name != "query":  # the deriving actors do not know the query actor
+            for name in _imported(path):
+                assert not name.startswith("mnemoflow.actors.query"), f"{path} imports {name}"
     for path in (ROOT / "eventlog").rglob("*.py"):
         text = path.read_text()
         for foreign in ("ray", "duckdb", "faiss"):
             assert f"import {foreign}" not in text, f"{path} imports {foreign}"
+
+
+# The pipeline's rooms, bottom first: a room imports only rooms of a lower rank (or itself).
+PIPELINE_ROOMS = {
+    "api": 0,
+    "service": 1,
+    "http": 2,
+    "ingest": 2,
+    "mcp_server": 2,
+    "bench": 3,  # imported by nothing but the CLI
+    "cli": 4,
+}
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[:2] != ["mnemoflow", "pipeline"] or len(parts) < 3:
+        return None
+    assert parts[2] in PIPELINE_ROOMS, f"{module}: a pipeline module in no room"
+    return parts[2]
+
+
+def test_the_pipeline_rooms_import_downwards() -> None:
+    rooms = {
+        path.relative_to(ROOT / "pipeline").parts[0].removesuffix(".py")
+        for path in _sources("pipeline")
+    }
+    assert rooms - {"__init__", "front"} == set(PIPELINE_ROOMS)
+    for path in _sources("pipeline"):
+        here = path.relative_to(ROOT / "pipeline").parts[0].removesuffix(".py")
+        if here in {"__init__", "front"}:
+            continue
+        for name in _imported(path):
+            there = _room(name)
+            if there is not None and there != here:
+                assert PIPELINE_ROOMS[there] < PIPELINE_ROOMS[here], (
+                    f"{path.relative_to(ROOT)} ({here}) imports {name} ({there})"
+                )
 
 
 def _name(requirement: str) -> str:

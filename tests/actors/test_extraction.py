@@ -17,7 +17,7 @@ from mnemoflow.actors.extraction import (
     sentences,
     simhash,
 )
-from mnemoflow.pipeline.corpus import corpus
+from mnemoflow.pipeline.bench.corpus import corpus
 from mnemoflow.projections.text import tokenize
 
 WHEN = datetime(2023, 5, 8, tzinfo=UTC)

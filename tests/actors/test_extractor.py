@@ -13,11 +13,11 @@ from structlog.testing import capture_logs
 
 from mnemoflow import Memory
 from mnemoflow.actors.extractor import ExtractorActor
+from mnemoflow.actors.inline import LogHistory
 from mnemoflow.actors.llm import ChatClient, LLMError, LLMSettings
 from mnemoflow.eventlog import EventLog, InputLog
 from mnemoflow.eventlog.derived import MemoryExtracted
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.inline import LogHistory
+from mnemoflow.pipeline.api.config import load_settings
 from tests.actors.chat_server import LLM_ANSWER, ChatServer
 from tests.projections.events import Events
 

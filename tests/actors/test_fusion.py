@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnemoflow.actors.fusion import fuse, propagate, spread, top
-from mnemoflow.actors.readparts import Adjacency, Lookup
+from mnemoflow.actors.query.fusion import fuse, propagate, spread, top
+from mnemoflow.actors.query.readparts import Adjacency, Lookup
 
 pairs = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), max_size=60)
 scores = st.dictionaries(st.integers(0, 30), st.floats(-5, 5), min_size=1, max_size=20)

@@ -10,7 +10,7 @@ import numpy as np
 
 from mnemoflow.actors.extraction import extract
 from mnemoflow.actors.extractor import to_payload
-from mnemoflow.actors.readmodel import NamespaceModel, ReadModel
+from mnemoflow.actors.query.readmodel import NamespaceModel, ReadModel
 from mnemoflow.eventlog.derived import (
     Edge,
     Input,

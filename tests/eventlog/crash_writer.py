@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 from mnemoflow.eventlog import EventLog, InputLog, LogSettings, StoreRequest
-from mnemoflow.pipeline.config import LoggingSettings
-from mnemoflow.pipeline.logsetup import configure_logging
+from mnemoflow.pipeline.api.config import LoggingSettings
+from mnemoflow.pipeline.api.logsetup import configure_logging
 
 
 def main(directory: str) -> None:

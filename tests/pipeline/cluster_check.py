@@ -16,8 +16,8 @@ from ray.cluster_utils import Cluster
 
 from mnemoflow.eventlog import EventLog, InputLog, StoreRequest
 from mnemoflow.eventlog.schema import EMBEDDED_STREAM
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.ray_runner import RayRunner
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.service.ray_runner import RayRunner
 
 
 def main(home: Path) -> None:

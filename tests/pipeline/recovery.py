@@ -9,8 +9,8 @@ from pathlib import Path
 
 from mnemoflow import Memory
 from mnemoflow.eventlog import EventLog
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.topology import DEFAULT_TOPOLOGY
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.api.topology import DEFAULT_TOPOLOGY
 
 TEXT_KINDS = ("memory.stored", "memory.updated")  # what the extractor and embedder derive from
 

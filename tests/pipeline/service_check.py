@@ -16,9 +16,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.corpus import corpus
-from mnemoflow.pipeline.service import Service
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.bench.corpus import corpus
+from mnemoflow.pipeline.service.service import Service
 
 BACKLOG = 400
 

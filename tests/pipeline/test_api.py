@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from mnemoflow import Memory
-from mnemoflow.pipeline.apikeys import KeyStore
-from mnemoflow.pipeline.server import create_app
+from mnemoflow.pipeline.http.apikeys import KeyStore
+from mnemoflow.pipeline.http.app import create_app
 from tests.pipeline.api_contract import MemoryApiContract
 from tests.pipeline.httpserver import serving
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnemoflow.pipeline.bench_recall import index_recall
+from mnemoflow.pipeline.bench.recall import index_recall
 from mnemoflow.projections.vectors import BruteForceIndex, Ids, Vectors
 
 

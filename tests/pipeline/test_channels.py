@@ -11,7 +11,7 @@ import pytest
 
 from mnemoflow import Memory
 from mnemoflow.eventlog.schema import ACTOR_PROGRESS
-from mnemoflow.pipeline.config import load_settings
+from mnemoflow.pipeline.api.config import load_settings
 
 T = datetime(2024, 6, 10, 12, tzinfo=UTC)  # a Monday
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mnemoflow.pipeline.config import Settings, default_config_path, load_settings
-from mnemoflow.pipeline.errors import ConfigError
+from mnemoflow.pipeline.api.config import Settings, default_config_path, load_settings
+from mnemoflow.pipeline.api.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from collections import Counter
 
 import numpy as np
 
-from mnemoflow.pipeline.bench_projections import WordVectors
-from mnemoflow.pipeline.corpus import KINDS, corpus, queries
+from mnemoflow.pipeline.bench.corpus import KINDS, corpus, queries
+from mnemoflow.pipeline.bench.projections import WordVectors
 
 
 def test_the_same_seed_gives_the_same_corpus() -> None:

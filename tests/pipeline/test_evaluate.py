@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from mnemoflow.eventlog.errors import ValidationError
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.evaluate import load_locomo, run_locomo
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.bench.evaluate import run_locomo
+from mnemoflow.pipeline.ingest.locomo import load_locomo
 
 DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "locomo-dev.json"
 

@@ -15,11 +15,11 @@ HEAVY = ("duckdb", "faiss", "onnxruntime", "tokenizers")
 @pytest.mark.parametrize(
     "module",
     [
-        "mnemoflow.pipeline.client",
-        "mnemoflow.pipeline.query_rpc",
+        "mnemoflow.pipeline.api.client",
+        "mnemoflow.pipeline.service.query_rpc",
         "mnemoflow",
         "mnemoflow.pipeline",
-        "mnemoflow.pipeline.ray_runner",
+        "mnemoflow.pipeline.service.ray_runner",
     ],
 )
 def test_light_modules_do_not_load_the_engines(module: str) -> None:
@@ -30,6 +30,6 @@ def test_light_modules_do_not_load_the_engines(module: str) -> None:
 
 def test_memory_is_the_front_door() -> None:
     from mnemoflow import Memory
-    from mnemoflow.pipeline.memory import Memory as Direct
+    from mnemoflow.pipeline.api.memory import Memory as Direct
 
     assert Memory is Direct

@@ -13,9 +13,9 @@ import pytest
 
 from mnemoflow import Memory
 from mnemoflow.eventlog import EventLog
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.ingest import _Pool, ingest
-from mnemoflow.pipeline.ingest_sources import IngestError
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.ingest.job import _Pool, ingest
+from mnemoflow.pipeline.ingest.sources import IngestError
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -73,7 +73,7 @@ def test_jsonl_end_to_end_equals_the_embedder_and_reruns_add_nothing(tmp_path: P
         assert again.ratio is None  # nothing new to embed, no comparison asked for
         assert mem.stats()["memories"]["total"] == 6
     with Memory.open(home=tmp_path / "b") as mem:  # the same rows, embedded by the actor
-        from mnemoflow.pipeline.ingest_sources import read
+        from mnemoflow.pipeline.ingest.sources import read
 
         mem.store_many([row.request for row in read(source, "jsonl", "nia")])
         mem.sync()
@@ -215,7 +215,7 @@ def test_work_beside_the_block_is_waited_for_and_its_error_raised() -> None:
     for it, and an error of the work is raised there, not lost on its thread."""
     import threading
 
-    from mnemoflow.pipeline.ingest import _beside
+    from mnemoflow.pipeline.ingest.job import _beside
 
     started, release = threading.Event(), threading.Event()
     done: list[str] = []

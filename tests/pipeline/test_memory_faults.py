@@ -11,8 +11,8 @@ import pytest
 
 from mnemoflow import Memory
 from mnemoflow.eventlog.errors import LogLocked
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.errors import ErasureUnfinished
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.api.errors import ErasureUnfinished
 from mnemoflow.projections.errors import ProjectionError
 
 

@@ -13,12 +13,12 @@ import duckdb
 import pytest
 
 from mnemoflow import Memory
+from mnemoflow.actors.inline import run_follower
 from mnemoflow.eventlog.opened import Opened
 from mnemoflow.eventlog.schema import EMBEDDED_STREAM
-from mnemoflow.pipeline import projector
-from mnemoflow.pipeline.bench import synthetic_text
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.inline import run_follower
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.bench.log import synthetic_text
+from mnemoflow.projections import projector
 from mnemoflow.projections.aside import AsideFold
 from mnemoflow.projections.duck import DuckProjection
 from mnemoflow.projections.errors import ProjectionError

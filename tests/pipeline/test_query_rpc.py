@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mnemoflow.pipeline.client import SERVER_FILE
-from mnemoflow.pipeline.errors import PipelineError
-from mnemoflow.pipeline.query_rpc import CLIENTS, QueryEndpoint
+from mnemoflow.pipeline.api.client import SERVER_FILE
+from mnemoflow.pipeline.api.errors import PipelineError
+from mnemoflow.pipeline.service.query_rpc import CLIENTS, QueryEndpoint
 
 
 def test_without_a_server_the_endpoint_says_so(tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ from mnemoflow.actors.embedder import Embedder
 from mnemoflow.eventlog import EventLog, InputLog, StoreRequest
 from mnemoflow.eventlog.payloads import MemoryEmbedded
 from mnemoflow.eventlog.schema import EMBEDDED_STREAM
-from mnemoflow.pipeline.bench import synthetic_text
-from mnemoflow.pipeline.config import RaySettings, load_settings
-from mnemoflow.pipeline.ray_runner import FollowerService, RayRunner, actor_name
-from mnemoflow.pipeline.topology import DEFAULT_TOPOLOGY
+from mnemoflow.pipeline.api.config import RaySettings, load_settings
+from mnemoflow.pipeline.api.topology import DEFAULT_TOPOLOGY
+from mnemoflow.pipeline.bench.log import synthetic_text
+from mnemoflow.pipeline.service.ray_runner import FollowerService, RayRunner, actor_name
 from mnemoflow.projections.text import dated
 
 pytestmark = pytest.mark.usefixtures("ray_session")

@@ -13,8 +13,8 @@ import pytest
 
 from mnemoflow import Memory
 from mnemoflow.eventlog.errors import MnemoError, NamespaceNotFound, ValidationError
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.memory import PAST_VIEWS, PASTS_DIR
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.api.memory import PAST_VIEWS, PASTS_DIR
 
 FACTS = [
     "Alice moved to Lyon in May and works at a bakery.",

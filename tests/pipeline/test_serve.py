@@ -20,7 +20,7 @@ import pytest
 from mnemoflow import Memory
 from mnemoflow.eventlog import EventLog, InputLog, StoreRequest
 from mnemoflow.eventlog.errors import ValidationError
-from mnemoflow.pipeline.client import AccessDenied
+from mnemoflow.pipeline.api.client import AccessDenied
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_ENV: dict[str, str] = {}
@@ -373,7 +373,7 @@ def test_served_connections_send_without_delay() -> None:
     import asyncio
     import socket
 
-    from mnemoflow.pipeline.serve import listening_socket
+    from mnemoflow.pipeline.http.serve import listening_socket
 
     async def run() -> int:
         seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()

@@ -15,10 +15,10 @@ import ray
 from mnemoflow import Memory
 from mnemoflow.actors.llm import LLMSettings
 from mnemoflow.eventlog import StoreRequest
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.errors import ProjectionLag
-from mnemoflow.pipeline.ingest import ingest
-from mnemoflow.pipeline.service import Service
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.api.errors import ProjectionLag
+from mnemoflow.pipeline.ingest.job import ingest
+from mnemoflow.pipeline.service.service import Service
 from tests.actors.chat_server import LLM_ANSWER, ChatServer
 
 

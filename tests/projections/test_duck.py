@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from rank_bm25 import BM25Okapi
 
-from mnemoflow.pipeline.bench import synthetic_text
+from mnemoflow.pipeline.bench.log import synthetic_text
 from mnemoflow.projections import postings
 from mnemoflow.projections.duck import DuckProjection, wal_path
 from mnemoflow.projections.errors import ProjectionError

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mnemoflow.pipeline.bench_suite import served
+from mnemoflow.pipeline.bench.suite import served
 from tests.pipeline.test_serve import mnemo, new_key
 
 MARKER = "Zanzibar quokka 7731"  # a text looked for in every file after its erasure

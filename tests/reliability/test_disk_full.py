@@ -23,7 +23,7 @@ import pytest
 from mnemoflow import Memory
 from mnemoflow.eventlog import LogSettings, StoreRequest
 from mnemoflow.eventlog.errors import MnemoError, NamespaceNotFound
-from mnemoflow.pipeline.config import Settings, load_settings
+from mnemoflow.pipeline.api.config import Settings, load_settings
 
 BALLAST = 16 * 1024
 MARKER = "Zebramark"  # in the erased texts alone

@@ -16,12 +16,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from mnemoflow import Memory
-from mnemoflow.pipeline.apikeys import KeyStore
-from mnemoflow.pipeline.bench_suite import served
-from mnemoflow.pipeline.client import RemoteMemory
-from mnemoflow.pipeline.config import load_settings
-from mnemoflow.pipeline.corpus import corpus
-from mnemoflow.pipeline.server import create_app
+from mnemoflow.pipeline.api.client import RemoteMemory
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.bench.corpus import corpus
+from mnemoflow.pipeline.bench.suite import served
+from mnemoflow.pipeline.http.apikeys import KeyStore
+from mnemoflow.pipeline.http.app import create_app
 from tests.pipeline.httpserver import serving
 from tests.pipeline.recovery import assert_recovered
 
@@ -242,7 +242,7 @@ def test_an_actor_killed_mid_stream_while_recall_answers(tmp_path: Path) -> None
     stopped (each memory embedded once), and no recall fails meanwhile."""
     import ray
 
-    from mnemoflow.pipeline.service import Service
+    from mnemoflow.pipeline.service.service import Service
 
     errors: list[str] = []
     answered = 0
@@ -300,8 +300,8 @@ def test_a_duckdb_file_another_process_holds_is_refused_not_rebuilt(tmp_path: Pa
     import subprocess
     import sys
 
-    from mnemoflow.pipeline.projector import _open_duck
     from mnemoflow.projections.errors import ProjectionError
+    from mnemoflow.projections.projector import _open_duck
 
     home = tmp_path / "home"
     _filled(home)

@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mnemoflow.pipeline.bench_suite import served
+from mnemoflow.pipeline.bench.suite import served
 
 HOSTILE_QUERIES = [
     "'; DROP TABLE memories; --",

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from mnemoflow import Memory
-from mnemoflow.pipeline.apikeys import KeyStore
-from mnemoflow.pipeline.hostguard import host_name
-from mnemoflow.pipeline.server import create_app
-from mnemoflow.pipeline.server_settings import ServerSettings
+from mnemoflow.pipeline.api.server_settings import ServerSettings
+from mnemoflow.pipeline.http.apikeys import KeyStore
+from mnemoflow.pipeline.http.app import create_app
+from mnemoflow.pipeline.http.hostguard import host_name
 from tests.pipeline.httpserver import serving
 
 

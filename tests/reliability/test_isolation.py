@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mnemoflow import Memory
-from mnemoflow.actors.query import CHANNELS
+from mnemoflow.actors.query.engine import CHANNELS
 
 # Sentences that share people, places and words across namespaces on purpose.
 PEOPLE = ["Alice", "Bob", "Chen", "Dara"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mnemoflow.pipeline.bench_suite import served
-from mnemoflow.pipeline.client import RemoteMemory
-from mnemoflow.pipeline.corpus import corpus, queries
+from mnemoflow.pipeline.api.client import RemoteMemory
+from mnemoflow.pipeline.bench.corpus import corpus, queries
+from mnemoflow.pipeline.bench.suite import served
 
 CLIENTS = 16
 EACH = 500

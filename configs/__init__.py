@@ -1,0 +1,1 @@
+"""The shipped configuration: `default.toml`, every setting with its default and why."""

@@ -1,0 +1,246 @@
+"""`Memory.connect(url, api_key)`: the Python API of `Memory.open`, over HTTP.
+
+The same methods take the same arguments and return the same objects (receipts, hits, rows,
+events, reports), rebuilt from the service's JSON; the service's errors come back as the
+same exceptions (`ValidationError`, `MemoryNotFound`, …), and refusals of the key as
+`AccessDenied`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from mnemoflow.actors.query.hit import Hit
+from mnemoflow.eventlog import EventView, LogReport, Receipt, StoreRequest
+from mnemoflow.eventlog import errors as log_errors
+from mnemoflow.eventlog.payloads import Metadata, local_now
+from mnemoflow.pipeline.api import errors as pipeline_errors
+from mnemoflow.pipeline.api.errors import PipelineError
+from mnemoflow.pipeline.api.wire import event_of, hit_of, receipt_of, report_of, row_of
+from mnemoflow.projections.memstate import MemoryRow
+
+
+class AccessDenied(PipelineError):
+    """The service refused the key: missing or unknown (401), or not for this namespace
+    (403), or over its rate (429)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+class ServiceError(PipelineError):
+    """The service failed or could not be reached."""
+
+
+def _errors() -> dict[str, type[Exception]]:
+    found: dict[str, type[Exception]] = {}
+    for module in (log_errors, pipeline_errors):
+        for name in dir(module):
+            value = getattr(module, name)
+            if isinstance(value, type) and issubclass(value, log_errors.MnemoError):
+                found[name] = value
+    return found
+
+
+_ERRORS = _errors()
+
+
+def _iso(value: datetime | str | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _text(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise log_errors.ValidationError(f"text is not valid UTF-8: {exc}") from exc
+    return value
+
+
+class RemoteMemory:
+    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def _call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        try:
+            response = self._http.request(
+                method,
+                path,
+                json=body,
+                params={k: v for k, v in params.items() if v is not None} or None,
+            )
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"cannot reach {self.url}: {exc}") from exc
+        if response.status_code < 400:
+            return response.json()
+        try:
+            error = response.json()
+            kind, detail = error["error"], error["detail"]
+        except (ValueError, KeyError, TypeError):
+            kind, detail = "ServiceError", response.text[:500]
+        if response.status_code in (401, 403, 429):
+            raise AccessDenied(response.status_code, detail)
+        if response.status_code in (413, 422):
+            raise log_errors.ValidationError(detail)
+        raise _ERRORS.get(kind, ServiceError)(detail)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def store(
+        self,
+        text: str | bytes,
+        namespace: str,
+        metadata: Metadata | None = None,
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        body = {
+            "text": _text(text),
+            "namespace": namespace,
+            "metadata": metadata,
+            "occurred_at": _iso(occurred_at),
+            "event_id": event_id,
+        }
+        return receipt_of(self._call("POST", "/store", body))
+
+    def store_many(self, requests: Sequence[StoreRequest]) -> list[Receipt]:
+        items = [
+            {
+                "text": _text(r.text),
+                "namespace": r.namespace,
+                "metadata": r.metadata,
+                "occurred_at": _iso(r.occurred_at),
+                "event_id": r.event_id,
+            }
+            for r in requests
+        ]
+        return [receipt_of(d) for d in self._call("POST", "/store_many", {"items": items})]
+
+    def update(
+        self,
+        memory_id: str,
+        text: str | bytes,
+        metadata: Metadata | None = None,
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        body = {
+            "memory_id": memory_id,
+            "text": _text(text),
+            "metadata": metadata,
+            "occurred_at": _iso(occurred_at),
+            "event_id": event_id,
+        }
+        return receipt_of(self._call("POST", "/update", body))
+
+    def forget(
+        self, memory_id: str, reason: str | None = None, event_id: str | None = None
+    ) -> Receipt:
+        body = {"memory_id": memory_id, "reason": reason, "event_id": event_id}
+        return receipt_of(self._call("POST", "/forget", body))
+
+    def feedback(
+        self, memory_id: str, useful: bool, note: str | None = None, event_id: str | None = None
+    ) -> Receipt:
+        body = {"memory_id": memory_id, "useful": useful, "note": note, "event_id": event_id}
+        return receipt_of(self._call("POST", "/feedback", body))
+
+    def erase(self, namespace: str) -> Receipt:
+        return receipt_of(self._call("POST", "/erase", {"namespace": namespace}))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def recall(
+        self,
+        query: str,
+        namespace: str,
+        k: int = 10,
+        *,
+        min_position: int | None = None,
+        as_of: int | str | datetime | None = None,
+        filters: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> list[Hit]:
+        """`now` defaults to this process's clock, sent with its offset: time words in the
+        query are read on the asker's clock, not the server's."""
+        body = {
+            "query": query,
+            "namespace": namespace,
+            "k": k,
+            "min_position": min_position,
+            "as_of": as_of if isinstance(as_of, int) else _iso(as_of),
+            "filters": None if filters is None else dict(filters),
+            "now": _iso(now or local_now()),
+        }
+        return [hit_of(d) for d in self._call("POST", "/recall", body)]
+
+    def get(self, memory_id: str) -> MemoryRow | None:
+        try:
+            return row_of(self._call("GET", f"/memories/{memory_id}"))
+        except log_errors.MemoryNotFound:
+            return None
+
+    def memories(
+        self, namespace: str, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[MemoryRow]:
+        found = self._call(
+            "GET", f"/namespaces/{namespace}/memories", status=status, limit=limit, offset=offset
+        )
+        return [row_of(d) for d in found]
+
+    def history(self, memory_id: str) -> list[EventView]:
+        return [event_of(d) for d in self._call("GET", f"/history/{memory_id}")]
+
+    def audit(self, memory_id: str) -> list[EventView]:
+        return [event_of(d) for d in self._call("GET", f"/audit/{memory_id}")]
+
+    def verify(self) -> LogReport:
+        return report_of(self._call("GET", "/verify"))
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/stats")
+        return result
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/health")
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RemoteMemory:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+SERVER_FILE = "server.json"  # written by `mnemo serve` in the data directory it serves
+
+
+def running_server(home: Path) -> RemoteMemory | None:
+    """A client of the server serving `home`, if one is alive there."""
+    try:
+        doc = json.loads((home / SERVER_FILE).read_text())
+        os.kill(int(doc["pid"]), 0)
+        httpx.get(f"{doc['url']}/health", timeout=2).raise_for_status()
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+        return None
+    return RemoteMemory(str(doc["url"]), str(doc["token"]))

@@ -1,0 +1,1 @@
+"""The `mnemo` command line (`python -m mnemoflow.pipeline.cli` runs it too)."""
