@@ -1,8 +1,10 @@
 """Typed settings, loaded once: packaged defaults, then a config file, then the environment.
 
 Each component has its own section. An environment variable ``MNEMO_<SECTION>__<KEY>``
-overrides one key; ``MNEMO_HOME`` (or ``--home``) the data directory; ``MNEMO_CONFIG`` names a
-TOML file laid over the defaults.
+overrides one key (``MNEMO_QUERY__WEIGHTS__LEXICAL`` one key of a table, and a value written
+as a TOML inline table is a table); files and variables are merged table by table, so setting
+one key keeps its neighbours. ``MNEMO_HOME`` (or ``--home``) is the data directory;
+``MNEMO_CONFIG`` names a TOML file laid over the defaults.
 """
 
 from __future__ import annotations
@@ -104,22 +106,50 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any], origin: str) -> None:
+    """Lay `over` on `base` table by table, to any depth: a file or a variable that sets one
+    key of a table (one channel of `[query] weights`) keeps the table's other keys."""
     for section, values in over.items():
         if not isinstance(values, Mapping):
             raise ConfigError(f"{origin}: [{section}] must be a table")
-        base.setdefault(section, {}).update(values)
+        _lay(base.setdefault(section, {}), values)
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for name, value in environ.items():
+def _lay(base: dict[str, Any], over: Mapping[str, Any]) -> None:
+    for key, value in over.items():
+        if isinstance(value, Mapping):
+            if not isinstance(base.get(key), dict):
+                base[key] = {}
+            _lay(base[key], value)
+        else:
+            base[key] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """`MNEMO_<SECTION>__<KEY>[__<KEY>…]` sets one key, at any depth; a value written as a
+    TOML inline table (`{ lexical = 2.0 }`) is a table, laid over the default one."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        section, *path = name[len(ENV_PREFIX) :].lower().split("__")
         if section not in Settings.model_fields:
             raise ConfigError(f"{name}: there is no [{section}] section")
-        out.setdefault(section, {})[key] = value
+        if not all(path):
+            raise ConfigError(f"{name}: an empty key between '__'")
+        parsed: Any = value
+        if value.lstrip().startswith("{"):
+            try:
+                parsed = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{name}: not a TOML inline table: {exc}") from exc
+        _lay(out.setdefault(section, {}), _nest(path, parsed))
     return out
+
+
+def _nest(path: list[str], value: Any) -> dict[str, Any]:
+    for key in reversed(path[1:]):
+        value = {key: value}
+    return {path[0]: value}
 
 
 def load_settings(

@@ -47,6 +47,34 @@ def test_config_file_is_laid_over_defaults(tmp_path: Path) -> None:
     assert load_settings(environ={"MNEMO_CONFIG": str(path)}).log.max_text_bytes == 1000
 
 
+def test_one_key_of_a_table_keeps_the_others(tmp_path: Path) -> None:
+    """A file or the environment that sets one channel's weight leaves the other channels at
+    their defaults (the merge was one level deep: `[query.weights] lexical = 2` dropped the
+    rest, and recall fused one channel)."""
+    defaults = Settings().query.weights
+    path = tmp_path / "mine.toml"
+    path.write_text("[query.weights]\nlexical = 2.0\n")
+    from_file = load_settings(config_file=path, environ={}).query.weights
+    assert from_file == {**defaults, "lexical": 2.0}
+    from_env = load_settings(environ={"MNEMO_QUERY__WEIGHTS__LEXICAL": "2"}).query.weights
+    assert from_env == {**defaults, "lexical": 2.0}
+    both = load_settings(
+        config_file=path, environ={"MNEMO_QUERY__WEIGHTS__GRAPH": "0.5"}
+    ).query.weights
+    assert both == {**defaults, "lexical": 2.0, "graph": 0.5}
+
+
+def test_environment_values_can_be_tables() -> None:
+    """A table in the environment, written as a TOML inline table, is laid over the default
+    table key by key; a malformed one is named."""
+    weights = load_settings(
+        environ={"MNEMO_QUERY__WEIGHTS": "{ entity = 0.5, graph = 0.0 }"}
+    ).query.weights
+    assert weights == {**Settings().query.weights, "entity": 0.5, "graph": 0.0}
+    with pytest.raises(ConfigError, match="MNEMO_QUERY__WEIGHTS"):
+        load_settings(environ={"MNEMO_QUERY__WEIGHTS": "{ entity = "})
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
