@@ -9,7 +9,6 @@ is a `memory.extracted` event, so a replay reads the log and never calls the mod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -65,7 +64,7 @@ class ExtractorActor:
             self._client = ChatClient(self.llm)
 
     def process(self, batch: Sequence[Opened]) -> list[Derived]:
-        out = []
+        todo = []
         for event in batch:
             r, payload = event.record, event.payload
             if r.kind not in (MEMORY_STORED, MEMORY_UPDATED) or payload is None:
@@ -74,20 +73,32 @@ class ExtractorActor:
             if self._lookups is not None and not self._lookups.readable(r.key_id):
                 continue  # erased since the batch was opened: its text goes nowhere
             when = writer_time(r.occurred_at or r.recorded_at, payload)  # its clock
-            extracted = self._extract(payload.text, when)
-            out.append(
-                Derived(MEMORY_EXTRACTED, r.namespace, r.memory_id, extracted, r.position, when)
+            todo.append((r, payload.text, when))
+        found: list[MemoryExtracted | None] = [
+            to_payload(extract(text, when), "rules") for _, text, when in todo
+        ]
+        if self._client is not None and todo:
+            # `[llm] concurrency` calls at a time, each asking just before it is sent whether
+            # its key still stands: a batch opened before an erase sends no more of its texts
+            lookups = self._lookups
+            answers = self._client.complete_many(
+                PROMPT,
+                [text for _, text, _ in todo],
+                None if lookups is None else lambda i: lookups.readable(todo[i][0].key_id),
             )
-        return out
+            found = [
+                None if a is None or rules is None else self._read(a, rules)
+                for a, rules in zip(answers, found, strict=True)
+            ]
+        return [
+            Derived(MEMORY_EXTRACTED, r.namespace, r.memory_id, extracted, r.position, when)
+            for (r, _, when), extracted in zip(todo, found, strict=True)
+            if extracted is not None  # erased before its call: nothing is derived from it
+        ]
 
-    def _extract(self, text: str, when: datetime) -> MemoryExtracted:
-        rules = to_payload(extract(text, when), "rules")
-        if self._client is None:
-            return rules
-        try:
-            answer = self._client.complete_json(PROMPT, text)
-        except LLMError as exc:  # its words never carry the text (see actors.llm)
-            log.warning("extractor.llm_failed", error=str(exc))
+    def _read(self, answer: dict[str, Any] | LLMError, rules: MemoryExtracted) -> MemoryExtracted:
+        if isinstance(answer, LLMError):  # its words never carry the text (see actors.llm)
+            log.warning("extractor.llm_failed", error=str(answer))
             return rules
         try:
             return _from_llm(answer, rules, self.llm.model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,13 +21,30 @@ class ChatServer:
         self.reply: bytes | None = None  # the whole body, when not a chat-completions answer
         self.status = 200
         self.on_request: Callable[[dict[str, Any]], None] | None = None  # before answering
+        # (status, headers) for the next requests, first first; then `status`
+        self.script: list[tuple[int, dict[str, str]]] = []
+        self.delay = 0.0  # seconds each answer takes
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                with outer._lock:
+                    outer.in_flight += 1
+                    outer.most_in_flight = max(outer.most_in_flight, outer.in_flight)
+                    status, extra = outer.script.pop(0) if outer.script else (outer.status, {})
+                try:
+                    self._answer(status, extra)
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+
+            def _answer(self, status: int, extra: dict[str, str]) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(body)
                 outer.headers.append(dict(self.headers))
+                time.sleep(outer.delay)
                 if outer.on_request is not None:
                     outer.on_request(body)
                 content = (
@@ -38,7 +56,9 @@ class ChatServer:
                         {"choices": [{"message": {"role": "assistant", "content": content}}]}
                     ).encode()
                 )
-                self.send_response(outer.status)
+                self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
