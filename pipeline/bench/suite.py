@@ -34,17 +34,22 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from mnemoflow.pipeline.api.client import RemoteMemory
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.bench.corpus import corpus, queries
+from mnemoflow.pipeline.bench.extras import require
 from mnemoflow.pipeline.bench.log import run_log_bench, scratch
 from mnemoflow.pipeline.bench.recall import NAMESPACE, after_store, build, measure, percentiles
 from mnemoflow.projections.projector import disk_bytes
+
+if TYPE_CHECKING:
+    import psutil
+
+PEAK_MEMORY = "mnemo bench (the service's peak memory)"
+PLOT = "mnemo bench --plot"
 
 
 def _at(settings: Settings, home: str) -> Settings:
@@ -87,7 +92,8 @@ class _PeakMemory:
     """Samples a process tree's resident memory on a thread; keeps the peak."""
 
     def __init__(self, pid: int, every: float = 0.2) -> None:
-        self._root = psutil.Process(pid)
+        self._psutil = require("psutil", PEAK_MEMORY)
+        self._root = self._psutil.Process(pid)
         self._every = every
         self._stop = threading.Event()
         self.rss = self.pss = self.processes = 0
@@ -97,7 +103,7 @@ class _PeakMemory:
     def _tree(self) -> list[psutil.Process]:
         try:
             return [self._root, *self._root.children(recursive=True)]
-        except psutil.Error:
+        except self._psutil.Error:
             return []
 
     def sample(self) -> None:
@@ -106,7 +112,7 @@ class _PeakMemory:
         for process in tree:
             try:
                 info = process.memory_full_info()
-            except psutil.Error:
+            except self._psutil.Error:
                 continue  # it ended between listing and reading
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
@@ -336,8 +342,7 @@ def format_bench(result: dict[str, Any]) -> str:
 
 def plot(result: dict[str, Any], path: Path) -> None:
     """A PNG of recall latency (p50, p95; Python API, HTTP, brute force) against size."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", PLOT)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -21,6 +21,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     settings = load_settings(home=args.home, config_file=args.config)
     if args.target is None:
         from mnemoflow.pipeline.bench import suite as bench_suite
+        from mnemoflow.pipeline.bench.extras import require
+
+        require("psutil", bench_suite.PEAK_MEMORY)  # said now, not after the run
+        if args.plot:
+            require("matplotlib", bench_suite.PLOT)
 
         result = bench_suite.run_bench(
             settings,

@@ -333,3 +333,26 @@ def test_mem0_words_are_aliases(tmp_path: Path) -> None:
     added = ok_json(home, "add", "Cy plays the oboe.", "--ns", "cy")
     (hit,) = ok_json(home, "search", "oboe", "--ns", "cy", "-k", "1")
     assert hit["memory_id"] == added["memory_id"]
+
+
+@pytest.mark.parametrize(
+    ("missing", "options", "words"),
+    [("matplotlib", ("--plot", "x.png"), "--plot"), ("psutil", (), "peak memory")],
+)
+def test_bench_without_its_extra_says_which_to_install(
+    tmp_path: Path, missing: str, options: tuple[str, ...], words: str
+) -> None:
+    """The main job does not install the benchmarks' psutil and matplotlib: `mnemo bench`
+    without them names the extra at once, before any measuring (no home is made)."""
+    blocked = f"import sys; sys.modules[{missing!r}] = None"  # `import` of it fails
+    run = f"{blocked}; from mnemoflow.pipeline.cli.main import main; sys.exit(main())"
+    home = tmp_path / "home"
+    process = subprocess.run(
+        [sys.executable, "-c", run, "bench", "--home", str(home), *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 1, process.stderr
+    assert words in process.stderr and "pip install 'mnemoflow[bench]'" in process.stderr
+    assert not home.exists()
