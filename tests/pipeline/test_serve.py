@@ -229,7 +229,12 @@ def test_metrics_health_and_openapi(server: tuple[Path, str, dict[str, str]]) ->
     auth = {"Authorization": f"Bearer {keys['alice']}"}  # any valid key reads the totals
     metrics = httpx.get(f"{url}/metrics", headers=auth).text
     assert "# TYPE mnemo_http_requests_total counter" in metrics
+    assert "# TYPE mnemo_http_request_seconds histogram" in metrics
+    assert "# TYPE mnemo_recall_seconds histogram" in metrics
     assert 'mnemo_stream_events{stream="input"}' in metrics
+    # the service's actors run in Ray: their lag comes from the runner's status
+    assert 'mnemo_actor_lag{actor="extractor"}' in metrics
+    assert 'mnemo_actor_lag{actor="embedder"}' in metrics
     spec = httpx.get(f"{url}/openapi.json").json()
     routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
     for route in [
