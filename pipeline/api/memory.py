@@ -239,28 +239,14 @@ class Memory:
         read against it, on its clock, and decay runs up to it (default: the `as_of` time, or
         this process's clock in its zone, so "yesterday" is the asker's yesterday).
         """
-        query = check.text(query, self.settings.log)
-        check.namespace(namespace)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.settings.query.max_k:
-            raise ValidationError(f"k must be a whole number from 1 to {self.settings.query.max_k}")
-        wanted = check.metadata(filters, self.settings.log)
-        if min_position is not None and (
-            isinstance(min_position, bool)
-            or not isinstance(min_position, int)
-            or not 0 <= min_position <= self._log.input.last_position
-        ):
-            raise ValidationError(f"min_position {min_position!r} is not a position of this log")
+        query, wanted, now = self._recall_checks(query, namespace, k, min_position, filters, now)
+        if weights is not None and not set(weights) <= set(CHANNELS):
+            raise ValidationError(f"unknown channels {sorted(set(weights) - set(CHANNELS))}")
         namespace_id = self._inputs.namespace_id(namespace)  # what the projections know
         if namespace_id is None:
             raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
-        if now is not None and not isinstance(now, datetime):
-            raise ValidationError("now must be a datetime")
-        if now is not None and now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
         if as_of is not None:
             point = _as_of(as_of)
-            if now is None and point.time is not None:
-                now = point.time
             with self._pasts_lock:  # no view is dropped while it answers
                 return self._past(as_of).recall(
                     query,
@@ -269,11 +255,8 @@ class Memory:
                     filters=filters,
                     weights=weights,
                     neighbor_weight=neighbor_weight,
-                    now=now,
+                    now=now or point.time,
                 )
-
-        if weights is not None and not set(weights) <= set(CHANNELS):
-            raise ValidationError(f"unknown channels {sorted(set(weights) - set(CHANNELS))}")
         if min_position is not None or self._runtime.inline_actors:
             # Inline: the actors run here and now, so every acknowledged write is seen.
             self._runtime.wait_for(min_position or 0, self.settings.query.wait_timeout)
@@ -287,6 +270,34 @@ class Memory:
             now=now or local_now(),  # here, not where the engine runs (a Ray actor)
         )
         return [replace(hit, namespace=namespace) for hit in hits]
+
+    def _recall_checks(
+        self,
+        query: str,
+        namespace: str,
+        k: int,
+        min_position: int | None,
+        filters: Metadata | None,
+        now: datetime | None,
+    ) -> tuple[str, Metadata, datetime | None]:
+        """Recall's arguments checked before anything is read: the query as recall uses it,
+        the filters as the projections hold them, `now` with a zone."""
+        query = check.text(query, self.settings.log)
+        check.namespace(namespace)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.settings.query.max_k:
+            raise ValidationError(f"k must be a whole number from 1 to {self.settings.query.max_k}")
+        wanted = check.metadata(filters, self.settings.log)
+        if min_position is not None and (
+            isinstance(min_position, bool)
+            or not isinstance(min_position, int)
+            or not 0 <= min_position <= self._log.input.last_position
+        ):
+            raise ValidationError(f"min_position {min_position!r} is not a position of this log")
+        if now is not None and not isinstance(now, datetime):
+            raise ValidationError("now must be a datetime")
+        if now is not None and now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        return query, wanted, now
 
     def get(self, memory_id: str) -> MemoryRow | None:
         """The memory as it stands (text, status, metadata, times), from the projection."""
