@@ -19,7 +19,7 @@ from mnemoflow.eventlog.errors import MnemoError
 from mnemoflow.pipeline.api.client import RemoteMemory, running_server
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.memory import Memory
-from mnemoflow.pipeline.api.wire import receipt_json, row_json
+from mnemoflow.pipeline.api.wire import receipt_json, record_json
 
 INSTRUCTIONS = """Long-term memory. Store facts worth keeping about a user or a task with
 add_memory (one fact per call, in a sentence that stands on its own), and look them up with
@@ -84,7 +84,9 @@ def _read_tools(server: MCPServer[Any], backend: Memory | RemoteMemory) -> None:
     def list_memories(namespace: str, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
         """The namespace's memories, oldest first, `limit` at a time from `offset`."""
         return guarded(
-            lambda: [row_json(r) for r in backend.memories(namespace, limit=limit, offset=offset)]
+            lambda: [
+                record_json(r) for r in backend.memories(namespace, limit=limit, offset=offset)
+            ]
         )
 
     @server.tool()
@@ -93,7 +95,7 @@ def _read_tools(server: MCPServer[Any], backend: Memory | RemoteMemory) -> None:
         row = guarded(lambda: backend.get(memory_id))
         if row is None:
             raise ToolError(f"MemoryNotFound: no memory {memory_id!r}")
-        return row_json(row)
+        return record_json(row)
 
     @server.tool()
     def audit_memory(memory_id: str) -> list[dict[str, Any]]:

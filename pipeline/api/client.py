@@ -24,8 +24,8 @@ from mnemoflow.eventlog import errors as log_errors
 from mnemoflow.eventlog.payloads import Metadata, local_now
 from mnemoflow.pipeline.api import errors as pipeline_errors
 from mnemoflow.pipeline.api.errors import PipelineError
-from mnemoflow.pipeline.api.wire import event_of, hit_of, receipt_of, report_of, row_of
-from mnemoflow.projections.memstate import MemoryRow
+from mnemoflow.pipeline.api.record import MemoryRecord
+from mnemoflow.pipeline.api.wire import event_of, hit_of, receipt_of, record_of, report_of
 
 
 class AccessDenied(PipelineError):
@@ -186,19 +186,19 @@ class RemoteMemory:
         }
         return [hit_of(d) for d in self._call("POST", "/recall", body)]
 
-    def get(self, memory_id: str) -> MemoryRow | None:
+    def get(self, memory_id: str) -> MemoryRecord | None:
         try:
-            return row_of(self._call("GET", f"/memories/{memory_id}"))
+            return record_of(self._call("GET", f"/memories/{memory_id}"))
         except log_errors.MemoryNotFound:
             return None
 
     def memories(
         self, namespace: str, *, status: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[MemoryRow]:
+    ) -> list[MemoryRecord]:
         found = self._call(
             "GET", f"/namespaces/{namespace}/memories", status=status, limit=limit, offset=offset
         )
-        return [row_of(d) for d in found]
+        return [record_of(d) for d in found]
 
     def history(self, memory_id: str) -> list[EventView]:
         return [event_of(d) for d in self._call("GET", f"/history/{memory_id}")]

@@ -22,8 +22,9 @@ from mnemoflow.eventlog.schema import INPUT_STREAM
 from mnemoflow.pipeline.api.config import Settings, load_settings
 from mnemoflow.pipeline.api.errors import ErasureUnfinished, HomeError
 from mnemoflow.pipeline.api.logsetup import configure_logging
+from mnemoflow.pipeline.api.record import MemoryRecord
 from mnemoflow.pipeline.api.runtime import Runtime, SyncReport, drop_views, view_of
-from mnemoflow.projections.memstate import MemoryRow, doc_id
+from mnemoflow.projections.memstate import doc_id
 from mnemoflow.projections.projector import AsOf
 
 if TYPE_CHECKING:
@@ -299,16 +300,19 @@ class Memory:
             now = now.replace(tzinfo=UTC)
         return query, wanted, now
 
-    def get(self, memory_id: str) -> MemoryRow | None:
-        """The memory as it stands (text, status, metadata, times), from the projection."""
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        """The memory as it stands (text, status, version, metadata, times), from the
+        projection; None if the projections do not hold it (yet)."""
         check.memory_id(memory_id)
         self._runtime.refresh()
         row = self._runtime.projector.duck.get(memory_id)
-        return None if row is None else self._named(row)
+        return (
+            None if row is None else MemoryRecord.of(row, self._log.namespace_name(row.namespace))
+        )
 
     def memories(
         self, namespace: str, *, status: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[MemoryRow]:
+    ) -> list[MemoryRecord]:
         """The namespace's memories, oldest first (optionally of one status)."""
         check.namespace(namespace)
         self._runtime.refresh()
@@ -316,10 +320,7 @@ class Memory:
         if namespace_id is None:
             return []
         rows = self._runtime.projector.duck.memories(namespace_id, status, limit, offset)
-        return [replace(row, namespace=namespace) for row in rows]
-
-    def _named(self, row: MemoryRow) -> MemoryRow:
-        return replace(row, namespace=self._log.namespace_name(row.namespace))
+        return [MemoryRecord.of(row, namespace) for row in rows]
 
     def sync(self) -> SyncReport:
         """Run the actors (embedding) over what is new and fold it into the projections."""

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +11,7 @@ from mnemoflow.actors.query.hit import Hit
 from mnemoflow.eventlog import Causation, EventView, LogReport, Receipt
 from mnemoflow.eventlog.heads import Lost
 from mnemoflow.eventlog.verify import VerifyReport
-from mnemoflow.projections.memstate import MemoryRow
+from mnemoflow.pipeline.api.record import MemoryRecord
 
 
 def _time(value: str | None) -> datetime | None:
@@ -33,20 +32,18 @@ def receipt_of(doc: dict[str, Any]) -> Receipt:
     return Receipt(doc["stream"], doc["position"], doc["event_id"], doc["memory_id"], recorded)
 
 
-def row_json(row: MemoryRow) -> dict[str, Any]:
-    doc = dataclasses.asdict(row)
-    doc["metadata"] = None if row.metadata is None else row.metadata_dict()
+def record_json(record: MemoryRecord) -> dict[str, Any]:
+    doc = dataclasses.asdict(record)
     for key in ("occurred_at", "recorded_at"):
         doc[key] = _iso(doc[key])
     return doc
 
 
-def row_of(doc: dict[str, Any]) -> MemoryRow:
+def record_of(doc: dict[str, Any]) -> MemoryRecord:
     values = dict(doc)
-    values["metadata"] = None if doc["metadata"] is None else json.dumps(doc["metadata"])
     values["occurred_at"] = _time(doc["occurred_at"])
     values["recorded_at"] = _time(doc["recorded_at"])
-    return MemoryRow(**values)
+    return MemoryRecord(**values)
 
 
 def hit_of(doc: dict[str, Any]) -> Hit:

@@ -24,8 +24,8 @@ from mnemoflow.pipeline.cli.output import (
     event_line,
     explain_hit,
     receipt_json,
+    record_json,
     report_json,
-    row_json,
     row_line,
     summary,
 )
@@ -196,7 +196,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
         row = mem.get(args.memory_id)
     if row is None:
         raise MemoryNotFound(f"no memory {args.memory_id!r} in this log")
-    emit(args, row_json(row), row_line(row))
+    emit(args, record_json(row), row_line(row))
     return 0
 
 
@@ -204,7 +204,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     with open_client(args) as mem:
         rows = mem.memories(args.ns, status=args.status, limit=args.limit, offset=args.offset)
     for row in rows:
-        print(json.dumps(row_json(row), ensure_ascii=False) if args.json else row_line(row))
+        print(json.dumps(record_json(row), ensure_ascii=False) if args.json else row_line(row))
     return 0
 
 

@@ -6,15 +6,15 @@ import json
 
 from mnemoflow.actors.query.hit import Hit
 from mnemoflow.eventlog import EventView
-from mnemoflow.pipeline.api.wire import receipt_json, report_json, row_json
-from mnemoflow.projections.memstate import MemoryRow
+from mnemoflow.pipeline.api.record import MemoryRecord
+from mnemoflow.pipeline.api.wire import receipt_json, record_json, report_json
 
 __all__ = [
     "event_line",
     "explain_hit",
     "receipt_json",
+    "record_json",
     "report_json",
-    "row_json",
     "row_line",
     "summary",
 ]
@@ -35,7 +35,7 @@ def event_line(e: EventView) -> str:
     )
 
 
-def row_line(row: MemoryRow) -> str:
+def row_line(row: MemoryRecord) -> str:
     text = "[erased]" if row.text is None else json.dumps(row.text, ensure_ascii=False)
     return f"{row.memory_id}  {row.status:<9} v{row.version}  {row.namespace:<16} {text}"
 

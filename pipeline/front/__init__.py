@@ -39,6 +39,7 @@ from mnemoflow.pipeline.api.errors import (
 if TYPE_CHECKING:
     from mnemoflow.pipeline.api.config import load_settings
     from mnemoflow.pipeline.api.memory import Memory
+    from mnemoflow.pipeline.api.record import MemoryRecord
     from mnemoflow.pipeline.service.service import Service
 
 try:
@@ -49,6 +50,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 
 _LAZY = {
     "Memory": "mnemoflow.pipeline.api.memory",
+    "MemoryRecord": "mnemoflow.pipeline.api.record",
     "Service": "mnemoflow.pipeline.service.service",
     "load_settings": "mnemoflow.pipeline.api.config",
 }
@@ -71,6 +73,7 @@ __all__ = [
     "Memory",
     "MemoryGone",
     "MemoryNotFound",
+    "MemoryRecord",
     "MnemoError",
     "NamespaceNotFound",
     "PipelineError",

@@ -113,20 +113,15 @@ class HitOut(BaseModel):
 
 class RowOut(BaseModel):
     memory_id: str
-    doc: int
     namespace: str
-    text: str | None
-    metadata: dict[str, Any] | None
-    status: str
-    occurred_at: str | None
-    recorded_at: str | None
-    created_position: int
-    text_position: int
-    version: int
-    length: int
-    context: str | None
-    prev_doc: int | None
-    utc_offset: int | None = None
+    text: str | None = Field(description="None once its namespace was erased")
+    status: str = Field(description="active, forgotten, merged or erased")
+    version: int = Field(description="1, then one more per update")
+    occurred_at: str | None = Field(description="when it happened, in its writer's UTC offset")
+    recorded_at: str = Field(description="when the log took it (UTC)")
+    created_position: int = Field(description="the input position of its store")
+    text_position: int = Field(description="the input position that set its text")
+    metadata: dict[str, Any]
 
 
 class CausationOut(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,15 @@ class TestEmbedded(MemoryApiContract):
     def api(self, home: Path) -> Iterator[Any]:
         with Memory.open(home=home) as mem:
             yield mem
+
+    def test_a_memory_is_indexed_on_its_writers_day(self, api: Memory) -> None:
+        """23:30 on 5 January at UTC-5 is the 6th in UTC: the dated text the lexical channel
+        indexes says the 5th."""
+        late = datetime(2024, 1, 5, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+        r = api.store("I went bouldering with Noor yesterday.", "fay", occurred_at=late)
+        api.recall("bouldering", "fay", k=1, min_position=r.position)
+        row = api.runtime.projector.duck.get(r.memory_id)
+        assert row is not None and row.terms()[:3] == ["5", "january", "2024"]
 
 
 class TestOverHttp(MemoryApiContract):

@@ -122,9 +122,9 @@ def test_csv_parquet_and_chatgpt(tmp_path: Path) -> None:
         report = ingest(mem, [table, parquet, export], "omar", progress=False)
         assert report.stored == 4
         rows = {r.text: r for r in mem.memories("omar")}
-        assert rows["Omar fixed the bike."].metadata_dict() == {"source": "sms"}
-        assert rows["Omar sold the car."].metadata_dict() == {"topic": "cars"}
-        assert rows["user: I fly to Oslo on Monday."].metadata_dict()["title"] == "Trip"
+        assert rows["Omar fixed the bike."].metadata == {"source": "sms"}
+        assert rows["Omar sold the car."].metadata == {"topic": "cars"}
+        assert rows["user: I fly to Oslo on Monday."].metadata["title"] == "Trip"
 
 
 def test_a_locomo_file_gives_one_namespace_per_conversation(tmp_path: Path) -> None:
@@ -146,9 +146,7 @@ def test_a_locomo_file_gives_one_namespace_per_conversation(tmp_path: Path) -> N
     with Memory.open(home=tmp_path / "h") as mem:
         assert ingest(mem, [path], "", "locomo", progress=False).stored == 2
         (first, second) = mem.memories("s1")
-        assert (
-            first.metadata_dict() == {"dia_id": "D1:1"} and second.text == "Ben: What is its name?"
-        )
+        assert first.metadata == {"dia_id": "D1:1"} and second.text == "Ben: What is its name?"
 
 
 @pytest.mark.parametrize(

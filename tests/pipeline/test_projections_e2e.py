@@ -23,6 +23,7 @@ from mnemoflow.projections.aside import AsideFold
 from mnemoflow.projections.duck import DuckProjection
 from mnemoflow.projections.errors import ProjectionError
 from mnemoflow.projections.vector_projection import VectorProjection
+from tests.pipeline.rows import projected
 
 
 def _settings(home: Path, aside_above: int = 0):  # type: ignore[no-untyped-def]
@@ -316,7 +317,7 @@ def test_context_is_the_previous_memory_within_the_window(home: Path) -> None:
             occurred_at=datetime(2023, 5, 20, tzinfo=UTC),
         )
         mem.sync()
-        rb, rc = mem.get(b.memory_id), mem.get(c.memory_id)
+        rb, rc = projected(mem, b.memory_id), projected(mem, c.memory_id)
         assert rb is not None and rc is not None
         assert rb.prev_doc == doc_id(a.memory_id)
         assert (
@@ -325,7 +326,7 @@ def test_context_is_the_previous_memory_within_the_window(home: Path) -> None:
         )
         # Twelve days later: no neighbour, so the memory is its own context.
         assert rc.context == "20 May 2023: Melanie: Back from the lake!" and rc.prev_doc is None
-        assert mem.get(other.memory_id).prev_doc is None  # type: ignore[union-attr]
+        assert projected(mem, other.memory_id).prev_doc is None
         con, ns = mem.runtime.projector.duck.con, mem.log.keyring.namespace_id("c")
         assert ns is not None  # the projection knows the namespace by its id
         found = [d for d, _ in bm25(con, ns, "adoption agency", 5, BM25Settings(), field=1)]
@@ -352,7 +353,7 @@ def test_an_update_is_not_its_own_context(home: Path) -> None:
         b = mem.store("Melanie: the second turn", namespace="c", occurred_at=t)
         mem.update(b.memory_id, "Melanie: the second turn, corrected", occurred_at=t)
         mem.sync()
-        row = mem.get(b.memory_id)
+        row = projected(mem, b.memory_id)
         assert row is not None and row.prev_doc == doc_id(a.memory_id)
         assert (
             row.context == "8 May 2023: Caroline: the first turn "

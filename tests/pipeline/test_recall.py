@@ -15,6 +15,7 @@ from mnemoflow import Memory
 from mnemoflow.eventlog.errors import MnemoError, NamespaceNotFound, ValidationError
 from mnemoflow.pipeline.api.config import load_settings
 from mnemoflow.pipeline.api.memory import PAST_VIEWS, PASTS_DIR
+from tests.pipeline.rows import projected
 
 FACTS = [
     "Alice moved to Lyon in May and works at a bakery.",
@@ -121,7 +122,9 @@ def test_a_namespace_lives_on_after_its_erasure(mem: Memory) -> None:
     mem.erase("bob")
     r = mem.store("Bob adopted a second cat named Tofu.", namespace="bob")
     (hit,) = mem.recall("cat", namespace="bob", k=5)
-    assert hit.memory_id == r.memory_id and "Miso" not in (mem.get(r.memory_id).context or "")  # type: ignore[union-attr]
+    assert hit.memory_id == r.memory_id and "Miso" not in (
+        projected(mem, r.memory_id).context or ""
+    )
 
 
 @pytest.mark.parametrize(
@@ -299,8 +302,8 @@ def test_time_words_without_a_time_are_of_the_local_day(home: Path) -> None:
         hits = mem.recall("What did I have for dinner yesterday?", "me", k=2)
         assert hits[0].memory_id == ours.memory_id, [h.text for h in hits]
         assert hits[0].channels.get("temporal", 0) > hits[1].channels.get("temporal", 0)
-        row = mem.get(now.memory_id)
-        assert row is not None and row.context is not None
+        row = projected(mem, now.memory_id)
+        assert row.context is not None
         assert row.context.startswith(f"{local.day} {local:%B} {local.year}:"), row.context
 
 

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 
 from mnemoflow.eventlog.errors import MemoryNotFound, ValidationError
 from mnemoflow.pipeline.api.memory import Memory
-from mnemoflow.pipeline.api.wire import row_json
+from mnemoflow.pipeline.api.wire import record_json
 from mnemoflow.pipeline.http.apikeys import ApiKey
 from mnemoflow.pipeline.http.guard import Guard
 from mnemoflow.pipeline.http.metrics import Metrics
@@ -42,7 +42,7 @@ def add_routes(app: FastAPI, memory: Memory, guard: Guard, metrics: Metrics) -> 
         row = memory.get(memory_id)
         if row is None:
             raise MemoryNotFound(f"no memory {memory_id!r} in the projections yet")
-        return row_json(row)
+        return record_json(row)
 
     @app.get("/namespaces/{namespace}/memories", response_model=list[RowOut], tags=["memories"])
     def memories(
@@ -56,7 +56,7 @@ def add_routes(app: FastAPI, memory: Memory, guard: Guard, metrics: Metrics) -> 
         if not 1 <= limit <= 1000 or offset < 0:
             raise ValidationError("limit must be 1..1000 and offset at least 0")
         rows = memory.memories(namespace, status=status, limit=limit, offset=offset)
-        return [row_json(r) for r in rows]
+        return [record_json(r) for r in rows]
 
     @app.get("/history/{memory_id}", response_model=list[EventOut], tags=["audit"])
     def history(memory_id: str, key: ApiKey | None = authorised) -> list[dict[str, Any]]:
