@@ -21,13 +21,14 @@ from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.api.wire import lost_rows
 from mnemoflow.pipeline.cli.common import AddCommand, Handler, emit, open_client, open_local
 from mnemoflow.pipeline.cli.output import (
+    audit_lines,
     event_line,
     explain_hit,
     receipt_json,
     record_json,
     report_json,
     row_line,
-    summary,
+    stats_lines,
 )
 from mnemoflow.pipeline.cli.service_commands import add_service_commands
 
@@ -160,13 +161,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([e.to_json() for e in trail], ensure_ascii=False))
         return 0
-    for e in trail:
-        cause = "" if e.causation is None else (f" <- {e.causation.stream}:{e.causation.position}")
-        what = "[erased]" if e.erased else summary(e)
-        print(
-            f"{e.recorded_at:%Y-%m-%dT%H:%M:%S}Z  {e.stream}:{e.position:<7} {e.kind:<18} "
-            f"by {e.actor:<9} hash {e.hash[:12]}{cause}  {what}"
-        )
+    print("\n".join(audit_lines(trail)))
     return 0
 
 
@@ -247,19 +242,7 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
 def _cmd_stats(args: argparse.Namespace) -> int:
     with open_client(args) as mem:
         stats = mem.stats()
-    lines = [f"{name:<10} {v['events']:>10,} events" for name, v in stats["streams"].items()]
-    for name, actor in stats["actors"].items():
-        rate = "" if actor.get("events_per_s") is None else f", {actor['events_per_s']:,}/s"
-        lines.append(
-            f"actor {name:<12} processed {actor['processed']:,}, lag {actor['lag']:,}{rate}"
-        )
-    for name, proj in stats["projections"].items():
-        lines.append(f"projection {name:<7} applied {proj['applied']}, lag {proj['lag']}")
-    lines.append(
-        f"memories   {stats['memories']['by_status']}, vectors {stats['memories']['vectors']:,}"
-    )
-    lines.append(f"disk bytes {stats['disk_bytes']}")
-    emit(args, stats, "\n".join(lines))
+    emit(args, stats, "\n".join(stats_lines(stats)))
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from mnemoflow.actors.query.hit import Hit
 from mnemoflow.eventlog import EventView
@@ -10,14 +12,94 @@ from mnemoflow.pipeline.api.record import MemoryRecord
 from mnemoflow.pipeline.api.wire import receipt_json, record_json, report_json
 
 __all__ = [
+    "audit_lines",
     "event_line",
     "explain_hit",
     "receipt_json",
     "record_json",
     "report_json",
     "row_line",
+    "stats_lines",
     "summary",
+    "table",
 ]
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]], right: int = 0) -> list[str]:
+    """Columns as wide as their widest cell, two spaces apart; the first `right` columns
+    after the first are numbers (thousands separated, right-aligned), the rest text."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in [list(header), *cells]) for i in range(len(header))]
+    numeric = set(range(1, 1 + right))
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if i in numeric else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [line(header), *(line(r) for r in cells)]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+
+
+def stats_lines(stats: dict[str, Any]) -> list[str]:
+    """`mnemo stats`: one table each for streams, actors and projections, then counts."""
+    lines = table(["stream", "events"], [(n, v["events"]) for n, v in stats["streams"].items()], 1)
+    actors = stats["actors"].items()
+    lines += [
+        "",
+        *table(
+            ["actor", "processed", "lag", "events/s"],
+            [(name, a["processed"], a["lag"], a.get("events_per_s")) for name, a in actors],
+            3,
+        ),
+    ]
+    projected = [
+        (f"{name}/{stream}", applied, proj["lag"][stream])
+        for name, proj in stats["projections"].items()
+        for stream, applied in proj["applied"].items()
+    ]
+    lines += ["", *table(["projection", "applied", "lag"], projected, 2)]
+    memories = stats["memories"]
+    counts = [(status, n) for status, n in sorted(memories["by_status"].items())]
+    counts += [("total", memories["total"]), ("vectors", memories["vectors"])]
+    lines += ["", *table(["memories", "count"], counts, 1)]
+    disk = [(part, _size(n)) for part, n in stats["disk_bytes"].items()]
+    lines += ["", *table(["disk", "size"], disk, 1)]
+    return lines
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} B" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def audit_lines(trail: Sequence[EventView]) -> list[str]:
+    """`mnemo audit`: every event behind a memory, one aligned row each."""
+    rows = [
+        (
+            f"{e.recorded_at:%Y-%m-%dT%H:%M:%S}Z",
+            f"{e.stream}:{e.position}",
+            e.kind,
+            e.actor,
+            e.hash[:12],
+            "-" if e.causation is None else f"{e.causation.stream}:{e.causation.position}",
+            "[erased]" if e.erased else summary(e),
+        )
+        for e in trail
+    ]
+    return table(["recorded", "event", "kind", "by", "hash", "caused by", "what"], rows)
 
 
 def event_line(e: EventView) -> str:

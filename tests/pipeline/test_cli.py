@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -356,3 +357,42 @@ def test_bench_without_its_extra_says_which_to_install(
     assert process.returncode == 1, process.stderr
     assert words in process.stderr and "pip install 'mnemoflow[bench]'" in process.stderr
     assert not home.exists()
+
+
+def columns_line_up(lines: list[str]) -> None:
+    """Every row of a table puts each column under its header: text starts where the
+    header's word starts, a number ends where it ends."""
+    header, *rows = lines
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+(?: \S+)*", header)]
+    assert rows, lines
+    for row in rows:
+        padded = row.ljust(len(header) + 1)
+        for start, end in spans[1:]:
+            left = padded[start - 1] == " " and padded[start] != " "
+            right = padded[end - 1] != " " and padded[end] == " "
+            assert left or right, (header, row)
+
+
+def test_stats_and_audit_print_aligned_tables(tmp_path: Path) -> None:
+    """`mnemo stats` and `mnemo audit` line their columns up under headers (streams of
+    different name lengths, positions of different widths pushed the columns apart)."""
+    for i in range(12):
+        receipt = ok_json(tmp_path, "store", f"Ana note number {i}.", "--ns", "ana")
+    assert mnemo(tmp_path, "recall", "note", "--ns", "ana").returncode == 0
+    stats = mnemo(tmp_path, "stats")
+    assert stats.returncode == 0, stats.stderr
+    tables = [t.splitlines() for t in stats.stdout.strip().split("\n\n")]
+    assert [t[0].split()[0] for t in tables] == [
+        "stream",
+        "actor",
+        "projection",
+        "memories",
+        "disk",
+    ]
+    for lines in tables:
+        columns_line_up(lines)
+    audit = mnemo(tmp_path, "audit", receipt["memory_id"])
+    assert audit.returncode == 0, audit.stderr
+    lines = audit.stdout.splitlines()
+    assert lines[0].split()[:3] == ["recorded", "event", "kind"] and len(lines) >= 5
+    columns_line_up(lines)
