@@ -14,7 +14,7 @@ import hashlib
 import importlib.util
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -93,8 +93,48 @@ def resolve(spec: str) -> Path:
     return path
 
 
-@functools.cache
+_sessions: dict[Path, Future[ort.InferenceSession]] = {}
+_sessions_lock = threading.Lock()
+
+
 def _session(model: Path) -> ort.InferenceSession:
+    """One session per model file per process: a second caller waits for the first's (the
+    preload's, in a cold `mnemo recall`); after a failure the next caller tries again."""
+    with _sessions_lock:
+        future = _sessions.get(model)
+        mine = future is None
+        if future is None:
+            future = _sessions[model] = Future()
+    if mine:
+        try:
+            future.set_result(_load_session(model))
+        except BaseException as exc:
+            with _sessions_lock:
+                del _sessions[model]
+            future.set_exception(exc)
+    return future.result()
+
+
+def preload(settings: EmbedderSettings) -> threading.Thread:
+    """Load the model's session and digest on a thread. ONNX Runtime and hashlib let go of
+    the GIL while they work, so a cold process opens its stores meanwhile (a cold `mnemo
+    recall` spent a quarter of its time waiting for the session). Errors are left to
+    whoever needs the model: they meet them again."""
+
+    def load() -> None:
+        try:
+            path = resolve(settings.model)
+            _session(path)
+            _file_digest(path)
+        except Exception:  # noqa: S110 - the embedder's own call raises it, with context
+            pass
+
+    thread = threading.Thread(target=load, name="mnemo-model-preload", daemon=True)
+    thread.start()
+    return thread
+
+
+def _load_session(model: Path) -> ort.InferenceSession:
     import onnxruntime as ort
 
     options = ort.SessionOptions()

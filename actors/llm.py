@@ -18,12 +18,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from mnemoflow.actors.errors import ActorError
+
+if TYPE_CHECKING:
+    import httpx
 
 _sleep = time.sleep  # the waits between tries (tests record them)
 
@@ -68,8 +70,10 @@ class ChatClient:
             raise LLMError(f"[llm] base_url must be http(s): {settings.base_url!r}")
         self.settings = settings
         self.url = settings.base_url.rstrip("/") + "/chat/completions"
+        import httpx  # here: the settings are read by every process, the client made by few
+
         limits = httpx.Limits(max_connections=settings.concurrency)
-        self._http = httpx.Client(timeout=settings.timeout, limits=limits)
+        self._http: httpx.Client = httpx.Client(timeout=settings.timeout, limits=limits)
 
     def close(self) -> None:
         self._http.close()
@@ -124,6 +128,8 @@ class ChatClient:
             return list(pool.map(one, range(len(users))))
 
     def _try(self, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        import httpx
+
         try:
             response = self._http.post(self.url, json=body, headers=headers)
         except httpx.TransportError as exc:  # refused, dropped, timed out

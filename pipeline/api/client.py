@@ -14,9 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from mnemoflow.actors.query.hit import Hit
 from mnemoflow.eventlog import EventView, LogReport, Receipt, StoreRequest
@@ -26,6 +24,9 @@ from mnemoflow.pipeline.api import errors as pipeline_errors
 from mnemoflow.pipeline.api.errors import PipelineError
 from mnemoflow.pipeline.api.record import MemoryRecord
 from mnemoflow.pipeline.api.wire import event_of, hit_of, receipt_of, record_of, report_of
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class AccessDenied(PipelineError):
@@ -71,9 +72,13 @@ class RemoteMemory:
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 60.0) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        import httpx  # here: every CLI command asks running_server, few find one
+
+        self._http: httpx.Client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def _call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        import httpx
+
         try:
             response = self._http.request(
                 method,
@@ -240,6 +245,11 @@ def running_server(home: Path) -> RemoteMemory | None:
     try:
         doc = json.loads((home / SERVER_FILE).read_text())
         os.kill(int(doc["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no server, or its process is gone: httpx is not even imported
+    import httpx
+
+    try:
         httpx.get(f"{doc['url']}/health", timeout=2).raise_for_status()
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
         return None

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from mnemoflow.pipeline.api.client import RemoteMemory
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.memory import Memory
+from mnemoflow.pipeline.bench.cold import format_cold_bench, run_cold_bench
 from mnemoflow.pipeline.bench.corpus import corpus, queries
 from mnemoflow.pipeline.bench.extras import require
 from mnemoflow.pipeline.bench.log import run_log_bench, scratch
@@ -281,6 +282,7 @@ def run_bench(
             }
     largest = str(max(sizes))
     result["recall"] = recall
+    result["cold_recall"] = run_cold_bench(settings, home=home)
     result["rebuild"] = rebuild[largest] | {"by_size": rebuild}
     result["footprint"] = {
         "rss_bytes": footprint[largest]["rss_bytes"],
@@ -322,6 +324,7 @@ def format_bench(result: dict[str, Any]) -> str:
             f"right after a store p50/p95 "
             f"{r['after_store']['p50_ms']}/{r['after_store']['p95_ms']} ms"
         )
+    lines.append(format_cold_bench(result["cold_recall"]))
     lines.append("rebuild (projections replayed from every stream)")
     for size, r in result["rebuild"]["by_size"].items():
         lines.append(

@@ -19,7 +19,14 @@ from mnemoflow.pipeline.api.config import load_settings
 from mnemoflow.pipeline.api.logsetup import configure_logging
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.api.wire import lost_rows
-from mnemoflow.pipeline.cli.common import AddCommand, Handler, emit, open_client, open_local
+from mnemoflow.pipeline.cli.common import (
+    AddCommand,
+    Handler,
+    arrow_without_pandas,
+    emit,
+    open_client,
+    open_local,
+)
 from mnemoflow.pipeline.cli.output import (
     audit_lines,
     event_line,
@@ -172,7 +179,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_recall(args: argparse.Namespace) -> int:
-    with open_client(args) as mem:
+    with open_client(args, embeds=True) as mem:
         filters = {"category": args.category} if args.category else None
         hits = mem.recall(args.query, args.ns, args.k, as_of=args.as_of, filters=filters)
     if args.json:
@@ -267,6 +274,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # The service's commands keep its info lines; a one-shot command logs warnings and errors.
 LONG_RUNNING = frozenset({"serve", "mcp"})
+# Commands that may hand pyarrow pandas objects (Ray Data in ingest; the benchmarks')
+WITH_PANDAS = LONG_RUNNING | {"ingest", "bench", "eval"}
 
 
 def _common(*, after_command: bool) -> argparse.ArgumentParser:
@@ -407,6 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             settings = settings.model_copy(update={"level": "info"})
         configure_logging(settings, quiet=args.command not in LONG_RUNNING)
+        if args.command not in WITH_PANDAS:
+            arrow_without_pandas()
         code: int = args.handler(args)
     except MnemoError as exc:
         print(f"mnemo: error: {exc}", file=sys.stderr)
@@ -417,4 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug, but the user still gets one line, not a traceback
         print(f"mnemo: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 70
+    finally:
+        preloading = getattr(args, "preloading", None)
+        if preloading is not None:  # never left inside ONNX Runtime as the interpreter ends
+            preloading.join()
     return code

