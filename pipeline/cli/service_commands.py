@@ -7,76 +7,96 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mnemoflow.eventlog.errors import ValidationError
-from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.api.config import Settings, load_settings
 from mnemoflow.pipeline.cli.common import AddCommand, emit, open_local
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from mnemoflow.pipeline.bench import log as bench_log
-    from mnemoflow.pipeline.bench import projections as bench_projections
-
     settings = load_settings(home=args.home, config_file=args.config)
     if args.target is None:
-        from mnemoflow.pipeline.bench import suite as bench_suite
-        from mnemoflow.pipeline.bench.extras import require
+        return _bench_all(args, settings)
+    key, run, show = _bench_targets()[args.target]
+    result = run(args, settings)
+    emit(args, {key: result}, show(result))
+    return 0
 
-        require("psutil", bench_suite.PEAK_MEMORY)  # said now, not after the run
-        if args.plot:
-            require("matplotlib", bench_suite.PLOT)
 
-        result = bench_suite.run_bench(
-            settings,
-            _sizes(args.sizes),
-            args.queries,
-            ingest_memories=args.ingest_memories,
-            log_events=args.events,
-            real_vectors=args.real_vectors,
-            home=args.home,
-            config=args.config,
-        )
-        if args.plot:
-            bench_suite.plot(result, Path(args.plot))
-        emit(args, result, bench_suite.format_bench(result))
-    elif args.target == "ingest":
-        from mnemoflow.pipeline.bench import suite as bench_suite
+Figures = dict[str, Any]
+BenchTarget = tuple[
+    str, Callable[[argparse.Namespace, Settings], Figures], Callable[[Figures], str]
+]
 
-        result = bench_suite.run_ingest_bench(settings, args.ingest_memories, home=args.home)
-        emit(args, {"ingest": result}, bench_suite.format_ingest(result))
-    elif args.target == "cold":
-        from mnemoflow.pipeline.bench import cold as bench_cold
 
-        result = bench_cold.run_cold_bench(settings, args.runs, home=args.home)
-        emit(args, {"cold_recall": result}, bench_cold.format_cold_bench(result))
-    elif args.target == "log":
-        result = bench_log.run_log_bench(events=args.events, home=args.home)
-        emit(args, {"log": result}, bench_log.format_log_bench(result))
-    elif args.target == "embedder":
-        result = bench_projections.run_embedder_bench(settings.embedder, args.sentences)
-        emit(args, {"embedder": result}, bench_projections.format_projection_bench(result))
-    elif args.target == "lag":
-        from mnemoflow.pipeline.bench import service as bench_service
+def _bench_targets() -> dict[str, BenchTarget]:
+    """Each `mnemo bench TARGET`: the key of its figures, how it runs, how it reads."""
+    from mnemoflow.pipeline.bench import cold, log, projections, recall, service, suite
 
-        result = bench_service.run_lag_bench(
-            settings, rate=args.rate, seconds=args.seconds, home=args.home
-        )
-        emit(args, {"lag": result}, bench_service.format_lag_bench(result))
-    elif args.target == "recall":
-        from mnemoflow.pipeline.bench import recall as bench_recall
+    return {
+        "log": (
+            "log",
+            lambda a, s: log.run_log_bench(events=a.events, home=a.home),
+            log.format_log_bench,
+        ),
+        "ingest": (
+            "ingest",
+            lambda a, s: suite.run_ingest_bench(s, a.ingest_memories, home=a.home),
+            suite.format_ingest,
+        ),
+        "embedder": (
+            "embedder",
+            lambda a, s: projections.run_embedder_bench(s.embedder, a.sentences),
+            projections.format_projection_bench,
+        ),
+        "rebuild": (
+            "rebuild",
+            lambda a, s: projections.run_rebuild_bench(s, a.memories, home=a.home),
+            projections.format_projection_bench,
+        ),
+        "recall": (
+            "recall",
+            lambda a, s: recall.run_recall_bench(
+                s, _sizes(a.sizes), a.queries, real_vectors=a.real_vectors, home=a.home
+            ),
+            recall.format_recall_bench,
+        ),
+        "lag": (
+            "lag",
+            lambda a, s: service.run_lag_bench(s, rate=a.rate, seconds=a.seconds, home=a.home),
+            service.format_lag_bench,
+        ),
+        "cold": (
+            "cold_recall",
+            lambda a, s: cold.run_cold_bench(s, a.runs, home=a.home),
+            cold.format_cold_bench,
+        ),
+    }
 
-        result = bench_recall.run_recall_bench(
-            settings,
-            _sizes(args.sizes),
-            args.queries,
-            real_vectors=args.real_vectors,
-            home=args.home,
-        )
-        emit(args, {"recall": result}, bench_recall.format_recall_bench(result))
-    else:
-        result = bench_projections.run_rebuild_bench(settings, args.memories, home=args.home)
-        emit(args, {"rebuild": result}, bench_projections.format_projection_bench(result))
+
+def _bench_all(args: argparse.Namespace, settings: Settings) -> int:
+    from mnemoflow.pipeline.bench import suite
+    from mnemoflow.pipeline.bench.extras import require
+
+    require("psutil", suite.PEAK_MEMORY)  # said now, not after the run
+    if args.plot:
+        require("matplotlib", suite.PLOT)
+    result = suite.run_bench(
+        settings,
+        _sizes(args.sizes),
+        args.queries,
+        ingest_memories=args.ingest_memories,
+        log_events=args.events,
+        real_vectors=args.real_vectors,
+        home=args.home,
+        config=args.config,
+    )
+    if args.plot:
+        suite.plot(result, Path(args.plot))
+    emit(args, result, suite.format_bench(result))
     return 0
 
 

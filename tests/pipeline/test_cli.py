@@ -430,3 +430,13 @@ def test_pyarrow_still_converts_pandas_after_a_one_shot_command() -> None:
         "print(list(frame['a']), pa.Table.from_pandas(pd.DataFrame({'b': [3]})).num_rows)\n"
     )
     assert python_says(code).strip() == "[1, 2] 1"
+
+
+def test_bench_cold_smoke(tmp_path: Path) -> None:
+    """`mnemo bench cold` starts real processes and reports each kind's figures."""
+    result = ok_json(tmp_path, "bench", "cold", "--runs", "1")["cold_recall"]
+    assert result["runs"] == 1 and result["memories"] == 20
+    for kind in ("recall", "import_cli", "interpreter"):
+        assert result[kind]["median_s"] > 0 and result[kind]["peak_rss_bytes"] > 0
+    # a recall does more than an import: its model alone is over a hundred MiB
+    assert result["recall"]["peak_rss_bytes"] > result["import_cli"]["peak_rss_bytes"]
