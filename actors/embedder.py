@@ -129,6 +129,8 @@ def preload(settings: EmbedderSettings) -> threading.Thread:
         except Exception:  # noqa: S110 - the embedder's own call raises it, with context
             pass
 
+    import onnxruntime  # noqa: F401 - here, so that no import runs on two threads at once
+
     thread = threading.Thread(target=load, name="mnemo-model-preload", daemon=True)
     thread.start()
     return thread
