@@ -93,15 +93,16 @@ class ChatClient:
         key = os.environ.get(self.settings.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        tries = self.settings.retries + 1
-        for attempt in range(tries):
+        for attempt in range(self.settings.retries):
             try:
                 return self._try(body, headers)
             except _Retry as retry:
-                if attempt == tries - 1:
-                    raise LLMError(f"{self.url} failed after {tries} tries: {retry}") from None
                 self._wait(retry, attempt)
-        raise AssertionError("unreachable")
+        try:  # the last try: no wait after it
+            return self._try(body, headers)
+        except _Retry as retry:
+            tries = self.settings.retries + 1
+            raise LLMError(f"{self.url} failed after {tries} tries: {retry}") from None
 
     def complete_many(
         self,

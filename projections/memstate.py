@@ -21,6 +21,7 @@ from mnemoflow.eventlog.payloads import (
     MemoryEmbedded,
     MemoryStored,
     MemoryUpdated,
+    Metadata,
     on_clock,
 )
 from mnemoflow.eventlog.schema import (
@@ -87,7 +88,7 @@ class MemoryRow:
             return _text_terms(self.text, self.occurred_at, self.utc_offset)
         return _context_terms(self.context) if self.context else []
 
-    def metadata_dict(self) -> dict[str, object]:
+    def metadata_dict(self) -> Metadata:
         return {} if self.metadata is None else dict(json.loads(self.metadata))
 
 

@@ -39,5 +39,5 @@ class MemoryRecord:
             recorded_at=row.recorded_at,
             created_position=row.created_position,
             text_position=row.text_position,
-            metadata=row.metadata_dict(),  # type: ignore[arg-type]
+            metadata=row.metadata_dict(),
         )
