@@ -264,7 +264,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if not ks or ks[0] < 1:
         raise ValidationError("--k takes positive numbers")
     settings = load_settings(config_file=args.config)
-    report = run_locomo(Path(args.file), ks, settings)
+    # Only a --home given here is used (never $MNEMO_HOME or ~/.mnemo): kept, and reused by
+    # the next run over the same file, whose stores are then acknowledged duplicates.
+    home = Path(args.home) if args.home else None
+    report = run_locomo(Path(args.file), ks, settings, home=home)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -401,7 +404,12 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("--as-of", help="an input position or ISO 8601 time: build the past")
     p.add_argument("--into", help="with --as-of: the directory to build into (kept)")
 
-    p = command("eval", _cmd_eval, "measure recall on a benchmark (the shared protocol)")
+    p = command(
+        "eval",
+        _cmd_eval,
+        "measure recall on a benchmark (the shared protocol); in a temporary directory, or "
+        "in --home, kept and reused by the next run over the same file",
+    )
     p.add_argument("dataset", choices=["locomo"])
     p.add_argument("file", help="a LoCoMo JSON file")
     p.add_argument("--k", default="1,5,10,25", help="cut-offs, e.g. 1,5,10,25")

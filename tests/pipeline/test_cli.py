@@ -281,6 +281,9 @@ def test_eval_locomo_smoke(tmp_path: Path) -> None:
     assert all("ranks" in q for q in ours["per_question"])
     printed = mnemo(tmp_path, "eval", "locomo", str(tmp_path / "t.json"), "--k", "1")
     assert printed.returncode == 0 and "bm25" in printed.stdout
+    # The --home given is where the conversation was stored, kept for a look (or a rerun).
+    listed = mnemo(tmp_path, "list", "--ns", "tiny-1", "--json")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 4, listed.stderr
 
 
 def test_recall_explain_shows_state_and_provenance(tmp_path: Path) -> None:

@@ -94,6 +94,23 @@ def test_report_shape_and_sense(tmp_path: Path) -> None:
     assert report["mnemoflow"]["recall"]["@1"] >= 2 / 3
 
 
+def test_a_kept_home_is_reused(tmp_path: Path) -> None:
+    """With a home, the stored conversations stay there, and a second run over the same file
+    stores nothing more (its stores are acknowledged duplicates) and ranks the same."""
+    from mnemoflow.pipeline.api.memory import Memory
+
+    file, home = _tiny(tmp_path / "t.json"), tmp_path / "home"
+    first = run_locomo(file, [1, 4], load_settings(), home=home)
+    with Memory.open(home=home) as mem:
+        events = mem.stats()["streams"]
+    second = run_locomo(file, [1, 4], load_settings(), home=home)
+    with Memory.open(home=home) as mem:
+        assert mem.namespaces() == ["tiny-1"]
+        assert mem.stats()["streams"] == events
+    for system in ("mnemoflow", "bm25", "cosine"):
+        assert second[system]["per_question"] == first[system]["per_question"]
+
+
 def test_malformed_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('[{"sample_id": 1}]')
