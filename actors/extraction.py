@@ -53,7 +53,12 @@ _CAPITALISED = re.compile(
     rf"\b{_NAME_WORD}(?:\s+(?:of|the|de|du|van|von|la|le|&)?\s*{_NAME_WORD})*(?:\s\d{{1,3}}\b)?"
 )
 _SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[\"'\u201c(]?[A-Z0-9])")
-_SPEAKER = re.compile(r"^\s*(?P<speaker>[A-Z][\w'\u2019-]*(?:\s[A-Z][\w'\u2019-]*)?):\s+")
+# "Caroline: ...", "Mary Jane: ...", or a chat handle in lower case ("elise: ...").
+_SPEAKER = re.compile(
+    r"^\s*(?P<speaker>[A-Z][\w'\u2019-]*(?:\s[A-Z][\w'\u2019-]*)?|[a-z][a-z0-9_.-]{1,23}):\s+"
+)
+# Lower-case words that head a line as a label, not as someone speaking.
+_LABELS = frozenset(_LEXICON["labels"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +90,18 @@ class Extraction:
     speaker: str | None = None
 
 
+def speaker_of(text: str) -> tuple[str | None, str]:
+    """Who speaks in a chat line ("Caroline: I went hiking"), and what they say. A line
+    without a speaker's name in front is all body."""
+    found = _SPEAKER.match(text)
+    if found is None or found.group("speaker") in _LABELS:
+        return None, text
+    return found.group("speaker"), text[found.end() :]
+
+
 def extract(text: str, occurred_at: datetime) -> Extraction:
     """Everything the rules find in one memory's text, with times resolved at `occurred_at`."""
-    speaker_match = _SPEAKER.match(text)
-    speaker = speaker_match.group("speaker") if speaker_match else None
-    body = text[speaker_match.end() :] if speaker_match else text
+    speaker, body = speaker_of(text)
     times = find_times(body, occurred_at)
     entities = _entities(body, times)
     if speaker is not None:

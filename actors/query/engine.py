@@ -5,6 +5,9 @@ Channels (each returns its best candidates with raw scores):
   its in-context vector;
 - ``lexical`` / ``lexical_context``: BM25 over the dated text and over the text in context.
 
+and two that re-rank the fused candidates: ``graph`` (activation spread along the linker's
+edges) and ``speaker`` (the chat lines of a speaker the query names).
+
 Fusion normalises each channel's scores over its own candidates (z-scores; reciprocal rank
 fusion is the alternative, `fusion = "rrf"`), adds them with the configured weights (a memory a
 channel did not return gets that channel's lowest score), then propagates: a memory gains a
@@ -101,6 +104,9 @@ class QueryEngine:
         if weights.get("graph", 0.0) > 0 and fused:
             raw["graph"] = spread(fused, model.edges, self.settings.graph_seeds)
             fused = add_scaled(fused, raw["graph"], weights["graph"])
+        if weights.get("speaker", 0.0) > 0 and fused:
+            raw["speaker"] = spoken_by(query, fused, model)
+            fused = add_scaled(fused, raw["speaker"], weights["speaker"])
         fused = adjust(
             fused,
             model,
@@ -226,6 +232,15 @@ class QueryEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def spoken_by(query: str, fused: Mapping[int, float], model: NamespaceModel) -> dict[int, float]:
+    """The speaker channel: 1 for each candidate whose speaker the query names (every word
+    of the name, in any case: "emi's" names Emi)."""
+    words = set(_WORDS.findall(query.casefold()))
+    speakers = model.speakers(np.fromiter(sorted(fused), np.int64, len(fused)))
+    named = {who for who in set(speakers.values()) if words.issuperset(_WORDS.findall(who))}
+    return {doc: 1.0 for doc, who in speakers.items() if who in named}
 
 
 def _matches(row: MemoryRow, category: str | None, filters: Mapping[str, object] | None) -> bool:

@@ -134,6 +134,10 @@ class NamespaceModel:
         """The memories' rows as hits show them (without context), by doc."""
         return self._rows.get(docs)
 
+    def speakers(self, docs: Docs) -> dict[int, str]:
+        """Who speaks in each of the memories that have a speaker (casefolded), by doc."""
+        return self._rows.speakers(docs)
+
     def mentions(self, keys: list[str], n: int) -> list[tuple[int, float]]:
         """The entity channel: memories mentioning any of the keys, scored by the summed
         idf (ln(1 + memories / memories mentioning it)) of the keys they mention."""

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mnemoflow.actors.extraction import speaker_of
 from mnemoflow.projections import readrows
 from mnemoflow.projections.changes import in_sorted, ranges
 from mnemoflow.projections.duck import memory_row
@@ -169,6 +170,8 @@ class Rows:
         self.table = table
         self.docs: Docs = table.column("doc").to_numpy()
         self.over: tuple[Rows, Docs] | None = None
+        # Derived from the table on first use, and shared with this table's overlays.
+        self._derived: dict[str, npt.NDArray[np.object_]] = {}
 
     def neighbours(self) -> tuple[Docs, Docs]:
         """(doc, the doc stored before it) of each active memory stored after another."""
@@ -180,6 +183,27 @@ class Rows:
         out = copy.copy(self)
         out.over = (delta, changed)
         return out
+
+    def speakers(self, docs: Docs) -> dict[int, str]:
+        """Who speaks in each of those of `docs` that has a speaker (casefolded)."""
+        found: dict[int, str] = {}
+        if self.over is not None:
+            delta, changed = self.over
+            found = delta.speakers(docs)
+            docs = docs[~in_sorted(docs, changed)]
+        if len(self.docs) and len(docs):
+            if "speakers" not in self._derived:
+                texts = self.table.column("text").to_pylist()
+                self._derived["speakers"] = np.array(
+                    [(speaker_of(t)[0] or "").casefold() if t else "" for t in texts], object
+                )
+            speakers = self._derived["speakers"]
+            at = np.minimum(np.searchsorted(self.docs, docs), len(self.docs) - 1)
+            at = at[self.docs[at] == docs]
+            for doc, who in zip(self.docs[at].tolist(), speakers[at].tolist(), strict=True):
+                if who:
+                    found[doc] = who
+        return found
 
     def get(self, docs: Docs) -> dict[int, MemoryRow]:
         """The rows of those of `docs` that have one."""

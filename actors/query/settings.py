@@ -15,7 +15,8 @@ SEARCH_CHANNELS = (
     "entity",
     "temporal",
 )
-CHANNELS = (*SEARCH_CHANNELS, "graph")
+# Re-ranking channels: they score the fused candidates rather than search.
+CHANNELS = (*SEARCH_CHANNELS, "graph", "speaker")
 
 
 class QuerySettings(BaseModel):
@@ -34,6 +35,7 @@ class QuerySettings(BaseModel):
             "entity": 0.25,
             "temporal": 1.5,
             "graph": 0.1,
+            "speaker": 3.0,
         }
     )
     min_spread: dict[str, float] = Field(

@@ -16,6 +16,7 @@ from mnemoflow.actors.extraction import (
     query_entities,
     sentences,
     simhash,
+    speaker_of,
 )
 from mnemoflow.pipeline.bench.corpus import corpus
 from mnemoflow.projections.text import tokenize
@@ -135,3 +136,21 @@ def test_simhash_is_the_definition_computed_bit_by_bit() -> None:
     for text in texts:
         assert simhash(text) == _simhash_bit_by_bit(text), text
     assert simhash(texts[0], 32) == _simhash_bit_by_bit(texts[0], 32) < 2**32
+
+
+@pytest.mark.parametrize(
+    ("line", "speaker"),
+    [
+        ("Caroline: I went hiking.", "Caroline"),
+        ("Mary Jane: hi there", "Mary Jane"),
+        ("elise: omg yes", "elise"),
+        ("note: call the plumber", None),
+        ("https://example.org/a: b", None),
+        ("I said: no", None),
+        ("no speaker here", None),
+    ],
+)
+def test_the_speaker_of_a_chat_line(line: str, speaker: str | None) -> None:
+    who, body = speaker_of(line)
+    assert who == speaker
+    assert body == (line.split(": ", 1)[1] if speaker else line)

@@ -46,6 +46,26 @@ def test_the_temporal_channel_reads_time_words_against_now(mem: Memory) -> None:
     assert {h.memory_id for h in last_week} == {ids["painted the fence"], ids["baked bread"]}
 
 
+def test_the_speaker_channel_prefers_what_the_named_person_said(mem: Memory) -> None:
+    """ "What does Ana enjoy?" is about Ana: her own line beats Ben's line about himself that
+    mentions her, which the text channels alone rank first (it shares "Ana" and "enjoy")."""
+    for i in range(12):
+        mem.store(f"Ana: The bus {i} was late again this morning.", namespace="s")
+        mem.store(f"Ben: My neighbour {i} mowed the lawn.", namespace="s")
+    hers = mem.store("Ana: Pottery on weekends is my favourite thing.", namespace="s").memory_id
+    his = mem.store("Ben: Ana, I enjoy chess more than anything.", namespace="s").memory_id
+    weights = dict(load_settings().query.weights)
+    plain = mem.recall("What does Ana enjoy?", "s", 2, weights={**weights, "speaker": 0})
+    assert plain[0].memory_id == his and "speaker" not in plain[0].channels
+    hits = mem.recall("What does Ana enjoy?", "s", 2)
+    assert hits[0].memory_id == hers and hits[0].channels["speaker"] == 1.0
+    assert "speaker" not in next(h for h in hits if h.memory_id != hers).channels
+    # A handle in lower case is a speaker too; a label ("note: ...") is not.
+    mine = mem.store("elise: Surfing is what I enjoy.", namespace="s").memory_id
+    mem.store("note: Elise enjoy list pending", namespace="s")
+    assert mem.recall("What does Elise enjoy?", "s", 1)[0].memory_id == mine
+
+
 def test_a_newer_claim_supersedes_the_older_which_stays_findable(mem: Memory) -> None:
     for i, chore in enumerate(["laundry", "dishes", "groceries", "taxes", "the car", "emails"]):
         mem.store(f"Alice: I still have to do {chore} today.", namespace="a", occurred_at=T)
