@@ -44,7 +44,7 @@ _PLACES = frozenset(_LEXICON["places"])
 _PRODUCT_CUES = frozenset(_LEXICON["product_cues"])
 _PLACE_CUES = frozenset(_LEXICON["place_cues"])
 # Capitalised words that start sentences or are pronouns, not names.
-_NOT_NAMES = frozenset(_LEXICON["not_names"]) | frozenset(MONTHS) | frozenset(WEEKDAYS)
+NOT_NAMES = frozenset(_LEXICON["not_names"]) | frozenset(MONTHS) | frozenset(WEEKDAYS)
 
 # "Mercy Hospital", "Bank of America", "iPhone 15": capitalised (or camel-case) words, joined
 # by a few particles, with an optional model number.
@@ -136,14 +136,14 @@ def _entities(text: str, times: list[TimeRef]) -> list[Entity]:
     found: list[Entity] = [Entity(t.text, "date", t.text.casefold()) for t in times]
     for m in _CAPITALISED.finditer(text):
         words = m.group(0).split()
-        while words and words[0].casefold().strip("'\u2019") in _NOT_NAMES:
+        while words and words[0].casefold().strip("'\u2019") in NOT_NAMES:
             words = words[1:]  # "The Louvre" → "Louvre"; "I" alone → nothing
         while words and words[-1].casefold() in ("of", "the", "de", "&"):
             words = words[:-1]
         if not words:
             continue
         name = " ".join(words).rstrip(".'\u2019")
-        if len(name) < 2 or name.casefold() in _NOT_NAMES:
+        if len(name) < 2 or name.casefold() in NOT_NAMES:
             continue
         if len(words) == 1 and _sentence_start(text, m.start()) and _INFLECTED.search(name):
             continue  # "Working at ..." opens a sentence; it names nothing
@@ -233,7 +233,7 @@ def claim_of(text: str, speaker: str | None) -> Claim | None:
 
 def _subject(head: str, speaker: str | None) -> str:
     names: list[str] = [
-        w for w in re.findall(r"\b[A-Z][a-z]+\b", head) if w.casefold() not in _NOT_NAMES
+        w for w in re.findall(r"\b[A-Z][a-z]+\b", head) if w.casefold() not in NOT_NAMES
     ]
     if names and not _FIRST_PERSON.search(head.split(names[-1])[-1]):
         return names[-1].casefold()

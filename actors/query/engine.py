@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from mnemoflow.actors.decay import DecaySettings
 from mnemoflow.actors.decay import zone as decay_zone
-from mnemoflow.actors.extraction import query_entities
+from mnemoflow.actors.extraction import NOT_NAMES, query_entities
 from mnemoflow.actors.query.channels import temporal_search
 from mnemoflow.actors.query.fusion import (
     add_scaled,
@@ -54,6 +54,7 @@ from mnemoflow.projections.vector_projection import CONTEXT, TEXT, VectorProject
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 _WORDS = re.compile(r"[^\W_]+")
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 
 
 class QueryEngine:
@@ -236,10 +237,17 @@ class QueryEngine:
 
 def spoken_by(query: str, fused: Mapping[int, float], model: NamespaceModel) -> dict[int, float]:
     """The speaker channel: 1 for each candidate whose speaker the query names (every word
-    of the name, in any case: "emi's" names Emi)."""
+    of the name, in any case: "emi's" names Emi), or calls by a name the chat learned for
+    them ("Kate" for Emi, where the others call her Kate)."""
     words = set(_WORDS.findall(query.casefold()))
     speakers = model.speakers(np.fromiter(sorted(fused), np.int64, len(fused)))
     named = {who for who in set(speakers.values()) if words.issuperset(_WORDS.findall(who))}
+    # Names in the query no candidate speaks under (the aliases are learned only for these).
+    others = {w.casefold() for w in _CAPITALISED.findall(query)} - NOT_NAMES
+    others -= {w for who in named for w in _WORDS.findall(who)}
+    if others:
+        learned = model.aliases()
+        named |= {learned[name] for name in others if name in learned}
     return {doc: 1.0 for doc, who in speakers.items() if who in named}
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import duckdb
 import numpy as np
 
+from mnemoflow.actors.query import aliases
 from mnemoflow.actors.query.readparts import Docs, Entities, Lookup, Rows, both_ways
 from mnemoflow.projections import readrows
 from mnemoflow.projections.changes import Changes, Recent
@@ -38,6 +39,7 @@ class NamespaceModel:
         cursor = con if changed else con.cursor()
         self._entities = Entities(cursor, namespace, True) if changed else None
         self._rows = Rows(readrows.hits(cursor, namespace, changed))
+        self._aliases: dict[str, str] | None = None
         # Each active memory and the one stored before it, from the rows.
         doc, prev = self._rows.neighbours()
         self.neighbours = both_ways(doc, prev, np.ones(len(doc)))
@@ -113,6 +115,7 @@ class NamespaceModel:
                 out._decide(int(doc), decision, int(target))
                 out.decided_through = int(position)
         out._rows = self._rows.overlaid(delta._rows, changed)
+        out._aliases = None
         out._entities = None  # laid over the whole model's on first use
         return out
 
@@ -137,6 +140,14 @@ class NamespaceModel:
     def speakers(self, docs: Docs) -> dict[int, str]:
         """Who speaks in each of the memories that have a speaker (casefolded), by doc."""
         return self._rows.speakers(docs)
+
+    def aliases(self) -> dict[str, str]:
+        """The names people are called by in this namespace's chat lines, and whose they are
+        (`aliases`), learned on first use after each change."""
+        if self._aliases is None:
+            rows = self._rows
+            self._aliases = aliases.learn(rows.votes(), rows.speaker_names(), rows.census)
+        return self._aliases
 
     def mentions(self, keys: list[str], n: int) -> list[tuple[int, float]]:
         """The entity channel: memories mentioning any of the keys, scored by the summed

@@ -5,7 +5,9 @@ theirs in the part read whole."""
 from __future__ import annotations
 
 import copy
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any, cast
 
 import duckdb
 import numpy as np
@@ -14,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mnemoflow.actors.extraction import speaker_of
+from mnemoflow.actors.query import aliases
 from mnemoflow.projections import readrows
 from mnemoflow.projections.changes import in_sorted, ranges
 from mnemoflow.projections.duck import memory_row
@@ -171,7 +174,7 @@ class Rows:
         self.docs: Docs = table.column("doc").to_numpy()
         self.over: tuple[Rows, Docs] | None = None
         # Derived from the table on first use, and shared with this table's overlays.
-        self._derived: dict[str, npt.NDArray[np.object_]] = {}
+        self._derived: dict[str, Any] = {}
 
     def neighbours(self) -> tuple[Docs, Docs]:
         """(doc, the doc stored before it) of each active memory stored after another."""
@@ -192,18 +195,68 @@ class Rows:
             found = delta.speakers(docs)
             docs = docs[~in_sorted(docs, changed)]
         if len(self.docs) and len(docs):
-            if "speakers" not in self._derived:
-                texts = self.table.column("text").to_pylist()
-                self._derived["speakers"] = np.array(
-                    [(speaker_of(t)[0] or "").casefold() if t else "" for t in texts], object
-                )
-            speakers = self._derived["speakers"]
+            speakers = self._speakers()
             at = np.minimum(np.searchsorted(self.docs, docs), len(self.docs) - 1)
             at = at[self.docs[at] == docs]
             for doc, who in zip(self.docs[at].tolist(), speakers[at].tolist(), strict=True):
                 if who:
                     found[doc] = who
         return found
+
+    def _speakers(self) -> npt.NDArray[np.object_]:
+        """Each row's speaker (casefolded; "" for none), read once per table."""
+        if "speakers" not in self._derived:
+            texts = self.table.column("text").to_pylist()
+            self._derived["speakers"] = np.array(
+                [(speaker_of(t)[0] or "").casefold() if t else "" for t in texts], object
+            )
+        return cast("npt.NDArray[np.object_]", self._derived["speakers"])
+
+    def speaker_names(self) -> set[str]:
+        """Every speaker's name in these rows (an overlay's and the rest's)."""
+        if "names" not in self._derived:
+            self._derived["names"] = frozenset(self._speakers().tolist()) - {""}
+        names = set(self._derived["names"])
+        if self.over is not None:
+            names |= self.over[0].speaker_names()
+        return names
+
+    def votes(self) -> aliases.Tally:
+        """The alias votes of these rows (`aliases`): the rest's, added up once per table,
+        less those of the memories changed since, plus the overlay's."""
+        if "tally" not in self._derived:
+            cast = self._cast(aliases.evidence(self.table))
+            self._derived["cast"] = (cast, np.array([v.doc for v in cast], np.int64))
+            self._derived["tally"] = aliases.tally(cast)
+        base: aliases.Tally = self._derived["tally"]
+        if self.over is None:
+            return base
+        delta, changed = self.over
+        cast, docs = self._derived["cast"]
+        out: aliases.Tally = defaultdict(Counter, {n: Counter(c) for n, c in base.items()})
+        gone = in_sorted(docs, changed).nonzero()[0]
+        aliases.tally((cast[i] for i in gone.tolist()), -1, out)
+        # The overlay's lines answer lines of either part: their speakers are read here.
+        return aliases.tally(self._cast(aliases.evidence(delta.table)), 1, out)
+
+    def _cast(self, found: list[aliases.Evidence]) -> list[aliases.Vote]:
+        answered = np.unique(np.array([e.prev for e in found if e.prev is not None], np.int64))
+        return aliases.votes(found, self.speakers(answered))
+
+    def census(self, name: str) -> tuple[int, int]:
+        """`aliases.census` over these rows: the rest's counts (kept per table) less those of
+        the memories changed since, plus the overlay's."""
+        counts: dict[str, tuple[int, int]] = self._derived.setdefault("census", {})
+        if name not in counts:
+            counts[name] = aliases.census(self.table, name)
+        capital, lower = counts[name]
+        if self.over is not None:
+            delta, changed = self.over
+            at = np.minimum(np.searchsorted(self.docs, changed), max(len(self.docs) - 1, 0))
+            before = aliases.census(self.table.take(at[self.docs[at] == changed]), name)
+            after = delta.census(name)
+            capital, lower = capital - before[0] + after[0], lower - before[1] + after[1]
+        return capital, lower
 
     def get(self, docs: Docs) -> dict[int, MemoryRow]:
         """The rows of those of `docs` that have one."""

@@ -5,6 +5,10 @@ One namespace per conversation; every turn is a memory ("{speaker}: {text}", plu
 Every question of category 1-4 with evidence is asked in its conversation's namespace;
 recall@k = |dia_ids in the top k ∩ evidence| / |evidence|, averaged. Two baselines run in the
 same process over the same memories: BM25 alone (over the dated text) and cosine alone.
+
+With `feedback`, recall learning from use is measured last: in each conversation the caller
+gives feedback on every other question (useful on the evidence among its top 10, not useful
+on its best hit that is not evidence) and the other questions are scored before and after.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mnemoflow.eventlog.errors import ValidationError
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.ingest.locomo import Conversation, load_locomo
@@ -28,8 +34,18 @@ SYSTEMS: dict[str, dict[str, Any]] = {
 
 
 def run_locomo(
-    path: Path, ks: Sequence[int], settings: Settings, home: Path | None = None
+    path: Path,
+    ks: Sequence[int],
+    settings: Settings,
+    home: Path | None = None,
+    *,
+    feedback: bool = False,
 ) -> dict[str, Any]:
+    if feedback and home is not None:
+        raise ValidationError(
+            "feedback changes the memories it scores: measure it in a temporary directory "
+            "(without --home), so that a kept home stays as stored"
+        )
     conversations = load_locomo(path)
     with tempfile.TemporaryDirectory(prefix="mnemo-eval-") as tmp:
         chosen = home or Path(tmp)
@@ -51,7 +67,38 @@ def run_locomo(
             }
             for system, options in SYSTEMS.items():
                 report[system] = _score(mem, conversations, ks, options)
+            if feedback:
+                report["feedback"] = _feedback_gain(mem, conversations, ks)
     return report
+
+
+def _feedback_gain(
+    mem: Memory, conversations: list[Conversation], ks: Sequence[int]
+) -> dict[str, Any]:
+    """Feedback on half of each conversation's questions; the other half scored before and
+    after it."""
+    given = [replace(c, questions=c.questions[0::2]) for c in conversations]
+    scored = [replace(c, questions=c.questions[1::2]) for c in conversations]
+    before = _score(mem, scored, ks, {})
+    votes = 0
+    for conv in given:
+        for q in conv.questions:
+            hits = mem.recall(q.text, conv.sample_id, 10, now=conv.asked_at)
+            used = [h for h in hits if h.metadata.get("dia_id") in q.evidence]
+            wrong = next((h for h in hits if h.metadata.get("dia_id") not in q.evidence), None)
+            for hit in used:
+                mem.feedback(hit.memory_id, True, note="evidence")
+            if wrong is not None:
+                mem.feedback(wrong.memory_id, False, note="best hit not evidence")
+            votes += len(used) + (wrong is not None)
+    mem.sync()
+    after = _score(mem, scored, ks, {})
+    return {
+        "feedback_events": votes,
+        "questions_given_feedback": sum(len(c.questions) for c in given),
+        "before": before,
+        "after": after,
+    }
 
 
 def _score(
@@ -106,4 +153,14 @@ def format_report(report: dict[str, Any]) -> str:
             f"  {system:<10} {at}  MRR {r['mrr']:.3f}  R@10 by category {cats}"
             f"  ({r['ms_per_query']} ms/query)"
         )
+    if "feedback" in report:
+        f = report["feedback"]
+        lines.append(
+            f"  feedback on {f['questions_given_feedback']} questions ({f['feedback_events']} "
+            f"votes); the other {len(f['after']['per_question'])}:"
+        )
+        for when in ("before", "after"):
+            r = f[when]
+            at = "  ".join(f"R{k} {v:.3f}" for k, v in r["recall"].items())
+            lines.append(f"    {when:<7} {at}  MRR {r['mrr']:.3f}")
     return "\n".join(lines)

@@ -267,7 +267,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     # Only a --home given here is used (never $MNEMO_HOME or ~/.mnemo): kept, and reused by
     # the next run over the same file, whose stores are then acknowledged duplicates.
     home = Path(args.home) if args.home else None
-    report = run_locomo(Path(args.file), ks, settings, home=home)
+    report = run_locomo(Path(args.file), ks, settings, home=home, feedback=args.feedback)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -413,6 +413,12 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("dataset", choices=["locomo"])
     p.add_argument("file", help="a LoCoMo JSON file")
     p.add_argument("--k", default="1,5,10,25", help="cut-offs, e.g. 1,5,10,25")
+    p.add_argument(
+        "--feedback",
+        action="store_true",
+        help="also measure learning from use: feedback on half of each conversation's "
+        "questions, the other half scored before and after (not with --home)",
+    )
 
     add_service_commands(command)
 

@@ -66,6 +66,31 @@ def test_the_speaker_channel_prefers_what_the_named_person_said(mem: Memory) -> 
     assert mem.recall("What does Elise enjoy?", "s", 1)[0].memory_id == mine
 
 
+def test_a_name_the_chat_calls_a_speaker_by_is_learned(mem: Memory) -> None:
+    """Emi writes as "Emi", lee calls her Kate: a question about Kate is about Emi's lines.
+    Learned from the lines as they are now: a third address, stored after a first query,
+    is what makes "kate" an alias (two votes are not enough)."""
+    lines = [
+        "Emi: Hello there, nice to meet you.",
+        "lee: Hey Kate! Nice to meet you too.",
+        "Emi: Pottery on weekends is what I love most.",
+        "lee: Thank you Kate, I will try a class about what I love: Kate said it helps.",
+        "Emi: The weather was grey all week.",
+    ]
+    for i in range(10):
+        mem.store(f"lee: The train {i} was late, Kate mentioned it too.", namespace="c")
+    ids = [mem.store(line, namespace="c").memory_id for line in lines]
+    question = "What does Kate love?"
+    assert mem.recall(question, "c", 1)[0].memory_id != ids[2]
+    third = mem.store("lee: Good night Kate!", namespace="c").memory_id
+    hits = mem.recall(question, "c", 1)
+    assert hits[0].memory_id == ids[2] and hits[0].channels["speaker"] == 1.0
+    # A line forgotten teaches nothing: without its vote, two remain.
+    mem.forget(third)
+    hits = mem.recall(question, "c", 1)
+    assert hits[0].memory_id != ids[2] and "speaker" not in hits[0].channels
+
+
 def test_a_newer_claim_supersedes_the_older_which_stays_findable(mem: Memory) -> None:
     for i, chore in enumerate(["laundry", "dishes", "groceries", "taxes", "the car", "emails"]):
         mem.store(f"Alice: I still have to do {chore} today.", namespace="a", occurred_at=T)
