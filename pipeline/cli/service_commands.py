@@ -9,11 +9,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnemoflow.eventlog.errors import ValidationError
 from mnemoflow.pipeline.api.config import Settings, load_settings
-from mnemoflow.pipeline.cli.common import AddCommand, emit, open_local
+from mnemoflow.pipeline.cli.common import AddCommand, emit, open_local, running_server
+
+if TYPE_CHECKING:
+    from mnemoflow.pipeline.ingest.job import IngestReport
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -125,6 +128,21 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from mnemoflow.pipeline.ingest.job import ingest
 
+    remote = running_server(load_settings(home=args.home, config_file=args.config).home)
+    if remote is not None:  # `mnemo serve` holds the log: the rows go through it
+        from mnemoflow.pipeline.ingest.remote import ingest_through
+
+        with remote:
+            report = ingest_through(
+                remote,
+                [Path(p) for p in args.paths],
+                args.ns or "",
+                args.format,
+                batch_size=args.batch_size,
+                progress=not args.json and sys.stderr.isatty(),
+            )
+        emit(args, dataclasses.asdict(report), _ingested(report) + f" (through {remote.url})")
+        return 0
     with open_local(args) as mem:
         report = ingest(
             mem,
@@ -137,14 +155,18 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             compare=None if args.compare else 0,
             progress=not args.json and sys.stderr.isatty(),
         )
-    line = (
-        f"ingested {report.rows} rows ({report.stored} new memories) in {report.seconds} s: "
-        f"{report.memories_per_s}/s end to end"
-    )
+    line = _ingested(report)
     if report.ratio is not None:
         line += f", {report.ratio:.0%} of the model's own {report.raw_embedder_memories_per_s}/s"
     emit(args, dataclasses.asdict(report), line)
     return 0
+
+
+def _ingested(report: IngestReport) -> str:
+    return (
+        f"ingested {report.rows} rows ({report.stored} new memories) in {report.seconds} s: "
+        f"{report.memories_per_s}/s end to end"
+    )
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:

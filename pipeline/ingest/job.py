@@ -13,6 +13,7 @@ A progress bar (standard error) shows memories, rate and time left.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import structlog
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from mnemoflow.actors.embedder import Embedder, EmbedderActor, EmbedderSettings
 from mnemoflow.actors.follower import Derived, Opened
 from mnemoflow.actors.inline import seal_derived
-from mnemoflow.eventlog import Receipt
+from mnemoflow.eventlog import Receipt, StoreRequest
 from mnemoflow.eventlog.errors import ValidationError
 from mnemoflow.eventlog.schema import EMBEDDED_STREAM
 from mnemoflow.pipeline.api.memory import Memory
@@ -62,10 +63,12 @@ class EmbedBatch:
         return {"i": batch["i"], "vector": vectors}
 
 
-def _chunks(items: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    """Rows in chunks; if reading fails, the rows read so far come out first, then the
-    error (so they are stored, and a re-run after a fix completes the rest)."""
+def chunks(items: Iterable[Row], count: int, size: int | None = None) -> Iterator[list[Row]]:
+    """Rows in chunks of `count` (and, given `size`, of about that many bytes of text and
+    metadata: a larger row goes alone); if reading fails, the rows read so far come out
+    first, then the error (so they are stored, and a re-run after a fix completes the rest)."""
     chunk: list[Row] = []
+    used = 0
     rows = iter(items)
     while True:
         try:
@@ -76,12 +79,24 @@ def _chunks(items: Iterable[Row], size: int) -> Iterator[list[Row]]:
             if chunk:
                 yield chunk
             raise
-        chunk.append(item)
-        if len(chunk) == size:
+        weight = _weight(item) if size is not None else 0
+        if chunk and size is not None and used + weight > size:
             yield chunk
-            chunk = []
+            chunk, used = [], 0
+        chunk.append(item)
+        used += weight
+        if len(chunk) == count:
+            yield chunk
+            chunk, used = [], 0
     if chunk:
         yield chunk
+
+
+def _weight(row: Row) -> int:
+    text = row.request.text
+    return len(text if isinstance(text, bytes) else text.encode()) + len(
+        json.dumps(row.request.metadata or {})
+    )
 
 
 def ingest(
@@ -117,9 +132,9 @@ def ingest(
         first_new = mem.log.input.last_position + 1
         bar = tqdm(desc="stored", unit=" mem", disable=not progress, mininterval=0.5)
         for path in paths:
-            for chunk in _chunks(read(path, fmt or guess_format(path), namespace), batch_size):
+            for chunk in chunks(read(path, fmt or guess_format(path), namespace), batch_size):
                 before = mem.log.input.last_position
-                receipts = _store(mem, chunk)
+                receipts = store_rows(mem, chunk)
                 rows += len(chunk)
                 stored += sum(1 for r in receipts if r.position > before)
                 bar.update(len(chunk))
@@ -175,7 +190,11 @@ class _Raw:
     seconds: float  # what measuring it took
 
 
-def _store(mem: Memory, chunk: list[Row]) -> list[Receipt]:
+class _Stores(Protocol):
+    def store_many(self, requests: Sequence[StoreRequest]) -> list[Receipt]: ...
+
+
+def store_rows(mem: _Stores, chunk: list[Row]) -> list[Receipt]:
     """One durable append for the chunk; if a row is refused, the rows before it are stored
     and the error names the file and the row (a re-run then completes the rest)."""
     try:

@@ -234,3 +234,16 @@ def test_work_beside_the_block_is_waited_for_and_its_error_raised() -> None:
 
     with pytest.raises(RuntimeError, match="the actors failed"), _beside(fail, "mnemo-test"):
         pass
+
+
+def test_chunks_keep_to_a_count_and_a_size() -> None:
+    from mnemoflow.eventlog import StoreRequest
+    from mnemoflow.pipeline.ingest.job import chunks
+    from mnemoflow.pipeline.ingest.sources import Row
+
+    rows = [Row(Path("f"), i, StoreRequest("x" * 400, "n")) for i in range(1, 8)]
+    assert [len(c) for c in chunks(rows, 3)] == [3, 3, 1]
+    # About 1,000 bytes a chunk: two rows of 400 (and "{}" of metadata) each.
+    assert [len(c) for c in chunks(rows, 3, 1000)] == [2, 2, 2, 1]
+    big = [Row(Path("f"), 1, StoreRequest("y" * 5000, "n")), *rows[:1]]
+    assert [len(c) for c in chunks(big, 3, 1000)] == [1, 1]  # a larger row goes alone

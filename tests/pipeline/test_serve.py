@@ -272,6 +272,35 @@ def test_one_shot_cli_commands_use_the_running_server(
     assert position > 0
 
 
+def test_ingest_goes_through_the_running_server(
+    server: tuple[Path, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """`mnemo serve` holds the log, so `mnemo ingest` sends the rows to it (it failed with
+    "the log is being written by another writer"), waits until they are recallable, stores
+    nothing twice on a re-run, and names a refused row, keeping the rows before it."""
+    home, _, _ = server
+    lines = ["I grew up in Lisbon.", "I work nights as a nurse.", "My parrot is called Kiwi."]
+    rows = [{"text": f"Dave: {line}", "namespace": "dave"} for line in lines]
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first = mnemo(home, "ingest", str(good), "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["rows"], report["stored"]) == (3, 3)
+    # Caught up when it returns: the parrot is recallable at once.
+    recalled = mnemo(home, "recall", "What is the parrot called?", "--ns", "dave", "--json")
+    assert recalled.returncode == 0 and "Kiwi" in json.loads(recalled.stdout)[0]["text"]
+    again = json.loads(mnemo(home, "ingest", str(good), "--json").stdout)
+    assert (again["rows"], again["stored"]) == (3, 0)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "Dave: Bees live on my roof.", "namespace": "dave"}) + "\n"
+                   + json.dumps({"text": "", "namespace": "dave"}) + "\n")  # fmt: skip
+    refused = mnemo(home, "ingest", str(bad))
+    assert refused.returncode != 0 and "row 2" in refused.stderr, refused.stderr
+    listed = mnemo(home, "list", "--ns", "dave", "--json")
+    assert len(listed.stdout.splitlines()) == 4  # the bees are kept
+
+
 def test_client_errors_are_the_api_errors(server: tuple[Path, str, dict[str, str]]) -> None:
     _, url, keys = server
     with Memory.connect(url, keys["alice"]) as mem, pytest.raises(ValidationError):
