@@ -19,6 +19,7 @@ from mnemoflow.eventlog import validation as check
 from mnemoflow.eventlog.errors import MemoryNotFound, MnemoError, NamespaceNotFound, ValidationError
 from mnemoflow.eventlog.payloads import Metadata, local_now
 from mnemoflow.eventlog.schema import INPUT_STREAM
+from mnemoflow.pipeline.api.apikeys import KeyStore
 from mnemoflow.pipeline.api.config import Settings, load_settings
 from mnemoflow.pipeline.api.errors import ErasureUnfinished, HomeError
 from mnemoflow.pipeline.api.logsetup import configure_logging
@@ -54,6 +55,7 @@ class Memory:
         except OSError as exc:
             raise HomeError(f"cannot use {self.home} as the data directory: {exc}") from exc
         writable = not read_only and as_of is None
+        self._writable = writable
         self._log = EventLog(
             self.home / "log",
             settings.log,
@@ -153,6 +155,12 @@ class Memory:
 
     def erase(self, namespace: str) -> Receipt:
         """Destroy the namespace's data key: its text and metadata become unreadable everywhere."""
+        if self._writable:  # (a read-only one is refused by the log below)
+            if self._inputs.namespace_id(namespace) is None:
+                raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
+            # First out of the API keys' scopes (so that no file names it once the erase is
+            # done; should the erase then fail, the keys have only lost a scope).
+            KeyStore(self.home / "keys.json").drop_namespace(namespace)
         # A past view built before the erasure holds the plaintext: dropped, and none built
         # until the key is destroyed (one built after it cannot read the text).
         with self._pasts_lock:

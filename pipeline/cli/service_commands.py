@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.pipeline.api.client import running_server
 from mnemoflow.pipeline.api.config import Settings, load_settings
-from mnemoflow.pipeline.cli.common import AddCommand, emit, open_local, running_server
+from mnemoflow.pipeline.cli.common import AddCommand, emit, open_local
 
 if TYPE_CHECKING:
     from mnemoflow.pipeline.ingest.job import IngestReport
@@ -170,7 +171,7 @@ def _ingested(report: IngestReport) -> str:
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
-    from mnemoflow.pipeline.http.apikeys import KeyStore
+    from mnemoflow.pipeline.api.apikeys import KeyStore
 
     settings = load_settings(home=args.home, config_file=args.config)
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -27,10 +27,10 @@ from mnemoflow.eventlog.errors import (
     StorageError,
     ValidationError,
 )
+from mnemoflow.pipeline.api.apikeys import KeyStore
 from mnemoflow.pipeline.api.errors import ProjectionLag
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.api.server_settings import ServerSettings
-from mnemoflow.pipeline.http.apikeys import KeyStore
 from mnemoflow.pipeline.http.guard import BodyLimit, Guard, HttpError
 from mnemoflow.pipeline.http.hostguard import HostCheck
 from mnemoflow.pipeline.http.metrics import Metrics

@@ -10,9 +10,9 @@ import time
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mnemoflow.pipeline.api.apikeys import ApiKey, KeyStore
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.api.server_settings import ServerSettings
-from mnemoflow.pipeline.http.apikeys import ApiKey, KeyStore
 from mnemoflow.pipeline.http.models import ErrorOut
 
 

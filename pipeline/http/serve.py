@@ -20,10 +20,10 @@ import structlog
 import uvicorn
 
 from mnemoflow.eventlog.atomic import write_atomic
+from mnemoflow.pipeline.api.apikeys import KeyStore
 from mnemoflow.pipeline.api.client import SERVER_FILE
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.errors import PipelineError
-from mnemoflow.pipeline.http.apikeys import KeyStore
 from mnemoflow.pipeline.http.app import create_app
 from mnemoflow.pipeline.http.hostguard import is_loopback
 from mnemoflow.pipeline.service.service import Service

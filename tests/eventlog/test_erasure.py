@@ -12,6 +12,7 @@ import pytest
 from mnemoflow import Memory
 from mnemoflow.eventlog import EventLog, InputLog, Receipt
 from mnemoflow.eventlog.errors import MemoryGone, NamespaceNotFound
+from mnemoflow.pipeline.api.apikeys import KeyStore
 
 SECRET_TEXT = "Zanzibar-7731 is where Alice keeps her spare key"
 SECRET_META = "passport-X99182"
@@ -64,6 +65,28 @@ def test_an_erased_namespace_name_is_not_kept(mem: Memory) -> None:
     (erased,) = mem.events(kind="subject.erased")
     assert erased.position == first.position and erased.namespace.startswith("~")
     assert erased.payload == {"namespace": erased.namespace, "key_ids": [erased.namespace + "#1"]}
+
+
+def test_an_erased_namespace_name_leaves_the_api_keys(home: Path) -> None:
+    """A key scoped to the namespace loses it at the erase (revoked if nothing is left), and
+    the key file keeps the name nowhere, nor does a copy a crashed key write left."""
+    name = "alice-Quokka-project"
+    home.mkdir(parents=True, exist_ok=True)
+    keys = KeyStore(home / "keys.json")
+    _, only = keys.create([name])
+    _, both = keys.create([name, "bob"])
+    _, admin = keys.create([], admin=True)
+    # What a `keys create` killed between its write and its rename leaves.
+    (home / "keys.json.tmp").write_bytes((home / "keys.json").read_bytes())
+    with Memory.open(home=home) as mem:
+        mem.store("x", namespace=name)
+        mem.store("y", namespace="bob")
+        mem.erase(name)
+    assert _files_containing(home, name) == []
+    after = {k.id: k for k in keys.list()}
+    assert after[only.id].revoked and after[only.id].namespaces == ()
+    assert not after[both.id].revoked and after[both.id].namespaces == ("bob",)
+    assert after[admin.id] == admin
 
 
 def test_erase_of_unknown_namespace_is_refused(mem: Memory) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mnemoflow import Memory
-from mnemoflow.pipeline.http.apikeys import KeyStore
+from mnemoflow.pipeline.api.apikeys import KeyStore
 from mnemoflow.pipeline.http.app import create_app
 from tests.pipeline.api_contract import MemoryApiContract
 from tests.pipeline.httpserver import serving

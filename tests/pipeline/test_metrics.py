@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from mnemoflow import Memory
-from mnemoflow.pipeline.http.apikeys import KeyStore
+from mnemoflow.pipeline.api.apikeys import KeyStore
 from mnemoflow.pipeline.http.app import create_app
 from tests.pipeline.httpserver import serving
 

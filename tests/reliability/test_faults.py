@@ -16,11 +16,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from mnemoflow import Memory
+from mnemoflow.pipeline.api.apikeys import KeyStore
 from mnemoflow.pipeline.api.client import RemoteMemory
 from mnemoflow.pipeline.api.config import load_settings
 from mnemoflow.pipeline.bench.corpus import corpus
 from mnemoflow.pipeline.bench.suite import served
-from mnemoflow.pipeline.http.apikeys import KeyStore
 from mnemoflow.pipeline.http.app import create_app
 from tests.pipeline.httpserver import serving
 from tests.pipeline.recovery import assert_recovered

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from mnemoflow import Memory
+from mnemoflow.pipeline.api.apikeys import KeyStore
 from mnemoflow.pipeline.api.server_settings import ServerSettings
-from mnemoflow.pipeline.http.apikeys import KeyStore
 from mnemoflow.pipeline.http.app import create_app
 from mnemoflow.pipeline.http.hostguard import host_name
 from tests.pipeline.httpserver import serving

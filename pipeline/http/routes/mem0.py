@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
+from mnemoflow.pipeline.api.apikeys import ApiKey
 from mnemoflow.pipeline.api.memory import Memory
-from mnemoflow.pipeline.http.apikeys import ApiKey
 from mnemoflow.pipeline.http.guard import Guard
 from mnemoflow.pipeline.http.metrics import Metrics
 from mnemoflow.pipeline.http.models import Mem0AddIn, Mem0SearchIn, Mem0SearchOut

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from mnemoflow.eventlog.errors import MemoryNotFound, ValidationError
+from mnemoflow.pipeline.api.apikeys import ApiKey
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.api.wire import record_json
-from mnemoflow.pipeline.http.apikeys import ApiKey
 from mnemoflow.pipeline.http.guard import Guard
 from mnemoflow.pipeline.http.metrics import Metrics
 from mnemoflow.pipeline.http.models import EventOut, HitOut, RecallIn, RowOut

@@ -9,9 +9,9 @@ from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mnemoflow.eventlog.schema import INPUT_STREAM
+from mnemoflow.pipeline.api.apikeys import ApiKey
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.api.wire import report_json
-from mnemoflow.pipeline.http.apikeys import ApiKey
 from mnemoflow.pipeline.http.guard import Guard
 from mnemoflow.pipeline.http.metrics import Metrics, Status
 from mnemoflow.pipeline.http.models import HealthOut, ReportOut

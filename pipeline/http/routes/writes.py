@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from mnemoflow.eventlog import StoreRequest
+from mnemoflow.pipeline.api.apikeys import ApiKey
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.api.wire import receipt_json
-from mnemoflow.pipeline.http.apikeys import ApiKey
 from mnemoflow.pipeline.http.guard import Guard
 from mnemoflow.pipeline.http.models import (
     EraseIn,

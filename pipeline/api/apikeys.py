@@ -5,21 +5,30 @@ data directory, 0600) keeps only its SHA-256, the namespaces it may touch, wheth
 admin key (every namespace, plus verify and stats) and whether it was revoked. Keys are 32
 random bytes, so a plain SHA-256 cannot be reversed or guessed. A running server reloads the
 file when it changes, so keys created or revoked meanwhile take effect at once.
+
+An erased namespace leaves the file: keys scoped to it lose it (one left with no namespace is
+revoked), so its name is in no file of the data directory (`drop_namespace`). Writes hold an
+flock on `keys.json.lock`, so processes writing the file at once (`mnemo keys`, an erase)
+never lose each other's change, and sweep a copy a crashed write left beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mnemoflow.eventlog import validation as check
-from mnemoflow.eventlog.atomic import write_atomic
+from mnemoflow.eventlog.atomic import sweep_leftovers, temporary_path, write_atomic
 from mnemoflow.pipeline.api.errors import PipelineError
 
 PREFIX = "mnemo_"
@@ -74,6 +83,22 @@ class KeyStore:
         write_atomic(self.path, json.dumps(doc, indent=1).encode(), mode=0o600)
         self._seen = None
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[dict[str, ApiKey]]:
+        """The keys as the file has them now, to change and save, with this process's lock
+        and the file's flock held; a copy a crashed writer left is swept first."""
+        with self._lock:
+            fd = os.open(
+                self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
+            )
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                sweep_leftovers([temporary_path(self.path)])
+                self._seen = None  # another process may have written it since
+                yield dict(self._load())
+            finally:
+                os.close(fd)  # releases the flock
+
     def create(self, namespaces: list[str], *, admin: bool = False) -> tuple[str, ApiKey]:
         """A new key (returned once, in clear) for the namespaces, or for all with admin."""
         if not namespaces and not admin:
@@ -82,15 +107,13 @@ class KeyStore:
             check.namespace(ns)
         secret = PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(secret[: len(PREFIX) + 8], _digest(secret), tuple(namespaces), admin)
-        with self._lock:
-            keys = dict(self._load())
+        with self._writing() as keys:
             keys[key.digest] = key
             self._save(keys)
         return secret, key
 
     def revoke(self, key_id: str) -> ApiKey:
-        with self._lock:
-            keys = dict(self._load())
+        with self._writing() as keys:
             found = [k for k in keys.values() if k.id == key_id]
             if not found:
                 raise KeyFileError(f"no key {key_id!r}")
@@ -98,6 +121,22 @@ class KeyStore:
             keys[revoked.digest] = revoked
             self._save(keys)
             return revoked
+
+    def drop_namespace(self, namespace: str) -> int:
+        """Take an erased namespace out of every key's scope (a key left with none is
+        revoked); returns how many keys named it. Without a key file there is nothing to do."""
+        if not self.path.exists() and not temporary_path(self.path).exists():
+            return 0
+        with self._writing() as keys:
+            named = {d: k for d, k in keys.items() if namespace in k.namespaces}
+            for digest, key in named.items():
+                left = tuple(n for n in key.namespaces if n != namespace)
+                keys[digest] = ApiKey(
+                    **{**asdict(key), "namespaces": left, "revoked": key.revoked or not left}
+                )
+            if named:
+                self._save(keys)
+            return len(named)
 
     def list(self) -> list[ApiKey]:
         with self._lock:
