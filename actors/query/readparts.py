@@ -187,17 +187,24 @@ class Rows:
         out.over = (delta, changed)
         return out
 
+    def _rows_of(self, docs: Docs) -> npt.NDArray[np.intp]:
+        """Where this table holds those of `docs` it has (sorted docs in, row numbers out)."""
+        if not len(self.docs) or not len(docs):
+            return np.zeros(0, np.intp)
+        at = np.minimum(np.searchsorted(self.docs, docs), len(self.docs) - 1)
+        found: npt.NDArray[np.intp] = at[self.docs[at] == docs]
+        return found
+
+    def _unchanged(self, docs: Docs) -> Docs:
+        """Those of `docs` this table answers for: not the overlay's."""
+        return docs if self.over is None else docs[~in_sorted(docs, self.over[1])]
+
     def speakers(self, docs: Docs) -> dict[int, str]:
         """Who speaks in each of those of `docs` that has a speaker (casefolded)."""
-        found: dict[int, str] = {}
-        if self.over is not None:
-            delta, changed = self.over
-            found = delta.speakers(docs)
-            docs = docs[~in_sorted(docs, changed)]
-        if len(self.docs) and len(docs):
+        found = {} if self.over is None else self.over[0].speakers(docs)
+        at = self._rows_of(self._unchanged(docs))
+        if len(at):
             speakers = self._speakers()
-            at = np.minimum(np.searchsorted(self.docs, docs), len(self.docs) - 1)
-            at = at[self.docs[at] == docs]
             for doc, who in zip(self.docs[at].tolist(), speakers[at].tolist(), strict=True):
                 if who:
                     found[doc] = who
@@ -252,22 +259,17 @@ class Rows:
         capital, lower = counts[name]
         if self.over is not None:
             delta, changed = self.over
-            at = np.minimum(np.searchsorted(self.docs, changed), max(len(self.docs) - 1, 0))
-            before = aliases.census(self.table.take(at[self.docs[at] == changed]), name)
+            before = aliases.census(self.table.take(self._rows_of(changed)), name)
             after = delta.census(name)
             capital, lower = capital - before[0] + after[0], lower - before[1] + after[1]
         return capital, lower
 
     def get(self, docs: Docs) -> dict[int, MemoryRow]:
         """The rows of those of `docs` that have one."""
-        found: dict[int, MemoryRow] = {}
-        if self.over is not None:
-            delta, changed = self.over
-            found = delta.get(docs)
-            docs = docs[~in_sorted(docs, changed)]
-        if len(self.docs) and len(docs):
-            at = np.minimum(np.searchsorted(self.docs, docs), len(self.docs) - 1)
-            taken = self.table.take(at[self.docs[at] == docs])
+        found = {} if self.over is None else self.over[0].get(docs)
+        at = self._rows_of(self._unchanged(docs))
+        if len(at):
+            taken = self.table.take(at)
             for values in zip(*(column.to_pylist() for column in taken.columns), strict=True):
                 row = memory_row(values)
                 found[row.doc] = row

@@ -129,32 +129,24 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from mnemoflow.pipeline.ingest.job import ingest
 
+    sources = ([Path(p) for p in args.paths], args.ns or "", args.format)
+    shared = {"batch_size": args.batch_size, "progress": not args.json and sys.stderr.isatty()}
     remote = running_server(load_settings(home=args.home, config_file=args.config).home)
     if remote is not None:  # `mnemo serve` holds the log: the rows go through it
         from mnemoflow.pipeline.ingest.remote import ingest_through
 
         with remote:
-            report = ingest_through(
-                remote,
-                [Path(p) for p in args.paths],
-                args.ns or "",
-                args.format,
-                batch_size=args.batch_size,
-                progress=not args.json and sys.stderr.isatty(),
-            )
+            report = ingest_through(remote, *sources, **shared)
         emit(args, dataclasses.asdict(report), _ingested(report) + f" (through {remote.url})")
         return 0
     with open_local(args) as mem:
         report = ingest(
             mem,
-            [Path(p) for p in args.paths],
-            args.ns or "",
-            args.format,
-            batch_size=args.batch_size,
+            *sources,
             actors=args.actors,
             ray_address=args.ray_address,
             compare=None if args.compare else 0,
-            progress=not args.json and sys.stderr.isatty(),
+            **shared,
         )
     line = _ingested(report)
     if report.ratio is not None:
