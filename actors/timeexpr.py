@@ -181,14 +181,31 @@ def _iso_date(m: re.Match[str], ref: datetime) -> tuple[datetime, datetime] | No
     return start, start + timedelta(days=1)
 
 
+def _numeric_date(m: re.Match[str], ref: datetime) -> tuple[datetime, datetime] | None:
+    """16.01.2024 is day.month (dots: the European order); 01/16/2024 month/day, unless the
+    first number cannot be a month (16/01/2024). A two-digit year is this century's."""
+    a, b, year = int(m.group("a")), int(m.group("b")), int(m.group("y"))
+    day, month = (a, b) if m.group("sep") == "." or a > 12 else (b, a)
+    try:
+        start = datetime(year + 2000 if year < 100 else year, month, day, tzinfo=ref.tzinfo)
+    except ValueError:
+        return None
+    return start, start + timedelta(days=1)
+
+
 def _year(m: re.Match[str], ref: datetime) -> tuple[datetime, datetime]:
     return _year_span(int(m.group("year")), ref.tzinfo)
 
 
 def _season(m: re.Match[str], ref: datetime) -> tuple[datetime, datetime]:
+    """ "last summer", "next spring", or a season of a year ("spring of 2024", "winter 2022":
+    from December into the next year)."""
     first, last = SEASONS[m.group("season").lower()]
-    direction = (m.group("dir") or "last").lower()
-    year = ref.year - (1 if direction == "last" else 0) + (1 if direction == "next" else 0)
+    if m.groupdict().get("year"):
+        year = int(m.group("year"))
+    else:
+        direction = (m.group("dir") or "last").lower()
+        year = ref.year - (1 if direction == "last" else 0) + (1 if direction == "next" else 0)
     start = datetime(year, first, 1, tzinfo=ref.tzinfo)
     if last < first:  # winter runs into the next year
         return start, datetime(year + 1, last, 1, tzinfo=ref.tzinfo)
@@ -197,6 +214,13 @@ def _season(m: re.Match[str], ref: datetime) -> tuple[datetime, datetime]:
 
 _PATTERNS: list[tuple[re.Pattern[str], Resolver]] = [
     (re.compile(r"\b(?P<y>(?:19|20)\d\d)-(?P<m>\d\d)-(?P<d>\d\d)\b"), _iso_date),
+    (
+        re.compile(
+            r"(?<![\d./])(?P<a>\d{1,2})(?P<sep>[./])(?P<b>\d{1,2})(?P=sep)"
+            r"(?P<y>(?:19|20)\d\d|\d\d)(?![\d./])"
+        ),
+        _numeric_date,
+    ),
     (
         re.compile(
             r"\b(?:(?P<dir>last|this|next)\s+)?(?:(?P<day2>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?)?"
@@ -228,6 +252,13 @@ _PATTERNS: list[tuple[re.Pattern[str], Resolver]] = [
     (
         re.compile(
             r"\b(?:(?P<dir>last|this|next)\s+)(?P<season>spring|summer|autumn|fall|winter)\b",
+            re.IGNORECASE,
+        ),
+        _season,
+    ),
+    (
+        re.compile(
+            r"\b(?P<season>spring|summer|autumn|fall|winter)\s+(?:of\s+)?(?P<year>(?:19|20)\d\d)\b",
             re.IGNORECASE,
         ),
         _season,

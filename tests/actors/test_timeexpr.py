@@ -34,6 +34,15 @@ REF = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # a Monday
         ("2023-01-05", date(2023, 1, 5), date(2023, 1, 6)),
         ("last summer", date(2022, 6, 1), date(2022, 9, 1)),
         ("back in 2019", date(2019, 1, 1), date(2020, 1, 1)),
+        # Numeric dates: with dots day.month (European); with slashes month/day unless the
+        # first number cannot be a month.
+        ("on 16.01.2024", date(2024, 1, 16), date(2024, 1, 17)),
+        ("on 5.6.24", date(2024, 6, 5), date(2024, 6, 6)),
+        ("on 01/16/2024", date(2024, 1, 16), date(2024, 1, 17)),
+        ("on 16/01/2024", date(2024, 1, 16), date(2024, 1, 17)),
+        ("on 05/06/2024", date(2024, 5, 6), date(2024, 5, 7)),
+        ("in the spring of 2024", date(2024, 3, 1), date(2024, 6, 1)),
+        ("winter 2022", date(2022, 12, 1), date(2023, 3, 1)),
     ],
 )
 def test_expressions_resolve_against_the_reference(text: str, start: date, end: date) -> None:
@@ -42,7 +51,11 @@ def test_expressions_resolve_against_the_reference(text: str, start: date, end: 
     assert found.start.tzinfo is not None and found.text.lower() in text.lower()
 
 
-@pytest.mark.parametrize("text", ["I may go", "we march on", "nothing temporal here", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["I may go", "we march on", "nothing temporal here", "", "version 1.2.3", "rated 4.5/5",
+     "on 31.02.2024", "at 12.30"],
+)  # fmt: skip
 def test_words_that_only_look_like_times_are_not_times(text: str) -> None:
     assert find_times(text, REF) == []
 
