@@ -60,8 +60,15 @@ class ExtractorActor:
         self.llm = llm or LLMSettings()
         self._client = client
         self._lookups = lookups
-        if self._client is None and self.llm.enabled:
+        self._owns_client = self._client is None and self.llm.enabled
+        if self._owns_client:
             self._client = ChatClient(self.llm)
+
+    def close(self) -> None:
+        """Close the model's connections, if this actor opened them (a client passed in is
+        the caller's to close)."""
+        if self._owns_client and self._client is not None:
+            self._client.close()
 
     def process(self, batch: Sequence[Opened]) -> list[Derived]:
         todo = []

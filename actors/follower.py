@@ -9,7 +9,8 @@ resume point, calls `process`, seals and appends the output; derived event ids a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -53,6 +54,21 @@ class Follower(Protocol):
     def output(self) -> str: ...
 
     def process(self, batch: Sequence[Opened]) -> list[Derived]: ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A follower holding something to give back when its runner stops (connections)."""
+
+    def close(self) -> None: ...
+
+
+def close_followers(followers: Iterable[object]) -> None:
+    """Close each follower that holds something, whatever another one's close raises."""
+    with contextlib.ExitStack() as parts:
+        for follower in followers:
+            if isinstance(follower, Closable):
+                parts.callback(follower.close)
 
 
 @runtime_checkable

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mnemoflow.actors.embedder import EmbedderActor
-from mnemoflow.actors.follower import Follower, derived_event_id
+from mnemoflow.actors.follower import Follower, close_followers, derived_event_id
 from mnemoflow.actors.inline import LogHistory, resume_position, run_follower
 from mnemoflow.actors.query.engine import QueryEngine
 from mnemoflow.eventlog import EventLog
@@ -306,6 +306,7 @@ class Runtime:
         engine, self._engine = self._engine, None
         projector, self._projector = self._projector, None
         with contextlib.ExitStack() as parts:  # each closed whatever the other raises
+            parts.callback(close_followers, self.followers)
             if projector is not None:
                 parts.callback(projector.close)
             if engine is not None:

@@ -21,6 +21,7 @@ from typing import Any
 import ray
 import structlog
 
+from mnemoflow.actors.follower import close_followers
 from mnemoflow.actors.inline import LogHistory, resume_position, run_follower
 from mnemoflow.eventlog import EventLog
 from mnemoflow.eventlog.errors import loggable
@@ -103,9 +104,13 @@ class FollowerService(QueryEndpoint):
         return out, failures
 
     def close(self) -> None:
-        """Release the log (and the output streams' writer locks) before the process goes."""
+        """Release the log (and the output streams' writer locks) and what the actors hold
+        (an LLM client's connections) before the process goes."""
         self._threads.shutdown()
-        self.log.close()
+        try:
+            close_followers(self.followers.values())
+        finally:
+            self.log.close()
 
     def status(self) -> dict[str, dict[str, Any]]:
         elapsed = max(time.time() - self.started, 1e-9)

@@ -136,6 +136,26 @@ def test_replays_read_the_logged_extraction_and_never_call_the_llm(
     assert len(chat.requests) == 1  # neither the rebuild nor a restart asked again
 
 
+def test_the_model_connections_close_with_the_memory(chat: ChatServer, tmp_path: Path) -> None:
+    """The extractor's client (an httpx pool) was never closed; it closes with the runtime,
+    and a client passed in stays the caller's."""
+    chat.answer = LLM_ANSWER
+    settings = load_settings(home=tmp_path / "h")
+    settings = settings.model_copy(update={"llm": LLMSettings(base_url=chat.url, model="tiny")})
+    with Memory.open(settings=settings) as mem:
+        mem.store("Alice: I moved to Berlin", namespace="alice")
+        mem.sync()
+        actor = mem.runtime.follower("extractor")
+        assert isinstance(actor, ExtractorActor) and actor._client is not None
+        http = actor._client._http
+        assert not http.is_closed
+    assert http.is_closed
+    theirs = ChatClient(LLMSettings(base_url=chat.url, model="tiny"))
+    ExtractorActor(client=theirs).close()
+    assert not theirs._http.is_closed
+    theirs.close()
+
+
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_a_batch_opened_before_an_erase_sends_no_erased_text_to_the_llm(
     chat: ChatServer, tmp_path: Path, concurrency: int
