@@ -232,21 +232,21 @@ class Rows:
         """The alias votes of these rows (`aliases`): the rest's, added up once per table,
         less those of the memories changed since, plus the overlay's."""
         if "tally" not in self._derived:
-            cast = self._cast(aliases.evidence(self.table))
-            self._derived["cast"] = (cast, np.array([v.doc for v in cast], np.int64))
-            self._derived["tally"] = aliases.tally(cast)
+            ballots = self._ballots(aliases.evidence(self.table))
+            self._derived["ballots"] = (ballots, np.array([v.doc for v in ballots], np.int64))
+            self._derived["tally"] = aliases.tally(ballots)
         base: aliases.Tally = self._derived["tally"]
         if self.over is None:
             return base
         delta, changed = self.over
-        cast, docs = self._derived["cast"]
+        ballots, docs = self._derived["ballots"]
         out: aliases.Tally = defaultdict(Counter, {n: Counter(c) for n, c in base.items()})
         gone = in_sorted(docs, changed).nonzero()[0]
-        aliases.tally((cast[i] for i in gone.tolist()), -1, out)
+        aliases.tally((ballots[i] for i in gone.tolist()), -1, out)
         # The overlay's lines answer lines of either part: their speakers are read here.
-        return aliases.tally(self._cast(aliases.evidence(delta.table)), 1, out)
+        return aliases.tally(self._ballots(aliases.evidence(delta.table)), 1, out)
 
-    def _cast(self, found: list[aliases.Evidence]) -> list[aliases.Vote]:
+    def _ballots(self, found: list[aliases.Evidence]) -> list[aliases.Vote]:
         answered = np.unique(np.array([e.prev for e in found if e.prev is not None], np.int64))
         return aliases.votes(found, self.speakers(answered))
 
