@@ -73,6 +73,11 @@ class MemoryGone(LogError):
     """The memory was forgotten or its namespace erased; it can no longer change."""
 
 
+class MemoryIdTaken(LogError):
+    """A store chose a memory id (an import keeps the ids it carries) that another event of
+    this log already uses."""
+
+
 class LogLocked(LogError):
     """Another process is the writer of this log."""
 

@@ -6,6 +6,7 @@ namespace and status are read from its own events, so there is no state here to 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 from collections.abc import Sequence
@@ -14,7 +15,13 @@ from datetime import UTC, datetime
 from typing import Literal, cast
 
 from mnemoflow.eventlog import validation as check
-from mnemoflow.eventlog.errors import MemoryGone, MemoryNotFound, NamespaceNotFound, ValidationError
+from mnemoflow.eventlog.errors import (
+    MemoryGone,
+    MemoryIdTaken,
+    MemoryNotFound,
+    NamespaceNotFound,
+    ValidationError,
+)
 from mnemoflow.eventlog.locks import ReadWriteLock
 from mnemoflow.eventlog.log import EventLog, EventView
 from mnemoflow.eventlog.payloads import (
@@ -55,6 +62,9 @@ class StoreRequest:
     # An idempotency key: storing it again returns the first receipt. The log keeps it
     # keyed (see `InputLog.keyed_event_id`), never as given.
     event_id: str | None = None
+    # The memory's id, when the caller must keep one it already has (an import); it may not
+    # be in use by another event of this log. None: a new random id.
+    memory_id: str | None = None
 
 
 def new_ids(n: int) -> list[str]:
@@ -81,6 +91,10 @@ class InputLog:
     def stream(self) -> str:
         return INPUT_STREAM
 
+    @property
+    def last_position(self) -> int:
+        return self._log.input.last_position
+
     # -- store ---------------------------------------------------------------------------
 
     def store(
@@ -101,6 +115,9 @@ class InputLog:
             )
         now = local_now()  # without a time, a memory is of now on the writer's clock
         ids = new_ids(2 * len(requests))  # an event id and a memory id each
+        chosen_ids = [check.memory_id(r.memory_id) for r in requests if r.memory_id is not None]
+        if len(set(chosen_ids)) < len(chosen_ids):
+            raise ValidationError("a memory id is chosen twice in one batch")
         checked = [
             (
                 check.namespace(r.namespace),
@@ -114,7 +131,9 @@ class InputLog:
             )
             for r in requests
         ]
-        with self._erasing.reading(), self._log.keyring.pinned():
+        # Chosen ids are checked free and taken under `_mutate`, as changes are.
+        choosing = self._mutate if chosen_ids else contextlib.nullcontext()
+        with choosing, self._erasing.reading(), self._log.keyring.pinned():
             known: dict[str, str] = {}
             for name, *_ in checked:
                 if name not in known:
@@ -123,14 +142,29 @@ class InputLog:
                 self._draft(
                     MEMORY_STORED,
                     known[ns],
-                    ids[2 * i + 1],
+                    r.memory_id or ids[2 * i + 1],
                     payload,
                     ids[2 * i] if chosen is None else self.keyed_event_id(known[ns], chosen),
                     occurred,
                 )
-                for i, (ns, payload, occurred, chosen) in enumerate(checked)
+                for i, (r, (ns, payload, occurred, chosen)) in enumerate(
+                    zip(requests, checked, strict=True)
+                )
             ]
+            if chosen_ids:
+                self._check_free([d for d in drafts if d.memory_id in set(chosen_ids)])
             return self._log.input.append(drafts)
+
+    def _check_free(self, drafts: Sequence[Draft]) -> None:
+        """Each draft's chosen memory id is new to this log, unless the draft itself is
+        already there (a retried import: the log records it once)."""
+        there = self._log.input.get_many([d.event_id for d in drafts])
+        for draft in drafts:
+            if draft.event_id in there:
+                continue
+            assert draft.memory_id is not None
+            if next(iter(self._log.input.read(memory_id=draft.memory_id)), None) is not None:
+                raise MemoryIdTaken(f"memory id {draft.memory_id} is already used in this log")
 
     # -- changes to an existing memory ---------------------------------------------------
 
@@ -153,21 +187,37 @@ class InputLog:
         return self._change(MEMORY_UPDATED, memory_id, payload, event_id, when, keep_time=True)
 
     def forget(
-        self, memory_id: str, reason: str | None = None, event_id: str | None = None
+        self,
+        memory_id: str,
+        reason: str | None = None,
+        event_id: str | None = None,
+        *,
+        occurred_at: datetime | str | None = None,
     ) -> Receipt:
+        """`occurred_at`: when it was forgotten, if not now (an import carries the time)."""
         if reason is not None and not isinstance(reason, str):
             raise ValidationError("reason must be a string")
-        return self._change(MEMORY_FORGOTTEN, memory_id, MemoryForgotten(reason=reason), event_id)
+        payload = MemoryForgotten(reason=reason)
+        when = check.occurred_at(occurred_at)
+        return self._change(MEMORY_FORGOTTEN, memory_id, payload, event_id, when)
 
     def feedback(
-        self, memory_id: str, useful: bool, note: str | None = None, event_id: str | None = None
+        self,
+        memory_id: str,
+        useful: bool,
+        note: str | None = None,
+        event_id: str | None = None,
+        *,
+        occurred_at: datetime | str | None = None,
     ) -> Receipt:
+        """`occurred_at`: when it was given, if not now (an import carries the time)."""
         if not isinstance(useful, bool):
             raise ValidationError(f"useful must be true or false, got {useful!r}")
         if note is not None:
             note = check.text(note, self._log.settings)
         payload = FeedbackRecorded(useful=useful, note=note)
-        return self._change(FEEDBACK_RECORDED, memory_id, payload, event_id)
+        when = check.occurred_at(occurred_at)
+        return self._change(FEEDBACK_RECORDED, memory_id, payload, event_id, when)
 
     def _change(
         self,
@@ -263,6 +313,10 @@ class InputLog:
         if not views:
             raise MemoryNotFound(f"no memory {memory_id!r} in this log")
         return views
+
+    def events(self, event_ids: Sequence[str]) -> dict[str, Record]:
+        """The records of those of the event ids (as the log keeps them) the input holds."""
+        return self._log.input.get_many(event_ids)
 
     def state(self, memory_id: str) -> tuple[str, Status]:
         return self._status(self._records(memory_id))

@@ -8,13 +8,14 @@ same exceptions (`ValidationError`, `MemoryNotFound`, …), and refusals of the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mnemoflow.actors.query.hit import Hit
 from mnemoflow.eventlog import EventView, LogReport, Receipt, StoreRequest
@@ -23,6 +24,7 @@ from mnemoflow.eventlog.payloads import Metadata, local_now
 from mnemoflow.pipeline.api import errors as pipeline_errors
 from mnemoflow.pipeline.api.errors import PipelineError
 from mnemoflow.pipeline.api.record import MemoryRecord
+from mnemoflow.pipeline.api.transfer import ImportReport, Numbered
 from mnemoflow.pipeline.api.wire import event_of, hit_of, receipt_of, record_of, report_of
 
 if TYPE_CHECKING:
@@ -68,6 +70,20 @@ def _text(value: str | bytes) -> str:
     return value
 
 
+def _raise(response: httpx.Response) -> NoReturn:
+    """The service's error as the exception the embedded API raises."""
+    try:
+        error = response.json()
+        kind, detail = error["error"], error["detail"]
+    except (ValueError, KeyError, TypeError):
+        kind, detail = "ServiceError", response.text[:500]
+    if response.status_code in (401, 403, 429):
+        raise AccessDenied(response.status_code, detail)
+    if response.status_code in (413, 422):
+        raise log_errors.ValidationError(detail)
+    raise _ERRORS.get(kind, ServiceError)(detail)
+
+
 class RemoteMemory:
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 60.0) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -90,16 +106,7 @@ class RemoteMemory:
             raise ServiceError(f"cannot reach {self.url}: {exc}") from exc
         if response.status_code < 400:
             return response.json()
-        try:
-            error = response.json()
-            kind, detail = error["error"], error["detail"]
-        except (ValueError, KeyError, TypeError):
-            kind, detail = "ServiceError", response.text[:500]
-        if response.status_code in (401, 403, 429):
-            raise AccessDenied(response.status_code, detail)
-        if response.status_code in (413, 422):
-            raise log_errors.ValidationError(detail)
-        raise _ERRORS.get(kind, ServiceError)(detail)
+        _raise(response)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -210,6 +217,60 @@ class RemoteMemory:
 
     def audit(self, memory_id: str) -> list[EventView]:
         return [event_of(d) for d in self._call("GET", f"/audit/{memory_id}")]
+
+    # -- moving data in and out ----------------------------------------------------------
+
+    def export(
+        self,
+        namespaces: Sequence[str] | None = None,
+        as_of: int | str | datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The lines of a `mnemoflow.export`, streamed from the service."""
+        import httpx
+
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("ns", n) for n in namespaces or ()
+        ]
+        if as_of is not None:
+            params.append(("as_of", str(as_of) if isinstance(as_of, int) else str(_iso(as_of))))
+        try:
+            with self._http.stream("GET", "/export", params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"export from {self.url} broke off: {exc}") from exc
+
+    def import_rows(
+        self,
+        rows: Iterable[Numbered],
+        ns_map: Mapping[str, str] | None = None,
+        *,
+        batch: int = 1000,
+        max_bytes: int = 1 << 19,
+    ) -> ImportReport:
+        """`Memory.import_rows` through the service (an admin key), in requests of at most
+        `batch` rows and about `max_bytes`, each naming its first row's line."""
+        total = ImportReport(0, 0, 0, 0.0)
+        chunk: list[Numbered] = []
+        size = 0
+        for numbered in itertools.chain(rows, [None]):
+            if numbered is not None:
+                chunk.append(numbered)
+                size += len(numbered[1].model_dump_json())
+            if chunk and (numbered is None or len(chunk) >= batch or size >= max_bytes):
+                body = {
+                    "rows": [row.model_dump(mode="json", exclude_none=True) for _, row in chunk],
+                    "lines": [n for n, _ in chunk],
+                    "ns_map": dict(ns_map or {}),
+                }
+                done = self._call("POST", "/import", body)
+                total += ImportReport(done["rows"], done["added"], done["present"], done["seconds"])
+                chunk, size = [], 0
+        return total
 
     def verify(self) -> LogReport:
         return report_of(self._call("GET", "/verify"))

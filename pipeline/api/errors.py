@@ -2,6 +2,8 @@
 
 MnemoError                        (eventlog.errors, the project's base)
 ├── LogError …                    everything the log refuses, re-exported here
+│   └── ValidationError
+│       └── ImportRejected        a row of an import cannot be applied (named by its line)
 └── PipelineError
     ├── ConfigError               a configuration file or environment override is invalid
     ├── HomeError                 the data directory cannot be used
@@ -17,6 +19,7 @@ from mnemoflow.eventlog.errors import (
     LogError,
     LogLocked,
     MemoryGone,
+    MemoryIdTaken,
     MemoryNotFound,
     MnemoError,
     NamespaceNotFound,
@@ -30,9 +33,11 @@ __all__ = [
     "CorruptSegment",
     "ErasureUnfinished",
     "HomeError",
+    "ImportRejected",
     "LogError",
     "LogLocked",
     "MemoryGone",
+    "MemoryIdTaken",
     "MemoryNotFound",
     "MnemoError",
     "NamespaceNotFound",
@@ -41,6 +46,11 @@ __all__ = [
     "StorageError",
     "ValidationError",
 ]
+
+
+class ImportRejected(ValidationError):
+    """A row of an import cannot be applied; the message names the row (its line in the
+    file). The rows before it are kept; nothing of it or after it was applied."""
 
 
 class PipelineError(MnemoError):

@@ -6,7 +6,7 @@ import contextlib
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from mnemoflow.pipeline.api.errors import ErasureUnfinished, HomeError
 from mnemoflow.pipeline.api.logsetup import configure_logging
 from mnemoflow.pipeline.api.record import MemoryRecord
 from mnemoflow.pipeline.api.runtime import Runtime, SyncReport, drop_views, view_of
+from mnemoflow.pipeline.api.transfer import ImportReport, Numbered, export_rows, import_rows
 from mnemoflow.projections.memstate import doc_id
 from mnemoflow.projections.projector import AsOf
 
@@ -329,6 +330,31 @@ class Memory:
             return []
         rows = self._runtime.projector.duck.memories(namespace_id, status, limit, offset)
         return [MemoryRecord.of(row, namespace) for row in rows]
+
+    # -- moving data in and out ----------------------------------------------------------
+
+    def export(
+        self,
+        namespaces: Sequence[str] | None = None,
+        as_of: int | str | datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """What the outside world said to these namespaces (all: None), up to `as_of`, as
+        the lines of a `mnemoflow.export` (see `mnemoflow.pipeline.api.transfer`): a header,
+        one row per store, update, forget and feedback, oldest first, and an end line."""
+        self._log.input.refresh()
+        stop = (
+            self._log.input.last_position if as_of is None else _as_of(as_of).input_stop(self._log)
+        )
+        return export_rows(self._log, self._inputs, namespaces, stop)
+
+    def import_rows(
+        self, rows: Iterable[Numbered], ns_map: Mapping[str, str] | None = None
+    ) -> ImportReport:
+        """Append numbered export rows (`transfer.export_lines`, `transfer.mem0_rows`) with
+        their memory ids and times, each under its namespace renamed by `ns_map`. A row
+        already imported adds nothing; a row that cannot be applied raises `ImportRejected`
+        naming its line, after the rows before it."""
+        return import_rows(self._inputs, rows, ns_map)
 
     def sync(self) -> SyncReport:
         """Run the actors (embedding) over what is new and fold it into the projections."""

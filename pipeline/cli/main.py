@@ -38,6 +38,7 @@ from mnemoflow.pipeline.cli.output import (
     stats_lines,
 )
 from mnemoflow.pipeline.cli.service_commands import add_service_commands
+from mnemoflow.pipeline.cli.transfer_commands import add_transfer_commands
 
 
 def _text_arg(value: str) -> str | bytes:
@@ -278,7 +279,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 # The service's commands keep its info lines; a one-shot command logs warnings and errors.
 LONG_RUNNING = frozenset({"serve", "mcp"})
 # Commands that may hand pyarrow pandas objects (Ray Data in ingest; the benchmarks')
-WITH_PANDAS = LONG_RUNNING | {"ingest", "bench", "eval"}
+WITH_PANDAS = LONG_RUNNING | {"ingest", "import", "bench", "eval"}
 
 
 def _common(*, after_command: bool) -> argparse.ArgumentParser:
@@ -421,6 +422,7 @@ def _add_read_commands(command: AddCommand) -> None:
     )
 
     add_service_commands(command)
+    add_transfer_commands(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

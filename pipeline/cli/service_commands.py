@@ -127,9 +127,14 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    return run_ingest(args, [Path(p) for p in args.paths])
+
+
+def run_ingest(args: argparse.Namespace, paths: list[Path]) -> int:
+    """Ingest `paths` as `mnemo ingest` does (`mnemo import` of a file that is no export)."""
     from mnemoflow.pipeline.ingest.job import ingest
 
-    sources = ([Path(p) for p in args.paths], args.ns or "", args.format)
+    sources = (paths, args.ns or "", args.format)
     shared = {"batch_size": args.batch_size, "progress": not args.json and sys.stderr.isatty()}
     remote = running_server(load_settings(home=args.home, config_file=args.config).home)
     if remote is not None:  # `mnemo serve` holds the log: the rows go through it

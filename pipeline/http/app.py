@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mnemoflow.eventlog.errors import (
     KeyErased,
     MemoryGone,
+    MemoryIdTaken,
     MemoryNotFound,
     MnemoError,
     NamespaceNotFound,
@@ -35,7 +36,7 @@ from mnemoflow.pipeline.http.guard import BodyLimit, Guard, HttpError
 from mnemoflow.pipeline.http.hostguard import HostCheck
 from mnemoflow.pipeline.http.metrics import Metrics
 from mnemoflow.pipeline.http.models import ErrorOut
-from mnemoflow.pipeline.http.routes import mem0, reads, service, writes
+from mnemoflow.pipeline.http.routes import mem0, reads, service, transfer, writes
 
 ERRORS = {401: "no or unknown API key", 403: "outside the key's namespaces"}
 STATUS = {
@@ -43,6 +44,7 @@ STATUS = {
     NamespaceNotFound: 404,
     MemoryNotFound: 404,
     MemoryGone: 410,
+    MemoryIdTaken: 409,
     KeyErased: 410,
     ProjectionLag: 503,
     StorageError: 503,  # the disk (full, failing): nothing was acknowledged, retry later
@@ -90,6 +92,7 @@ def create_app(
     reads.add_routes(app, memory, guard, metrics)
     mem0.add_routes(app, memory, guard, metrics)
     service.add_routes(app, memory, guard, metrics, status)
+    transfer.add_routes(app, memory, guard)
     return app
 
 

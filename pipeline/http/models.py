@@ -75,6 +75,21 @@ class EraseIn(_In):
     namespace: str
 
 
+class ImportIn(_In):
+    rows: list[dict[str, Any]] = Field(
+        min_length=1, max_length=1000, description="rows of a mnemoflow.export, in order"
+    )
+    ns_map: dict[str, str] = Field({}, description="old namespace name -> new")
+    lines: list[int] = Field([], description="each row's line in its file, named in errors")
+
+
+class ImportOut(BaseModel):
+    rows: int
+    added: int
+    present: int = Field(description="rows this log already held (imported before)")
+    seconds: float
+
+
 class Mem0AddIn(_In):
     """mem0-style: `user_id` is the namespace."""
 

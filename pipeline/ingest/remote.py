@@ -46,7 +46,7 @@ def ingest_through(
             last = max([last, *(r.position for r in receipts)])
             bar.update(len(chunk))
     bar.close()
-    _wait_caught_up(remote, last, stalled_after)
+    wait_caught_up(remote, last, stalled_after)
     seconds = time.perf_counter() - began
     return IngestReport(
         rows=rows,
@@ -60,7 +60,7 @@ def _input_events(stats: dict[str, Any]) -> int:
     return int(stats["streams"].get("input", {}).get("events", 0))
 
 
-def _wait_caught_up(remote: RemoteMemory, position: int, stalled_after: float) -> None:
+def wait_caught_up(remote: RemoteMemory, position: int, stalled_after: float) -> None:
     """Until the projections hold the input up to `position` and nothing lags."""
     seen, since = None, time.monotonic()
     while True:

@@ -301,6 +301,31 @@ def test_ingest_goes_through_the_running_server(
     assert len(listed.stdout.splitlines()) == 4  # the bees are kept
 
 
+def test_export_and_import_go_through_the_running_server(
+    server: tuple[Path, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """`mnemo import` beside `mnemo serve` sends the rows to it (POST /import) and returns
+    once they are recallable; `mnemo export` reads through it (GET /export)."""
+    home, _, _ = server
+    elsewhere = tmp_path / "elsewhere"
+    with Memory.open(elsewhere) as mem:
+        kept = mem.store("Erin: my tortoise Basil is eighty years old.", "erin").memory_id
+        mem.feedback(kept, True)
+    out = tmp_path / "erin.jsonl"
+    assert mnemo(elsewhere, "export", "--out", str(out)).returncode == 0
+    done = mnemo(home, "import", str(out), "--ns-map", "erin=erin2", "--json")
+    assert done.returncode == 0, done.stderr
+    assert (json.loads(done.stdout)["added"], json.loads(done.stdout)["present"]) == (2, 0)
+    recalled = mnemo(home, "recall", "How old is the tortoise?", "--ns", "erin2", "--json")
+    assert json.loads(recalled.stdout)[0]["memory_id"] == kept
+    again = json.loads(mnemo(home, "import", str(out), "--ns-map", "erin=erin2", "--json").stdout)
+    assert (again["added"], again["present"]) == (0, 2)
+    exported = mnemo(home, "export", "--ns", "erin2")
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(line) for line in exported.stdout.splitlines()][1:-1]
+    assert [(r["op"], r["memory_id"]) for r in rows] == [("store", kept), ("feedback", kept)]
+
+
 def test_client_errors_are_the_api_errors(server: tuple[Path, str, dict[str, str]]) -> None:
     _, url, keys = server
     with Memory.connect(url, keys["alice"]) as mem, pytest.raises(ValidationError):

@@ -1,0 +1,122 @@
+"""`mnemo export` and `mnemo import`: data out of one data directory and into another."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from mnemoflow.eventlog.atomic import fsync_path, temporary_path
+from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.pipeline.api.client import running_server
+from mnemoflow.pipeline.api.config import load_settings
+from mnemoflow.pipeline.api.transfer import ImportReport, source_rows
+from mnemoflow.pipeline.cli.common import AddCommand, emit, open_client, open_local
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    with open_client(args, read_only=True) as mem:
+        lines = mem.export(args.ns, args.as_of)
+        if args.out is None:
+            _write(lines, sys.stdout)
+            return 0
+        out = Path(args.out)
+        rows = _write_file(lines, out)
+    emit(args, {"rows": rows, "out": str(out)}, f"exported {rows} rows to {out}")
+    return 0
+
+
+def _write(lines: Iterable[dict[str, Any]], to: TextIO) -> int:
+    """Write the lines; the count of rows (the end line's)."""
+    rows = 0
+    for doc in lines:
+        to.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        rows = int(doc.get("rows", rows)) if doc.get("end") else rows
+    return rows
+
+
+def _write_file(lines: Iterable[dict[str, Any]], out: Path) -> int:
+    """Into `out` whole or not at all: written beside it, readable by its owner only (the
+    rows are in clear), fsynced, then renamed over it."""
+    partial = temporary_path(out)
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            rows = _write(lines, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, out)
+        fsync_path(out.parent)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ValidationError(f"cannot write {out}: {exc}") from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return rows
+
+
+def _ns_map(pairs: Sequence[str] | None) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs or ():
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise ValidationError(f"--ns-map takes OLD=NEW, got {pair!r}")
+        mapping[old] = new
+    return mapping
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    mapping = _ns_map(args.ns_map)
+    rows = None if args.format else source_rows(path, args.ns)
+    if rows is None:  # one of the formats `mnemo ingest` reads
+        from mnemoflow.pipeline.cli.service_commands import run_ingest
+
+        if mapping:
+            raise ValidationError("--ns-map applies to exports; name the namespace with --ns")
+        return run_ingest(args, [path])
+    remote = running_server(load_settings(home=args.home, config_file=args.config).home)
+    if remote is not None:  # `mnemo serve` holds the log: the rows go through it
+        from mnemoflow.pipeline.ingest.remote import wait_caught_up
+
+        with remote:
+            report = remote.import_rows(rows, mapping)
+            wait_caught_up(remote, remote.health()["input_position"], stalled_after=120.0)
+        return _imported(args, report, f" (through {remote.url})")
+    with open_local(args) as mem:
+        report = mem.import_rows(rows, mapping)
+        mem.sync()
+    return _imported(args, report, "")
+
+
+def _imported(args: argparse.Namespace, report: ImportReport, where: str) -> int:
+    line = (
+        f"imported {report.rows} rows: {report.added} added, {report.present} already here, "
+        f"in {report.seconds} s{where}"
+    )
+    emit(args, dataclasses.asdict(report), line)
+    return 0
+
+
+def add_transfer_commands(command: AddCommand) -> None:
+    p = command("export", _cmd_export, "write what was said to namespaces as JSON Lines")
+    p.add_argument("--ns", action="append", help="a namespace to export (default: all)")
+    p.add_argument("--as-of", help="up to this input position or ISO 8601 time")
+    p.add_argument("--out", help="the file to write (default: standard output)")
+
+    p = command("import", _cmd_import, "read an export, a mem0 export, or an ingest file")
+    p.add_argument("file", help="a `mnemo export` file, mem0's JSON, or a file `ingest` reads")
+    p.add_argument("--ns-map", action="append", help="OLD=NEW: import OLD's rows into NEW")
+    p.add_argument("--ns", help="the namespace of rows that name none (mem0, ingest formats)")
+    p.add_argument(
+        "--format",
+        choices=["jsonl", "csv", "parquet", "locomo", "chatgpt"],
+        help="read the file as `mnemo ingest` does, in this format",
+    )
+    p.set_defaults(paths=None, batch_size=2000, actors=None, ray_address=None, compare=False)
