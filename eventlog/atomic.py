@@ -61,14 +61,24 @@ def write_atomic(path: Path, data: bytes | memoryview, *, mode: int = 0o644) -> 
     """Replace `path` with `data`. On any failure the temporary file is removed, the old file
     (if any) is untouched, and the OSError is raised. Past the rename only the directory's
     fsync can fail: the new file is then in place but its name may not yet be durable."""
+    write_atomic_from(path, [data], mode=mode)
+
+
+def write_atomic_from(
+    path: Path, chunks: Iterable[bytes | memoryview], *, mode: int = 0o644
+) -> None:
+    """`write_atomic` of the chunks one after another, each written as it comes (an export,
+    a backup's copy of a segment: never held whole in memory). An exception from the chunks'
+    producer also leaves the old file as it was."""
     tmp = temporary_path(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
-            view = memoryview(data)
-            written = 0
-            while written < len(view):
-                written += os.write(fd, view[written:])
+            for data in chunks:
+                view = memoryview(data)
+                written = 0
+                while written < len(view):
+                    written += os.write(fd, view[written:])
             os.fsync(fd)
         finally:
             os.close(fd)

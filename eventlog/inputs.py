@@ -175,7 +175,11 @@ class InputLog:
         metadata: Metadata | None = None,
         occurred_at: datetime | str | None = None,
         event_id: str | None = None,
+        *,
+        namespace: str | None = None,
     ) -> Receipt:
+        """`namespace`: refuse unless the memory is in the namespace of this name (each
+        change takes it: an import names the namespace a row belongs to)."""
         when = check.occurred_at(occurred_at)
         payload = MemoryUpdated(
             text=check.text(text, self._log.settings),
@@ -184,7 +188,9 @@ class InputLog:
         )
         # Without a new time the memory keeps its own (and its writer's clock): new words
         # about the same moment.
-        return self._change(MEMORY_UPDATED, memory_id, payload, event_id, when, keep_time=True)
+        return self._change(
+            MEMORY_UPDATED, memory_id, payload, event_id, when, namespace, keep_time=True
+        )
 
     def forget(
         self,
@@ -193,13 +199,14 @@ class InputLog:
         event_id: str | None = None,
         *,
         occurred_at: datetime | str | None = None,
+        namespace: str | None = None,
     ) -> Receipt:
         """`occurred_at`: when it was forgotten, if not now (an import carries the time)."""
         if reason is not None and not isinstance(reason, str):
             raise ValidationError("reason must be a string")
         payload = MemoryForgotten(reason=reason)
         when = check.occurred_at(occurred_at)
-        return self._change(MEMORY_FORGOTTEN, memory_id, payload, event_id, when)
+        return self._change(MEMORY_FORGOTTEN, memory_id, payload, event_id, when, namespace)
 
     def feedback(
         self,
@@ -209,6 +216,7 @@ class InputLog:
         event_id: str | None = None,
         *,
         occurred_at: datetime | str | None = None,
+        namespace: str | None = None,
     ) -> Receipt:
         """`occurred_at`: when it was given, if not now (an import carries the time)."""
         if not isinstance(useful, bool):
@@ -217,7 +225,7 @@ class InputLog:
             note = check.text(note, self._log.settings)
         payload = FeedbackRecorded(useful=useful, note=note)
         when = check.occurred_at(occurred_at)
-        return self._change(FEEDBACK_RECORDED, memory_id, payload, event_id, when)
+        return self._change(FEEDBACK_RECORDED, memory_id, payload, event_id, when, namespace)
 
     def _change(
         self,
@@ -226,15 +234,21 @@ class InputLog:
         payload: Payload,
         event_id: str | None,
         occurred_at: datetime | None = None,
+        expected: str | None = None,
         *,
         keep_time: bool = False,
     ) -> Receipt:
-        """`keep_time`: with no `occurred_at`, the memory's last text event's time, not now."""
+        """`keep_time`: with no `occurred_at`, the memory's last text event's time, not now.
+        `expected`: the name of the namespace the memory must be in."""
         check.memory_id(memory_id)
         chosen = None if event_id is None else check.event_id(event_id)
+        if expected is not None:
+            check.namespace(expected)
         with self._mutate:
             records = self._records(memory_id)
             namespace, status = self._status(records)
+            if expected is not None and namespace != self._log.keyring.namespace_id(expected):
+                raise ValidationError(f"memory {memory_id} is not in namespace {expected!r}")
             event_id = new_id()
             if chosen is not None and status != "erased":
                 # A retried call with the caller's event id gets its first receipt back, even

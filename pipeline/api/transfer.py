@@ -430,21 +430,32 @@ def _change(
     before = inputs.last_position
     event_id = IMPORTED + row.id
     try:
-        owner, _ = inputs.state(check.memory_id(row.memory_id))
-        if owner != inputs.namespace_id(check.namespace(namespace)):
-            raise ValidationError(f"memory {row.memory_id} is not in namespace {namespace!r}")
         match row:
             case UpdateRow():
                 receipt = inputs.update(
-                    row.memory_id, row.text, row.metadata, row.occurred_at, event_id
+                    row.memory_id,
+                    row.text,
+                    row.metadata,
+                    row.occurred_at,
+                    event_id,
+                    namespace=namespace,
                 )
             case ForgetRow():
                 receipt = inputs.forget(
-                    row.memory_id, row.reason, event_id, occurred_at=row.occurred_at
+                    row.memory_id,
+                    row.reason,
+                    event_id,
+                    occurred_at=row.occurred_at,
+                    namespace=namespace,
                 )
             case FeedbackRow():
                 receipt = inputs.feedback(
-                    row.memory_id, row.useful, row.note, event_id, occurred_at=row.occurred_at
+                    row.memory_id,
+                    row.useful,
+                    row.note,
+                    event_id,
+                    occurred_at=row.occurred_at,
+                    namespace=namespace,
                 )
     except (ValidationError, MemoryNotFound, MemoryGone) as exc:
         raise ImportRejected(f"line {n}: {exc}") from None

@@ -38,7 +38,7 @@ BenchTarget = tuple[
 
 def _bench_targets() -> dict[str, BenchTarget]:
     """Each `mnemo bench TARGET`: the key of its figures, how it runs, how it reads."""
-    from mnemoflow.pipeline.bench import cold, log, projections, recall, service, suite
+    from mnemoflow.pipeline.bench import cold, log, projections, recall, service, suite, transfer
 
     return {
         "log": (
@@ -72,6 +72,11 @@ def _bench_targets() -> dict[str, BenchTarget]:
             "lag",
             lambda a, s: service.run_lag_bench(s, rate=a.rate, seconds=a.seconds, home=a.home),
             service.format_lag_bench,
+        ),
+        "transfer": (
+            "transfer",
+            lambda a, s: transfer.run_transfer_bench(a.memories, home=a.home),
+            transfer.format_transfer_bench,
         ),
         "cold": (
             "cold_recall",
@@ -255,7 +260,7 @@ def add_service_commands(command: AddCommand) -> None:
     p.add_argument(
         "target",
         nargs="?",
-        choices=["log", "ingest", "embedder", "rebuild", "recall", "lag", "cold"],
+        choices=["log", "ingest", "embedder", "rebuild", "recall", "lag", "transfer", "cold"],
         help="one measurement only (default: log, ingest, recall over the Python API and "
         "HTTP, rebuild and footprint, at each --sizes, and a cold one-shot recall)",
     )
@@ -263,7 +268,7 @@ def add_service_commands(command: AddCommand) -> None:
     p.add_argument("--plot", help="all: write a PNG of recall latency against size here")
     p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
     p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")
-    p.add_argument("--memories", type=int, default=100_000, help="rebuild: memories")
+    p.add_argument("--memories", type=int, default=100_000, help="rebuild, transfer: memories")
     p.add_argument("--sizes", default="10000,100000", help="recall: memories per run")
     p.add_argument("--queries", type=int, default=200, help="recall: queries per size")
     p.add_argument("--rate", type=float, default=50.0, help="lag: stores per second")

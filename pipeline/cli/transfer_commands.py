@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from mnemoflow.eventlog.atomic import fsync_path, temporary_path
+from mnemoflow.eventlog.atomic import write_atomic_from
 from mnemoflow.eventlog.errors import ValidationError
 from mnemoflow.pipeline.api.client import running_server
 from mnemoflow.pipeline.api.config import load_settings
@@ -36,29 +35,31 @@ def _write(lines: Iterable[dict[str, Any]], to: TextIO) -> int:
     rows = 0
     for doc in lines:
         to.write(json.dumps(doc, ensure_ascii=False) + "\n")
-        rows = int(doc.get("rows", rows)) if doc.get("end") else rows
+        rows = int(doc["rows"]) if doc.get("end") else rows
     return rows
 
 
 def _write_file(lines: Iterable[dict[str, Any]], out: Path) -> int:
-    """Into `out` whole or not at all: written beside it, readable by its owner only (the
-    rows are in clear), fsynced, then renamed over it."""
-    partial = temporary_path(out)
+    """Into `out` whole or not at all, readable by its owner only (the rows are in clear)."""
+    rows = [0]
+
+    def encoded() -> Iterator[bytes]:  # in writes of about a megabyte
+        buffer: list[str] = []
+        size = 0
+        for doc in lines:
+            rows[0] = int(doc["rows"]) if doc.get("end") else rows[0]
+            buffer.append(json.dumps(doc, ensure_ascii=False) + "\n")
+            size += len(buffer[-1])
+            if size >= 1 << 20:
+                yield "".join(buffer).encode()
+                buffer, size = [], 0
+        yield "".join(buffer).encode()
+
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            rows = _write(lines, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, out)
-        fsync_path(out.parent)
+        write_atomic_from(out, encoded(), mode=0o600)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise ValidationError(f"cannot write {out}: {exc}") from exc
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return rows
+    return rows[0]
 
 
 def _ns_map(pairs: Sequence[str] | None) -> dict[str, str]:

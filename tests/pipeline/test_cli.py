@@ -164,6 +164,13 @@ def test_bench_log_smoke(tmp_path: Path) -> None:
     assert result["single_append_ms"]["p99"] >= result["single_append_ms"]["p50"] > 0
 
 
+def test_bench_transfer_smoke(tmp_path: Path) -> None:
+    result = ok_json(tmp_path, "bench", "transfer", "--memories", "400")["transfer"]
+    assert result["rows"] == 400 + result["changes"] and result["changes"] == 20 + 8 + 4
+    assert result["import_added"] == result["rows"] and result["reimport_added"] == 0
+    assert result["export_rows_per_s"] > 0 and result["import_vs_plain_calls"] > 0
+
+
 def test_bench_embedder_and_rebuild_smoke(tmp_path: Path) -> None:
     embedder = ok_json(tmp_path, "bench", "embedder", "--sentences", "64")["embedder"]
     assert set(embedder["sentences_per_s"]) == {"batch_1", "batch_64"}
