@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -186,7 +187,27 @@ class Keyring:
             raise
 
     def _save(self) -> None:
-        doc = {
+        write_document(self._path, self._document())
+        self._seen = self._identity()
+
+    def document(self) -> dict[str, Any]:
+        """The keyring as its file holds it, keys in clear (what a backup copies)."""
+        with self._lock:
+            self._refresh()
+            return self._document()
+
+    def escrow(self, key_id: str) -> bytes | None:
+        """A 256-bit key derived from a live key, to seal a backup's copy of its namespace's
+        keys: gone when the key is destroyed (None: destroyed or unknown)."""
+        with self._lock:
+            self._refresh()
+            entry = self._keys.get(key_id)
+        if entry is None:
+            return None
+        return hmac.new(entry[1], b"mnemoflow.backup-escrow", "sha256").digest()
+
+    def _document(self) -> dict[str, Any]:
+        return {
             "version": 1,
             "keys": {
                 k: {"namespace": ns, "key": base64.b64encode(key).decode()}
@@ -200,8 +221,6 @@ class Keyring:
                 for k, d in self._destroyed.items()
             },
         }
-        write_atomic(self._path, json.dumps(doc, indent=1).encode(), mode=0o600)
-        self._seen = self._identity()
 
     def namespace_id(self, name: str, *, create: bool = False) -> str | None:
         """The id events of the named namespace carry; with `create`, made (with its first
@@ -327,6 +346,11 @@ class Keyring:
             for key_id in key_ids:
                 d = self._destroyed[key_id]
                 self._destroyed[key_id] = Destroyed(d.key_id, d.namespace, d.destroyed_at, True)
+
+
+def write_document(path: Path, doc: dict[str, Any]) -> None:
+    """Replace a keyring file with `doc` (as `Keyring.document` gives it), mode 0600."""
+    write_atomic(path, json.dumps(doc, indent=1).encode(), mode=0o600)
 
 
 def _open_lock(path: Path) -> int:

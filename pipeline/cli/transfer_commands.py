@@ -1,4 +1,4 @@
-"""`mnemo export` and `mnemo import`: data out of one data directory and into another."""
+"""`mnemo export`, `import`, `backup` and `restore`: data out of a data directory and in."""
 
 from __future__ import annotations
 
@@ -105,6 +105,33 @@ def _imported(args: argparse.Namespace, report: ImportReport, where: str) -> int
     return 0
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from mnemoflow.pipeline.api.backup import backup
+
+    settings = load_settings(home=args.home, config_file=args.config)
+    report = backup(settings, Path(args.dir), sealed=args.sealed)
+    kind = "sealed backup" if report.sealed else "backup"
+    line = f"{kind} of {settings.home} in {args.dir}: {report.files} files, {report.bytes:,} bytes"
+    emit(args, dataclasses.asdict(report), f"{line}, {report.seconds} s")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from mnemoflow.pipeline.api.backup import restore
+
+    settings = load_settings(home=args.home, config_file=args.config)
+    live = None if args.unseal_with is None else Path(args.unseal_with)
+    report = restore(Path(args.dir), settings, unseal_with=live)
+    line = (
+        f"restored {args.dir} into {settings.home}: {report.events.get('input', 0)} input "
+        f"events, {report.namespaces} namespaces, verify ok ({report.verified} events)"
+    )
+    if report.erased_since:
+        line += f"; {report.erased_since} namespace(s) erased since the backup stay erased"
+    emit(args, dataclasses.asdict(report), line)
+    return 0
+
+
 def add_transfer_commands(command: AddCommand) -> None:
     p = command("export", _cmd_export, "write what was said to namespaces as JSON Lines")
     p.add_argument("--ns", action="append", help="a namespace to export (default: all)")
@@ -121,3 +148,16 @@ def add_transfer_commands(command: AddCommand) -> None:
         help="read the file as `mnemo ingest` does, in this format",
     )
     p.set_defaults(paths=None, batch_size=2000, actors=None, ray_address=None, compare=False)
+
+    p = command("backup", _cmd_backup, "copy the data directory, consistently, while it runs")
+    p.add_argument("dir", help="a new (or empty) directory for the backup")
+    p.add_argument(
+        "--sealed",
+        action="store_true",
+        help="keep no key in clear: restorable only beside this data directory, and an "
+        "erase here reaches the backup's copy",
+    )
+
+    p = command("restore", _cmd_restore, "restore a backup into a new data directory (--home)")
+    p.add_argument("dir", help="the backup's directory")
+    p.add_argument("--unseal-with", help="a sealed backup: the live data directory")

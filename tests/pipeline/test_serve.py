@@ -11,6 +11,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -324,6 +326,44 @@ def test_export_and_import_go_through_the_running_server(
     assert exported.returncode == 0, exported.stderr
     rows = [json.loads(line) for line in exported.stdout.splitlines()][1:-1]
     assert [(r["op"], r["memory_id"]) for r in rows] == [("store", kept), ("feedback", kept)]
+
+
+def test_a_backup_of_the_running_service_restores_whole(
+    server: tuple[Path, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """`mnemo backup` beside `mnemo serve`, while stores go on through HTTP: the restore
+    verifies and holds every store acknowledged before the backup began."""
+    home, url, keys = server
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def keep_storing() -> None:
+        with Memory.connect(url, keys["admin"]) as mem:
+            i = 0
+            while not stop.is_set():
+                acknowledged.append(mem.store(f"Fern: seedling {i} sprouted.", "fern").memory_id)
+                i += 1
+
+    writer = threading.Thread(target=keep_storing)
+    writer.start()
+    try:
+        while len(acknowledged) < 20:
+            time.sleep(0.02)
+        before = list(acknowledged)
+        made = mnemo(home, "backup", str(tmp_path / "b"), "--json")
+        assert made.returncode == 0, made.stderr
+        while len(acknowledged) < len(before) + 10:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        writer.join()
+    done = mnemo(tmp_path / "restored", "restore", str(tmp_path / "b"), "--json")
+    assert done.returncode == 0, done.stderr
+    with Memory.open(tmp_path / "restored") as mem:
+        held = {r.memory_id for r in mem.memories("fern", limit=10_000)}
+        assert set(before) <= held
+        assert mem.verify().ok
+    assert mnemo(tmp_path / "restored", "verify").returncode == 0
 
 
 def test_client_errors_are_the_api_errors(server: tuple[Path, str, dict[str, str]]) -> None:
