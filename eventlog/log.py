@@ -27,7 +27,7 @@ from mnemoflow.eventlog.held import HeldDict
 from mnemoflow.eventlog.keyring import Keyring
 from mnemoflow.eventlog.locks import WriterLock
 from mnemoflow.eventlog.opened import Opened
-from mnemoflow.eventlog.payloads import Payload, payload_model
+from mnemoflow.eventlog.payloads import Payload, decode_payload, payload_model, payload_version
 from mnemoflow.eventlog.schema import INPUT_STREAM, Causation, Record
 from mnemoflow.eventlog.settings import LogSettings
 from mnemoflow.eventlog.stream import ArrowStream
@@ -248,6 +248,11 @@ class EventLog:
             kept[key] = payload
 
     def _open(self, record: Record) -> Payload | None:
+        if record.schema_version > (reads := payload_version(record.kind)):
+            raise LogError(
+                f"event at position {record.position} ({record.kind}) is schema version "
+                f"{record.schema_version}, newer than this mnemoflow reads ({reads}): upgrade it"
+            )
         raw: bytes | None = record.payload
         if record.key_id is not None:
             aad = _aad(record.namespace, record.event_id, record.kind)
@@ -255,7 +260,7 @@ class EventLog:
         if raw is None:
             return None
         try:
-            return payload_model(record.kind)[0].decode(raw)
+            return decode_payload(record.kind, record.schema_version, raw)
         except (KeyError, ValueError, pydantic.ValidationError) as exc:
             raise LogError(
                 f"event at position {record.position} ({record.kind}) has a malformed payload"

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import ClassVar, Literal, Self, overload
+from typing import Any, ClassVar, Literal, Self, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -74,12 +75,24 @@ class Payload(BaseModel):
 
     @classmethod
     def decode(cls, raw: bytes) -> Self:
-        if raw[:1] == _ZLIB:
-            try:
-                raw = zlib.decompress(raw)
-            except zlib.error as exc:
-                raise ValueError(f"payload is not a whole zlib stream: {exc}") from exc
-        return cls.model_validate_json(raw)
+        return cls.model_validate_json(_inflated(raw))
+
+    @classmethod
+    def stored_fields(cls, raw: bytes) -> dict[str, Any]:
+        """The stored bytes as a dict of fields, unvalidated: what an upcaster rewrites."""
+        doc = json.loads(_inflated(raw))
+        if not isinstance(doc, dict):
+            raise ValueError("payload is not a JSON object")
+        return doc
+
+
+def _inflated(raw: bytes) -> bytes:
+    if raw[:1] == _ZLIB:
+        try:
+            return zlib.decompress(raw)
+        except zlib.error as exc:
+            raise ValueError(f"payload is not a whole zlib stream: {exc}") from exc
+    return raw
 
 
 # The writer's offset from UTC in minutes, when the time they gave carried one other than
@@ -267,6 +280,10 @@ class MemoryEmbedded(Payload):
 
     @classmethod
     def decode(cls, raw: bytes) -> Self:
+        return cls(**cls.stored_fields(raw))
+
+    @classmethod
+    def stored_fields(cls, raw: bytes) -> dict[str, Any]:
         (n,) = struct.unpack_from("<I", raw)
         header_bytes = raw[4 : 4 + n]
         if header_bytes[:1] == _ZLIB:
@@ -277,22 +294,71 @@ class MemoryEmbedded(Payload):
         header = json.loads(header_bytes)
         body = raw[4 + n :]
         split = int(header.pop("split"))
-        return cls(vector=bytes(body[:split]), context_vector=bytes(body[split:]), **header)
+        fields: dict[str, Any] = header
+        return fields | {"vector": bytes(body[:split]), "context_vector": bytes(body[split:])}
 
 
-_REGISTRY: dict[str, tuple[type[Payload], bool]] = {}
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def register_payload(kind: str, model: type[Payload], *, encrypted: bool = True) -> None:
-    """Declare the payload model of a kind, and whether its content is the subject's."""
-    _REGISTRY[kind] = (model, encrypted)
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    model: type[Payload]
+    encrypted: bool
+    version: int
+    upcasters: Mapping[int, Upcaster]  # from version v to v + 1, for v below `version`
+
+
+_REGISTRY: dict[str, _Kind] = {}
+
+
+def register_payload(
+    kind: str,
+    model: type[Payload],
+    *,
+    encrypted: bool = True,
+    version: int = 1,
+    upcasters: Mapping[int, Upcaster] | None = None,
+) -> None:
+    """Declare the payload model of a kind, whether its content is the subject's, and its
+    schema version: every event records the version it was written in, and an event of an
+    older version is read through the upcasters (`upcasters[v]` rewrites version v's stored
+    fields as version v + 1's), so a log written by an older mnemoflow opens with a newer."""
+    steps = dict(upcasters or {})
+    if version < 1 or set(steps) != set(range(1, version)):
+        raise ValueError(f"{kind} version {version} needs upcasters from 1 to {version - 1}")
+    _REGISTRY[kind] = _Kind(model, encrypted, version, steps)
 
 
 def payload_model(kind: str) -> tuple[type[Payload], bool]:
     try:
-        return _REGISTRY[kind]
+        entry = _REGISTRY[kind]
     except KeyError:
         raise KeyError(f"no payload model registered for kind {kind!r}") from None
+    return entry.model, entry.encrypted
+
+
+def payload_version(kind: str) -> int:
+    """The version events of this kind are written in now (1 for a kind not registered)."""
+    entry = _REGISTRY.get(kind)
+    return 1 if entry is None else entry.version
+
+
+def decode_payload(kind: str, version: int, raw: bytes) -> Payload:
+    """A stored payload of `kind` written in schema `version`, as today's model: through the
+    upcasters if it is older; a ValueError if it is newer than this code reads."""
+    model, _ = payload_model(kind)
+    current = _REGISTRY[kind]
+    if version == current.version:
+        return model.decode(raw)
+    if not 1 <= version < current.version:
+        raise ValueError(
+            f"{kind} schema version {version}: this mnemoflow reads 1 to {current.version}"
+        )
+    fields = model.stored_fields(raw)
+    for step in range(version, current.version):
+        fields = current.upcasters[step](fields)
+    return model.model_validate(fields)
 
 
 register_payload(MEMORY_STORED, MemoryStored)

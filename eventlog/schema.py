@@ -109,7 +109,8 @@ class Draft(NamedTuple):
     occurred_at: datetime | None = None
     causation: Causation | None = None
     key_id: str | None = None
-    schema_version: int = 1
+    # The payload's schema version; None: the version its kind is written in now.
+    schema_version: int | None = None
 
 
 class Record(NamedTuple):

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from mnemoflow.eventlog.errors import AppendFailed, LogError, StorageError
 from mnemoflow.eventlog.hashchain import HashInput, event_hash
+from mnemoflow.eventlog.payloads import payload_version
 from mnemoflow.eventlog.schema import Draft, Receipt, Record, receipt_of, to_micros, utc
 
 FindRecords = Callable[[Sequence[str]], dict[str, Record]]
@@ -163,7 +164,8 @@ def _seal(
     occurred_at = None if draft.occurred_at is None else utc(draft.occurred_at)
     causation = draft.causation
     # The fields both tuples open with, in the same order.
-    head = (position, draft.event_id, draft.kind, draft.schema_version, draft.namespace)
+    version = draft.schema_version or payload_version(draft.kind)
+    head = (position, draft.event_id, draft.kind, version, draft.namespace)
     fields = HashInput(
         *head,
         draft.memory_id,

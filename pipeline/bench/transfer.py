@@ -2,7 +2,8 @@
 
 A log of N stored memories (16 namespaces) with, after them, an update of one in 20, feedback
 on one in 50 and a forget of one in 100, is exported to a JSON Lines file and imported into a
-fresh log; then imported again (every row already there). The baseline, in the same process:
+fresh log; then imported again (every row already there). Before the import, single stores
+are timed with no backup and then while a backup of the log runs. The baseline, in the same process:
 the same rows replayed through the plain calls (`store_many` in the import's batches of 500,
 then one `update`, `feedback` or `forget` each, new ids), into another fresh log: what the
 import adds is reading the file, keeping the ids and checking each is free. Import writes the
@@ -13,12 +14,14 @@ input only: what the actors derive from it costs what ingesting the same memorie
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from mnemoflow.eventlog import EventLog, InputLog, LogSettings, StoreRequest
+from mnemoflow.eventlog.backup import BackupReport, backup_log
 from mnemoflow.pipeline.api.transfer import (
     FeedbackRow,
     ForgetRow,
@@ -53,6 +56,7 @@ def run_transfer_bench(memories: int = 100_000, home: str | None = None) -> dict
                 for doc in export_rows(log, inputs, None, stop):
                     out.write(json.dumps(doc, ensure_ascii=False) + "\n")
             export_s = time.perf_counter() - t
+            backup_figures = _backup_under_stores(log, inputs, root / "backup")
         rows = memories + changes
         with EventLog(root / "target", settings) as log:
             inputs = InputLog(log, actor="bench")
@@ -73,6 +77,40 @@ def run_transfer_bench(memories: int = 100_000, home: str | None = None) -> dict
         "reimport_added": again["added"],
         "baseline_plain_calls_rows_per_s": round(rows / baseline_s),
         "import_vs_plain_calls": round(baseline_s / import_s, 2),
+        **backup_figures,
+    }
+
+
+def _backup_under_stores(log: EventLog, inputs: InputLog, into: Path) -> dict[str, Any]:
+    """Single stores one after another, timed, with no backup and then while one runs."""
+
+    def store(i: int) -> float:
+        t = time.perf_counter()
+        inputs.store(synthetic_text(i), f"user-{i % 16}")
+        return (time.perf_counter() - t) * 1000
+
+    quiet = [store(i) for i in range(400)]
+    made: list[BackupReport] = []
+    copying = threading.Thread(target=lambda: made.append(backup_log(log.directory, into, [])))
+    copying.start()
+    during: list[float] = []
+    while copying.is_alive():
+        during.append(store(len(during)))
+    copying.join()
+    return {
+        "backup_seconds": made[0].seconds,
+        "backup_bytes": made[0].bytes,
+        "stores_during_backup": len(during),
+        "store_ms_without_backup": _percentiles(quiet),
+        "store_ms_during_backup": _percentiles(during),
+    }
+
+
+def _percentiles(ms: list[float]) -> dict[str, float]:
+    ordered = sorted(ms) or [0.0]
+    return {
+        f"p{q}": round(ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))], 3)
+        for q in (50, 99)
     }
 
 
@@ -152,5 +190,13 @@ def format_transfer_bench(result: dict[str, Any]) -> str:
             f"   ({result['reimport_added']} added)",
             f"  the plain calls, same rows {result['baseline_plain_calls_rows_per_s']:>9,} rows/s"
             f"   (import at {result['import_vs_plain_calls']:.2f}x of it)",
+            f"  backup                    {result['backup_seconds']:>10} s"
+            f"      ({result['backup_bytes']:,} bytes, {result['stores_during_backup']} stores"
+            " went on meanwhile)",
+            "  single store p50 / p99    "
+            f"{result['store_ms_without_backup']['p50']:.2f} / "
+            f"{result['store_ms_without_backup']['p99']:.2f} ms without a backup, "
+            f"{result['store_ms_during_backup']['p50']:.2f} / "
+            f"{result['store_ms_during_backup']['p99']:.2f} ms during one",
         ]
     )

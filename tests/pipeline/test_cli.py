@@ -169,6 +169,9 @@ def test_bench_transfer_smoke(tmp_path: Path) -> None:
     assert result["rows"] == 400 + result["changes"] and result["changes"] == 20 + 8 + 4
     assert result["import_added"] == result["rows"] and result["reimport_added"] == 0
     assert result["export_rows_per_s"] > 0 and result["import_vs_plain_calls"] > 0
+    assert result["backup_bytes"] > 0 and result["stores_during_backup"] >= 1
+    during = result["store_ms_during_backup"]
+    assert during["p99"] >= during["p50"] > 0
 
 
 def test_bench_embedder_and_rebuild_smoke(tmp_path: Path) -> None:
