@@ -8,9 +8,10 @@ and what was half-written at the end when it was read is a torn tail that openin
 restored log cuts back. Streams are copied downstream first and the input last: a derived
 event in the copy never names an input the copy lacks. The keyring is copied after the
 input, so every key the copied events were sealed with is in it, unless an erasure destroyed
-it meanwhile, which the restored log then records. The manifest, written last, names every
-file with its size and SHA-256: a backup without one is unfinished, and a file that differs
-from it is refused at restore.
+it meanwhile, which the restored log then records. Every generation of a derived stream is
+copied (see eventlog.generations), after the layout that names them. The manifest, written
+last, names every file with its size and SHA-256: a backup without one is unfinished, and a
+file that differs from it is refused at restore.
 
 A backup holds the namespaces' data keys as they were: an erasure in the live log cannot
 destroy them there. Sealed (`sealed=True`), the backup keeps each namespace's keys (and name)
@@ -38,6 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mnemoflow.eventlog.atomic import write_atomic, write_atomic_from
 from mnemoflow.eventlog.errors import LogError
+from mnemoflow.eventlog.generations import GENERATIONS_DIR, LAYOUT_FILE
 from mnemoflow.eventlog.heads import HEAD_FILE, KEY_FILE
 from mnemoflow.eventlog.keyring import Keyring, write_document
 from mnemoflow.eventlog.schema import INPUT_STREAM
@@ -77,17 +79,21 @@ def backup_log(
     name in the backup -> a file, copied if it exists: the API keys)."""
     began = time.perf_counter()
     _new_directory(into)
-    streams = log_dir / "streams"
-    present = sorted(p.name for p in streams.iterdir()) if streams.is_dir() else []
-    named = [s for s in downstream_first if s != INPUT_STREAM]
-    order = [s for s in present if s not in named and s != INPUT_STREAM] + named + [INPUT_STREAM]
     files: dict[str, dict[str, Any]] = {}
-    for name in order:
-        source = streams / name
-        if not source.is_dir():
-            continue
-        for path in _stream_files(source):
-            files[f"log/streams/{name}/{path.name}"] = _copy(path, into / "log/streams" / name)
+    if (log_dir / LAYOUT_FILE).exists():  # first: it names generations copied after it
+        files[f"log/{LAYOUT_FILE}"] = _copy(log_dir / LAYOUT_FILE, into / "log")
+    # every generation of each stream: `streams/NAME` and `generations/G/NAME`
+    versions: dict[str, list[Path]] = {}
+    for root in [log_dir / "streams", *sorted((log_dir / GENERATIONS_DIR).glob("*"))]:
+        for directory in sorted(root.iterdir()) if root.is_dir() else []:
+            versions.setdefault(directory.name, []).append(directory)
+    named = [s for s in downstream_first if s != INPUT_STREAM]
+    others = sorted(s for s in versions if s not in named and s != INPUT_STREAM)
+    for name in [*others, *named, INPUT_STREAM]:
+        for source in versions.get(name, []):
+            where = source.relative_to(log_dir)
+            for path in _stream_files(source):
+                files[f"log/{where}/{path.name}"] = _copy(path, into / "log" / where)
     if (log_dir / KEY_FILE).exists():
         files[f"log/{KEY_FILE}"] = _copy(log_dir / KEY_FILE, into / "log")
     keyring = Keyring(log_dir / KEYRING)

@@ -22,6 +22,7 @@ from typing import Any
 import pydantic
 
 from mnemoflow.eventlog.errors import LogError, StorageError, ValidationError
+from mnemoflow.eventlog.generations import read_layout, stream_directory
 from mnemoflow.eventlog.heads import load_key
 from mnemoflow.eventlog.held import HeldDict
 from mnemoflow.eventlog.keyring import Keyring
@@ -115,12 +116,16 @@ class EventLog:
         writable: bool = True,
         writes: Collection[str] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        generations: Mapping[str, int] | None = None,
     ) -> None:
         """`writable`: this process owns the log (its lock and keyring) and writes the input.
         `writes`: the streams this process may append to; by default all of them if
         writable, none if not. A deriving actor in another process opens the log with
-        writable=False and writes={its output stream}."""
+        writable=False and writes={its output stream}. `generations`: which generation of
+        each derived stream to open (default: the current ones, see eventlog.generations)."""
         self.directory = directory
+        self.layout = read_layout(directory)
+        self.generations = dict(self.layout.streams if generations is None else generations)
         self.settings = settings or LogSettings()
         self.writable = writable
         self.writes = None if writes is None else frozenset(writes)
@@ -154,7 +159,7 @@ class EventLog:
         if stream is None:
             if STREAM_NAME_RE.fullmatch(name) is None:
                 raise ValidationError(f"not a stream name: {name!r}")
-            directory = self.directory / "streams" / name
+            directory = stream_directory(self.directory, name, self.generations.get(name, 1))
             stream = ArrowStream(
                 directory,
                 segment_bytes=self.settings.segment_bytes,
@@ -175,7 +180,7 @@ class EventLog:
     def stream_names(self) -> list[str]:
         root = self.directory / "streams"
         names = {p.name for p in root.iterdir() if p.is_dir()} if root.exists() else set()
-        return sorted(names | set(self._streams))
+        return sorted(names | set(self._streams) | set(self.generations))
 
     # -- payloads ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from mnemoflow.eventlog.schema import INPUT_STREAM
 from mnemoflow.pipeline.api.apikeys import KeyStore
 from mnemoflow.pipeline.api.config import Settings, load_settings
 from mnemoflow.pipeline.api.errors import ErasureUnfinished, HomeError
+from mnemoflow.pipeline.api.generation import projections_directory, with_generation
 from mnemoflow.pipeline.api.logsetup import configure_logging
 from mnemoflow.pipeline.api.record import MemoryRecord
 from mnemoflow.pipeline.api.runtime import Runtime, SyncReport, drop_views, view_of
@@ -45,10 +46,12 @@ class Memory:
         as_of: AsOf | None = None,
         projections_dir: Path | None = None,
         external_actors: bool = False,
+        generations: Mapping[str, int] | None = None,
     ) -> None:
         """`external_actors`: the actors run elsewhere (the service's Ray actors write their
-        streams); this object writes only the input and reads what they derive."""
-        self.settings = settings
+        streams); this object writes only the input and reads what they derive.
+        `generations`: the generation of each derived stream to use (a re-derivation's);
+        by default the current ones, with the settings they were derived with."""
         self.home = settings.home
         configure_logging(settings.logging)
         try:
@@ -62,7 +65,13 @@ class Memory:
             settings.log,
             writable=writable,
             writes={INPUT_STREAM} if writable and external_actors else None,
+            generations=generations,
         )
+        if generations is None:
+            settings = with_generation(settings, self._log.layout.settings)
+            if projections_dir is None and as_of is None:
+                projections_dir = projections_directory(self.home, self._log.layout.current)
+        self.settings = settings
         self._inputs = InputLog(self._log, actor=actor)
         if writable:
             self._inputs.log_pending_erasures()  # finish an erase a crash interrupted

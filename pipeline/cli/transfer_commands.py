@@ -132,6 +132,43 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rederive(args: argparse.Namespace) -> int:
+    from mnemoflow.eventlog.generations import read_layout
+    from mnemoflow.pipeline.api.derivation import (
+        drop_old_generations,
+        embedder_overrides,
+        rederive,
+    )
+
+    settings = load_settings(home=args.home, config_file=args.config)
+    if running_server(settings.home) is not None:
+        raise ValidationError(
+            "`mnemo serve` runs on this data directory: stop it, re-derive, start it again "
+            "(re-deriving beside a running service is not supported yet)"
+        )
+    pending = read_layout(settings.home / "log").pending
+    if args.model or args.tokenizer or args.model_id:
+        overrides = embedder_overrides(settings, args.model, args.tokenizer, args.model_id)
+    elif pending is not None:
+        overrides = pending.settings  # resume the one under way
+    elif args.drop_old:
+        dropped = drop_old_generations(settings)
+        emit(args, {"dropped": list(dropped)}, f"dropped generation(s) {list(dropped)}")
+        return 0
+    else:
+        raise ValidationError("name the new model: --model PACKAGE:PATH [--model-id ID]")
+    say = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    report = rederive(settings, args.actor, overrides, drop_old=args.drop_old, progress=say)
+    line = (
+        f"generation {report.generation} is current: {report.derived:,} events derived in "
+        f"{report.seconds} s ({report.events_per_s:,}/s)"
+    )
+    if report.dropped:
+        line += f"; dropped generation(s) {list(report.dropped)}"
+    emit(args, dataclasses.asdict(report), line)
+    return 0
+
+
 def add_transfer_commands(command: AddCommand) -> None:
     p = command("export", _cmd_export, "write what was said to namespaces as JSON Lines")
     p.add_argument("--ns", action="append", help="a namespace to export (default: all)")
@@ -157,6 +194,15 @@ def add_transfer_commands(command: AddCommand) -> None:
         help="keep no key in clear: restorable only beside this data directory, and an "
         "erase here reaches the backup's copy",
     )
+
+    p = command(
+        "rederive", _cmd_rederive, "replay the history through a new model, then switch to it"
+    )
+    p.add_argument("actor", choices=["embedder"], help="the actor whose streams to re-derive")
+    p.add_argument("--model", help="the new ONNX model, PACKAGE:PATH of an installed package")
+    p.add_argument("--tokenizer", help="its tokenizer.json, PACKAGE:PATH")
+    p.add_argument("--model-id", help="the new vectors' model id (default: from --model)")
+    p.add_argument("--drop-old", action="store_true", help="remove replaced generations")
 
     p = command("restore", _cmd_restore, "restore a backup into a new data directory (--home)")
     p.add_argument("dir", help="the backup's directory")

@@ -42,9 +42,9 @@ class Service:
         """The pumps look for work every `poll_seconds`; when nothing was stored since their
         last round, and that round found nothing to do, they go to the actors and the log
         only every `idle_seconds` (an idle service then costs almost no CPU)."""
-        self.settings = settings
         self.memory = Memory(settings, actor="service", external_actors=True)
-        self.runner = RayRunner(settings.home, settings, address=ray_address)
+        self.settings = self.memory.settings  # with the current generation's (its model)
+        self.runner = RayRunner(settings.home, self.settings, address=ray_address)
         self.poll_seconds = poll_seconds
         self.idle_seconds = idle_seconds
         self._steps = _Idle(idle_seconds)

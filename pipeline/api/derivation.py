@@ -1,0 +1,197 @@
+"""`mnemo rederive embedder --model PACKAGE:PATH`: a new model replayed over the whole history.
+
+The embedder's stream, and those derived from it (the linker reads its vectors, the
+consolidator the linker's links), are written again as a new generation (see
+`mnemoflow.eventlog.generations`) from the whole input, with the new settings, beside the
+current ones; the new generation's projections are built in a directory of their own. Until
+the switch everything reads the current generation; the switch (one file replaced) makes the
+new one current, settings included, so recall embeds queries with the new model: a recall
+uses the old vectors or the new, never a mix. The old generation is kept until dropped
+(`--drop-old`). A re-derivation cut short (a crash, an interrupt) resumes where it stopped
+when run again with the same settings: each actor resumes from what its new stream records.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from mnemoflow.actors.embedder import EmbedderSettings, ModelNotFound, resolve
+from mnemoflow.actors.inline import run_follower
+from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.eventlog.generations import (
+    GENERATIONS_DIR,
+    Layout,
+    Pending,
+    read_layout,
+    stream_directory,
+    write_layout,
+)
+from mnemoflow.eventlog.schema import CONSOLIDATED_STREAM, EMBEDDED_STREAM, LINKED_STREAM
+from mnemoflow.pipeline.api.config import Settings
+from mnemoflow.pipeline.api.generation import projections_directory, with_generation
+from mnemoflow.pipeline.api.memory import Memory
+
+# The streams an actor's re-derivation writes anew: its own and those derived from it.
+REDERIVES: dict[str, tuple[str, ...]] = {
+    "embedder": (EMBEDDED_STREAM, LINKED_STREAM, CONSOLIDATED_STREAM),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RederiveReport:
+    generation: int
+    derived: int  # events written into the new generation by this run
+    seconds: float
+    events_per_s: float
+    switched: bool  # False: stopped before the end (run again to resume)
+    dropped: tuple[int, ...]  # old generations removed
+
+
+def embedder_overrides(
+    settings: Settings, model: str | None, tokenizer: str | None, model_id: str | None
+) -> dict[str, Any]:
+    """The embedder settings a re-derivation changes, checked: the files are installed and
+    the model has an id of its own (vectors of two models must never be compared)."""
+    changes = {
+        k: v
+        for k, v in {"model": model, "tokenizer": tokenizer, "model_id": model_id}.items()
+        if v is not None
+    }
+    current = settings.embedder
+    if model is not None and model_id is None:
+        changes["model_id"] = model.rsplit(":", 1)[-1] + "@" + model.split(":", 1)[0]
+    try:
+        merged = EmbedderSettings.model_validate(current.model_dump() | changes)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(f"embedder settings: {exc.errors()[0]['msg']}") from None
+    for spec in (merged.model, merged.tokenizer):
+        try:
+            resolve(spec)
+        except ModelNotFound as exc:
+            raise ValidationError(f"{exc}: name a file of an installed package") from None
+    if merged.model_id == current.model_id:
+        raise ValidationError(
+            f"the new vectors need a model id other than the current {current.model_id!r} "
+            "(--model-id)"
+        )
+    return {"embedder": changes}
+
+
+def rederive(
+    settings: Settings,
+    actor: str,
+    overrides: dict[str, Any],
+    *,
+    drop_old: bool = False,
+    progress: Callable[[str], None] | None = None,
+    max_rounds: int | None = None,
+) -> RederiveReport:
+    """Write the new generation of `actor`'s streams, build its projections, switch to it.
+    `max_rounds`: stop after so many rounds of one batch per actor (resumable)."""
+    if actor not in REDERIVES:
+        raise ValidationError(f"re-derivation covers {', '.join(REDERIVES)}, not {actor!r}")
+    began = time.perf_counter()
+    log_dir = settings.home / "log"
+    layout = read_layout(log_dir)
+    pending = layout.pending
+    if pending is not None and (pending.actor, pending.settings) != (actor, overrides):
+        raise ValidationError(
+            f"generation {pending.generation} (re-deriving the {pending.actor} with "
+            f"{pending.settings}) is under way: run it again with those settings to finish it"
+        )
+    if pending is None:
+        pending = Pending(_next_generation(settings, layout), actor, REDERIVES[actor], overrides)
+        layout = Layout(layout.current, layout.streams, layout.settings, pending)
+        write_layout(log_dir, layout)
+    target = with_generation(settings, layout.settings | overrides)
+    folder = projections_directory(settings.home, pending.generation)
+    derived = rounds = 0
+    with Memory(target, generations=layout.with_pending(), projections_dir=folder) as mem:
+        followers = mem.runtime.followers
+        batch = settings.projections.actor_batch_size
+        while True:
+            moved = 0
+            for follower in followers:
+                step = run_follower(mem.log, follower, batch_size=batch, max_batches=1)
+                moved += step.read
+                derived += step.derived
+            rounds += 1
+            if progress is not None:
+                _report(mem, pending, derived, began, progress)
+            if not moved:
+                break
+            if max_rounds is not None and rounds >= max_rounds:
+                return _done(pending.generation, derived, began, switched=False)
+        mem.runtime.project()
+    switched = Layout(
+        current=pending.generation,
+        streams=layout.with_pending(),
+        settings=layout.settings | overrides,
+        pending=None,
+    )
+    write_layout(log_dir, switched)  # the switch: from here on, the new generation
+    shutil.rmtree(projections_directory(settings.home, layout.current), ignore_errors=True)
+    dropped = drop_old_generations(settings) if drop_old else ()
+    return _done(pending.generation, derived, began, switched=True, dropped=dropped)
+
+
+def _next_generation(settings: Settings, layout: Layout) -> int:
+    root = settings.home / "log" / GENERATIONS_DIR
+    on_disk = [int(p.name) for p in root.iterdir() if p.name.isdigit()] if root.exists() else []
+    return max([layout.current, *layout.streams.values(), *on_disk]) + 1
+
+
+def _report(
+    mem: Memory, pending: Pending, derived: int, began: float, say: Callable[[str], None]
+) -> None:
+    total = mem.log.input.last_position
+    done = mem.runtime.progress(pending.actor)
+    seconds = time.perf_counter() - began
+    say(
+        f"generation {pending.generation}: {pending.actor} at input {done:,} of {total:,}, "
+        f"{derived:,} events derived, {derived / seconds if seconds else 0:,.0f}/s"
+    )
+
+
+def _done(
+    generation: int, derived: int, began: float, *, switched: bool, dropped: tuple[int, ...] = ()
+) -> RederiveReport:
+    seconds = time.perf_counter() - began
+    return RederiveReport(
+        generation=generation,
+        derived=derived,
+        seconds=round(seconds, 2),
+        events_per_s=round(derived / seconds if seconds else 0.0, 1),
+        switched=switched,
+        dropped=dropped,
+    )
+
+
+def drop_old_generations(settings: Settings) -> tuple[int, ...]:
+    """Remove the streams of generations that are neither current nor being written."""
+    log_dir = settings.home / "log"
+    layout = read_layout(log_dir)
+    keep = set(layout.with_pending().items())
+    dropped: set[int] = set()
+    candidates = [(name, 1) for name in layout.streams]  # first-generation copies replaced
+    root = log_dir / GENERATIONS_DIR
+    if root.exists():
+        for generation_dir in root.iterdir():
+            if generation_dir.name.isdigit():
+                candidates += [(p.name, int(generation_dir.name)) for p in generation_dir.iterdir()]
+    for name, generation in candidates:
+        if (name, generation) in keep or (generation == 1 and name not in layout.streams):
+            continue
+        shutil.rmtree(stream_directory(log_dir, name, generation), ignore_errors=True)
+        dropped.add(generation)
+    if root.exists():
+        for generation_dir in root.iterdir():
+            if generation_dir.is_dir() and not any(generation_dir.iterdir()):
+                generation_dir.rmdir()
+    return tuple(sorted(dropped))
