@@ -170,6 +170,20 @@ class EventLog:
             self._streams[name] = stream
         return stream
 
+    def use_generations(self, generations: Mapping[str, int]) -> None:
+        """Read each derived stream from the generation given from now on (a service whose
+        re-derivation has switched): a stream whose generation changes is closed here, and
+        opened from its new directory on its next use."""
+        with self._streams_lock:
+            for name, stream in list(self._streams.items()):
+                if generations.get(name, 1) != self.generations.get(name, 1):
+                    if self.may_write(name):
+                        raise LogError(f"stream {name!r} is written here: it cannot switch")
+                    stream.close()
+                    del self._streams[name]
+            self.generations = dict(generations)
+            self.layout = read_layout(self.directory)
+
     def may_write(self, name: str) -> bool:
         return self.writable if self.writes is None else name in self.writes
 

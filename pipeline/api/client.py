@@ -272,6 +272,32 @@ class RemoteMemory:
                 chunk, size = [], 0
         return total
 
+    # -- a new model -------------------------------------------------------------------
+
+    def rederive(
+        self,
+        actor: str,
+        model: str | None = None,
+        tokenizer: str | None = None,
+        model_id: str | None = None,
+        *,
+        drop_old: bool = False,
+    ) -> dict[str, Any]:
+        """Start (or resume) a re-derivation in the service (admin); its state."""
+        body = {
+            "actor": actor,
+            "model": model,
+            "tokenizer": tokenizer,
+            "model_id": model_id,
+            "drop_old": drop_old,
+        }
+        state: dict[str, Any] = self._call("POST", "/rederive", body)
+        return state
+
+    def rederive_status(self) -> dict[str, Any]:
+        state: dict[str, Any] = self._call("GET", "/rederive")
+        return state
+
     def verify(self) -> LogReport:
         return report_of(self._call("GET", "/verify"))
 

@@ -23,6 +23,7 @@ import pydantic
 
 from mnemoflow.actors.embedder import EmbedderSettings, ModelNotFound, resolve
 from mnemoflow.actors.inline import run_follower
+from mnemoflow.eventlog import EventLog
 from mnemoflow.eventlog.errors import ValidationError
 from mnemoflow.eventlog.generations import (
     GENERATIONS_DIR,
@@ -35,7 +36,7 @@ from mnemoflow.eventlog.generations import (
 from mnemoflow.eventlog.schema import CONSOLIDATED_STREAM, EMBEDDED_STREAM, LINKED_STREAM
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.generation import projections_directory, with_generation
-from mnemoflow.pipeline.api.memory import Memory
+from mnemoflow.pipeline.api.runtime import Runtime
 
 # The streams an actor's re-derivation writes anew: its own and those derived from it.
 REDERIVES: dict[str, tuple[str, ...]] = {
@@ -83,20 +84,11 @@ def embedder_overrides(
     return {"embedder": changes}
 
 
-def rederive(
-    settings: Settings,
-    actor: str,
-    overrides: dict[str, Any],
-    *,
-    drop_old: bool = False,
-    progress: Callable[[str], None] | None = None,
-    max_rounds: int | None = None,
-) -> RederiveReport:
-    """Write the new generation of `actor`'s streams, build its projections, switch to it.
-    `max_rounds`: stop after so many rounds of one batch per actor (resumable)."""
+def begin(settings: Settings, actor: str, overrides: dict[str, Any]) -> Layout:
+    """The layout with this re-derivation pending: started now, or the one under way with the
+    same settings (resumed). Another one under way is refused."""
     if actor not in REDERIVES:
         raise ValidationError(f"re-derivation covers {', '.join(REDERIVES)}, not {actor!r}")
-    began = time.perf_counter()
     log_dir = settings.home / "log"
     layout = read_layout(log_dir)
     pending = layout.pending
@@ -109,36 +101,136 @@ def rederive(
         pending = Pending(_next_generation(settings, layout), actor, REDERIVES[actor], overrides)
         layout = Layout(layout.current, layout.streams, layout.settings, pending)
         write_layout(log_dir, layout)
-    target = with_generation(settings, layout.settings | overrides)
-    folder = projections_directory(settings.home, pending.generation)
-    derived = rounds = 0
-    with Memory(target, generations=layout.with_pending(), projections_dir=folder) as mem:
-        followers = mem.runtime.followers
-        batch = settings.projections.actor_batch_size
-        while True:
-            moved = 0
-            for follower in followers:
-                step = run_follower(mem.log, follower, batch_size=batch, max_batches=1)
-                moved += step.read
-                derived += step.derived
-            rounds += 1
-            if progress is not None:
-                _report(mem, pending, derived, began, progress)
-            if not moved:
-                break
-            if max_rounds is not None and rounds >= max_rounds:
-                return _done(pending.generation, derived, began, switched=False)
-        mem.runtime.project()
-    switched = Layout(
-        current=pending.generation,
-        streams=layout.with_pending(),
-        settings=layout.settings | overrides,
-        pending=None,
-    )
-    write_layout(log_dir, switched)  # the switch: from here on, the new generation
+    return layout
+
+
+class Rederivation:
+    """The generation being written: a view of the log with its streams in the new
+    generation, and a runtime with the new settings whose projections are its own.
+
+    `log`: the log to write through, opened on the pending generation (embedded: the
+    process's own, writable, and every actor runs, the shared ones catching up too); None:
+    a view of its own that writes only the new generation's streams (beside a service,
+    whose actors go on writing the shared ones)."""
+
+    def __init__(self, settings: Settings, layout: Layout, log: EventLog | None = None) -> None:
+        assert layout.pending is not None
+        self.pending = layout.pending
+        self.layout = layout
+        self.settings = with_generation(settings, layout.settings | self.pending.settings)
+        self._own_log = log is None
+        self.log = log or EventLog(
+            settings.home / "log",
+            settings.log,
+            writable=False,
+            writes=set(self.pending.streams),
+            generations=layout.with_pending(),
+        )
+        folder = projections_directory(settings.home, self.pending.generation)
+        self.runtime = Runtime(self.log, self.settings, projections_dir=folder)
+        self.followers = [
+            f
+            for f in self.runtime.followers
+            if self.log.writable or f.output in self.pending.streams
+        ]
+        self.derived = 0
+        self.began = time.perf_counter()
+
+    def round(self) -> int:
+        """One batch per actor; the upstream events read (0: caught up)."""
+        moved = 0
+        batch = self.settings.projections.actor_batch_size
+        for follower in self.followers:
+            step = run_follower(self.log, follower, batch_size=batch, max_batches=1)
+            moved += step.read
+            self.derived += step.derived
+        return moved
+
+    def progress(self) -> dict[str, Any]:
+        seconds = time.perf_counter() - self.began
+        return {
+            "generation": self.pending.generation,
+            "actor": self.pending.actor,
+            "position": self.runtime.progress(self.pending.actor),
+            "total": self.log.input.last_position,
+            "derived": self.derived,
+            "events_per_s": round(self.derived / seconds if seconds else 0.0, 1),
+        }
+
+    def switch(self) -> Layout:
+        """Fold what is new into the new projections, close them and the new streams (their
+        actors may start elsewhere now), then make the generation current."""
+        self.runtime.project()
+        self.close()
+        layout = Layout(
+            current=self.pending.generation,
+            streams=self.layout.with_pending(),
+            settings=self.layout.settings | self.pending.settings,
+            pending=None,
+        )
+        write_layout(self.settings.home / "log", layout)  # from here on, the new generation
+        return layout
+
+    def close(self) -> None:
+        self.runtime.close()
+        if self._own_log:
+            self.log.close()
+
+
+def requested(
+    settings: Settings, model: str | None, tokenizer: str | None, model_id: str | None
+) -> dict[str, Any]:
+    """The overrides a request names, or, naming none, those of the re-derivation under way
+    (to resume it)."""
+    if model or tokenizer or model_id:
+        return embedder_overrides(settings, model, tokenizer, model_id)
+    pending = read_layout(settings.home / "log").pending
+    if pending is None:
+        raise ValidationError("name the new model: --model PACKAGE:PATH [--model-id ID]")
+    return pending.settings
+
+
+def rederive(
+    settings: Settings,
+    actor: str,
+    overrides: dict[str, Any],
+    *,
+    drop_old: bool = False,
+    progress: Callable[[str], None] | None = None,
+    max_rounds: int | None = None,
+) -> RederiveReport:
+    """Write the new generation of `actor`'s streams, build its projections, switch to it,
+    in this process (no service runs on the data directory). `max_rounds`: stop after so many
+    rounds of one batch per actor (run again to resume)."""
+    layout = begin(settings, actor, overrides)
+    assert layout.pending is not None
+    with EventLog(settings.home / "log", settings.log, generations=layout.with_pending()) as log:
+        work = Rederivation(settings, layout, log)
+        rounds = 0
+        try:
+            while work.round():
+                rounds += 1
+                if progress is not None:
+                    progress(describe(work.progress()))
+                if max_rounds is not None and rounds >= max_rounds:
+                    return _done(work, switched=False)
+            final = work.progress()
+            work.switch()
+        finally:
+            work.close()
     shutil.rmtree(projections_directory(settings.home, layout.current), ignore_errors=True)
     dropped = drop_old_generations(settings) if drop_old else ()
-    return _done(pending.generation, derived, began, switched=True, dropped=dropped)
+    if progress is not None:
+        progress(describe(final))
+    return _done(work, switched=True, dropped=dropped)
+
+
+def describe(state: dict[str, Any]) -> str:
+    return (
+        f"generation {state['generation']}: {state['actor']} at input {state['position']:,} "
+        f"of {state['total']:,}, {state['derived']:,} events derived, "
+        f"{state['events_per_s']:,.0f}/s"
+    )
 
 
 def _next_generation(settings: Settings, layout: Layout) -> int:
@@ -147,27 +239,13 @@ def _next_generation(settings: Settings, layout: Layout) -> int:
     return max([layout.current, *layout.streams.values(), *on_disk]) + 1
 
 
-def _report(
-    mem: Memory, pending: Pending, derived: int, began: float, say: Callable[[str], None]
-) -> None:
-    total = mem.log.input.last_position
-    done = mem.runtime.progress(pending.actor)
-    seconds = time.perf_counter() - began
-    say(
-        f"generation {pending.generation}: {pending.actor} at input {done:,} of {total:,}, "
-        f"{derived:,} events derived, {derived / seconds if seconds else 0:,.0f}/s"
-    )
-
-
-def _done(
-    generation: int, derived: int, began: float, *, switched: bool, dropped: tuple[int, ...] = ()
-) -> RederiveReport:
-    seconds = time.perf_counter() - began
+def _done(work: Rederivation, *, switched: bool, dropped: tuple[int, ...] = ()) -> RederiveReport:
+    seconds = time.perf_counter() - work.began
     return RederiveReport(
-        generation=generation,
-        derived=derived,
+        generation=work.pending.generation,
+        derived=work.derived,
         seconds=round(seconds, 2),
-        events_per_s=round(derived / seconds if seconds else 0.0, 1),
+        events_per_s=round(work.derived / seconds if seconds else 0.0, 1),
         switched=switched,
         dropped=dropped,
     )

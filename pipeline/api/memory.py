@@ -17,6 +17,7 @@ from mnemoflow.actors.query.engine import CHANNELS, Hit
 from mnemoflow.eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
 from mnemoflow.eventlog import validation as check
 from mnemoflow.eventlog.errors import MemoryNotFound, MnemoError, NamespaceNotFound, ValidationError
+from mnemoflow.eventlog.generations import read_layout
 from mnemoflow.eventlog.payloads import Metadata, local_now
 from mnemoflow.eventlog.schema import INPUT_STREAM
 from mnemoflow.pipeline.api.apikeys import KeyStore
@@ -85,6 +86,7 @@ class Memory:
         # recall(as_of=...) views by input position, least recently used first, built under
         # the data directory (an erase drops them) and used under one lock
         self._pasts: OrderedDict[int, Memory] = OrderedDict()
+        self._retired: list[Runtime] = []  # runtimes of generations switched away from
         self._pasts_lock = threading.Lock()
         if writable:  # views a crashed process left behind
             shutil.rmtree(self.home / PASTS_DIR, ignore_errors=True)
@@ -397,6 +399,25 @@ class Memory:
     def log(self) -> EventLog:
         return self._log
 
+    def adopt_generation(self) -> None:
+        """Take up the current generation of derived streams after a re-derivation switched
+        to it (a long-lived Memory: the service's): its streams, its settings (the model that
+        embeds queries) and its projections, in one step. A recall under way finishes on the
+        old ones, which are closed and removed when this Memory is."""
+        layout = read_layout(self.home / "log")
+        self._log.use_generations(layout.streams)
+        settings = with_generation(self.settings, layout.settings)
+        runtime = Runtime(
+            self._log,
+            settings,
+            projections_dir=projections_directory(self.home, layout.current),
+            inline_actors=self._runtime.inline_actors,
+        )
+        old, self._runtime, self.settings = self._runtime, runtime, settings
+        self._retired.append(old)
+        with self._pasts_lock:
+            self._drop_pasts()  # built on the old generation
+
     def _past(self, as_of: int | str | datetime) -> Memory:
         """The read-only view as of a point, built once per input position it resolves to;
         at most `PAST_VIEWS` are kept (each holds projections of the whole log up to its
@@ -429,6 +450,9 @@ class Memory:
         with contextlib.ExitStack() as parts:
             parts.callback(self._log.close)
             parts.callback(self._runtime.cleanup)
+            for retired in self._retired:  # generations switched away from
+                parts.callback(shutil.rmtree, retired.projections_dir, ignore_errors=True)
+                parts.callback(retired.cleanup)
             with self._pasts_lock:
                 self._drop_pasts()
 

@@ -38,7 +38,16 @@ BenchTarget = tuple[
 
 def _bench_targets() -> dict[str, BenchTarget]:
     """Each `mnemo bench TARGET`: the key of its figures, how it runs, how it reads."""
-    from mnemoflow.pipeline.bench import cold, log, projections, recall, service, suite, transfer
+    from mnemoflow.pipeline.bench import (
+        cold,
+        log,
+        projections,
+        recall,
+        rederive,
+        service,
+        suite,
+        transfer,
+    )
 
     return {
         "log": (
@@ -77,6 +86,11 @@ def _bench_targets() -> dict[str, BenchTarget]:
             "transfer",
             lambda a, s: transfer.run_transfer_bench(a.memories, home=a.home),
             transfer.format_transfer_bench,
+        ),
+        "rederive": (
+            "rederive",
+            lambda a, s: rederive.run_rederive_bench(s, a.ingest_memories, home=a.home),
+            rederive.format_rederive_bench,
         ),
         "cold": (
             "cold_recall",
@@ -260,11 +274,21 @@ def add_service_commands(command: AddCommand) -> None:
     p.add_argument(
         "target",
         nargs="?",
-        choices=["log", "ingest", "embedder", "rebuild", "recall", "lag", "transfer", "cold"],
+        choices=[
+            "log",
+            "ingest",
+            "embedder",
+            "rebuild",
+            "recall",
+            "lag",
+            "transfer",
+            "rederive",
+            "cold",
+        ],
         help="one measurement only (default: log, ingest, recall over the Python API and "
         "HTTP, rebuild and footprint, at each --sizes, and a cold one-shot recall)",
     )
-    p.add_argument("--ingest-memories", type=int, default=2000, help="ingest: memories to ingest")
+    p.add_argument("--ingest-memories", type=int, default=2000, help="ingest, rederive: memories")
     p.add_argument("--plot", help="all: write a PNG of recall latency against size here")
     p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
     p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")

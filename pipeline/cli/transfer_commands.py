@@ -6,13 +6,15 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from mnemoflow.eventlog.atomic import write_atomic_from
 from mnemoflow.eventlog.errors import ValidationError
-from mnemoflow.pipeline.api.client import running_server
+from mnemoflow.eventlog.generations import read_layout
+from mnemoflow.pipeline.api.client import RemoteMemory, running_server
 from mnemoflow.pipeline.api.config import load_settings
 from mnemoflow.pipeline.api.transfer import ImportReport, source_rows
 from mnemoflow.pipeline.cli.common import AddCommand, emit, open_client, open_local
@@ -133,30 +135,19 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
 
 def _cmd_rederive(args: argparse.Namespace) -> int:
-    from mnemoflow.eventlog.generations import read_layout
-    from mnemoflow.pipeline.api.derivation import (
-        drop_old_generations,
-        embedder_overrides,
-        rederive,
-    )
+    from mnemoflow.pipeline.api.derivation import drop_old_generations, rederive, requested
 
     settings = load_settings(home=args.home, config_file=args.config)
-    if running_server(settings.home) is not None:
-        raise ValidationError(
-            "`mnemo serve` runs on this data directory: stop it, re-derive, start it again "
-            "(re-deriving beside a running service is not supported yet)"
-        )
-    pending = read_layout(settings.home / "log").pending
-    if args.model or args.tokenizer or args.model_id:
-        overrides = embedder_overrides(settings, args.model, args.tokenizer, args.model_id)
-    elif pending is not None:
-        overrides = pending.settings  # resume the one under way
-    elif args.drop_old:
+    named = (args.model, args.tokenizer, args.model_id)
+    remote = running_server(settings.home)
+    if remote is not None:  # the service re-derives on a thread of its own, then switches
+        with remote:
+            return _rederive_through(args, remote)
+    if args.drop_old and not any(named) and read_layout(settings.home / "log").pending is None:
         dropped = drop_old_generations(settings)
         emit(args, {"dropped": list(dropped)}, f"dropped generation(s) {list(dropped)}")
         return 0
-    else:
-        raise ValidationError("name the new model: --model PACKAGE:PATH [--model-id ID]")
+    overrides = requested(settings, *named)
     say = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     report = rederive(settings, args.actor, overrides, drop_old=args.drop_old, progress=say)
     line = (
@@ -166,6 +157,24 @@ def _cmd_rederive(args: argparse.Namespace) -> int:
     if report.dropped:
         line += f"; dropped generation(s) {list(report.dropped)}"
     emit(args, dataclasses.asdict(report), line)
+    return 0
+
+
+def _rederive_through(args: argparse.Namespace, remote: RemoteMemory) -> int:
+    from mnemoflow.pipeline.api.derivation import describe
+
+    state = remote.rederive(
+        args.actor, args.model, args.tokenizer, args.model_id, drop_old=args.drop_old
+    )
+    while state["state"] == "running":
+        time.sleep(0.5)
+        state = remote.rederive_status()
+        if "position" in state and not args.json:
+            print(describe(state), file=sys.stderr, flush=True)
+    if state["state"] != "switched":
+        raise ValidationError(f"the re-derivation {state['state']}: {state.get('error', '')}")
+    line = f"generation {state['generation']} is current (through {remote.url})"
+    emit(args, state, line)
     return 0
 
 

@@ -37,6 +37,7 @@ from mnemoflow.pipeline.http.hostguard import HostCheck
 from mnemoflow.pipeline.http.metrics import Metrics
 from mnemoflow.pipeline.http.models import ErrorOut
 from mnemoflow.pipeline.http.routes import mem0, reads, service, transfer, writes
+from mnemoflow.pipeline.http.routes.service import Rederiving
 
 ERRORS = {401: "no or unknown API key", 403: "outside the key's namespaces"}
 STATUS = {
@@ -68,6 +69,7 @@ def create_app(
     open_access: bool = False,
     status: Callable[[], dict[str, Any]] | None = None,
     local_token: str | None = None,
+    rederiving: Rederiving | None = None,
 ) -> FastAPI:
     """The API over `memory`. `local_token` is an admin key for this data directory's own
     CLI (written, 0600, beside the data); `status` replaces `memory.stats` for /stats and
@@ -91,7 +93,7 @@ def create_app(
     writes.add_routes(app, memory, guard)
     reads.add_routes(app, memory, guard, metrics)
     mem0.add_routes(app, memory, guard, metrics)
-    service.add_routes(app, memory, guard, metrics, status)
+    service.add_routes(app, memory, guard, metrics, status, rederiving)
     transfer.add_routes(app, memory, guard)
     return app
 

@@ -4,7 +4,7 @@ document says exactly what each route takes and gives."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,6 +81,14 @@ class ImportIn(_In):
     )
     ns_map: dict[str, str] = Field({}, description="old namespace name -> new")
     lines: list[int] = Field([], description="each row's line in its file, named in errors")
+
+
+class RederiveIn(_In):
+    actor: Literal["embedder"] = "embedder"
+    model: str | None = Field(None, description="the new ONNX model, PACKAGE:PATH")
+    tokenizer: str | None = Field(None, description="its tokenizer.json, PACKAGE:PATH")
+    model_id: str | None = Field(None, description="the new vectors' model id")
+    drop_old: bool = Field(False, description="remove replaced generations after the switch")
 
 
 class ImportOut(BaseModel):

@@ -72,6 +72,7 @@ def serve(
         open_access=open_access,
         status=service.status,
         local_token=token,
+        rederiving=service.rederivation,
     )
     marker = settings.home / SERVER_FILE
     _write_private(

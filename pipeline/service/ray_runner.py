@@ -182,6 +182,7 @@ class RayRunner:
     ) -> None:
         """`actor_options` go to every actor's `.options()` (resources, num_cpus, ...)."""
         init_ray(address)
+        self.home = home
         self.topology = topology
         # Actor handles are dynamic (methods are called with .remote), so typed as Any.
         layout = worker_processes(topology, settings.ray)
@@ -236,5 +237,14 @@ class RayRunner:
             log.warning("runner.close_failed", error=loggable(exc))
         for actor in self.processes.values():
             ray.kill(actor, no_restart=True)
+        names = [actor_name(process, self.home) for process in self.processes]
         self.processes.clear()
         self.actors.clear()
+        deadline = time.monotonic() + 15  # a runner started next takes the same names
+        for name in names:
+            while time.monotonic() < deadline:
+                try:
+                    ray.get_actor(name, namespace=RAY_NAMESPACE)
+                except ValueError:
+                    break
+                time.sleep(0.05)

@@ -25,6 +25,7 @@ from mnemoflow.eventlog.errors import loggable
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.service.ray_runner import RayRunner
+from mnemoflow.pipeline.service.rederive import ServiceRederivation
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +45,12 @@ class Service:
         only every `idle_seconds` (an idle service then costs almost no CPU)."""
         self.memory = Memory(settings, actor="service", external_actors=True)
         self.settings = self.memory.settings  # with the current generation's (its model)
+        self.ray_address = ray_address
         self.runner = RayRunner(settings.home, self.settings, address=ray_address)
+        # Held by each pump's round; a re-derivation's switch holds both (nothing runs then).
+        self.stepping = threading.Lock()
+        self.projecting = threading.Lock()
+        self.rederivation = ServiceRederivation(self)
         self.poll_seconds = poll_seconds
         self.idle_seconds = idle_seconds
         self._steps = _Idle(idle_seconds)
@@ -72,7 +78,8 @@ class Service:
     def _step(self) -> bool:
         if not self._steps.due(self.memory.log.input.last_position):
             return False
-        stepped = self.runner.step(self.max_batches)
+        with self.stepping:
+            stepped = self.runner.step(self.max_batches)
         busy = any(read for read, _ in stepped.values())
         self._steps.done(busy)
         if busy:
@@ -85,7 +92,8 @@ class Service:
         stepped = self._stepped.wait(self.poll_seconds * 10)
         self._stepped.clear()
         if stepped or self._folds.due(self.memory.log.input.last_position):
-            self.memory.runtime.project()
+            with self.projecting:
+                self.memory.runtime.project()
             self._folds.done(stepped)
         return True  # paced by the actors' rounds, not by a sleep
 
@@ -109,7 +117,21 @@ class Service:
         }
         return stats
 
+    def switch_generation(self) -> None:
+        """Take up the generation a re-derivation has just made current: the projections and
+        the query model swap in one step, then the actors restart on the new streams with the
+        new settings. The caller holds `stepping` and `projecting`: no pump runs meanwhile."""
+        self.memory.adopt_generation()
+        self.settings = self.memory.settings
+        self.runner.shutdown()
+        self.runner = RayRunner(self.settings.home, self.settings, address=self.ray_address)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def stop(self) -> None:
+        self.rederivation.stop()
         self._stop.set()
         self._stepped.set()
         for thread in self._threads:

@@ -417,6 +417,57 @@ def test_another_ray_job_recalls_with_its_own_key_only(
         assert "bees" not in out[refused]
 
 
+def test_rederive_beside_the_running_service_switches_without_a_pause_in_answers(
+    server: tuple[Path, str, dict[str, str]],
+) -> None:
+    """`mnemo rederive` beside `mnemo serve`: the service writes the new generation on a
+    thread while it goes on storing and answering (no recall fails meanwhile), then switches
+    in one step: new memories and queries use the new model from then on."""
+    home, url, keys = server
+    with Memory.connect(url, keys["admin"]) as mem:
+        last = None
+        for i in range(30):
+            last = mem.store(f"Gus: I keep {['bees', 'hens', 'goats'][i % 3]}, batch {i}.", "gus")
+        assert last is not None
+        question = "What animals does Gus keep?"
+        before = [h.memory_id for h in mem.recall(question, "gus", min_position=last.position)]
+        answers: list[list[str]] = []
+        errors: list[Exception] = []
+        stop = threading.Event()
+
+        def keep_using() -> None:
+            with Memory.connect(url, keys["admin"]) as other:
+                while not stop.is_set():
+                    try:
+                        answers.append([h.memory_id for h in other.recall(question, "gus")])
+                        other.store("Gus: the hens laid well today.", "gus")
+                    except Exception as exc:  # any failure is what the test looks for
+                        errors.append(exc)
+
+        user = threading.Thread(target=keep_using)
+        user.start()
+        try:
+            done = mnemo(home, "rederive", "embedder", "--model-id", "minilm-served", "--json")
+        finally:
+            stop.set()
+            user.join()
+        assert done.returncode == 0, done.stderr
+        state = json.loads(done.stdout)
+        assert state["state"] == "switched" and state["generation"] >= 2
+        assert not errors and len(answers) > 3
+        layout = json.loads((home / "log/generations.json").read_text())
+        assert layout["current"] == state["generation"] and layout["pending"] is None
+        fresh = mem.store("Gus: I also keep two donkeys now.", "gus")
+        hits = mem.recall("Does Gus keep donkeys?", "gus", min_position=fresh.position)
+        assert hits[0].memory_id == fresh.memory_id and hits[0].channels["semantic"] > 0
+        models = [e.payload["model_id"] for e in mem.audit(fresh.memory_id)
+                  if e.kind == "memory.embedded" and e.payload]  # fmt: skip
+        assert models and all(m.startswith("minilm-served") for m in models)
+        after = [h.memory_id for h in mem.recall(question, "gus")]
+        assert set(before[:3]) & set(after)  # the same model file: the same kind of answers
+        assert mem.verify().ok
+
+
 def test_the_readme_set_up_runs_as_written(tmp_path: Path) -> None:
     """The README's first command serves `--open` on loopback; its curl calls and the CLI
     call after them work against it as written (the port swapped for a free one)."""

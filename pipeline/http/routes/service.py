@@ -3,22 +3,38 @@ status (admin), Prometheus metrics (any valid key: totals only)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mnemoflow.eventlog.schema import INPUT_STREAM
 from mnemoflow.pipeline.api.apikeys import ApiKey
+from mnemoflow.pipeline.api.derivation import requested
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.api.wire import report_json
-from mnemoflow.pipeline.http.guard import Guard
+from mnemoflow.pipeline.http.guard import Guard, HttpError
 from mnemoflow.pipeline.http.metrics import Metrics, Status
-from mnemoflow.pipeline.http.models import HealthOut, ReportOut
+from mnemoflow.pipeline.http.models import HealthOut, RederiveIn, ReportOut
+
+
+class Rederiving(Protocol):
+    """What re-derives beside the service (`ServiceRederivation`)."""
+
+    def start(
+        self, actor: str, overrides: dict[str, Any], *, drop_old: bool = False
+    ) -> dict[str, Any]: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 def add_routes(
-    app: FastAPI, memory: Memory, guard: Guard, metrics: Metrics, status: Status
+    app: FastAPI,
+    memory: Memory,
+    guard: Guard,
+    metrics: Metrics,
+    status: Status,
+    rederiving: Rederiving | None = None,
 ) -> None:
     authorised = Depends(guard.caller)
     admin = guard.admin
@@ -46,6 +62,24 @@ def add_routes(
         """Streams, actors, projections, memory counts, disk (admin)."""
         admin(key)
         return status()
+
+    @app.post("/rederive", tags=["service"])
+    def rederive(body: RederiveIn, key: ApiKey | None = authorised) -> dict[str, Any]:
+        """Replay the history through a new model as a new generation, beside the running
+        service, then switch to it (admin). Naming no model resumes the one under way."""
+        admin(key)
+        if rederiving is None:
+            raise HttpError(409, "re-derivation runs in `mnemo serve` only", "NotAService")
+        overrides = requested(memory.settings, body.model, body.tokenizer, body.model_id)
+        return rederiving.start(body.actor, overrides, drop_old=body.drop_old)
+
+    @app.get("/rederive", tags=["service"])
+    def rederive_status(key: ApiKey | None = authorised) -> dict[str, Any]:
+        """The re-derivation's state: running (with its progress), switched, failed (admin)."""
+        admin(key)
+        if rederiving is None:
+            raise HttpError(409, "re-derivation runs in `mnemo serve` only", "NotAService")
+        return rederiving.status()
 
     @app.get(
         "/metrics",
