@@ -57,13 +57,13 @@ def run_rederive_bench(
             actor.embedder.embed(texts)
             raw_rate = len(jobs) / (time.perf_counter() - began)
             questions = queries(40)
-            before = [_recall_ms(reader, q) for q in questions]
+            before = [_recall_s(reader, q) for q in questions]
             during: list[float] = []
             done = threading.Event()
 
             def keep_asking() -> None:
                 while not done.is_set():
-                    during.append(_recall_ms(reader, questions[len(during) % len(questions)]))
+                    during.append(_recall_s(reader, questions[len(during) % len(questions)]))
 
             asking = threading.Thread(target=keep_asking)
             asking.start()
@@ -80,20 +80,20 @@ def run_rederive_bench(
         "memories_per_s": round(rate, 1),
         "raw_embedder_memories_per_s": round(raw_rate, 1),
         "ratio": round(rate / raw_rate, 2),
-        "recall_ms_alone": percentiles(before),
-        "recall_ms_during": percentiles(during),
+        "recall_alone": percentiles(before),
+        "recall_during": percentiles(during),
         "recalls_during": len(during),
     }
 
 
-def _recall_ms(mem: Memory, question: str) -> float:
+def _recall_s(mem: Memory, question: str) -> float:
     began = time.perf_counter()
     mem.recall(question, NAMESPACE, 10)
-    return (time.perf_counter() - began) * 1000
+    return time.perf_counter() - began
 
 
 def format_rederive_bench(result: dict[str, Any]) -> str:
-    alone, during = result["recall_ms_alone"], result["recall_ms_during"]
+    alone, during = result["recall_alone"], result["recall_during"]
     return "\n".join(
         [
             f"re-derivation of the embedder ({result['memories']:,} memories, "
@@ -102,8 +102,8 @@ def format_rederive_bench(result: dict[str, Any]) -> str:
             f"   ({result['seconds']} s)",
             f"  the model alone           {result['raw_embedder_memories_per_s']:>10,} memories/s"
             f"   (ratio {result['ratio']:.2f})",
-            f"  recall p50 / p99          {alone['p50']:.1f} / {alone['p99']:.1f} ms alone, "
-            f"{during['p50']:.1f} / {during['p99']:.1f} ms during it "
+            f"  recall p50 / p99          {alone['p50_ms']:.1f} / {alone['p99_ms']:.1f} ms alone, "
+            f"{during['p50_ms']:.1f} / {during['p99_ms']:.1f} ms during it "
             f"({result['recalls_during']} recalls, a reader of the current generation)",
         ]
     )

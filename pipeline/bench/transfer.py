@@ -32,6 +32,7 @@ from mnemoflow.pipeline.api.transfer import (
     import_rows,
 )
 from mnemoflow.pipeline.bench.log import scratch, synthetic_text
+from mnemoflow.pipeline.bench.recall import percentiles
 
 BATCH = 500  # the import's batch of stores
 
@@ -87,7 +88,7 @@ def _backup_under_stores(log: EventLog, inputs: InputLog, into: Path) -> dict[st
     def store(i: int) -> float:
         t = time.perf_counter()
         inputs.store(synthetic_text(i), f"user-{i % 16}")
-        return (time.perf_counter() - t) * 1000
+        return time.perf_counter() - t
 
     quiet = [store(i) for i in range(400)]
     made: list[BackupReport] = []
@@ -101,16 +102,8 @@ def _backup_under_stores(log: EventLog, inputs: InputLog, into: Path) -> dict[st
         "backup_seconds": made[0].seconds,
         "backup_bytes": made[0].bytes,
         "stores_during_backup": len(during),
-        "store_ms_without_backup": _percentiles(quiet),
-        "store_ms_during_backup": _percentiles(during),
-    }
-
-
-def _percentiles(ms: list[float]) -> dict[str, float]:
-    ordered = sorted(ms) or [0.0]
-    return {
-        f"p{q}": round(ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))], 3)
-        for q in (50, 99)
+        "store_without_backup": percentiles(quiet),
+        "store_during_backup": percentiles(during),
     }
 
 
@@ -194,9 +187,9 @@ def format_transfer_bench(result: dict[str, Any]) -> str:
             f"      ({result['backup_bytes']:,} bytes, {result['stores_during_backup']} stores"
             " went on meanwhile)",
             "  single store p50 / p99    "
-            f"{result['store_ms_without_backup']['p50']:.2f} / "
-            f"{result['store_ms_without_backup']['p99']:.2f} ms without a backup, "
-            f"{result['store_ms_during_backup']['p50']:.2f} / "
-            f"{result['store_ms_during_backup']['p99']:.2f} ms during one",
+            f"{result['store_without_backup']['p50_ms']:.2f} / "
+            f"{result['store_without_backup']['p99_ms']:.2f} ms without a backup, "
+            f"{result['store_during_backup']['p50_ms']:.2f} / "
+            f"{result['store_during_backup']['p99_ms']:.2f} ms during one",
         ]
     )

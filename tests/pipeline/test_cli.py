@@ -170,8 +170,15 @@ def test_bench_transfer_smoke(tmp_path: Path) -> None:
     assert result["import_added"] == result["rows"] and result["reimport_added"] == 0
     assert result["export_rows_per_s"] > 0 and result["import_vs_plain_calls"] > 0
     assert result["backup_bytes"] > 0 and result["stores_during_backup"] >= 1
-    during = result["store_ms_during_backup"]
-    assert during["p99"] >= during["p50"] > 0
+    during = result["store_during_backup"]
+    assert during["p99_ms"] >= during["p50_ms"] > 0
+
+
+def test_bench_rederive_smoke(tmp_path: Path) -> None:
+    result = ok_json(tmp_path, "bench", "rederive", "--ingest-memories", "60")["rederive"]
+    assert result["memories"] == 60 and result["derived_events"] >= 60
+    assert result["memories_per_s"] > 0 and result["ratio"] > 0
+    assert result["recall_alone"]["p50_ms"] > 0 and result["recalls_during"] >= 1
 
 
 def test_bench_embedder_and_rebuild_smoke(tmp_path: Path) -> None:
