@@ -277,10 +277,12 @@ class RemoteMemory:
     def rederive(
         self,
         actor: str,
+        *,
         model: str | None = None,
         tokenizer: str | None = None,
         model_id: str | None = None,
-        *,
+        llm_model: str | None = None,
+        llm_base_url: str | None = None,
         drop_old: bool = False,
     ) -> dict[str, Any]:
         """Start (or resume) a re-derivation in the service (admin); its state."""
@@ -289,6 +291,8 @@ class RemoteMemory:
             "model": model,
             "tokenizer": tokenizer,
             "model_id": model_id,
+            "llm_model": llm_model,
+            "llm_base_url": llm_base_url,
             "drop_old": drop_old,
         }
         state: dict[str, Any] = self._call("POST", "/rederive", body)

@@ -1,14 +1,16 @@
-"""`mnemo rederive embedder --model PACKAGE:PATH`: a new model replayed over the whole history.
+"""`mnemo rederive embedder --model PACKAGE:PATH` (a new model) or `mnemo rederive extractor
+[--llm-model M --llm-base-url U]` (new rules, or an LLM), replayed over the whole history.
 
-The embedder's stream, and those derived from it (the linker reads its vectors, the
-consolidator the linker's links), are written again as a new generation (see
-`mnemoflow.eventlog.generations`) from the whole input, with the new settings, beside the
-current ones; the new generation's projections are built in a directory of their own. Until
-the switch everything reads the current generation; the switch (one file replaced) makes the
-new one current, settings included, so recall embeds queries with the new model: a recall
-uses the old vectors or the new, never a mix. The old generation is kept until dropped
-(`--drop-old`). A re-derivation cut short (a crash, an interrupt) resumes where it stopped
-when run again with the same settings: each actor resumes from what its new stream records.
+The actor's stream, and those derived from it (the linker reads the embedder's vectors and
+the extractor's facts, the consolidator the linker's links), are written again as a new
+generation (see `mnemoflow.eventlog.generations`) from the whole input, with the new
+settings, beside the current ones; the new generation's projections are built in a
+directory of their own. Until the switch everything reads the current generation; the switch
+(one file replaced) makes the new one current, settings included, so recall embeds queries
+with the new model: a recall uses the old vectors or the new, never a mix. The old generation
+is kept until dropped (`--drop-old`). A re-derivation cut short (a crash, an interrupt)
+resumes where it stopped when run again with the same settings: each actor resumes from what
+its new stream records.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pydantic
 
 from mnemoflow.actors.embedder import EmbedderSettings, ModelNotFound, resolve
 from mnemoflow.actors.inline import run_follower
+from mnemoflow.actors.llm import LLMSettings
 from mnemoflow.eventlog import EventLog
 from mnemoflow.eventlog.errors import ValidationError
 from mnemoflow.eventlog.generations import (
@@ -33,7 +36,12 @@ from mnemoflow.eventlog.generations import (
     stream_directory,
     write_layout,
 )
-from mnemoflow.eventlog.schema import CONSOLIDATED_STREAM, EMBEDDED_STREAM, LINKED_STREAM
+from mnemoflow.eventlog.schema import (
+    CONSOLIDATED_STREAM,
+    EMBEDDED_STREAM,
+    EXTRACTED_STREAM,
+    LINKED_STREAM,
+)
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.generation import projections_directory, with_generation
 from mnemoflow.pipeline.api.runtime import Runtime
@@ -41,6 +49,7 @@ from mnemoflow.pipeline.api.runtime import Runtime
 # The streams an actor's re-derivation writes anew: its own and those derived from it.
 REDERIVES: dict[str, tuple[str, ...]] = {
     "embedder": (EMBEDDED_STREAM, LINKED_STREAM, CONSOLIDATED_STREAM),
+    "extractor": (EXTRACTED_STREAM, LINKED_STREAM, CONSOLIDATED_STREAM),
 }
 
 
@@ -177,17 +186,42 @@ class Rederivation:
             self.log.close()
 
 
-def requested(
-    settings: Settings, model: str | None, tokenizer: str | None, model_id: str | None
+def extractor_overrides(
+    settings: Settings, llm_model: str | None, llm_base_url: str | None
 ) -> dict[str, Any]:
-    """The overrides a request names, or, naming none, those of the re-derivation under way
-    (to resume it)."""
-    if model or tokenizer or model_id:
-        return embedder_overrides(settings, model, tokenizer, model_id)
+    """The LLM a re-derivation of the extractor uses; none named: this version's rules (and
+    the LLM as configured), replayed over the history."""
+    changes = {
+        k: v for k, v in {"model": llm_model, "base_url": llm_base_url}.items() if v is not None
+    }
+    if not changes:
+        return {}
+    try:
+        LLMSettings.model_validate(settings.llm.model_dump() | changes)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(f"llm settings: {exc.errors()[0]['msg']}") from None
+    return {"llm": changes}
+
+
+def requested(settings: Settings, actor: str, **named: str | None) -> dict[str, Any]:
+    """The overrides a request names (`model`, `tokenizer`, `model_id` for the embedder;
+    `llm_model`, `llm_base_url` for the extractor), or, naming none, those of the
+    re-derivation of that actor under way (to resume it)."""
+    given = {k: v for k, v in named.items() if v}
+    if actor not in REDERIVES:
+        raise ValidationError(f"re-derivation covers {', '.join(REDERIVES)}, not {actor!r}")
+    if given and actor == "embedder":
+        return embedder_overrides(
+            settings, given.get("model"), given.get("tokenizer"), given.get("model_id")
+        )
+    if given:
+        return extractor_overrides(settings, given.get("llm_model"), given.get("llm_base_url"))
     pending = read_layout(settings.home / "log").pending
-    if pending is None:
-        raise ValidationError("name the new model: --model PACKAGE:PATH [--model-id ID]")
-    return pending.settings
+    if pending is not None and pending.actor == actor:
+        return pending.settings
+    if actor == "extractor":
+        return {}
+    raise ValidationError("name the new model: --model PACKAGE:PATH [--model-id ID]")
 
 
 def rederive(

@@ -1,6 +1,7 @@
 """The settings and projections that go with a generation of derived streams (see
 `mnemoflow.eventlog.generations`): the current generation was derived with its own embedder
-settings, which must embed queries and new memories too, and has projections of its own."""
+settings (the model that must embed queries and new memories too, the extractor's LLM), and
+has projections of its own."""
 
 from __future__ import annotations
 
@@ -12,13 +13,18 @@ from mnemoflow.pipeline.api.config import Settings
 PROJECTIONS_DIR = "projections"
 
 
+SECTIONS = ("embedder", "llm")  # the settings a generation may carry
+
+
 def with_generation(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    """`settings` with a generation's own sections laid over (only `embedder` today)."""
-    embedder = overrides.get("embedder")
-    if not embedder:
-        return settings
-    merged = settings.embedder.model_validate(settings.embedder.model_dump() | embedder)
-    return settings.model_copy(update={"embedder": merged})
+    """`settings` with a generation's own sections laid over (the embedder's model, the
+    extractor's LLM)."""
+    update = {}
+    for section in SECTIONS:
+        if overrides.get(section):
+            current = getattr(settings, section)
+            update[section] = current.model_validate(current.model_dump() | overrides[section])
+    return settings.model_copy(update=update) if update else settings
 
 
 def projections_directory(home: Path, generation: int) -> Path:

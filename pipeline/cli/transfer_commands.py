@@ -138,16 +138,26 @@ def _cmd_rederive(args: argparse.Namespace) -> int:
     from mnemoflow.pipeline.api.derivation import drop_old_generations, rederive, requested
 
     settings = load_settings(home=args.home, config_file=args.config)
-    named = (args.model, args.tokenizer, args.model_id)
+    named = {
+        "model": args.model,
+        "tokenizer": args.tokenizer,
+        "model_id": args.model_id,
+        "llm_model": args.llm_model,
+        "llm_base_url": args.llm_base_url,
+    }
     remote = running_server(settings.home)
     if remote is not None:  # the service re-derives on a thread of its own, then switches
         with remote:
             return _rederive_through(args, remote)
-    if args.drop_old and not any(named) and read_layout(settings.home / "log").pending is None:
+    if (
+        args.drop_old
+        and not any(named.values())
+        and read_layout(settings.home / "log").pending is None
+    ):
         dropped = drop_old_generations(settings)
         emit(args, {"dropped": list(dropped)}, f"dropped generation(s) {list(dropped)}")
         return 0
-    overrides = requested(settings, *named)
+    overrides = requested(settings, args.actor, **named)
     say = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     report = rederive(settings, args.actor, overrides, drop_old=args.drop_old, progress=say)
     line = (
@@ -164,7 +174,13 @@ def _rederive_through(args: argparse.Namespace, remote: RemoteMemory) -> int:
     from mnemoflow.pipeline.api.derivation import describe
 
     state = remote.rederive(
-        args.actor, args.model, args.tokenizer, args.model_id, drop_old=args.drop_old
+        args.actor,
+        model=args.model,
+        tokenizer=args.tokenizer,
+        model_id=args.model_id,
+        llm_model=args.llm_model,
+        llm_base_url=args.llm_base_url,
+        drop_old=args.drop_old,
     )
     while state["state"] == "running":
         time.sleep(0.5)
@@ -207,10 +223,14 @@ def add_transfer_commands(command: AddCommand) -> None:
     p = command(
         "rederive", _cmd_rederive, "replay the history through a new model, then switch to it"
     )
-    p.add_argument("actor", choices=["embedder"], help="the actor whose streams to re-derive")
+    p.add_argument(
+        "actor", choices=["embedder", "extractor"], help="the actor whose streams to re-derive"
+    )
     p.add_argument("--model", help="the new ONNX model, PACKAGE:PATH of an installed package")
     p.add_argument("--tokenizer", help="its tokenizer.json, PACKAGE:PATH")
     p.add_argument("--model-id", help="the new vectors' model id (default: from --model)")
+    p.add_argument("--llm-model", help="extractor: the LLM's model (none: this version's rules)")
+    p.add_argument("--llm-base-url", help="extractor: the OpenAI-compatible endpoint")
     p.add_argument("--drop-old", action="store_true", help="remove replaced generations")
 
     p = command("restore", _cmd_restore, "restore a backup into a new data directory (--home)")

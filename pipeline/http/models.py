@@ -84,10 +84,12 @@ class ImportIn(_In):
 
 
 class RederiveIn(_In):
-    actor: Literal["embedder"] = "embedder"
-    model: str | None = Field(None, description="the new ONNX model, PACKAGE:PATH")
-    tokenizer: str | None = Field(None, description="its tokenizer.json, PACKAGE:PATH")
-    model_id: str | None = Field(None, description="the new vectors' model id")
+    actor: Literal["embedder", "extractor"] = "embedder"
+    model: str | None = Field(None, description="embedder: the new ONNX model, PACKAGE:PATH")
+    tokenizer: str | None = Field(None, description="embedder: its tokenizer.json")
+    model_id: str | None = Field(None, description="embedder: the new vectors' model id")
+    llm_model: str | None = Field(None, description="extractor: the LLM's model")
+    llm_base_url: str | None = Field(None, description="extractor: its endpoint")
     drop_old: bool = Field(False, description="remove replaced generations after the switch")
 
 

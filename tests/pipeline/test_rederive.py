@@ -15,7 +15,13 @@ from mnemoflow.eventlog.errors import ValidationError
 from mnemoflow.eventlog.generations import read_layout
 from mnemoflow.eventlog.schema import EMBEDDED_STREAM
 from mnemoflow.pipeline.api.config import load_settings
-from mnemoflow.pipeline.api.derivation import drop_old_generations, embedder_overrides, rederive
+from mnemoflow.pipeline.api.derivation import (
+    drop_old_generations,
+    embedder_overrides,
+    rederive,
+    requested,
+)
+from tests.actors.chat_server import LLM_ANSWER, ChatServer
 from tests.pipeline.test_cli import mnemo, ok_json
 
 QUERIES = [("What does Ivo grow?", "ivo"), ("Where does Ada swim?", "ada")]
@@ -148,3 +154,39 @@ def test_a_backup_carries_every_generation(tmp_path: Path) -> None:
         assert [h.memory_id for h in hits] == before[QUERIES[0]]
         assert hits[0].channels["semantic"] > 0
     assert _models(tmp_path / "r", 1) == _models(home, 1)  # the old generation came along
+
+
+def test_the_extractor_rederives_with_an_llm_or_with_this_versions_rules(
+    tmp_path: Path, chat: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mnemoflow.eventlog.schema import EXTRACTED_STREAM
+
+    home = tmp_path / "home"
+    _fill(home)
+    settings = load_settings(home=home)
+
+    def extractors(generation: int) -> set[str]:
+        gens = {EXTRACTED_STREAM: generation}
+        with EventLog(home / "log", writable=False, generations=gens) as log:
+            opened = [log.open_payload(r) for r in log.stream(EXTRACTED_STREAM).read()]
+            return {p.extractor for p in opened if p is not None}  # type: ignore[attr-defined]
+
+    rules = extractors(1)
+    monkeypatch.setenv("MNEMO_LLM_API_KEY", "sk-test")
+    chat.answer = LLM_ANSWER
+    overrides = requested(settings, "extractor", llm_model="tiny", llm_base_url=chat.url)
+    assert overrides == {"llm": {"model": "tiny", "base_url": chat.url}}
+    done = rederive(settings, "extractor", overrides)
+    assert done.switched and done.generation == 2
+    assert len(chat.requests) == 26  # every text once, through the LLM
+    assert extractors(1) == rules and extractors(2) != rules  # the old generation untouched
+    with Memory.open(home) as mem:
+        assert mem.settings.llm.model == "tiny"
+        hits = mem.recall("Who works at Acme?", "ivo", k=3)
+        assert hits and {h.category for h in hits} == {"personal"}  # the LLM's category
+        assert mem.verify().ok
+
+    # No LLM named: this version's rules, replayed as the next generation.
+    assert requested(settings, "extractor") == {}
+    again = rederive(load_settings(home=home), "extractor", {})
+    assert again.switched and again.generation == 3

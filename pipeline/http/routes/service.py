@@ -70,7 +70,15 @@ def add_routes(
         admin(key)
         if rederiving is None:
             raise HttpError(409, "re-derivation runs in `mnemo serve` only", "NotAService")
-        overrides = requested(memory.settings, body.model, body.tokenizer, body.model_id)
+        overrides = requested(
+            memory.settings,
+            body.actor,
+            model=body.model,
+            tokenizer=body.tokenizer,
+            model_id=body.model_id,
+            llm_model=body.llm_model,
+            llm_base_url=body.llm_base_url,
+        )
         return rederiving.start(body.actor, overrides, drop_old=body.drop_old)
 
     @app.get("/rederive", tags=["service"])
