@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -466,6 +467,28 @@ def test_rederive_beside_the_running_service_switches_without_a_pause_in_answers
         after = [h.memory_id for h in mem.recall(question, "gus")]
         assert set(before[:3]) & set(after)  # the same model file: the same kind of answers
         assert mem.verify().ok
+
+
+def test_a_log_written_by_an_older_mnemoflow_is_served(tmp_path: Path) -> None:
+    """The fixture log of the first versioned mnemoflow (tests/fixtures/log-v1), served: the
+    service rebuilds its projections, derives nothing twice, verifies and answers."""
+    home = tmp_path / "old"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "log-v1", home)
+    admin = new_key(home, "--admin")
+    with serving(home) as url, Memory.connect(url, admin) as mem:
+        assert mem.verify().ok
+        deadline = time.monotonic() + 60
+        while not mem.health()["ready"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        hits = mem.recall("What is Rosa's dog called?", "rosa", k=3)
+        assert "Biscuit" in hits[0].text and hits[0].channels["semantic"] > 0
+        r = mem.store("Rosa: Biscuit turned five.", "rosa")
+        assert mem.recall("How old is Biscuit?", "rosa", min_position=r.position)[0].text == (
+            "Rosa: Biscuit turned five."
+        )
+        embedded = mem.stats()["streams"]["embedded"]["events"]
+    with EventLog(ROOT / "tests" / "fixtures" / "log-v1" / "log", writable=False) as log:
+        assert embedded == log.stream("embedded").last_position + 1  # none derived twice
 
 
 def test_the_readme_set_up_runs_as_written(tmp_path: Path) -> None:
