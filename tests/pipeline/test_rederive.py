@@ -190,3 +190,41 @@ def test_the_extractor_rederives_with_an_llm_or_with_this_versions_rules(
     assert requested(settings, "extractor") == {}
     again = rederive(load_settings(home=home), "extractor", {})
     assert again.switched and again.generation == 3
+
+
+def test_a_rederive_killed_mid_way_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """`mnemo rederive` killed (SIGKILL) after its first batches: run again, it finishes
+    without writing any event twice, and the log verifies."""
+    import signal
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    _fill(home)
+    config = tmp_path / "small-steps.toml"
+    config.write_text("[projections]\nactor_batch_size = 2\n")  # many rounds: time to kill
+    args = ["rederive", "embedder", "--model-id", "minilm-killed", "--config", str(config)]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mnemoflow.pipeline.cli", *args, "--home", str(home)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stderr is not None
+    seen = [child.stderr.readline() for _ in range(3)]
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+    child.stderr.close()
+    assert all("generation 2: embedder at input" in line for line in seen), seen
+    layout = read_layout(home / "log")
+    assert layout.current == 1 and layout.pending is not None  # cut short: still pending
+    with EventLog(home / "log", writable=False, generations={EMBEDDED_STREAM: 2}) as log:
+        written = len(list(log.stream(EMBEDDED_STREAM).read()))
+    assert 0 < written < 26
+
+    done = mnemo(home, "rederive", "embedder", "--config", str(config), "--json")
+    assert done.returncode == 0, done.stderr  # no model named: the pending one resumes
+    assert json.loads(done.stdout)["switched"]
+    with EventLog(home / "log", writable=False) as log:
+        embedded = list(log.stream(EMBEDDED_STREAM).read())
+        assert len(embedded) == 26 and len({r.causation for r in embedded}) == 26
+        assert log.verify().ok
