@@ -19,7 +19,7 @@ from mnemoflow.eventlog.errors import MnemoError
 from mnemoflow.pipeline.api.client import RemoteMemory, running_server
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.memory import Memory
-from mnemoflow.pipeline.api.wire import receipt_json, record_json
+from mnemoflow.pipeline.api.wire import contradiction_json, receipt_json, record_json
 
 INSTRUCTIONS = """Long-term memory. Store facts worth keeping about a user or a task with
 add_memory (one fact per call, in a sentence that stands on its own), and look them up with
@@ -96,6 +96,12 @@ def _read_tools(server: MCPServer[Any], backend: Memory | RemoteMemory) -> None:
         if row is None:
             raise ToolError(f"MemoryNotFound: no memory {memory_id!r}")
         return record_json(row)
+
+    @server.tool()
+    def list_contradictions(namespace: str) -> list[dict[str, Any]]:
+        """Memories that contradict each other in a namespace, which one supersedes the
+        other (the older is archived), and the events behind each."""
+        return guarded(lambda: [contradiction_json(c) for c in backend.contradictions(namespace)])
 
     @server.tool()
     def audit_memory(memory_id: str) -> list[dict[str, Any]]:

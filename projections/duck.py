@@ -35,6 +35,7 @@ from mnemoflow.projections.memstate import (
     FIELDS,
     FORGOTTEN,
     BatchFold,
+    Contradicting,
     MemoryRow,
     doc_id,
     with_context,
@@ -421,6 +422,37 @@ class DuckProjection:
             .fetchall()
         )
         return [memory_row(row) for row in found]
+
+    def contradictions(self, namespace: str) -> list[Contradicting]:
+        """The linker's `contradicts` edges of a namespace, oldest first, each with both
+        memories and the consolidator's `supersedes` decision between them, if it made one."""
+        pairs = (
+            self.con.cursor()
+            .execute(
+                "SELECT e.src, e.dst, e.position, c.doc, c.position FROM edges e "
+                "LEFT JOIN consolidation c ON c.namespace = e.namespace "
+                "AND c.decision = 'supersedes' AND ((c.doc = e.src AND c.target = e.dst) "
+                "OR (c.doc = e.dst AND c.target = e.src)) "
+                "WHERE e.namespace = ? AND e.kind = 'contradicts' ORDER BY e.position, c.position",
+                [namespace],
+            )
+            .fetchall()
+        )
+        docs = sorted({d for src, dst, *_ in pairs for d in (src, dst)})
+        rows = {
+            row.doc: row
+            for row in map(
+                memory_row,
+                self.con.cursor()
+                .execute(_SELECT_MEMORIES + " WHERE doc IN (SELECT unnest(?))", [docs])
+                .fetchall(),
+            )
+        }
+        found: dict[int, Contradicting] = {}  # by edge: the latest decision between the two
+        for src, dst, edge, winner, decided in pairs:
+            if src in rows and dst in rows:
+                found[edge] = Contradicting(rows[src], rows[dst], edge, winner, decided)
+        return list(found.values())
 
     def referencing(self, doc: int) -> list[tuple[str, int]]:
         """(stream, position) of the linked and consolidated events that target a memory."""

@@ -106,6 +106,19 @@ def _context_terms(context: str) -> list[str]:
     return tokenize(context)
 
 
+@dataclass(frozen=True, slots=True)
+class Contradicting:
+    """A `contradicts` edge: the later memory, the earlier one it contradicts, the linked
+    event's position, and the consolidator's `supersedes` decision between them (the doc that
+    won and the consolidated event's position), if it made one."""
+
+    memory: MemoryRow
+    contradicts: MemoryRow
+    linked_position: int
+    superseding_doc: int | None
+    consolidated_position: int | None
+
+
 @dataclass
 class BatchFold:
     """What one batch does to the memories it touches."""

@@ -23,9 +23,16 @@ from mnemoflow.eventlog import errors as log_errors
 from mnemoflow.eventlog.payloads import Metadata, local_now
 from mnemoflow.pipeline.api import errors as pipeline_errors
 from mnemoflow.pipeline.api.errors import PipelineError
-from mnemoflow.pipeline.api.record import MemoryRecord
+from mnemoflow.pipeline.api.record import Contradiction, MemoryRecord
 from mnemoflow.pipeline.api.transfer import ImportReport, Numbered
-from mnemoflow.pipeline.api.wire import event_of, hit_of, receipt_of, record_of, report_of
+from mnemoflow.pipeline.api.wire import (
+    contradiction_of,
+    event_of,
+    hit_of,
+    receipt_of,
+    record_of,
+    report_of,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -211,6 +218,10 @@ class RemoteMemory:
             "GET", f"/namespaces/{namespace}/memories", status=status, limit=limit, offset=offset
         )
         return [record_of(d) for d in found]
+
+    def contradictions(self, namespace: str) -> list[Contradiction]:
+        found = self._call("GET", f"/namespaces/{namespace}/contradictions")
+        return [contradiction_of(d) for d in found]
 
     def history(self, memory_id: str) -> list[EventView]:
         return [event_of(d) for d in self._call("GET", f"/history/{memory_id}")]

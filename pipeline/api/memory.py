@@ -25,7 +25,7 @@ from mnemoflow.pipeline.api.config import Settings, load_settings
 from mnemoflow.pipeline.api.errors import ErasureUnfinished, HomeError
 from mnemoflow.pipeline.api.generation import projections_directory, with_generation
 from mnemoflow.pipeline.api.logsetup import configure_logging
-from mnemoflow.pipeline.api.record import MemoryRecord
+from mnemoflow.pipeline.api.record import Contradiction, MemoryRecord
 from mnemoflow.pipeline.api.runtime import Runtime, SyncReport, drop_views, view_of
 from mnemoflow.pipeline.api.transfer import ImportReport, Numbered, export_rows, import_rows
 from mnemoflow.projections.memstate import doc_id
@@ -366,6 +366,20 @@ class Memory:
         already imported adds nothing; a row that cannot be applied raises `ImportRejected`
         naming its line, after the rows before it."""
         return import_rows(self._inputs, rows, ns_map)
+
+    def contradictions(self, namespace: str) -> list[Contradiction]:
+        """The namespace's contradicting memories (as far as the projections have caught
+        up), oldest link first, with the supersession between them and its provenance."""
+        check.namespace(namespace)
+        if self._runtime.inline_actors and self._writable:
+            self._runtime.sync()  # the linker and the consolidator find them
+        else:
+            self._runtime.refresh()
+        namespace_id = self._inputs.namespace_id(namespace)
+        if namespace_id is None:
+            raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
+        found = self._runtime.projector.duck.contradictions(namespace_id)
+        return [Contradiction.of(c, namespace) for c in found]
 
     def sync(self) -> SyncReport:
         """Run the actors (embedding) over what is new and fold it into the projections."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from mnemoflow.eventlog.payloads import Metadata, on_clock
 
 if TYPE_CHECKING:
-    from mnemoflow.projections.memstate import MemoryRow
+    from mnemoflow.projections.memstate import Contradicting, MemoryRow
 
 
 @dataclass(frozen=True)
@@ -41,3 +41,32 @@ class MemoryRecord:
             text_position=row.text_position,
             metadata=row.metadata_dict(),
         )
+
+
+@dataclass(frozen=True)
+class Contradiction:
+    """Two memories the linker found contradicting (the same claim affirmed and denied),
+    which one the consolidator let supersede the other (None: it has not decided), and the
+    events behind it: both texts' input events, the link, the decision."""
+
+    memory: MemoryRecord  # the later one
+    contradicts: MemoryRecord  # the earlier one
+    superseded: str | None  # the memory id archived in favour of the other
+    provenance: list[dict[str, object]]  # {"stream", "position", "kind"} each
+
+    @classmethod
+    def of(cls, found: Contradicting, namespace: str) -> Contradiction:
+        later = MemoryRecord.of(found.memory, namespace)
+        earlier = MemoryRecord.of(found.contradicts, namespace)
+        loser = None
+        if found.superseding_doc is not None:
+            loser = earlier if found.superseding_doc == found.memory.doc else later
+        provenance: list[dict[str, object]] = [
+            {"stream": "input", "position": m.text_position, "kind": "text"}
+            for m in (earlier, later)
+        ]
+        provenance.append({"stream": "linked", "position": found.linked_position, "kind": "link"})
+        if found.consolidated_position is not None:
+            decided = {"stream": "consolidated", "position": found.consolidated_position}
+            provenance.append(decided | {"kind": "decision"})
+        return cls(later, earlier, None if loser is None else loser.memory_id, provenance)

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mnemoflow.actors.embedder import EmbedderActor
 from mnemoflow.actors.follower import Follower, close_followers, derived_event_id
@@ -22,7 +22,16 @@ from mnemoflow.actors.inline import LogHistory, resume_position, run_follower
 from mnemoflow.actors.query.engine import QueryEngine
 from mnemoflow.eventlog import EventLog
 from mnemoflow.eventlog.atomic import write_atomic
-from mnemoflow.eventlog.schema import EMBEDDED_STREAM, INPUT_STREAM, MEMORY_STORED, MEMORY_UPDATED
+from mnemoflow.eventlog.derived import MemoryConsolidated
+from mnemoflow.eventlog.schema import (
+    CONSOLIDATED_STREAM,
+    EMBEDDED_STREAM,
+    EXTRACTED_STREAM,
+    INPUT_STREAM,
+    LINKED_STREAM,
+    MEMORY_STORED,
+    MEMORY_UPDATED,
+)
 from mnemoflow.pipeline.api.config import Settings
 from mnemoflow.pipeline.api.errors import ProjectionLag
 from mnemoflow.pipeline.api.topology import DEFAULT_TOPOLOGY, RECALL_NEEDS
@@ -225,6 +234,43 @@ class Runtime:
                     )
                 self._progress.wait(min(left, 0.25))
 
+    def decision(self, position: int, memory_id: str, timeout: float) -> MemoryConsolidated | None:
+        """What the consolidator decided about the memory stored at input `position`: merged
+        into an earlier one (`duplicate`), or superseding one (`supersedes`); None: it stays
+        a memory of its own. Waits until the consolidator has read it (inline: one sync);
+        ProjectionLag after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.inline_actors:
+                self.sync()
+            found = self._decision(position, memory_id)
+            if found is not _UNDECIDED:
+                return cast(MemoryConsolidated | None, found)
+            if time.monotonic() > deadline:
+                raise ProjectionLag(
+                    f"the consolidator did not reach position {position} within {timeout} s"
+                )
+            time.sleep(0.05)
+
+    def _decision(self, position: int, memory_id: str) -> object:
+        source = (INPUT_STREAM, position)
+        for stream in (EXTRACTED_STREAM, LINKED_STREAM):  # the memory's chain of events
+            events = self.log.stream(stream)
+            events.refresh()
+            found = events.get(derived_event_id(stream, source[1], 0))
+            if found is None:
+                return _UNDECIDED
+            source = (stream, found.position)
+        decisions = self.log.stream(CONSOLIDATED_STREAM)
+        decisions.refresh()
+        if resume_position(self.log, self.follower("consolidator")) < source[1]:
+            return _UNDECIDED
+        for record in decisions.read(memory_id=memory_id):
+            payload = self.log.open_payload(record)
+            if isinstance(payload, MemoryConsolidated):
+                return payload
+        return None
+
     def sees(self, position: int) -> bool:
         """Whether recall sees the input up to `position` now (see `wait_for`)."""
         return self._reached(position, _last_text_at_or_before(self.log, position))
@@ -318,6 +364,9 @@ class Runtime:
             if tmp is not None:
                 parts.callback(tmp.cleanup)
             self.close()
+
+
+_UNDECIDED = object()  # the consolidator has not read the memory yet
 
 
 def _last_text_at_or_before(event_log: EventLog, position: int, reach: int = 1000) -> int:

@@ -11,7 +11,7 @@ from mnemoflow.actors.query.hit import Hit
 from mnemoflow.eventlog import Causation, EventView, LogReport, Receipt
 from mnemoflow.eventlog.heads import Lost
 from mnemoflow.eventlog.verify import VerifyReport
-from mnemoflow.pipeline.api.record import MemoryRecord
+from mnemoflow.pipeline.api.record import Contradiction, MemoryRecord
 
 
 def _time(value: str | None) -> datetime | None:
@@ -37,6 +37,24 @@ def record_json(record: MemoryRecord) -> dict[str, Any]:
     for key in ("occurred_at", "recorded_at"):
         doc[key] = _iso(doc[key])
     return doc
+
+
+def contradiction_json(c: Contradiction) -> dict[str, Any]:
+    return {
+        "memory": record_json(c.memory),
+        "contradicts": record_json(c.contradicts),
+        "superseded": c.superseded,
+        "provenance": c.provenance,
+    }
+
+
+def contradiction_of(doc: dict[str, Any]) -> Contradiction:
+    return Contradiction(
+        record_of(doc["memory"]),
+        record_of(doc["contradicts"]),
+        doc["superseded"],
+        doc["provenance"],
+    )
 
 
 def record_of(doc: dict[str, Any]) -> MemoryRecord:

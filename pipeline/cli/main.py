@@ -18,7 +18,7 @@ from mnemoflow.eventlog.payloads import Metadata
 from mnemoflow.pipeline.api.config import load_settings
 from mnemoflow.pipeline.api.logsetup import configure_logging
 from mnemoflow.pipeline.api.memory import Memory
-from mnemoflow.pipeline.api.wire import lost_rows
+from mnemoflow.pipeline.api.wire import contradiction_json, lost_rows
 from mnemoflow.pipeline.cli.common import (
     AddCommand,
     Handler,
@@ -211,6 +211,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_contradictions(args: argparse.Namespace) -> int:
+    with open_client(args) as mem:
+        found = mem.contradictions(args.ns)
+    if args.json:
+        print(json.dumps([contradiction_json(c) for c in found], ensure_ascii=False))
+        return 0
+    for c in found:
+        verdict = f"superseded: {c.superseded}" if c.superseded else "not decided"
+        print(f"{c.memory.memory_id} {c.memory.text!r}")
+        print(f"  contradicts {c.contradicts.memory_id} {c.contradicts.text!r} ({verdict})")
+    return 0
+
+
 def _cmd_sync(args: argparse.Namespace) -> int:
     with open_local(args) as mem:
         report = mem.sync()
@@ -397,6 +410,9 @@ def _add_read_commands(command: AddCommand) -> None:
     p.add_argument("--status", choices=["active", "forgotten", "erased"])
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
+
+    p = command("contradictions", _cmd_contradictions, "memories that contradict each other")
+    p.add_argument("--ns", required=True)
 
     command("sync", _cmd_sync, "run the actors (embedding) and catch the projections up")
     command("stats", _cmd_stats, "events per stream, lag per actor and projection, disk use")

@@ -163,3 +163,30 @@ class MemoryApiContract:
         with pytest.raises(MemoryNotFound):
             api.update("0" * 32, "x")
         assert [m.text for m in api.memories("eve")] == ["a first memory"]
+
+    def test_contradictions_name_both_memories_the_supersession_and_provenance(
+        self, api: Any
+    ) -> None:
+        liked = api.store("Alice: I like coffee.", "cafe", occurred_at=WHEN)
+        later = WHEN + timedelta(days=3)
+        denied = api.store("Alice: I don't like coffee anymore.", "cafe", occurred_at=later)
+        api.store("Alice: I walk to work.", "cafe", occurred_at=later + timedelta(days=1))
+        api.recall("coffee", "cafe", min_position=denied.position)
+        found = api.contradictions("cafe")
+        assert len(found) == 1
+        (c,) = found
+        assert (c.memory.memory_id, c.contradicts.memory_id) == (
+            denied.memory_id,
+            liked.memory_id,
+        )
+        assert c.superseded == liked.memory_id  # the later claim supersedes the earlier
+        streams = [(p["stream"], p["kind"]) for p in c.provenance]
+        assert streams == [
+            ("input", "text"),
+            ("input", "text"),
+            ("linked", "link"),
+            ("consolidated", "decision"),
+        ]
+        assert [p["position"] for p in c.provenance[:2]] == [liked.position, denied.position]
+        with pytest.raises(NamespaceNotFound):
+            api.contradictions("nobody-here")

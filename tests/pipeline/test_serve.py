@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -130,6 +131,35 @@ def test_the_mem0_routes(server: tuple[Path, str, dict[str, str]]) -> None:
     assert found.json()["results"][0]["id"] == memory_id
     health = httpx.get(f"{url}/health").json()
     assert health["ready"] is True and health["projected_position"] == health["input_position"]
+
+
+def test_mem0s_add_says_what_became_of_the_memory(
+    server: tuple[Path, str, dict[str, str]],
+) -> None:
+    """ADD for a memory of its own, UPDATE when it supersedes one (with the previous text),
+    NONE when it was merged into an existing one as a duplicate (with that one's id), as
+    mem0's add reports (it said ADD whatever happened)."""
+    _, url, keys = server
+    auth = {"Authorization": f"Bearer {keys['alice']}"}
+
+    def add(text: str) -> dict[str, Any]:
+        answer = httpx.post(
+            f"{url}/memories/add", json={"user_id": "alice", "text": text}, headers=auth
+        )
+        assert answer.status_code == 200, answer.text
+        (result,) = answer.json()["results"]
+        return dict(result)
+
+    first = add("Alice: I like espresso.")
+    assert first["event"] == "ADD" and "pending" not in first
+    denied = add("Alice: I don't like espresso anymore.")
+    assert denied["event"] == "UPDATE" and denied["previous_memory"] == "Alice: I like espresso."
+    again = add("Alice: I don't like espresso anymore.")
+    assert again == {
+        "id": denied["id"],
+        "memory": "Alice: I don't like espresso anymore.",
+        "event": "NONE",
+    }
 
 
 def test_a_restarted_service_answers_mem0_with_what_the_last_one_acknowledged(

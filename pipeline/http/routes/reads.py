@@ -1,5 +1,5 @@
-"""Routes that read: recall, one memory, a namespace's memories, a memory's history and its
-full audit trail. A key reads only its namespaces' memories."""
+"""Routes that read: recall, one memory, a namespace's memories and contradictions, a
+memory's history and its full audit trail. A key reads only its namespaces' memories."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from mnemoflow.eventlog.errors import MemoryNotFound, ValidationError
 from mnemoflow.pipeline.api.apikeys import ApiKey
 from mnemoflow.pipeline.api.memory import Memory
-from mnemoflow.pipeline.api.wire import record_json
+from mnemoflow.pipeline.api.wire import contradiction_json, record_json
 from mnemoflow.pipeline.http.guard import Guard
 from mnemoflow.pipeline.http.metrics import Metrics
 from mnemoflow.pipeline.http.models import EventOut, HitOut, RecallIn, RowOut
@@ -57,6 +57,12 @@ def add_routes(app: FastAPI, memory: Memory, guard: Guard, metrics: Metrics) -> 
             raise ValidationError("limit must be 1..1000 and offset at least 0")
         rows = memory.memories(namespace, status=status, limit=limit, offset=offset)
         return [record_json(r) for r in rows]
+
+    @app.get("/namespaces/{namespace}/contradictions", tags=["memories"])
+    def contradictions(namespace: str, key: ApiKey | None = authorised) -> list[dict[str, Any]]:
+        """Memories the linker found contradicting, which one supersedes, and provenance."""
+        allow(key, namespace)
+        return [contradiction_json(c) for c in memory.contradictions(namespace)]
 
     @app.get("/history/{memory_id}", response_model=list[EventOut], tags=["audit"])
     def history(memory_id: str, key: ApiKey | None = authorised) -> list[dict[str, Any]]:
