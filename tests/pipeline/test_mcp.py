@@ -22,6 +22,7 @@ TOOLS = {
     "delete_memory",
     "give_feedback",
     "audit_memory",
+    "list_contradictions",
 }
 
 
@@ -71,6 +72,11 @@ async def _session(home: Path) -> dict[str, Any]:
             await session.call_tool("list_memories", {"namespace": "priya", "limit": 10})
         )
         seen["audit"] = _payload(await session.call_tool("audit_memory", {"memory_id": memory_id}))
+        for text in ("Priya: I like jazz.", "Priya: I don't like jazz anymore."):
+            await session.call_tool("add_memory", {"text": text, "namespace": "priya"})
+        seen["contradictions"] = _payload(
+            await session.call_tool("list_contradictions", {"namespace": "priya"})
+        )
         await session.call_tool("delete_memory", {"memory_id": memory_id, "reason": "test"})
         seen["after_delete"] = _payload(
             await session.call_tool("search_memory", {"query": "allergic", "namespace": "priya"})
@@ -84,6 +90,10 @@ async def _session(home: Path) -> dict[str, Any]:
 def test_an_mcp_client_uses_every_tool(tmp_path: Path) -> None:
     seen = asyncio.run(asyncio.wait_for(_session(tmp_path / "home"), timeout=240))
     assert set(seen["tools"]) == TOOLS
+    (contradiction,) = seen["contradictions"]
+    assert contradiction["memory"]["text"] == "Priya: I don't like jazz anymore."
+    assert contradiction["contradicts"]["text"] == "Priya: I like jazz."
+    assert contradiction["superseded"] == contradiction["contradicts"]["memory_id"]
     for tool in seen["tools"].values():
         assert tool.description and len(tool.description) > 30
         assert tool.input_schema["type"] == "object"
