@@ -15,15 +15,18 @@ its new stream records.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 
 from mnemoflow.actors.embedder import EmbedderSettings, ModelNotFound, resolve
+from mnemoflow.actors.follower import Follower
 from mnemoflow.actors.inline import run_follower
 from mnemoflow.actors.llm import LLMSettings
 from mnemoflow.eventlog import EventLog
@@ -47,6 +50,8 @@ from mnemoflow.pipeline.api.generation import projections_directory, with_genera
 from mnemoflow.pipeline.api.runtime import Runtime
 
 # The streams an actor's re-derivation writes anew: its own and those derived from it.
+LEAD_BATCHES = 8  # the re-derived actor takes this many actor batches a step (the model's)
+
 REDERIVES: dict[str, tuple[str, ...]] = {
     "embedder": (EMBEDDED_STREAM, LINKED_STREAM, CONSOLIDATED_STREAM),
     "extractor": (EXTRACTED_STREAM, LINKED_STREAM, CONSOLIDATED_STREAM),
@@ -142,18 +147,34 @@ class Rederivation:
             for f in self.runtime.followers
             if self.log.writable or f.output in self.pending.streams
         ]
+        self.lead = next(f for f in self.followers if f.name == self.pending.actor)
         self.derived = 0
+        self._counting = threading.Lock()
         self.began = time.perf_counter()
 
     def round(self) -> int:
         """One batch per actor; the upstream events read (0: caught up)."""
-        moved = 0
+        return sum(
+            self._step(f, self.settings.projections.actor_batch_size) for f in self.followers
+        )
+
+    def lead_round(self) -> int:
+        """One large batch of the re-derived actor itself: the model's work, which runs
+        outside the GIL while `others_round` runs beside it on another thread."""
+        return self._step(self.lead, LEAD_BATCHES * self.settings.projections.actor_batch_size)
+
+    def others_round(self) -> int:
+        """A batch of each other actor, and the new projections folded as far as they go."""
         batch = self.settings.projections.actor_batch_size
-        for follower in self.followers:
-            step = run_follower(self.log, follower, batch_size=batch, max_batches=1)
-            moved += step.read
-            self.derived += step.derived
+        moved = sum(self._step(f, batch) for f in self.followers if f is not self.lead)
+        self.runtime.project()
         return moved
+
+    def _step(self, follower: Follower, batch: int) -> int:
+        step = run_follower(self.log, follower, batch_size=batch, max_batches=1)
+        with self._counting:
+            self.derived += step.derived
+        return step.read
 
     def progress(self) -> dict[str, Any]:
         seconds = time.perf_counter() - self.began
@@ -240,14 +261,17 @@ def rederive(
     assert layout.pending is not None
     with EventLog(settings.home / "log", settings.log, generations=layout.with_pending()) as log:
         work = Rederivation(settings, layout, log)
-        rounds = 0
         try:
-            while work.round():
-                rounds += 1
-                if progress is not None:
-                    progress(describe(work.progress()))
-                if max_rounds is not None and rounds >= max_rounds:
-                    return _done(work, switched=False)
+            with _beside(work.others_round):
+                rounds = 0
+                while work.lead_round():
+                    rounds += 1
+                    if progress is not None:
+                        progress(describe(work.progress()))
+                    if max_rounds is not None and rounds >= max_rounds:
+                        return _done(work, switched=False)
+            while work.round():  # the others' last batches
+                pass
             final = work.progress()
             work.switch()
         finally:
@@ -257,6 +281,32 @@ def rederive(
     if progress is not None:
         progress(describe(final))
     return _done(work, switched=True, dropped=dropped)
+
+
+@contextlib.contextmanager
+def _beside(work: Callable[[], int]) -> Iterator[None]:
+    """`work` called over and over on a thread of its own while the block runs (resting a
+    little when it found nothing to do); its error, if any, raised when the block ends."""
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                if not work():
+                    stop.wait(0.05)
+        except BaseException as exc:  # reported to the caller below
+            failed.append(exc)
+
+    thread = threading.Thread(target=loop, name="mnemo-rederive-beside", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 def describe(state: dict[str, Any]) -> str:
