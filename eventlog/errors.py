@@ -73,6 +73,10 @@ class MemoryGone(LogError):
     """The memory was forgotten or its namespace erased; it can no longer change."""
 
 
+class EpisodeClosed(LogError):
+    """The episode is completed: it takes no more steps and no second completion."""
+
+
 class MemoryIdTaken(LogError):
     """A store chose a memory id (an import keeps the ids it carries) that another event of
     this log already uses."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, cast
@@ -231,15 +231,19 @@ class InputLog:
         self,
         kind: str,
         memory_id: str,
-        payload: Payload,
+        payload: Payload | Callable[[list[Record]], Payload],
         event_id: str | None,
         occurred_at: datetime | None = None,
         expected: str | None = None,
         *,
         keep_time: bool = False,
+        subject: str = MEMORY_STORED,
     ) -> Receipt:
         """`keep_time`: with no `occurred_at`, the memory's last text event's time, not now.
-        `expected`: the name of the namespace the memory must be in."""
+        `expected`: the name of the namespace the memory must be in. `subject`: the kind the
+        subject's first event must be (a memory's store, an episode's start). `payload` may be
+        made from the subject's records, under the lock that orders changes (it raises to
+        refuse)."""
         check.memory_id(memory_id)
         chosen = None if event_id is None else check.event_id(event_id)
         if expected is not None:
@@ -259,6 +263,11 @@ class InputLog:
                     return receipt_of(INPUT_STREAM, known)
             if status != "active":
                 raise MemoryGone(f"memory {memory_id} is {status}; it cannot change")
+            if records[0].kind != subject:
+                what = records[0].kind.split(".")[0]
+                raise ValidationError(f"{memory_id} is an {what}, not what this changes")
+            if callable(payload):
+                payload = payload(records)
             if occurred_at is None and keep_time:
                 texts = [r for r in records if r.kind in (MEMORY_STORED, MEMORY_UPDATED)]
                 if texts:
@@ -268,6 +277,41 @@ class InputLog:
             draft = self._draft(
                 kind, namespace, memory_id, payload, event_id, occurred_at or datetime.now(UTC)
             )
+            return self._log.input.append([draft])[0]
+
+    def change(
+        self,
+        kind: str,
+        subject_id: str,
+        make: Callable[[list[Record]], Payload],
+        event_id: str | None,
+        occurred_at: datetime | str | None,
+        *,
+        subject: str,
+    ) -> Receipt:
+        """Append an event about an existing subject of another kind than a memory (an
+        episode's step): checked and made as `update` is, from the subject's records."""
+        when = check.occurred_at(occurred_at)
+        return self._change(kind, subject_id, make, event_id, when, subject=subject)
+
+    def begin(
+        self,
+        kind: str,
+        namespace: str,
+        payload: Payload,
+        occurred_at: datetime | str | None,
+        event_id: str | None,
+    ) -> Receipt:
+        """Append the first event of a new subject other than a memory (an episode's start):
+        a new id, in the namespace (made if it is new); idempotent by `event_id`."""
+        name = check.namespace(namespace)
+        when = check.occurred_at(occurred_at) or local_now()
+        chosen = None if event_id is None else check.event_id(event_id)
+        with self._erasing.reading(), self._log.keyring.pinned():
+            namespace_id = cast(str, self._log.keyring.namespace_id(name, create=True))
+            fresh_event, subject_id = new_ids(2)
+            event = fresh_event if chosen is None else self.keyed_event_id(namespace_id, chosen)
+            draft = self._draft(kind, namespace_id, subject_id, payload, event, when)
             return self._log.input.append([draft])[0]
 
     def keyed_event_id(self, namespace: str, chosen: str) -> str:

@@ -21,8 +21,21 @@ MEMORY_UPDATED = "memory.updated"
 MEMORY_FORGOTTEN = "memory.forgotten"
 FEEDBACK_RECORDED = "feedback.recorded"
 SUBJECT_ERASED = "subject.erased"
+# An agent's task, step by step: an episode's events carry its id where a memory's carry theirs.
+EPISODE_STARTED = "episode.started"
+EPISODE_STEP = "episode.step"
+EPISODE_COMPLETED = "episode.completed"
 INPUT_KINDS = frozenset(
-    {MEMORY_STORED, MEMORY_UPDATED, MEMORY_FORGOTTEN, FEEDBACK_RECORDED, SUBJECT_ERASED}
+    {
+        MEMORY_STORED,
+        MEMORY_UPDATED,
+        MEMORY_FORGOTTEN,
+        FEEDBACK_RECORDED,
+        SUBJECT_ERASED,
+        EPISODE_STARTED,
+        EPISODE_STEP,
+        EPISODE_COMPLETED,
+    }
 )
 
 # Kinds on derived streams.

@@ -27,6 +27,7 @@ from mnemoflow.projections.derived_rows import (
     KEY_COLUMN,
     DerivedFold,
 )
+from mnemoflow.projections.episode_rows import EPISODE_TABLES, fold_episodes
 from mnemoflow.projections.errors import ProjectionError
 from mnemoflow.projections.memstate import (
     ACTIVE,
@@ -52,6 +53,7 @@ TABLES = (
     "term_stats",
     "corpus",
     *DERIVED_TABLES,
+    *EPISODE_TABLES,
 )
 _TIME_COLUMNS = ("occurred_at", "recorded_at")
 # Times leave DuckDB as microseconds: converting TIMESTAMPTZ values in Python goes through
@@ -256,6 +258,7 @@ class DuckProjection:
         self._bulk("versions", VERSION_ARROW, fold.versions)
         self._bulk("feedback", FEEDBACK_ARROW, fold.feedback)
         postings.index(self.con, index, FIELDS)
+        fold_episodes(self.con, events)
         return uncontexted
 
     def _contexts_of(
@@ -388,7 +391,15 @@ class DuckProjection:
             "WHERE namespace = ?",
             [ERASED, namespace],
         )
-        for table in ("versions", "feedback", "postings", "term_stats", "corpus", *DERIVED_TABLES):
+        for table in (
+            "versions",
+            "feedback",
+            "postings",
+            "term_stats",
+            "corpus",
+            *DERIVED_TABLES,
+            *EPISODE_TABLES,
+        ):
             self.con.execute(f"DELETE FROM {table} WHERE namespace = ?", [namespace])
 
     # -- reading -------------------------------------------------------------------------

@@ -68,3 +68,16 @@ CREATE TABLE IF NOT EXISTS schedule (
     difficulty DOUBLE NOT NULL, reviewed_at TIMESTAMPTZ NOT NULL, reps INTEGER NOT NULL,
     lapses INTEGER NOT NULL, position BIGINT NOT NULL  -- the decay event
 );
+-- Episodes: an agent's tasks, folded from the input stream's episode events.
+CREATE TABLE IF NOT EXISTS episodes (
+    episode_id VARCHAR PRIMARY KEY, namespace VARCHAR NOT NULL, task VARCHAR NOT NULL,
+    domain VARCHAR, language VARCHAR, tags VARCHAR NOT NULL,   -- a JSON list
+    started_at TIMESTAMPTZ NOT NULL, position BIGINT NOT NULL,
+    completed_at TIMESTAMPTZ, success BOOLEAN, score DOUBLE, result VARCHAR, error VARCHAR,
+    duration_ms DOUBLE, completed_position BIGINT
+);
+CREATE TABLE IF NOT EXISTS episode_steps (
+    episode_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, position BIGINT NOT NULL,
+    tool VARCHAR NOT NULL, action VARCHAR NOT NULL, ok BOOLEAN NOT NULL, error VARCHAR,
+    latency_ms DOUBLE, tokens BIGINT, observation VARCHAR, occurred_at TIMESTAMPTZ NOT NULL
+);

@@ -8,6 +8,8 @@ same exceptions (`ValidationError`, `MemoryNotFound`, …), and refusals of the 
 
 from __future__ import annotations
 
+import builtins
+import functools
 import itertools
 import json
 import os
@@ -22,6 +24,7 @@ from mnemoflow.eventlog import EventView, LogReport, Receipt, StoreRequest
 from mnemoflow.eventlog import errors as log_errors
 from mnemoflow.eventlog.payloads import Metadata, local_now
 from mnemoflow.pipeline.api import errors as pipeline_errors
+from mnemoflow.pipeline.api.episodes import EpisodeRecord, TaskContext
 from mnemoflow.pipeline.api.errors import PipelineError
 from mnemoflow.pipeline.api.record import Contradiction, MemoryRecord
 from mnemoflow.pipeline.api.transfer import ImportReport, Numbered
@@ -219,6 +222,25 @@ class RemoteMemory:
         )
         return [record_of(d) for d in found]
 
+    @functools.cached_property
+    def episodes(self) -> RemoteEpisodes:
+        """`Memory.episodes` over HTTP."""
+        return RemoteEpisodes(self)
+
+    def context(
+        self,
+        task: str,
+        namespace: str,
+        *,
+        domain: str | None = None,
+        tags: Sequence[str] = (),
+        k: int = 5,
+    ) -> TaskContext:
+        body = {"task": task, "namespace": namespace, "domain": domain, "tags": list(tags), "k": k}
+        doc = self._call("POST", "/context", body)
+        episodes = [EpisodeRecord.from_json(e) for e in doc["episodes"]]
+        return TaskContext(episodes, [hit_of(h) for h in doc["memories"]])
+
     def contradictions(self, namespace: str) -> list[Contradiction]:
         found = self._call("GET", f"/namespaces/{namespace}/contradictions")
         return [contradiction_of(d) for d in found]
@@ -337,6 +359,92 @@ class RemoteMemory:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class RemoteEpisodes:
+    """`Memory.episodes` over HTTP: the same calls, the same receipts and records."""
+
+    def __init__(self, remote: RemoteMemory) -> None:
+        self._remote = remote
+
+    def start(
+        self,
+        task: str,
+        namespace: str,
+        *,
+        domain: str | None = None,
+        language: str | None = None,
+        tags: Sequence[str] = (),
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        body = {
+            "task": task,
+            "namespace": namespace,
+            "domain": domain,
+            "language": language,
+            "tags": list(tags),
+            "occurred_at": _iso(occurred_at),
+            "event_id": event_id,
+        }
+        return receipt_of(self._remote._call("POST", "/episodes", body))
+
+    def step(
+        self,
+        episode_id: str,
+        tool: str,
+        action: str,
+        *,
+        error: str | None = None,
+        latency_ms: float | None = None,
+        tokens: int | None = None,
+        observation: str | None = None,
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        body = {
+            "tool": tool,
+            "action": action,
+            "error": error,
+            "latency_ms": latency_ms,
+            "tokens": tokens,
+            "observation": observation,
+            "occurred_at": _iso(occurred_at),
+            "event_id": event_id,
+        }
+        return receipt_of(self._remote._call("POST", f"/episodes/{episode_id}/steps", body))
+
+    def complete(
+        self,
+        episode_id: str,
+        success: bool,
+        *,
+        score: float | None = None,
+        result: str | None = None,
+        error: str | None = None,
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        body = {
+            "success": success,
+            "score": score,
+            "result": result,
+            "error": error,
+            "occurred_at": _iso(occurred_at),
+            "event_id": event_id,
+        }
+        return receipt_of(self._remote._call("POST", f"/episodes/{episode_id}/complete", body))
+
+    def get(self, episode_id: str) -> EpisodeRecord:
+        return EpisodeRecord.from_json(self._remote._call("GET", f"/episodes/{episode_id}"))
+
+    def list(
+        self, namespace: str, *, domain: str | None = None, limit: int = 100, offset: int = 0
+    ) -> builtins.list[EpisodeRecord]:
+        found = self._remote._call(
+            "GET", f"/namespaces/{namespace}/episodes", domain=domain, limit=limit, offset=offset
+        )
+        return [EpisodeRecord.from_json(e) for e in found]
 
 
 SERVER_FILE = "server.json"  # written by `mnemo serve` in the data directory it serves

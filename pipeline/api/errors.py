@@ -16,6 +16,7 @@ from __future__ import annotations
 from mnemoflow.eventlog.errors import (
     AppendFailed,
     CorruptSegment,
+    EpisodeClosed,
     LogError,
     LogLocked,
     MemoryGone,
@@ -31,6 +32,7 @@ __all__ = [
     "AppendFailed",
     "ConfigError",
     "CorruptSegment",
+    "EpisodeClosed",
     "ErasureUnfinished",
     "HomeError",
     "ImportRejected",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import threading
 from collections import OrderedDict
@@ -22,6 +23,7 @@ from mnemoflow.eventlog.payloads import Metadata, local_now
 from mnemoflow.eventlog.schema import INPUT_STREAM
 from mnemoflow.pipeline.api.apikeys import KeyStore
 from mnemoflow.pipeline.api.config import Settings, load_settings
+from mnemoflow.pipeline.api.episodes import Episodes, TaskContext
 from mnemoflow.pipeline.api.errors import ErasureUnfinished, HomeError
 from mnemoflow.pipeline.api.generation import projections_directory, with_generation
 from mnemoflow.pipeline.api.logsetup import configure_logging
@@ -366,6 +368,28 @@ class Memory:
         already imported adds nothing; a row that cannot be applied raises `ImportRejected`
         naming its line, after the rows before it."""
         return import_rows(self._inputs, rows, ns_map)
+
+    @functools.cached_property
+    def episodes(self) -> Episodes:
+        """What agents did in their tasks: `start`, `step`, `complete`, `get`, `list`."""
+        return Episodes(self)
+
+    def context(
+        self,
+        task: str,
+        namespace: str,
+        *,
+        domain: str | None = None,
+        tags: Sequence[str] = (),
+        k: int = 5,
+    ) -> TaskContext:
+        """For a new task: the past episodes of the namespace that bear on it (with their
+        outcome, score and steps) and the memories recall finds for it."""
+        task = check.text(task, self.settings.log)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.settings.query.max_k:
+            raise ValidationError(f"k must be a whole number from 1 to {self.settings.query.max_k}")
+        episodes = self.episodes.relevant(task, namespace, domain=domain, tags=tags, k=k)
+        return TaskContext(episodes, self.recall(task, namespace, k))
 
     def contradictions(self, namespace: str) -> list[Contradiction]:
         """The namespace's contradicting memories (as far as the projections have caught

@@ -27,6 +27,7 @@ from mnemoflow.pipeline.cli.common import (
     open_client,
     open_local,
 )
+from mnemoflow.pipeline.cli.episode_commands import add_episode_commands
 from mnemoflow.pipeline.cli.output import (
     audit_lines,
     event_line,
@@ -333,6 +334,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_write_commands(command)
     _add_read_commands(command)
+    add_episode_commands(command, common)
     return parser
 
 

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnemoflow.eventlog.errors import (
+    EpisodeClosed,
     KeyErased,
     MemoryGone,
     MemoryIdTaken,
@@ -36,7 +37,7 @@ from mnemoflow.pipeline.http.guard import BodyLimit, Guard, HttpError
 from mnemoflow.pipeline.http.hostguard import HostCheck
 from mnemoflow.pipeline.http.metrics import Metrics
 from mnemoflow.pipeline.http.models import ErrorOut
-from mnemoflow.pipeline.http.routes import mem0, reads, service, transfer, writes
+from mnemoflow.pipeline.http.routes import episodes, mem0, reads, service, transfer, writes
 from mnemoflow.pipeline.http.routes.service import Rederiving
 
 ERRORS = {401: "no or unknown API key", 403: "outside the key's namespaces"}
@@ -46,6 +47,7 @@ STATUS = {
     MemoryNotFound: 404,
     MemoryGone: 410,
     MemoryIdTaken: 409,
+    EpisodeClosed: 409,
     KeyErased: 410,
     ProjectionLag: 503,
     StorageError: 503,  # the disk (full, failing): nothing was acknowledged, retry later
@@ -95,6 +97,7 @@ def create_app(
     mem0.add_routes(app, memory, guard, metrics)
     service.add_routes(app, memory, guard, metrics, status, rederiving)
     transfer.add_routes(app, memory, guard)
+    episodes.add_routes(app, memory, guard)
     return app
 
 

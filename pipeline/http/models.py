@@ -75,6 +75,50 @@ class EraseIn(_In):
     namespace: str
 
 
+class EpisodeStartIn(_In):
+    task: str = Field(description="what the agent set out to do")
+    namespace: str
+    domain: str | None = None
+    language: str | None = None
+    tags: list[str] = Field([], max_length=50)
+    occurred_at: datetime | None = None
+    event_id: str | None = Field(None, description="idempotency key, as for /store")
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class EpisodeStepIn(_In):
+    tool: str
+    action: str
+    error: str | None = Field(None, description="set: the step failed, with this message")
+    latency_ms: float | None = Field(None, ge=0)
+    tokens: int | None = Field(None, ge=0)
+    observation: str | None = None
+    occurred_at: datetime | None = None
+    event_id: str | None = None
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class EpisodeCompleteIn(_In):
+    success: bool
+    score: float | None = Field(None, ge=0, le=1, description="default: from the steps")
+    result: str | None = None
+    error: str | None = None
+    occurred_at: datetime | None = None
+    event_id: str | None = None
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class ContextIn(_In):
+    task: str
+    namespace: str
+    domain: str | None = None
+    tags: list[str] = []
+    k: int = Field(5, ge=1)
+
+
 class ImportIn(_In):
     rows: list[dict[str, Any]] = Field(
         min_length=1, max_length=1000, description="rows of a mnemoflow.export, in order"

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from mnemoflow.eventlog import StoreRequest
-from mnemoflow.eventlog.errors import MemoryNotFound, NamespaceNotFound, ValidationError
+from mnemoflow.eventlog.errors import (
+    EpisodeClosed,
+    MemoryNotFound,
+    NamespaceNotFound,
+    ValidationError,
+)
 from mnemoflow.eventlog.schema import from_micros
 
 WHEN = datetime(2024, 5, 1, 9, tzinfo=UTC)
@@ -190,3 +195,48 @@ class MemoryApiContract:
         assert [p["position"] for p in c.provenance[:2]] == [liked.position, denied.position]
         with pytest.raises(NamespaceNotFound):
             api.contradictions("nobody-here")
+
+    def test_episodes_are_recorded_read_and_give_a_new_task_its_context(self, api: Any) -> None:
+        def run(task: str, steps: list[tuple[str, str, str | None]], success: bool) -> str:
+            eid = api.episodes.start(task, "agent", domain="devops", tags=["deploy"]).memory_id
+            for tool, action, error in steps:
+                api.episodes.step(eid, tool, action, error=error, latency_ms=12.5)
+            api.episodes.complete(eid, success, result="done" if success else None)
+            return str(eid)
+
+        good = run(
+            "Deploy the billing service to staging",
+            [
+                ("git", "pull", None),
+                ("kubectl", "apply", "quota exceeded"),
+                ("kubectl", "apply", None),
+            ],
+            True,
+        )
+        bad = run("Deploy the search service", [("kubectl", "apply", "image not found")], False)
+        run("Write the quarterly report", [("docs", "write", None)], True)
+        api.store("Staging deploys need the VPN.", "agent")
+
+        episode = api.episodes.get(good)
+        assert episode.outcome == "success" and episode.score == pytest.approx(0.9)
+        assert [(s.tool, s.action, s.ok) for s in episode.steps] == [
+            ("git", "pull", True),
+            ("kubectl", "apply", False),
+            ("kubectl", "apply", True),
+        ]
+        assert episode.steps[1].error == "quota exceeded" and episode.steps[0].latency_ms == 12.5
+        assert [e.episode_id for e in api.episodes.list("agent")][:2] == [good, bad]
+
+        found = api.context("deploy the payments service", "agent", k=3)
+        assert [e.episode_id for e in found.episodes] == [good, bad]  # the report shares no word
+        assert found.episodes[0].relevance > found.episodes[1].relevance > 0
+        assert [s.action for s in found.episodes[1].steps] == ["apply"]
+        assert found.memories and found.memories[0].text == "Staging deploys need the VPN."
+        assert api.context("deploy", "agent", tags=["other"]).episodes == []
+
+        with pytest.raises(EpisodeClosed):
+            api.episodes.step(good, "kubectl", "delete")
+        with pytest.raises(MemoryNotFound):
+            api.episodes.get("0" * 32)
+        with pytest.raises(ValidationError):
+            api.episodes.start("", "agent")

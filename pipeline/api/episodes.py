@@ -1,0 +1,283 @@
+"""Episodes through the Python API: `mem.episodes.start/step/complete/get/list`, and the
+context a new task gets from past ones (`Memory.context`).
+
+Past episodes are ranked for a task by how much their task's words match it (BM25 over the
+namespace's completed episodes, with the memories' tokenizer), weighted by how well they went
+(`0.5 + 0.5 * score`: a failed episode still counts, half as much, for what it warns of).
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mnemoflow.eventlog.episodes import Episode, EpisodeLog
+from mnemoflow.eventlog.errors import NamespaceNotFound
+from mnemoflow.eventlog.schema import Receipt
+from mnemoflow.projections.text import tokenize
+
+if TYPE_CHECKING:  # the projection's rows: not loaded by a client of a service
+    from mnemoflow.actors.query.hit import Hit
+    from mnemoflow.pipeline.api.memory import Memory
+    from mnemoflow.projections.episode_rows import EpisodeRow, StepRow
+
+_K1, _B = 1.2, 0.75
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    tool: str
+    action: str
+    ok: bool
+    error: str | None
+    latency_ms: float | None
+    tokens: int | None
+    observation: str | None
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    episode_id: str
+    namespace: str
+    task: str | None  # None once erased
+    domain: str | None
+    language: str | None
+    tags: list[str]
+    started_at: datetime | None
+    outcome: str | None  # "success", "failure"; None while under way
+    score: float | None
+    result: str | None
+    error: str | None
+    duration_ms: float | None
+    steps: list[StepRecord] = field(default_factory=list)
+    relevance: float | None = None  # in a task's context: how well it matched
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["started_at"] = _iso(self.started_at)
+        for step in doc["steps"]:
+            step["at"] = _iso(step["at"])
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> EpisodeRecord:
+        steps = [StepRecord(**(step | {"at": _time(step["at"])})) for step in doc["steps"]]
+        return cls(**(doc | {"started_at": _time(doc["started_at"]), "steps": steps}))
+
+    @classmethod
+    def of_row(
+        cls, row: EpisodeRow, namespace: str, steps: Sequence[StepRow], relevance: float | None
+    ) -> EpisodeRecord:
+        return cls(
+            episode_id=row.episode_id,
+            namespace=namespace,
+            task=row.task,
+            domain=row.domain,
+            language=row.language,
+            tags=row.tags,
+            started_at=row.started_at,
+            outcome=None if row.success is None else "success" if row.success else "failure",
+            score=row.score,
+            result=row.result,
+            error=row.error,
+            duration_ms=row.duration_ms,
+            steps=[
+                StepRecord(
+                    s.tool, s.action, s.ok, s.error, s.latency_ms, s.tokens, s.observation, s.at
+                )
+                for s in steps
+            ],
+            relevance=relevance,
+        )
+
+    @classmethod
+    def of_events(cls, episode: Episode) -> EpisodeRecord:
+        started, done = episode.started, episode.completed
+        return cls(
+            episode_id=episode.episode_id,
+            namespace=episode.namespace,
+            task=None if started is None else started.task,
+            domain=None if started is None else started.domain,
+            language=None if started is None else started.language,
+            tags=[] if started is None else list(started.tags),
+            started_at=episode.started_at,
+            outcome=None if done is None else "success" if done.success else "failure",
+            score=None if done is None else done.score,
+            result=None if done is None else done.result,
+            error=None if done is None else done.error,
+            duration_ms=None if done is None else done.duration_ms,
+            steps=[
+                StepRecord(
+                    s.tool, s.action, s.ok, s.error, s.latency_ms, s.tokens, s.observation, at
+                )
+                for at, s in episode.steps
+                if s is not None
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a new task gets: the past episodes that bear on it, and the memories."""
+
+    episodes: list[EpisodeRecord]
+    memories: list[Hit]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "episodes": [e.to_json() for e in self.episodes],
+            "memories": [h.to_json() for h in self.memories],
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+class Episodes:
+    """A memory's episodes (`mem.episodes`)."""
+
+    def __init__(self, memory: Memory) -> None:
+        self._memory = memory
+        self._log = EpisodeLog(memory._inputs, memory.log)
+
+    def start(
+        self,
+        task: str | bytes,
+        namespace: str,
+        *,
+        domain: str | None = None,
+        language: str | None = None,
+        tags: Sequence[str] = (),
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        """Start an episode; its id is the receipt's `memory_id`."""
+        return self._log.start(
+            task,
+            namespace,
+            domain=domain,
+            language=language,
+            tags=tags,
+            occurred_at=occurred_at,
+            event_id=event_id,
+        )
+
+    def step(
+        self,
+        episode_id: str,
+        tool: str,
+        action: str,
+        *,
+        error: str | None = None,
+        latency_ms: float | None = None,
+        tokens: int | None = None,
+        observation: str | None = None,
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        """Log a step; `error` marks it failed, with its message."""
+        return self._log.step(
+            episode_id,
+            tool,
+            action,
+            error=error,
+            latency_ms=latency_ms,
+            tokens=tokens,
+            observation=observation,
+            occurred_at=occurred_at,
+            event_id=event_id,
+        )
+
+    def complete(
+        self,
+        episode_id: str,
+        success: bool,
+        *,
+        score: float | None = None,
+        result: str | None = None,
+        error: str | None = None,
+        occurred_at: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        """Complete it; without a score, one is computed from the steps."""
+        return self._log.complete(
+            episode_id,
+            success,
+            score=score,
+            result=result,
+            error=error,
+            occurred_at=occurred_at,
+            event_id=event_id,
+        )
+
+    def get(self, episode_id: str) -> EpisodeRecord:
+        """The episode as its events tell it (MemoryNotFound: no such episode)."""
+        return EpisodeRecord.of_events(self._log.get(episode_id))
+
+    def list(
+        self, namespace: str, *, domain: str | None = None, limit: int = 100, offset: int = 0
+    ) -> builtins.list[EpisodeRecord]:
+        """A namespace's episodes, oldest first, from the projections."""
+        from mnemoflow.projections.episode_rows import step_rows
+
+        rows = self._rows(namespace, domain=domain, limit=limit, offset=offset)
+        steps = step_rows(self._memory.runtime.projector.duck.con, [r.episode_id for r in rows])
+        return [EpisodeRecord.of_row(r, namespace, steps[r.episode_id], None) for r in rows]
+
+    def _rows(self, namespace: str, **query: Any) -> builtins.list[EpisodeRow]:
+        from mnemoflow.projections.episode_rows import episode_rows
+
+        namespace_id = self._memory._inputs.namespace_id(namespace)
+        if namespace_id is None:
+            raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
+        self._memory.runtime.refresh()
+        return episode_rows(self._memory.runtime.projector.duck.con, namespace_id, **query)
+
+    def relevant(
+        self, task: str, namespace: str, *, domain: str | None, tags: Sequence[str], k: int
+    ) -> builtins.list[EpisodeRecord]:
+        """The k completed episodes that bear most on `task` (see the module's note)."""
+        rows = self._rows(namespace, domain=domain, completed_only=True, limit=100_000)
+        if tags:
+            rows = [r for r in rows if set(tags) & set(r.tags)]
+        from mnemoflow.projections.episode_rows import step_rows
+
+        ranked = rank(task, rows)[:k]
+        steps = step_rows(
+            self._memory.runtime.projector.duck.con, [r.episode_id for r, _ in ranked]
+        )
+        return [EpisodeRecord.of_row(r, namespace, steps[r.episode_id], s) for r, s in ranked]
+
+
+def rank(task: str, rows: Sequence[EpisodeRow]) -> list[tuple[EpisodeRow, float]]:
+    """Rows that share words with the task, best first: BM25 of their tasks times how well
+    they went."""
+    query = set(tokenize(task))
+    docs = [Counter(tokenize(r.task)) for r in rows]
+    if not query or not docs:
+        return []
+    average = sum(sum(d.values()) for d in docs) / len(docs) or 1.0
+    df = Counter(term for d in docs for term in query if term in d)
+    scored = []
+    for row, terms in zip(rows, docs, strict=True):
+        length = sum(terms.values())
+        bm25 = 0.0
+        for term in query:
+            tf = terms.get(term, 0)
+            if tf:
+                idf = math.log(1 + (len(docs) - df[term] + 0.5) / (df[term] + 0.5))
+                bm25 += idf * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length / average))
+        if bm25 > 0:
+            scored.append((row, round(bm25 * (0.5 + 0.5 * (row.score or 0.0)), 6)))
+    return sorted(scored, key=lambda pair: (-pair[1], -pair[0].position))

@@ -1,0 +1,174 @@
+"""`mnemo episode start|step|complete|show|list` and `mnemo context`: what agents did in their
+tasks, and what a new task gets from it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mnemoflow.eventlog.errors import ValidationError
+from mnemoflow.pipeline.api.episodes import EpisodeRecord
+from mnemoflow.pipeline.api.wire import receipt_json
+from mnemoflow.pipeline.cli.common import AddCommand, emit, open_client
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    with open_client(args) as mem:
+        r = mem.episodes.start(
+            args.task,
+            args.ns,
+            domain=args.domain,
+            language=args.language,
+            tags=args.tag or (),
+            occurred_at=args.at,
+            event_id=args.id,
+        )
+    emit(args, receipt_json(r) | {"episode_id": r.memory_id}, str(r.memory_id))
+    return 0
+
+
+def _cmd_step(args: argparse.Namespace) -> int:
+    with open_client(args) as mem:
+        r = mem.episodes.step(
+            args.episode_id,
+            args.tool,
+            args.action,
+            error=args.error,
+            latency_ms=args.latency_ms,
+            tokens=args.tokens,
+            observation=args.observation,
+            occurred_at=args.at,
+            event_id=args.id,
+        )
+    emit(args, receipt_json(r), f"step logged (position {r.position})")
+    return 0
+
+
+def _cmd_complete(args: argparse.Namespace) -> int:
+    if args.success == args.failure:
+        raise ValidationError("say how it ended: --success or --failure")
+    with open_client(args) as mem:
+        r = mem.episodes.complete(
+            args.episode_id,
+            args.success,
+            score=args.score,
+            result=args.result,
+            error=args.error,
+            occurred_at=args.at,
+            event_id=args.id,
+        )
+        episode = mem.episodes.get(args.episode_id)
+    line = f"completed: {episode.outcome}, score {episode.score:.2f} (position {r.position})"
+    emit(args, receipt_json(r) | {"outcome": episode.outcome, "score": episode.score}, line)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    with open_client(args) as mem:
+        episode = mem.episodes.get(args.episode_id)
+    emit(args, episode.to_json(), "\n".join(_lines(episode)))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    with open_client(args) as mem:
+        found = mem.episodes.list(args.ns, domain=args.domain, limit=args.limit, offset=args.offset)
+    for e in found:
+        print(json.dumps(e.to_json(), ensure_ascii=False) if args.json else _summary(e))
+    return 0
+
+
+def _cmd_context(args: argparse.Namespace) -> int:
+    with open_client(args, embeds=True) as mem:
+        found = mem.context(args.task, args.ns, domain=args.domain, tags=args.tag or (), k=args.k)
+    if args.json:
+        print(json.dumps(found.to_json(), ensure_ascii=False))
+        return 0
+    print("episodes:" if found.episodes else "episodes: none that bear on it")
+    for e in found.episodes:
+        print(f"  {e.relevance:6.3f}  {_summary(e)}")
+        print(
+            "          "
+            + " -> ".join(f"{s.tool}:{s.action}" + ("" if s.ok else " (failed)") for s in e.steps)
+        )
+    print("memories:" if found.memories else "memories: none")
+    for hit in found.memories:
+        print(f"  {hit.score:6.3f}  {hit.text}")
+    return 0
+
+
+def _summary(e: EpisodeRecord) -> str:
+    outcome = e.outcome or "under way"
+    score = "" if e.score is None else f" {e.score:.2f}"
+    return f"{e.episode_id}  {outcome}{score}  {e.task!r}  ({len(e.steps)} steps)"
+
+
+def _lines(e: EpisodeRecord) -> list[str]:
+    lines = [_summary(e)]
+    if e.domain or e.tags:
+        lines.append(f"  domain {e.domain or '-'}, tags {', '.join(e.tags) or '-'}")
+    for i, s in enumerate(e.steps, 1):
+        how = "ok" if s.ok else f"failed: {s.error}"
+        lines.append(f"  {i:>3}. {s.tool}:{s.action}  {how}")
+    if e.result or e.error:
+        lines.append(f"  result: {e.result or '-'}; error: {e.error or '-'}")
+    return lines
+
+
+def add_episode_commands(command: AddCommand, common: argparse.ArgumentParser) -> None:
+    """`common`: the options every command takes, which each verb takes too."""
+    p = command("episode", _cmd_show, "record and read episodes: what an agent did in a task")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, handler: object, help: str) -> argparse.ArgumentParser:
+        v = verbs.add_parser(name, parents=[common], help=help, description=help)
+        v.set_defaults(handler=handler)
+        return v
+
+    v = verb("start", _cmd_start, "start an episode; prints its id")
+    v.add_argument("task", help="what the agent sets out to do")
+    v.add_argument("--ns", required=True)
+    v.add_argument("--domain")
+    v.add_argument("--language")
+    v.add_argument("--tag", action="append", help="a tag (repeat for more)")
+    _when_and_id(v)
+
+    v = verb("step", _cmd_step, "log a step of an episode")
+    v.add_argument("episode_id")
+    v.add_argument("--tool", required=True)
+    v.add_argument("--action", required=True)
+    v.add_argument("--error", help="the step failed, with this message")
+    v.add_argument("--latency-ms", type=float)
+    v.add_argument("--tokens", type=int)
+    v.add_argument("--observation")
+    _when_and_id(v)
+
+    v = verb("complete", _cmd_complete, "complete an episode")
+    v.add_argument("episode_id")
+    v.add_argument("--success", action="store_true")
+    v.add_argument("--failure", action="store_true")
+    v.add_argument("--score", type=float, help="0..1 (default: from the steps)")
+    v.add_argument("--result")
+    v.add_argument("--error")
+    _when_and_id(v)
+
+    v = verb("show", _cmd_show, "an episode: task, steps, outcome")
+    v.add_argument("episode_id")
+
+    v = verb("list", _cmd_list, "a namespace's episodes, oldest first")
+    v.add_argument("--ns", required=True)
+    v.add_argument("--domain")
+    v.add_argument("--limit", type=int, default=100)
+    v.add_argument("--offset", type=int, default=0)
+
+    p = command("context", _cmd_context, "what a new task gets: past episodes and memories")
+    p.add_argument("task")
+    p.add_argument("--ns", required=True)
+    p.add_argument("--domain")
+    p.add_argument("--tag", action="append")
+    p.add_argument("-k", type=int, default=5)
+
+
+def _when_and_id(v: argparse.ArgumentParser) -> None:
+    v.add_argument("--at", help="when, ISO 8601 (default: now)")
+    v.add_argument("--id", help="your event id, to make a retry safe")

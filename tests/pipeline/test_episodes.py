@@ -1,0 +1,103 @@
+"""Episodes beyond the shared API contract: the projection rebuilds to the same rows, an erase
+takes them from every table, a key reaches its own namespace's episodes only, and the CLI
+runs an agent's task from start to context."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mnemoflow import Memory
+from mnemoflow.eventlog.errors import NamespaceNotFound
+from mnemoflow.pipeline.api.apikeys import KeyStore
+from mnemoflow.pipeline.api.client import AccessDenied
+from mnemoflow.pipeline.http.app import create_app
+from tests.pipeline.httpserver import serving
+from tests.pipeline.test_cli import mnemo, ok_json
+
+
+@pytest.fixture
+def mem(home: Path) -> Iterator[Memory]:
+    with Memory.open(home) as m:
+        yield m
+
+
+def _episode(mem: Memory, ns: str, task: str) -> str:
+    eid = str(mem.episodes.start(task, ns, tags=["t"]).memory_id)
+    mem.episodes.step(eid, "shell", "run tests", error="2 failed", observation="see log")
+    mem.episodes.step(eid, "shell", "run tests")
+    mem.episodes.complete(eid, True, result="green")
+    return eid
+
+
+def test_the_projection_rebuilds_to_the_same_rows_and_an_erase_takes_every_row(
+    mem: Memory,
+) -> None:
+    kept = _episode(mem, "ana", "Fix the flaky login test")
+    gone = _episode(mem, "bo", "Fix the flaky signup test")
+    mem.sync()
+    before = mem.checksums()
+    assert mem.rebuild() > 0 and mem.checksums() == before  # incremental == replayed
+    mem.erase("bo")
+    duck = mem.runtime.projector.duck.con
+    assert duck.execute("SELECT count(*) FROM episodes").fetchall() == [(1,)]
+    assert duck.execute(
+        "SELECT count(*) FROM episode_steps WHERE episode_id = ?", [gone]
+    ).fetchall() == [(0,)]
+    with pytest.raises(NamespaceNotFound):
+        mem.episodes.list("bo")
+    assert mem.episodes.get(gone).task is None  # its events say nothing any more
+    assert [e.episode_id for e in mem.episodes.list("ana")] == [kept]
+    path = mem.runtime.projections_dir / "memories.duckdb"
+    mem.close()
+    assert b"signup" not in path.read_bytes()  # nor in a free page of the file
+
+
+def test_a_key_reaches_its_own_namespaces_episodes_only(home: Path) -> None:
+    with Memory.open(home) as mem:
+        theirs = _episode(mem, "bo", "Rotate the API keys")
+        keys = KeyStore(home / "keys.json")
+        ana, _ = keys.create(["ana"])
+        with serving(create_app(mem, keys)) as url, Memory.connect(url, ana) as client:
+            mine = client.episodes.start("Rotate my keys", "ana").memory_id
+            assert mine is not None and client.episodes.get(mine).task == "Rotate my keys"
+            for call in (
+                lambda: client.episodes.get(theirs),
+                lambda: client.episodes.step(theirs, "vault", "rotate"),
+                lambda: client.episodes.list("bo"),
+                lambda: client.context("rotate keys", "bo"),
+                lambda: client.episodes.start("Sneak in", "bo"),
+            ):
+                with pytest.raises(AccessDenied) as denied:
+                    call()
+                assert denied.value.status == 403
+        assert len(mem.episodes.get(theirs).steps) == 2  # nothing was added
+
+
+def test_the_cli_records_a_task_and_gives_the_next_one_its_context(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    started = ok_json(
+        home, "episode", "start", "Migrate the orders table", "--ns", "db", "--tag", "migration"
+    )
+    eid = started["episode_id"]
+    step = ["episode", "step", eid, "--tool", "psql", "--action", "ALTER TABLE"]
+    ok_json(home, *step, "--error", "lock timeout", "--latency-ms", "5000")
+    ok_json(home, *step, "--observation", "done in 2 s")
+    done = ok_json(home, "episode", "complete", eid, "--success", "--result", "migrated")
+    assert (done["outcome"], done["score"]) == ("success", 0.9)
+    shown = ok_json(home, "episode", "show", eid)
+    assert [s["ok"] for s in shown["steps"]] == [False, True]
+    context = ok_json(home, "context", "migrate the customers table", "--ns", "db")
+    assert set(context) == {"episodes", "memories"}
+    (episode,) = context["episodes"]
+    assert episode["episode_id"] == eid
+    assert episode["outcome"] == "success" and episode["relevance"] > 0
+    listed = mnemo(home, "episode", "list", "--ns", "db", "--json")
+    assert [json.loads(line)["episode_id"] for line in listed.stdout.splitlines()] == [eid]
+    refused = mnemo(home, "episode", "complete", eid, "--failure")
+    assert refused.returncode == 1 and "completed" in refused.stderr
+    neither = mnemo(home, "episode", "complete", eid)
+    assert neither.returncode == 1 and "--success or --failure" in neither.stderr
