@@ -112,8 +112,10 @@ class EpisodeLog:
         tags: Sequence[str] = (),
         occurred_at: datetime | str | None = None,
         event_id: str | None = None,
+        episode_id: str | None = None,
     ) -> Receipt:
-        """A new episode; its id is the receipt's `memory_id`."""
+        """A new episode; its id is the receipt's `memory_id` (`episode_id`: one it must
+        keep, as an import does)."""
         if isinstance(tags, str) or not all(isinstance(t, str) and t.strip() for t in tags):
             raise ValidationError("tags must be a list of non-empty strings")
         payload = _checked(
@@ -123,7 +125,9 @@ class EpisodeLog:
             language=language,
             tags=list(dict.fromkeys(tags)),
         )
-        return self._inputs.begin(EPISODE_STARTED, namespace, payload, occurred_at, event_id)
+        return self._inputs.begin(
+            EPISODE_STARTED, namespace, payload, occurred_at, event_id, episode_id
+        )
 
     def step(
         self,
@@ -137,8 +141,10 @@ class EpisodeLog:
         observation: str | None = None,
         occurred_at: datetime | str | None = None,
         event_id: str | None = None,
+        namespace: str | None = None,
     ) -> Receipt:
-        """One step: `error` set means it failed (with that message)."""
+        """One step: `error` set means it failed (with that message). `namespace`: the name
+        of the namespace the episode must be in."""
         if observation is not None:
             observation = check.text(observation, self._log.settings)
         if error is not None:
@@ -159,7 +165,13 @@ class EpisodeLog:
             return payload
 
         return self._inputs.change(
-            EPISODE_STEP, episode_id, made, event_id, occurred_at, subject=EPISODE_STARTED
+            EPISODE_STEP,
+            episode_id,
+            made,
+            event_id,
+            occurred_at,
+            subject=EPISODE_STARTED,
+            namespace=namespace,
         )
 
     def complete(
@@ -172,6 +184,7 @@ class EpisodeLog:
         error: str | None = None,
         occurred_at: datetime | str | None = None,
         event_id: str | None = None,
+        namespace: str | None = None,
     ) -> Receipt:
         if not isinstance(success, bool):
             raise ValidationError(f"success must be true or false, got {success!r}")
@@ -203,7 +216,13 @@ class EpisodeLog:
             )
 
         return self._inputs.change(
-            EPISODE_COMPLETED, episode_id, made, event_id, when, subject=EPISODE_STARTED
+            EPISODE_COMPLETED,
+            episode_id,
+            made,
+            event_id,
+            when,
+            subject=EPISODE_STARTED,
+            namespace=namespace,
         )
 
     def get(self, episode_id: str) -> Episode:

@@ -95,6 +95,10 @@ class InputLog:
     def last_position(self) -> int:
         return self._log.input.last_position
 
+    @property
+    def log(self) -> EventLog:
+        return self._log
+
     # -- store ---------------------------------------------------------------------------
 
     def store(
@@ -288,11 +292,13 @@ class InputLog:
         occurred_at: datetime | str | None,
         *,
         subject: str,
+        namespace: str | None = None,
     ) -> Receipt:
         """Append an event about an existing subject of another kind than a memory (an
-        episode's step): checked and made as `update` is, from the subject's records."""
+        episode's step): checked and made as `update` is, from the subject's records.
+        `namespace`: the name of the namespace it must be in."""
         when = check.occurred_at(occurred_at)
-        return self._change(kind, subject_id, make, event_id, when, subject=subject)
+        return self._change(kind, subject_id, make, event_id, when, namespace, subject=subject)
 
     def begin(
         self,
@@ -301,17 +307,23 @@ class InputLog:
         payload: Payload,
         occurred_at: datetime | str | None,
         event_id: str | None,
+        subject_id: str | None = None,
     ) -> Receipt:
         """Append the first event of a new subject other than a memory (an episode's start):
-        a new id, in the namespace (made if it is new); idempotent by `event_id`."""
+        a new id, or `subject_id` when the caller must keep one (an import: it may not be in
+        use), in the namespace (made if it is new); idempotent by `event_id`."""
         name = check.namespace(namespace)
         when = check.occurred_at(occurred_at) or local_now()
         chosen = None if event_id is None else check.event_id(event_id)
-        with self._erasing.reading(), self._log.keyring.pinned():
+        kept = None if subject_id is None else check.memory_id(subject_id)
+        choosing = self._mutate if kept else contextlib.nullcontext()
+        with choosing, self._erasing.reading(), self._log.keyring.pinned():
             namespace_id = cast(str, self._log.keyring.namespace_id(name, create=True))
-            fresh_event, subject_id = new_ids(2)
+            fresh_event, fresh_id = new_ids(2)
             event = fresh_event if chosen is None else self.keyed_event_id(namespace_id, chosen)
-            draft = self._draft(kind, namespace_id, subject_id, payload, event, when)
+            draft = self._draft(kind, namespace_id, kept or fresh_id, payload, event, when)
+            if kept:
+                self._check_free([draft])
             return self._log.input.append([draft])[0]
 
     def keyed_event_id(self, namespace: str, chosen: str) -> str:

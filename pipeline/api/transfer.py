@@ -9,6 +9,12 @@ The export format (`mnemoflow.export`, version 1) is JSON Lines, one object a li
     {"op": "update", ... "text": TEXT, "metadata": {...} or null (keeps the previous)}
     {"op": "forget", ... "reason": TEXT or null}
     {"op": "feedback", ... "useful": true/false, "note": TEXT or null}
+    {"op": "episode.start", ... "memory_id": EPISODE_ID, "task": TEXT, "domain", "language",
+     "tags": [...]}
+    {"op": "episode.step", ... "tool", "action", "error" (set: it failed), "latency_ms",
+     "tokens", "observation"}
+    {"op": "episode.complete", ... "success": true/false, "score" (null: computed from the
+     steps), "result", "error"}
     {"end": true, "rows": N}
 
 Rows are input events, oldest first, in clear; `id` is the event's id where it was exported
@@ -38,7 +44,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter
 
 from mnemoflow.eventlog import EventLog, InputLog, Receipt, StoreRequest
 from mnemoflow.eventlog import validation as check
+from mnemoflow.eventlog.episodes import (
+    EpisodeCompleted,
+    EpisodeLog,
+    EpisodeStarted,
+    EpisodeStep,
+)
 from mnemoflow.eventlog.errors import (
+    EpisodeClosed,
     MemoryGone,
     MemoryIdTaken,
     MemoryNotFound,
@@ -54,6 +67,9 @@ from mnemoflow.eventlog.payloads import (
     writer_time,
 )
 from mnemoflow.eventlog.schema import (
+    EPISODE_COMPLETED,
+    EPISODE_STARTED,
+    EPISODE_STEP,
     FEEDBACK_RECORDED,
     MEMORY_FORGOTTEN,
     MEMORY_STORED,
@@ -100,17 +116,55 @@ class FeedbackRow(_Row):
     note: str | None = None
 
 
-Row = Annotated[StoreRow | UpdateRow | ForgetRow | FeedbackRow, Field(discriminator="op")]
-_ROW: TypeAdapter[StoreRow | UpdateRow | ForgetRow | FeedbackRow] = TypeAdapter(Row)
+class EpisodeStartRow(_Row):
+    op: Literal["episode.start"]
+    task: str
+    domain: str | None = None
+    language: str | None = None
+    tags: list[str] = []
+
+
+class EpisodeStepRow(_Row):
+    op: Literal["episode.step"]
+    tool: str
+    action: str
+    error: str | None = None  # set: the step failed
+    latency_ms: float | None = None
+    tokens: int | None = None
+    observation: str | None = None
+
+
+class EpisodeCompleteRow(_Row):
+    op: Literal["episode.complete"]
+    success: StrictBool
+    score: float | None = None  # kept when it was given; recomputed from the steps if not
+    result: str | None = None
+    error: str | None = None
+
+
+AnyRow = (
+    StoreRow
+    | UpdateRow
+    | ForgetRow
+    | FeedbackRow
+    | EpisodeStartRow
+    | EpisodeStepRow
+    | EpisodeCompleteRow
+)
+Row = Annotated[AnyRow, Field(discriminator="op")]
+_ROW: TypeAdapter[AnyRow] = TypeAdapter(Row)
 _OPS = {
     MEMORY_STORED: "store",
     MEMORY_UPDATED: "update",
     MEMORY_FORGOTTEN: "forget",
     FEEDBACK_RECORDED: "feedback",
+    EPISODE_STARTED: "episode.start",
+    EPISODE_STEP: "episode.step",
+    EPISODE_COMPLETED: "episode.complete",
 }
 
 
-def row_of(doc: object) -> StoreRow | UpdateRow | ForgetRow | FeedbackRow:
+def row_of(doc: object) -> AnyRow:
     """One row from its JSON object; a clear error (pydantic's first complaint) if it is not."""
     try:
         return _ROW.validate_python(doc)
@@ -174,12 +228,35 @@ def _export_row(log: EventLog, record: Record, name: str) -> dict[str, Any] | No
             row["reason"] = payload.reason
         case FeedbackRecorded():
             row |= {"useful": payload.useful, "note": payload.note}
+        case EpisodeStarted():
+            row |= {
+                "task": payload.task,
+                "domain": payload.domain,
+                "language": payload.language,
+                "tags": payload.tags,
+            }
+        case EpisodeStep():
+            row |= {
+                "tool": payload.tool,
+                "action": payload.action,
+                "error": payload.error,
+                "latency_ms": payload.latency_ms,
+                "tokens": payload.tokens,
+                "observation": payload.observation,
+            }
+        case EpisodeCompleted():
+            row |= {
+                "success": payload.success,
+                "score": payload.score if payload.score_given else None,
+                "result": payload.result,
+                "error": payload.error,
+            }
     return row
 
 
 # -- reading an import -------------------------------------------------------------------
 
-Numbered = tuple[int, StoreRow | UpdateRow | ForgetRow | FeedbackRow]
+Numbered = tuple[int, AnyRow]
 
 
 def export_lines(lines: Iterable[str | bytes], first_line: int = 1) -> Iterator[Numbered]:
@@ -223,7 +300,7 @@ def _check_header(doc: dict[str, Any], n: int) -> None:
         )
 
 
-def _numbered_row(doc: object, n: int) -> StoreRow | UpdateRow | ForgetRow | FeedbackRow:
+def _numbered_row(doc: object, n: int) -> AnyRow:
     try:
         return row_of(doc)
     except ValidationError as exc:
@@ -356,7 +433,10 @@ def import_rows(
                     _tally(counts, *_flush(inputs, stores))
             else:
                 _tally(counts, *_flush(inputs, stores))
-                _tally(counts, *_change(inputs, row, namespace, n))
+                if isinstance(row, EpisodeStartRow | EpisodeStepRow | EpisodeCompleteRow):
+                    _tally(counts, *_episode(inputs, row, namespace, n))
+                else:
+                    _tally(counts, *_change(inputs, row, namespace, n))
     except ImportRejected:
         _flush(inputs, stores)  # the rows before the one refused are kept
         raise
@@ -458,5 +538,59 @@ def _change(
                     namespace=namespace,
                 )
     except (ValidationError, MemoryNotFound, MemoryGone) as exc:
+        raise ImportRejected(f"line {n}: {exc}") from None
+    return _new(before, [receipt])
+
+
+def _episode(
+    inputs: InputLog,
+    row: EpisodeStartRow | EpisodeStepRow | EpisodeCompleteRow,
+    namespace: str,
+    n: int,
+) -> tuple[int, int]:
+    origin = inputs.events([row.id]).get(row.id)
+    if origin is not None and origin.memory_id == row.memory_id:
+        return 0, 1  # the log it came from
+    before = inputs.last_position
+    episodes = EpisodeLog(inputs, inputs.log)
+    event_id = IMPORTED + row.id
+    try:
+        match row:
+            case EpisodeStartRow():
+                receipt = episodes.start(
+                    row.task,
+                    namespace,
+                    domain=row.domain,
+                    language=row.language,
+                    tags=row.tags,
+                    occurred_at=row.occurred_at,
+                    event_id=event_id,
+                    episode_id=row.memory_id,
+                )
+            case EpisodeStepRow():
+                receipt = episodes.step(
+                    row.memory_id,
+                    row.tool,
+                    row.action,
+                    error=row.error,
+                    latency_ms=row.latency_ms,
+                    tokens=row.tokens,
+                    observation=row.observation,
+                    occurred_at=row.occurred_at,
+                    event_id=event_id,
+                    namespace=namespace,
+                )
+            case EpisodeCompleteRow():
+                receipt = episodes.complete(
+                    row.memory_id,
+                    row.success,
+                    score=row.score,
+                    result=row.result,
+                    error=row.error,
+                    occurred_at=row.occurred_at,
+                    event_id=event_id,
+                    namespace=namespace,
+                )
+    except (ValidationError, MemoryNotFound, MemoryGone, MemoryIdTaken, EpisodeClosed) as exc:
         raise ImportRejected(f"line {n}: {exc}") from None
     return _new(before, [receipt])

@@ -53,6 +53,30 @@ def _fill(mem: Any) -> dict[str, str]:
     return ids
 
 
+def _fill_episodes(mem: Any) -> list[str]:
+    """Two episodes: one scored from its steps, one given its score; a third's namespace
+    erased."""
+    day = datetime(2024, 6, 1, 9, 0, tzinfo=PARIS)
+    first = mem.episodes.start(
+        "Book a table for four", "alice", domain="food", tags=["booking"], occurred_at=day
+    ).memory_id
+    mem.episodes.step(
+        first, "web", "search", latency_ms=80.0, occurred_at=day + timedelta(seconds=3)
+    )
+    mem.episodes.step(
+        first, "phone", "call", error="no answer", occurred_at=day + timedelta(seconds=9)
+    )
+    mem.episodes.complete(first, True, result="booked", occurred_at=day + timedelta(minutes=4))
+    second = mem.episodes.start("Fix the bike", "bob", occurred_at=day).memory_id
+    mem.episodes.complete(
+        second, False, score=0.2, error="no parts", occurred_at=day + timedelta(hours=1)
+    )
+    gone = mem.episodes.start("Carol's private errand", "carol2").memory_id
+    mem.episodes.step(gone, "maps", "route")
+    mem.erase("carol2")
+    return [first, second]
+
+
 def _lines(export: Iterator[dict[str, Any]]) -> list[str]:
     return [json.dumps(doc, ensure_ascii=False) for doc in export]
 
@@ -97,26 +121,32 @@ def test_a_round_trip_gives_the_same_memories_histories_and_recall(
     source: Memory, target: Memory
 ) -> None:
     ids = _fill(source)
+    episodes = _fill_episodes(source)
     lines = _lines(source.export())
     header, *rows, end = (json.loads(line) for line in lines)
     assert header["format"] == "mnemoflow.export" and header["version"] == 1
-    assert header["namespaces"] == ["alice", "bob"] and end == {"end": True, "rows": 10}
+    assert header["namespaces"] == ["alice", "bob"] and end == {"end": True, "rows": 16}
     assert [r["op"] for r in rows].count("store") == 5
+    assert "errand" not in "".join(lines)
     # the writer's clock is kept; the erased namespace is absent, name and words
     assert rows[0]["occurred_at"] == "2024-05-08T13:56:00+02:00"
     assert "carol" not in "".join(lines).lower() and "diary" not in "".join(lines)
 
     report = target.import_rows(export_lines(lines))
-    assert (report.rows, report.added, report.present) == (10, 10, 0)
+    assert (report.rows, report.added, report.present) == (16, 16, 0)
     _same_memories(source, target, ids, {"alice": "alice", "bob": "bob"})
+    for episode_id in episodes:
+        assert target.episodes.get(episode_id) == source.episodes.get(episode_id)
+    task = ("book a table", "alice")
+    assert source.context(*task).to_json() == target.context(*task).to_json()
     assert target.verify().ok
 
     last = target.log.input.last_position
     again = target.import_rows(export_lines(lines))
-    assert (again.rows, again.added, again.present) == (10, 0, 10)
+    assert (again.rows, again.added, again.present) == (16, 0, 16)
     assert target.log.input.last_position == last  # nothing appended
     home = source.import_rows(export_lines(lines))  # nor into the log it came from
-    assert (home.added, home.present) == (0, 10)
+    assert (home.added, home.present) == (0, 16)
 
 
 def test_import_maps_namespaces_and_export_takes_some_as_of_a_point(
