@@ -36,6 +36,7 @@ def build(backend: Memory | RemoteMemory) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer("mnemoflow", instructions=INSTRUCTIONS, version="0.1.0")
     _write_tools(server, backend)
     _read_tools(server, backend)
+    _episode_tools(server, backend)
     return server
 
 
@@ -108,6 +109,47 @@ def _read_tools(server: MCPServer[Any], backend: Memory | RemoteMemory) -> None:
         """Every event behind a memory: what stored, changed, linked, merged or boosted it,
         with stream, position, actor, time and hash."""
         return guarded(lambda: [e.to_json() for e in backend.audit(memory_id)])
+
+
+def _episode_tools(server: MCPServer[Any], backend: Memory | RemoteMemory) -> None:
+    @server.tool()
+    def start_episode(
+        task: str, namespace: str, domain: str | None = None, tags: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Start recording a task you are about to do; returns its episode_id. Log each tool
+        call with log_step, then complete_episode."""
+        r = guarded(lambda: backend.episodes.start(task, namespace, domain=domain, tags=tags or ()))
+        return receipt_json(r) | {"episode_id": r.memory_id}
+
+    @server.tool()
+    def log_step(
+        episode_id: str, tool: str, action: str, error: str | None = None
+    ) -> dict[str, Any]:
+        """Record one step of an episode: the tool, what it did, and the error if it failed."""
+        return guarded(
+            lambda: receipt_json(backend.episodes.step(episode_id, tool, action, error=error))
+        )
+
+    @server.tool()
+    def complete_episode(
+        episode_id: str, success: bool, result: str | None = None, score: float | None = None
+    ) -> dict[str, Any]:
+        """Record how the task ended (score 0..1, computed from the steps if not given)."""
+        return guarded(
+            lambda: receipt_json(
+                backend.episodes.complete(episode_id, success, result=result, score=score)
+            )
+        )
+
+    @server.tool()
+    def get_task_context(task: str, namespace: str, k: int = 5) -> dict[str, Any]:
+        """Before a task: the past episodes that bear on it (outcome, score, the steps they
+        took) and the memories relevant to it."""
+        found = guarded(lambda: backend.context(task, namespace, k=k))
+        return {
+            "episodes": [e.to_json() for e in found.episodes],
+            "memories": [_hit_json(h) for h in found.memories],
+        }
 
 
 def _hit_json(h: Hit) -> dict[str, Any]:

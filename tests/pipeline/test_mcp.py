@@ -23,6 +23,10 @@ TOOLS = {
     "give_feedback",
     "audit_memory",
     "list_contradictions",
+    "start_episode",
+    "log_step",
+    "complete_episode",
+    "get_task_context",
 }
 
 
@@ -77,6 +81,24 @@ async def _session(home: Path) -> dict[str, Any]:
         seen["contradictions"] = _payload(
             await session.call_tool("list_contradictions", {"namespace": "priya"})
         )
+        started = _payload(
+            await session.call_tool(
+                "start_episode", {"task": "Plan Priya's marathon training", "namespace": "priya"}
+            )
+        )
+        episode = started["episode_id"]
+        await session.call_tool(
+            "log_step", {"episode_id": episode, "tool": "calendar", "action": "block mornings"}
+        )
+        await session.call_tool("complete_episode", {"episode_id": episode, "success": True})
+        seen["context"] = _payload(
+            await session.call_tool(
+                "get_task_context", {"task": "plan a marathon training", "namespace": "priya"}
+            )
+        )
+        seen["closed"] = await session.call_tool(
+            "log_step", {"episode_id": episode, "tool": "calendar", "action": "again"}
+        )
         await session.call_tool("delete_memory", {"memory_id": memory_id, "reason": "test"})
         seen["after_delete"] = _payload(
             await session.call_tool("search_memory", {"query": "allergic", "namespace": "priya"})
@@ -90,6 +112,10 @@ async def _session(home: Path) -> dict[str, Any]:
 def test_an_mcp_client_uses_every_tool(tmp_path: Path) -> None:
     seen = asyncio.run(asyncio.wait_for(_session(tmp_path / "home"), timeout=240))
     assert set(seen["tools"]) == TOOLS
+    (past,) = seen["context"]["episodes"]
+    assert past["outcome"] == "success" and past["steps"][0]["action"] == "block mornings"
+    assert seen["context"]["memories"]  # Priya's marathons
+    assert seen["closed"].is_error and "EpisodeClosed" in seen["closed"].content[0].text
     (contradiction,) = seen["contradictions"]
     assert contradiction["memory"]["text"] == "Priya: I don't like jazz anymore."
     assert contradiction["contradicts"]["text"] == "Priya: I like jazz."
