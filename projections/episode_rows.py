@@ -146,6 +146,37 @@ def _episode(row: tuple[Any, ...]) -> EpisodeRow:
     )
 
 
+def episode_candidates(
+    con: duckdb.DuckDBPyConnection, namespace: str, domain: str | None
+) -> list[tuple[str, str, float, int, str]]:
+    """(id, task, score, position, tags as JSON) of a namespace's completed episodes: what a
+    task's context ranks, without the rest of each row."""
+    return [
+        (str(a), str(b), float(c), int(d), str(e))
+        for a, b, c, d, e in con.cursor()
+        .execute(
+            "SELECT episode_id, task, score, position, tags FROM episodes WHERE namespace = ? "
+            "AND completed_at IS NOT NULL AND (? IS NULL OR domain = ?)",
+            [namespace, domain, domain],
+        )
+        .fetchall()
+    ]
+
+
+def episodes_by_id(
+    con: duckdb.DuckDBPyConnection, episode_ids: Sequence[str]
+) -> dict[str, EpisodeRow]:
+    found = (
+        con.cursor()
+        .execute(
+            f"SELECT {_EPISODE_COLUMNS} FROM episodes WHERE episode_id IN (SELECT unnest(?))",
+            [list(episode_ids)],
+        )
+        .fetchall()
+    )
+    return {row[0]: _episode(row) for row in found}
+
+
 def step_rows(
     con: duckdb.DuckDBPyConnection, episode_ids: Sequence[str]
 ) -> dict[str, list[StepRow]]:

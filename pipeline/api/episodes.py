@@ -9,6 +9,8 @@ namespace's completed episodes, with the memories' tokenizer), weighted by how w
 from __future__ import annotations
 
 import builtins
+import functools
+import json
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -248,36 +250,51 @@ class Episodes:
         self, task: str, namespace: str, *, domain: str | None, tags: Sequence[str], k: int
     ) -> builtins.list[EpisodeRecord]:
         """The k completed episodes that bear most on `task` (see the module's note)."""
-        rows = self._rows(namespace, domain=domain, completed_only=True, limit=100_000)
-        if tags:
-            rows = [r for r in rows if set(tags) & set(r.tags)]
-        from mnemoflow.projections.episode_rows import step_rows
-
-        ranked = rank(task, rows)[:k]
-        steps = step_rows(
-            self._memory.runtime.projector.duck.con, [r.episode_id for r, _ in ranked]
+        from mnemoflow.projections.episode_rows import (
+            episode_candidates,
+            episodes_by_id,
+            step_rows,
         )
-        return [EpisodeRecord.of_row(r, namespace, steps[r.episode_id], s) for r, s in ranked]
+
+        namespace_id = self._memory._inputs.namespace_id(namespace)
+        if namespace_id is None:
+            raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
+        self._memory.runtime.refresh()
+        con = self._memory.runtime.projector.duck.con
+        candidates = episode_candidates(con, namespace_id, domain)
+        if tags:
+            wanted = set(tags)
+            candidates = [c for c in candidates if wanted & set(json.loads(c[4]))]
+        ranked = rank(task, [(c[0], c[1], c[2], c[3]) for c in candidates])[:k]
+        ids = [episode_id for episode_id, _ in ranked]
+        rows, steps = episodes_by_id(con, ids), step_rows(con, ids)
+        return [EpisodeRecord.of_row(rows[e], namespace, steps[e], s) for e, s in ranked]
 
 
-def rank(task: str, rows: Sequence[EpisodeRow]) -> list[tuple[EpisodeRow, float]]:
-    """Rows that share words with the task, best first: BM25 of their tasks times how well
-    they went."""
+def rank(task: str, candidates: Sequence[tuple[str, str, float, int]]) -> list[tuple[str, float]]:
+    """(id, relevance) of the candidates (id, task, score, position) whose task shares words
+    with `task`, best first: BM25 of their tasks times how well they went."""
     query = set(tokenize(task))
-    docs = [Counter(tokenize(r.task)) for r in rows]
-    if not query or not docs:
+    if not query or not candidates:
         return []
-    average = sum(sum(d.values()) for d in docs) / len(docs) or 1.0
-    df = Counter(term for d in docs for term in query if term in d)
+    docs = [_terms(c[1]) for c in candidates]
+    average = sum(length for _, length in docs) / len(docs) or 1.0
+    df = Counter(term for terms, _ in docs for term in query if term in terms)
     scored = []
-    for row, terms in zip(rows, docs, strict=True):
-        length = sum(terms.values())
+    for (episode_id, _, score, position), (terms, length) in zip(candidates, docs, strict=True):
         bm25 = 0.0
-        for term in query:
-            tf = terms.get(term, 0)
-            if tf:
-                idf = math.log(1 + (len(docs) - df[term] + 0.5) / (df[term] + 0.5))
-                bm25 += idf * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length / average))
+        for term in query & terms.keys():
+            tf = terms[term]
+            idf = math.log(1 + (len(docs) - df[term] + 0.5) / (df[term] + 0.5))
+            bm25 += idf * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length / average))
         if bm25 > 0:
-            scored.append((row, round(bm25 * (0.5 + 0.5 * (row.score or 0.0)), 6)))
-    return sorted(scored, key=lambda pair: (-pair[1], -pair[0].position))
+            scored.append((episode_id, round(bm25 * (0.5 + 0.5 * score), 6), position))
+    scored.sort(key=lambda found: (-found[1], -found[2]))
+    return [(episode_id, relevance) for episode_id, relevance, _ in scored]
+
+
+@functools.lru_cache(maxsize=65536)
+def _terms(task: str) -> tuple[Counter[str], int]:
+    """A task's index terms with their counts, and its length (tasks repeat across calls)."""
+    terms = tokenize(task)
+    return Counter(terms), len(terms)
