@@ -4,7 +4,8 @@ Nothing here knows about Ray, DuckDB or FAISS.
 """
 
 import mnemoflow.eventlog.derived
-import mnemoflow.eventlog.episodes  # noqa: F401  (registers the episodes' payloads)
+import mnemoflow.eventlog.episodes
+import mnemoflow.eventlog.guards  # noqa: F401  (registers the guardrails' payloads)
 from mnemoflow.eventlog.inputs import InputLog, StoreRequest
 from mnemoflow.eventlog.log import EventLog, EventView, LogReport
 from mnemoflow.eventlog.schema import Causation, Draft, Receipt, Record

@@ -25,6 +25,10 @@ SUBJECT_ERASED = "subject.erased"
 EPISODE_STARTED = "episode.started"
 EPISODE_STEP = "episode.step"
 EPISODE_COMPLETED = "episode.completed"
+# Guardrails: rules about actions, and the warnings and blocks they gave.
+GUARD_ADDED = "guard.added"
+GUARD_REMOVED = "guard.removed"
+GUARD_DECIDED = "guard.decided"
 INPUT_KINDS = frozenset(
     {
         MEMORY_STORED,
@@ -35,6 +39,9 @@ INPUT_KINDS = frozenset(
         EPISODE_STARTED,
         EPISODE_STEP,
         EPISODE_COMPLETED,
+        GUARD_ADDED,
+        GUARD_REMOVED,
+        GUARD_DECIDED,
     }
 )
 

@@ -142,6 +142,12 @@ def _episode_tools(server: MCPServer[Any], backend: Memory | RemoteMemory) -> No
         )
 
     @server.tool()
+    def check_action(action: str, namespace: str) -> dict[str, Any]:
+        """Before acting: allow, warn or block, with the rules that matched and why. Do not
+        take a blocked action; weigh a warning."""
+        return guarded(lambda: backend.guards.check(action, namespace, asked_by="mcp").to_json())
+
+    @server.tool()
     def get_task_context(task: str, namespace: str, k: int = 5) -> dict[str, Any]:
         """Before a task: the past episodes that bear on it (outcome, score, the steps they
         took) and the memories relevant to it."""

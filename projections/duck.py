@@ -29,6 +29,7 @@ from mnemoflow.projections.derived_rows import (
 )
 from mnemoflow.projections.episode_rows import EPISODE_TABLES, fold_episodes
 from mnemoflow.projections.errors import ProjectionError
+from mnemoflow.projections.guard_rows import GUARD_TABLES, fold_guards
 from mnemoflow.projections.memstate import (
     ACTIVE,
     CONTEXT_FIELD,
@@ -54,6 +55,7 @@ TABLES = (
     "corpus",
     *DERIVED_TABLES,
     *EPISODE_TABLES,
+    *GUARD_TABLES,
 )
 _TIME_COLUMNS = ("occurred_at", "recorded_at")
 # Times leave DuckDB as microseconds: converting TIMESTAMPTZ values in Python goes through
@@ -259,6 +261,7 @@ class DuckProjection:
         self._bulk("feedback", FEEDBACK_ARROW, fold.feedback)
         postings.index(self.con, index, FIELDS)
         fold_episodes(self.con, events)
+        fold_guards(self.con, events)
         return uncontexted
 
     def _contexts_of(
@@ -399,6 +402,7 @@ class DuckProjection:
             "corpus",
             *DERIVED_TABLES,
             *EPISODE_TABLES,
+            *GUARD_TABLES,
         ):
             self.con.execute(f"DELETE FROM {table} WHERE namespace = ?", [namespace])
 

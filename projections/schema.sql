@@ -81,3 +81,12 @@ CREATE TABLE IF NOT EXISTS episode_steps (
     tool VARCHAR NOT NULL, action VARCHAR NOT NULL, ok BOOLEAN NOT NULL, error VARCHAR,
     latency_ms DOUBLE, tokens BIGINT, observation VARCHAR, occurred_at TIMESTAMPTZ NOT NULL
 );
+-- Guardrails: the rules of each namespace, and the learned warnings silenced.
+CREATE TABLE IF NOT EXISTS guard_rules (
+    rule_id VARCHAR PRIMARY KEY, namespace VARCHAR NOT NULL, text VARCHAR NOT NULL,
+    action VARCHAR NOT NULL, pattern VARCHAR, position BIGINT NOT NULL,
+    removed BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE TABLE IF NOT EXISTS guard_silenced (
+    namespace VARCHAR NOT NULL, learned_id VARCHAR NOT NULL, position BIGINT NOT NULL
+);

@@ -26,6 +26,7 @@ from mnemoflow.eventlog.payloads import Metadata, local_now
 from mnemoflow.pipeline.api import errors as pipeline_errors
 from mnemoflow.pipeline.api.episodes import EpisodeRecord, TaskContext
 from mnemoflow.pipeline.api.errors import PipelineError
+from mnemoflow.pipeline.api.guards import GuardDecision, GuardRule
 from mnemoflow.pipeline.api.record import Contradiction, MemoryRecord
 from mnemoflow.pipeline.api.transfer import ImportReport, Numbered
 from mnemoflow.pipeline.api.wire import (
@@ -221,6 +222,11 @@ class RemoteMemory:
             "GET", f"/namespaces/{namespace}/memories", status=status, limit=limit, offset=offset
         )
         return [record_of(d) for d in found]
+
+    @functools.cached_property
+    def guards(self) -> RemoteGuards:
+        """`Memory.guards` over HTTP."""
+        return RemoteGuards(self)
 
     @functools.cached_property
     def episodes(self) -> RemoteEpisodes:
@@ -445,6 +451,44 @@ class RemoteEpisodes:
             "GET", f"/namespaces/{namespace}/episodes", domain=domain, limit=limit, offset=offset
         )
         return [EpisodeRecord.from_json(e) for e in found]
+
+
+class RemoteGuards:
+    """`Memory.guards` over HTTP."""
+
+    def __init__(self, remote: RemoteMemory) -> None:
+        self._remote = remote
+
+    def add(
+        self,
+        text: str,
+        namespace: str,
+        action: str = "warn",
+        *,
+        pattern: str | None = None,
+        event_id: str | None = None,
+    ) -> Receipt:
+        body = {
+            "text": text,
+            "namespace": namespace,
+            "action": action,
+            "pattern": pattern,
+            "event_id": event_id,
+        }
+        return receipt_of(self._remote._call("POST", "/guards", body))
+
+    def remove(self, rule_id: str, namespace: str, reason: str | None = None) -> Receipt:
+        body = {"rule_id": rule_id, "namespace": namespace, "reason": reason}
+        return receipt_of(self._remote._call("POST", "/guards/remove", body))
+
+    def list(self, namespace: str) -> builtins.list[GuardRule]:
+        found = self._remote._call("GET", f"/namespaces/{namespace}/guards")
+        return [GuardRule(**r) for r in found]
+
+    def check(self, action: str, namespace: str, *, asked_by: str | None = None) -> GuardDecision:
+        """(Who asked is the key the service sees; `asked_by` is for the embedded API.)"""
+        body = {"action": action, "namespace": namespace}
+        return GuardDecision.from_json(self._remote._call("POST", "/guard/check", body))
 
 
 SERVER_FILE = "server.json"  # written by `mnemo serve` in the data directory it serves

@@ -26,6 +26,7 @@ from mnemoflow.pipeline.api.config import Settings, load_settings
 from mnemoflow.pipeline.api.episodes import Episodes, TaskContext
 from mnemoflow.pipeline.api.errors import ErasureUnfinished, HomeError
 from mnemoflow.pipeline.api.generation import projections_directory, with_generation
+from mnemoflow.pipeline.api.guards import Guards
 from mnemoflow.pipeline.api.logsetup import configure_logging
 from mnemoflow.pipeline.api.record import Contradiction, MemoryRecord
 from mnemoflow.pipeline.api.runtime import Runtime, SyncReport, drop_views, view_of
@@ -373,6 +374,12 @@ class Memory:
     def episodes(self) -> Episodes:
         """What agents did in their tasks: `start`, `step`, `complete`, `get`, `list`."""
         return Episodes(self)
+
+    @functools.cached_property
+    def guards(self) -> Guards:
+        """Rules about actions, checked before an agent takes one: `add`, `remove`, `list`,
+        `check`."""
+        return Guards(self)
 
     def context(
         self,

@@ -1,5 +1,6 @@
-"""`mnemo episode start|step|complete|show|list` and `mnemo context`: what agents did in their
-tasks, and what a new task gets from it."""
+"""`mnemo episode start|step|complete|show|list`, `mnemo context` and `mnemo guard
+add|list|remove|check`: what agents did in their tasks, what a new task gets from it, and the
+rules an agent checks before it acts."""
 
 from __future__ import annotations
 
@@ -97,6 +98,43 @@ def _cmd_context(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_guard_add(args: argparse.Namespace) -> int:
+    with open_client(args) as mem:
+        r = mem.guards.add(args.text, args.ns, args.action, pattern=args.match, event_id=args.id)
+    emit(args, receipt_json(r) | {"rule_id": r.memory_id}, str(r.memory_id))
+    return 0
+
+
+def _cmd_guard_list(args: argparse.Namespace) -> int:
+    with open_client(args) as mem:
+        found = mem.guards.list(args.ns)
+    for rule in found:
+        if args.json:
+            print(json.dumps(rule.to_json(), ensure_ascii=False))
+            continue
+        how = f" /{rule.pattern}/" if rule.pattern else ""
+        origin = f" (learned: {rule.learned})" if rule.learned else ""
+        print(f"{rule.rule_id}  {rule.action:5}  {rule.text!r}{how}{origin}")
+    return 0
+
+
+def _cmd_guard_remove(args: argparse.Namespace) -> int:
+    with open_client(args) as mem:
+        r = mem.guards.remove(args.rule_id, args.ns, args.reason)
+    emit(args, receipt_json(r), f"removed {args.rule_id} (position {r.position})")
+    return 0
+
+
+def _cmd_guard_check(args: argparse.Namespace) -> int:
+    """Exit status 0 allow, 3 warn, 4 block (1 stays an error): a script can act on it."""
+    with open_client(args, embeds=True) as mem:
+        decision = mem.guards.check(args.action, args.ns, asked_by="cli")
+    lines = [decision.decision]
+    lines += [f"  {m.rule.action}: {m.rule.text!r} ({m.why})" for m in decision.matched]
+    emit(args, decision.to_json(), "\n".join(lines))
+    return {"allow": 0, "warn": 3, "block": 4}[decision.decision]
+
+
 def _summary(e: EpisodeRecord) -> str:
     outcome = e.outcome or "under way"
     score = "" if e.score is None else f" {e.score:.2f}"
@@ -121,6 +159,7 @@ def add_episode_commands(command: AddCommand, common: argparse.ArgumentParser) -
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def verb(name: str, handler: object, help: str) -> argparse.ArgumentParser:
+        """A verb of the command whose verbs `verbs` holds now."""
         v = verbs.add_parser(name, parents=[common], help=help, description=help)
         v.set_defaults(handler=handler)
         return v
@@ -160,6 +199,24 @@ def add_episode_commands(command: AddCommand, common: argparse.ArgumentParser) -
     v.add_argument("--domain")
     v.add_argument("--limit", type=int, default=100)
     v.add_argument("--offset", type=int, default=0)
+
+    p = command("guard", _cmd_guard_list, "rules about actions, checked before an agent acts")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    v = verb("add", _cmd_guard_add, "add a rule; prints its id")
+    v.add_argument("text", help="the rule, in words")
+    v.add_argument("--ns", required=True)
+    v.add_argument("--action", choices=["warn", "block"], default="warn")
+    v.add_argument("--match", help="a regular expression the action may match")
+    v.add_argument("--id", help="your event id, to make a retry safe")
+    v = verb("list", _cmd_guard_list, "the rules in force and the learned warnings")
+    v.add_argument("--ns", required=True)
+    v = verb("remove", _cmd_guard_remove, "remove a rule or silence a learned warning")
+    v.add_argument("rule_id")
+    v.add_argument("--ns", required=True)
+    v.add_argument("--reason")
+    v = verb("check", _cmd_guard_check, "allow, warn or block an action (exit 0, 3, 4)")
+    v.add_argument("action", help="what the agent is about to do")
+    v.add_argument("--ns", required=True)
 
     p = command("context", _cmd_context, "what a new task gets: past episodes and memories")
     p.add_argument("task")

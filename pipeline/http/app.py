@@ -37,7 +37,15 @@ from mnemoflow.pipeline.http.guard import BodyLimit, Guard, HttpError
 from mnemoflow.pipeline.http.hostguard import HostCheck
 from mnemoflow.pipeline.http.metrics import Metrics
 from mnemoflow.pipeline.http.models import ErrorOut
-from mnemoflow.pipeline.http.routes import episodes, mem0, reads, service, transfer, writes
+from mnemoflow.pipeline.http.routes import (
+    episodes,
+    guards,
+    mem0,
+    reads,
+    service,
+    transfer,
+    writes,
+)
 from mnemoflow.pipeline.http.routes.service import Rederiving
 
 ERRORS = {401: "no or unknown API key", 403: "outside the key's namespaces"}
@@ -98,6 +106,7 @@ def create_app(
     service.add_routes(app, memory, guard, metrics, status, rederiving)
     transfer.add_routes(app, memory, guard)
     episodes.add_routes(app, memory, guard)
+    guards.add_routes(app, memory, guard)
     return app
 
 

@@ -111,6 +111,25 @@ class EpisodeCompleteIn(_In):
     model_config = ConfigDict(extra="forbid", strict=False)
 
 
+class GuardAddIn(_In):
+    text: str = Field(description="the rule, in words (matched by its words and meaning)")
+    namespace: str
+    action: Literal["warn", "block"] = "warn"
+    pattern: str | None = Field(None, description="a regular expression the action may match")
+    event_id: str | None = None
+
+
+class GuardRemoveIn(_In):
+    rule_id: str = Field(description="a rule's id, or a learned warning's (learned:...)")
+    namespace: str
+    reason: str | None = None
+
+
+class GuardCheckIn(_In):
+    action: str = Field(description="what the agent is about to do")
+    namespace: str
+
+
 class ContextIn(_In):
     task: str
     namespace: str

@@ -27,6 +27,7 @@ TOOLS = {
     "log_step",
     "complete_episode",
     "get_task_context",
+    "check_action",
 }
 
 
@@ -96,6 +97,11 @@ async def _session(home: Path) -> dict[str, Any]:
                 "get_task_context", {"task": "plan a marathon training", "namespace": "priya"}
             )
         )
+        seen["check"] = _payload(
+            await session.call_tool(
+                "check_action", {"action": "kubectl delete namespace prod", "namespace": "priya"}
+            )
+        )
         seen["closed"] = await session.call_tool(
             "log_step", {"episode_id": episode, "tool": "calendar", "action": "again"}
         )
@@ -112,6 +118,7 @@ async def _session(home: Path) -> dict[str, Any]:
 def test_an_mcp_client_uses_every_tool(tmp_path: Path) -> None:
     seen = asyncio.run(asyncio.wait_for(_session(tmp_path / "home"), timeout=240))
     assert set(seen["tools"]) == TOOLS
+    assert seen["check"]["decision"] == "allow" and seen["check"]["matched"] == []
     (past,) = seen["context"]["episodes"]
     assert past["outcome"] == "success" and past["steps"][0]["action"] == "block mornings"
     assert seen["context"]["memories"]  # Priya's marathons
