@@ -225,7 +225,8 @@ class EpisodeLog:
             namespace=namespace,
         )
 
-    def get(self, episode_id: str) -> Episode:
+    def events(self, episode_id: str) -> Episode:
+        """The episode as its events tell it (MemoryNotFound: no such episode)."""
         check.memory_id(episode_id)
         records = list(self._log.input.read(memory_id=episode_id))
         if not records or records[0].kind != EPISODE_STARTED:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from mnemoflow.eventlog.episodes import Episode, EpisodeLog
 from mnemoflow.eventlog.errors import NamespaceNotFound
-from mnemoflow.eventlog.schema import Receipt
 from mnemoflow.projections.text import tokenize
 
 if TYPE_CHECKING:  # the projection's rows: not loaded by a client of a service
@@ -146,86 +145,17 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-class Episodes:
-    """A memory's episodes (`mem.episodes`)."""
+class Episodes(EpisodeLog):
+    """A memory's episodes (`mem.episodes`): `start`, `step`, `complete` (see
+    `mnemoflow.eventlog.episodes`), and `get`, `list`, read as records."""
 
     def __init__(self, memory: Memory) -> None:
+        super().__init__(memory._inputs, memory.log)
         self._memory = memory
-        self._log = EpisodeLog(memory._inputs, memory.log)
-
-    def start(
-        self,
-        task: str | bytes,
-        namespace: str,
-        *,
-        domain: str | None = None,
-        language: str | None = None,
-        tags: Sequence[str] = (),
-        occurred_at: datetime | str | None = None,
-        event_id: str | None = None,
-    ) -> Receipt:
-        """Start an episode; its id is the receipt's `memory_id`."""
-        return self._log.start(
-            task,
-            namespace,
-            domain=domain,
-            language=language,
-            tags=tags,
-            occurred_at=occurred_at,
-            event_id=event_id,
-        )
-
-    def step(
-        self,
-        episode_id: str,
-        tool: str,
-        action: str,
-        *,
-        error: str | None = None,
-        latency_ms: float | None = None,
-        tokens: int | None = None,
-        observation: str | None = None,
-        occurred_at: datetime | str | None = None,
-        event_id: str | None = None,
-    ) -> Receipt:
-        """Log a step; `error` marks it failed, with its message."""
-        return self._log.step(
-            episode_id,
-            tool,
-            action,
-            error=error,
-            latency_ms=latency_ms,
-            tokens=tokens,
-            observation=observation,
-            occurred_at=occurred_at,
-            event_id=event_id,
-        )
-
-    def complete(
-        self,
-        episode_id: str,
-        success: bool,
-        *,
-        score: float | None = None,
-        result: str | None = None,
-        error: str | None = None,
-        occurred_at: datetime | str | None = None,
-        event_id: str | None = None,
-    ) -> Receipt:
-        """Complete it; without a score, one is computed from the steps."""
-        return self._log.complete(
-            episode_id,
-            success,
-            score=score,
-            result=result,
-            error=error,
-            occurred_at=occurred_at,
-            event_id=event_id,
-        )
 
     def get(self, episode_id: str) -> EpisodeRecord:
         """The episode as its events tell it (MemoryNotFound: no such episode)."""
-        return EpisodeRecord.of_events(self._log.get(episode_id))
+        return EpisodeRecord.of_events(self.events(episode_id))
 
     def list(
         self, namespace: str, *, domain: str | None = None, limit: int = 100, offset: int = 0

@@ -39,7 +39,7 @@ def test_an_episode_is_started_stepped_and_completed(
     episodes.step(eid, "kubectl", "rollout status", error="timed out waiting for rollout")
     episodes.step(eid, "kubectl", "rollout restart")
     done = episodes.complete(eid, True, result="deployed", occurred_at=T0 + timedelta(minutes=2))
-    episode = episodes.get(eid)
+    episode = episodes.events(eid)
     assert isinstance(episode.started, EpisodeStarted) and episode.started.domain == "devops"
     assert [s.action for _, s in episode.steps if s] == [
         "apply",
@@ -85,7 +85,7 @@ def test_what_cannot_be_done_is_refused_and_appends_nothing(
     with pytest.raises(ValidationError, match="tags"):
         episodes.start("x", "ana", tags="not-a-list")  # type: ignore[arg-type]
     assert event_log.input.last_position == last
-    assert episodes.get(eid).completed.score == 0.0  # type: ignore[union-attr]
+    assert episodes.events(eid).completed.score == 0.0  # type: ignore[union-attr]
 
 
 def test_retries_are_safe_and_erasure_takes_episodes(
@@ -100,7 +100,7 @@ def test_retries_are_safe_and_erasure_takes_episodes(
     done = episodes.complete(eid, True, score=0.7, event_id="c-1")
     assert episodes.complete(eid, True, score=0.7, event_id="c-1") == done  # a retry, not a 2nd
     inputs.erase("bo")
-    gone = episodes.get(eid)
+    gone = episodes.events(eid)
     assert gone.erased and gone.started is None and all(s is None for _, s in gone.steps)
     with pytest.raises(MemoryGone):
         episodes.step(eid, "search", "hotels")
