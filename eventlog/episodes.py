@@ -10,10 +10,10 @@ completed, or to an id that is no episode, is refused and appends nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pydantic
 from pydantic import Field, StrictBool, StrictInt
@@ -32,6 +32,9 @@ from mnemoflow.eventlog.schema import (
 )
 
 _NAME = Field(min_length=1, max_length=200)
+_STEP_ARGUMENTS = frozenset(
+    {"tool", "action", "error", "latency_ms", "tokens", "observation", "occurred_at", "event_id"}
+)
 
 
 class EpisodeStarted(Payload):
@@ -145,20 +148,7 @@ class EpisodeLog:
     ) -> Receipt:
         """One step: `error` set means it failed (with that message). `namespace`: the name
         of the namespace the episode must be in."""
-        if observation is not None:
-            observation = check.text(observation, self._log.settings)
-        if error is not None:
-            error = check.text(error, self._log.settings)
-        payload = _checked(
-            EpisodeStep,
-            tool=tool,
-            action=action,
-            ok=error is None,
-            error=error,
-            latency_ms=None if latency_ms is None else float(latency_ms),
-            tokens=tokens,
-            observation=observation,
-        )
+        payload = self._step_payload(tool, action, error, latency_ms, tokens, observation)
 
         def made(records: list[Record]) -> Payload:
             _open_episode(episode_id, records)
@@ -172,6 +162,67 @@ class EpisodeLog:
             occurred_at,
             subject=EPISODE_STARTED,
             namespace=namespace,
+        )
+
+    def step_many(
+        self, episode_id: str, steps: Sequence[Mapping[str, Any]], *, namespace: str | None = None
+    ) -> list[Receipt]:
+        """Many steps of one episode with one durable write, each a mapping of `step`'s
+        arguments (`tool`, `action`, `error`, `latency_ms`, `tokens`, `observation`,
+        `occurred_at`, `event_id`); all are checked before any is appended."""
+        if not steps:
+            raise ValidationError("no steps to log")
+        payloads = []
+        for i, given in enumerate(steps, 1):
+            unknown = set(given) - _STEP_ARGUMENTS
+            if unknown or not {"tool", "action"} <= set(given):
+                raise ValidationError(
+                    f"step {i}: takes tool and action, of {sorted(_STEP_ARGUMENTS)}"
+                )
+            fields = {k: v for k, v in given.items() if k not in ("occurred_at", "event_id")}
+            try:
+                payloads.append(self._step_payload(**fields))
+            except ValidationError as exc:
+                raise ValidationError(f"step {i}: {exc}") from None
+
+        def made(records: list[Record]) -> list[Payload]:
+            _open_episode(episode_id, records)
+            return list(payloads)
+
+        return self._inputs.change_many(
+            EPISODE_STEP,
+            episode_id,
+            made,
+            [s.get("event_id") for s in steps],
+            [s.get("occurred_at") for s in steps],
+            subject=EPISODE_STARTED,
+            namespace=namespace,
+        )
+
+    def _step_payload(
+        self,
+        tool: str,
+        action: str,
+        error: str | None = None,
+        latency_ms: float | None = None,
+        tokens: int | None = None,
+        observation: str | None = None,
+    ) -> EpisodeStep:
+        if observation is not None:
+            observation = check.text(observation, self._log.settings)
+        if error is not None:
+            error = check.text(error, self._log.settings)
+        if isinstance(latency_ms, bool) or not isinstance(latency_ms, int | float | None):
+            raise ValidationError(f"latency_ms must be a number, got {latency_ms!r}")
+        return _checked(
+            EpisodeStep,
+            tool=tool,
+            action=action,
+            ok=error is None,
+            error=error,
+            latency_ms=None if latency_ms is None else float(latency_ms),
+            tokens=tokens,
+            observation=observation,
         )
 
     def complete(

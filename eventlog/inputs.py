@@ -300,6 +300,58 @@ class InputLog:
         when = check.occurred_at(occurred_at)
         return self._change(kind, subject_id, make, event_id, when, namespace, subject=subject)
 
+    def change_many(
+        self,
+        kind: str,
+        subject_id: str,
+        make: Callable[[list[Record]], list[Payload]],
+        event_ids: Sequence[str | None],
+        occurred_at: Sequence[datetime | str | None],
+        *,
+        subject: str,
+        namespace: str | None = None,
+    ) -> list[Receipt]:
+        """`change` for a batch of events about one subject, appended with one durable write.
+        A batch whose every event id the log already holds returns their receipts."""
+        check.memory_id(subject_id)
+        if len(event_ids) > self._log.settings.max_batch_events:
+            raise ValidationError(
+                f"{len(event_ids)} events in one call, over {self._log.settings.max_batch_events}"
+            )
+        chosen = [None if e is None else check.event_id(e) for e in event_ids]
+        times = [check.occurred_at(t) for t in occurred_at]
+        if namespace is not None:
+            check.namespace(namespace)
+        with self._mutate:
+            records = self._records(subject_id)
+            owner, status = self._status(records)
+            if namespace is not None and owner != self._log.keyring.namespace_id(namespace):
+                raise ValidationError(f"{subject_id} is not in namespace {namespace!r}")
+            if status != "erased" and chosen and all(c is not None for c in chosen):
+                keyed = [self.keyed_event_id(owner, c) for c in chosen if c is not None]
+                known = self._log.input.get_many(keyed)
+                if len(known) == len(keyed):  # a retried batch
+                    return [receipt_of(INPUT_STREAM, known[e]) for e in keyed]
+            if status != "active":
+                raise MemoryGone(f"{subject_id} is {status}; it cannot change")
+            if records[0].kind != subject:
+                what = records[0].kind.split(".")[0]
+                raise ValidationError(f"{subject_id} is an {what}, not what this changes")
+            payloads = make(records)
+            now = datetime.now(UTC)
+            drafts = [
+                self._draft(
+                    kind,
+                    owner,
+                    subject_id,
+                    payload,
+                    new_id() if c is None else self.keyed_event_id(owner, c),
+                    when or now,
+                )
+                for payload, c, when in zip(payloads, chosen, times, strict=True)
+            ]
+            return self._log.input.append(drafts)
+
     def begin(
         self,
         kind: str,

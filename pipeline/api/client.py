@@ -367,6 +367,10 @@ class RemoteMemory:
         self.close()
 
 
+def _step_json(step: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _iso(v) if k == "occurred_at" else v for k, v in step.items()}
+
+
 class RemoteEpisodes:
     """`Memory.episodes` over HTTP: the same calls, the same receipts and records."""
 
@@ -419,6 +423,13 @@ class RemoteEpisodes:
             "event_id": event_id,
         }
         return receipt_of(self._remote._call("POST", f"/episodes/{episode_id}/steps", body))
+
+    def step_many(
+        self, episode_id: str, steps: Sequence[Mapping[str, Any]]
+    ) -> builtins.list[Receipt]:
+        body = {"steps": [_step_json(s) for s in steps]}
+        found = self._remote._call("POST", f"/episodes/{episode_id}/steps/batch", body)
+        return [receipt_of(r) for r in found]
 
     def complete(
         self,

@@ -40,6 +40,7 @@ def _bench_targets() -> dict[str, BenchTarget]:
     """Each `mnemo bench TARGET`: the key of its figures, how it runs, how it reads."""
     from mnemoflow.pipeline.bench import (
         cold,
+        episodes,
         log,
         projections,
         recall,
@@ -91,6 +92,11 @@ def _bench_targets() -> dict[str, BenchTarget]:
             "rederive",
             lambda a, s: rederive.run_rederive_bench(s, a.ingest_memories, home=a.home),
             rederive.format_rederive_bench,
+        ),
+        "episodes": (
+            "episodes",
+            lambda a, s: episodes.run_episodes_bench(s, a.episodes, home=a.home),
+            episodes.format_episodes_bench,
         ),
         "cold": (
             "cold_recall",
@@ -283,6 +289,7 @@ def add_service_commands(command: AddCommand) -> None:
             "lag",
             "transfer",
             "rederive",
+            "episodes",
             "cold",
         ],
         help="one measurement only (default: log, ingest, recall over the Python API and "
@@ -290,6 +297,7 @@ def add_service_commands(command: AddCommand) -> None:
     )
     p.add_argument("--ingest-memories", type=int, default=2000, help="ingest, rederive: memories")
     p.add_argument("--plot", help="all: write a PNG of recall latency against size here")
+    p.add_argument("--episodes", type=int, default=10_000, help="episodes: the suite's size")
     p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
     p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")
     p.add_argument("--memories", type=int, default=100_000, help="rebuild, transfer: memories")

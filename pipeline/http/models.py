@@ -100,6 +100,10 @@ class EpisodeStepIn(_In):
     model_config = ConfigDict(extra="forbid", strict=False)
 
 
+class EpisodeStepsIn(_In):
+    steps: list[EpisodeStepIn] = Field(min_length=1, max_length=1000)
+
+
 class EpisodeCompleteIn(_In):
     success: bool
     score: float | None = Field(None, ge=0, le=1, description="default: from the steps")

@@ -240,3 +240,25 @@ class MemoryApiContract:
             api.episodes.get("0" * 32)
         with pytest.raises(ValidationError):
             api.episodes.start("", "agent")
+
+    def test_steps_go_in_batches_checked_first_and_retried_safely(self, api: Any) -> None:
+        eid = api.episodes.start("Index the archive", "batch").memory_id
+        steps = [{"tool": "fs", "action": f"read shard {i}", "event_id": f"s{i}"} for i in range(5)]
+        steps[2] |= {"error": "checksum mismatch", "latency_ms": 3.5}
+        receipts = api.episodes.step_many(eid, steps)
+        assert [r.position for r in receipts] == list(
+            range(receipts[0].position, receipts[0].position + 5)
+        )
+        assert api.episodes.step_many(eid, steps) == receipts  # a retried batch: no new events
+        episode = api.episodes.get(eid)
+        assert [s.ok for s in episode.steps] == [True, True, False, True, True]
+        last = receipts[-1].position
+        bad = [{"tool": "fs", "action": "read"}, {"tool": "", "action": "read"}]
+        with pytest.raises(ValidationError, match="step 2"):
+            api.episodes.step_many(eid, bad)
+        with pytest.raises(ValidationError, match=r"step 1|steps\.0\.tool"):
+            api.episodes.step_many(eid, [{"action": "read"}])
+        api.episodes.complete(eid, True)
+        with pytest.raises(EpisodeClosed):
+            api.episodes.step_many(eid, [{"tool": "fs", "action": "read more"}])
+        assert len(api.episodes.get(eid).steps) == 5 and last == receipts[-1].position

@@ -181,6 +181,13 @@ def test_bench_rederive_smoke(tmp_path: Path) -> None:
     assert result["recall_alone"]["p50_ms"] > 0 and result["recalls_during"] >= 1
 
 
+def test_bench_episodes_smoke(tmp_path: Path) -> None:
+    result = ok_json(tmp_path, "bench", "episodes", "--episodes", "40")["episodes"]
+    assert result["episodes"] == 40 and result["steps_per_s_in_batches_of_100"] > 0
+    assert result["context"]["p99_ms"] >= result["context"]["p50_ms"] > 0
+    assert result["single_step"]["p50_ms"] > 0 and result["step_vs_store_p50"] > 0
+
+
 def test_bench_embedder_and_rebuild_smoke(tmp_path: Path) -> None:
     embedder = ok_json(tmp_path, "bench", "embedder", "--sentences", "64")["embedder"]
     assert set(embedder["sentences_per_s"]) == {"batch_1", "batch_64"}

@@ -17,6 +17,7 @@ from mnemoflow.pipeline.http.models import (
     EpisodeCompleteIn,
     EpisodeStartIn,
     EpisodeStepIn,
+    EpisodeStepsIn,
     ReceiptOut,
 )
 
@@ -58,6 +59,17 @@ def add_routes(app: FastAPI, memory: Memory, guard: Guard) -> None:
             event_id=body.event_id,
         )
         return receipt_json(r)
+
+    @app.post(
+        "/episodes/{episode_id}/steps/batch", response_model=list[ReceiptOut], tags=["episodes"]
+    )
+    def steps(
+        episode_id: str, body: EpisodeStepsIn, key: ApiKey | None = authorised
+    ) -> list[dict[str, Any]]:
+        """Up to 1,000 steps with one durable write; all are checked first."""
+        allow_memory(key, episode_id)
+        given = [s.model_dump(exclude_none=True) for s in body.steps]
+        return [receipt_json(r) for r in memory.episodes.step_many(episode_id, given)]
 
     @app.post("/episodes/{episode_id}/complete", response_model=ReceiptOut, tags=["episodes"])
     def complete(
