@@ -45,6 +45,10 @@ def test_every_route_checks_the_key_and_its_namespaces(server: Server) -> None:
     )
     assert bob.status_code == 200, bob.text
     bob_id = bob.json()["memory_id"]
+    started = _call(url, keys["admin"], "POST", "/episodes", {"task": "x", "namespace": "bob"})
+    assert started.status_code == 200, started.text
+    episode = started.json()["memory_id"]
+    step = {"tool": "t", "action": "a"}
     # Every route, as a key for alice would use it against bob's data.
     against_bob: dict[tuple[str, str], tuple[str, Any]] = {
         ("POST", "/store"): ("/store", {"text": "x", "namespace": "bob"}),
@@ -60,8 +64,30 @@ def test_every_route_checks_the_key_and_its_namespaces(server: Server) -> None:
         ("POST", "/erase"): ("/erase", {"namespace": "bob"}),
         ("POST", "/memories/add"): ("/memories/add", {"user_id": "bob", "text": "x"}),
         ("POST", "/memories/search"): ("/memories/search", {"user_id": "bob", "query": "figs"}),
+        ("GET", "/namespaces/{namespace}/contradictions"): ("/namespaces/bob/contradictions", None),
+        ("GET", "/export"): ("/export?ns=bob", None),
+        ("POST", "/episodes"): ("/episodes", {"task": "x", "namespace": "bob"}),
+        ("POST", "/episodes/{episode_id}/steps"): (f"/episodes/{episode}/steps", step),
+        ("POST", "/episodes/{episode_id}/steps/batch"): (
+            f"/episodes/{episode}/steps/batch",
+            {"steps": [step]},
+        ),
+        ("POST", "/episodes/{episode_id}/complete"): (
+            f"/episodes/{episode}/complete",
+            {"success": True},
+        ),
+        ("GET", "/episodes/{episode_id}"): (f"/episodes/{episode}", None),
+        ("GET", "/namespaces/{namespace}/episodes"): ("/namespaces/bob/episodes", None),
+        ("POST", "/context"): ("/context", {"task": "x", "namespace": "bob"}),
+        ("POST", "/guards"): ("/guards", {"text": "x", "namespace": "bob"}),
+        ("GET", "/namespaces/{namespace}/guards"): ("/namespaces/bob/guards", None),
+        ("POST", "/guards/remove"): ("/guards/remove", {"rule_id": "r", "namespace": "bob"}),
+        ("POST", "/guard/check"): ("/guard/check", {"action": "x", "namespace": "bob"}),
         ("GET", "/verify"): ("/verify", None),  # admin routes
         ("GET", "/stats"): ("/stats", None),
+        ("POST", "/import"): ("/import", {"rows": [{"op": "store"}]}),
+        ("GET", "/rederive"): ("/rederive", None),
+        ("POST", "/rederive"): ("/rederive", {"actor": "embedder", "model_id": "x"}),
     }
     any_key = {("GET", "/metrics"): ("/metrics", None)}  # totals only: any valid key
     spec = httpx.get(f"{url}/openapi.json").json()
