@@ -15,6 +15,7 @@ import duckdb
 from mnemoflow.eventlog.episodes import EpisodeCompleted, EpisodeStarted, EpisodeStep
 from mnemoflow.eventlog.opened import Opened
 from mnemoflow.eventlog.schema import EPISODE_COMPLETED, EPISODE_STARTED, EPISODE_STEP
+from mnemoflow.projections.text import tokenize
 
 EPISODE_TABLES = ("episodes", "episode_steps")
 _EPISODE_COLUMNS = (
@@ -64,9 +65,19 @@ def fold_episodes(con: duckdb.DuckDBPyConnection, events: Sequence[Opened]) -> N
         r, p = event.record, event.payload
         at = r.occurred_at or r.recorded_at
         if r.kind == EPISODE_STARTED and isinstance(p, EpisodeStarted):
-            tags = json.dumps(p.tags)
+            tags, terms = json.dumps(p.tags), tokenize(p.task)
             started.append(
-                (r.memory_id, r.namespace, p.task, p.domain, p.language, tags, at, r.position)
+                (
+                    r.memory_id,
+                    r.namespace,
+                    p.task,
+                    p.domain,
+                    p.language,
+                    tags,
+                    at,
+                    r.position,
+                    terms,
+                )
             )
         elif r.kind == EPISODE_STEP and isinstance(p, EpisodeStep):
             steps.append(
@@ -91,7 +102,8 @@ def fold_episodes(con: duckdb.DuckDBPyConnection, events: Sequence[Opened]) -> N
     if started:
         con.executemany(
             "INSERT INTO episodes (episode_id, namespace, task, domain, language, tags, "
-            "started_at, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "started_at, position, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             started,
         )
     if steps:
@@ -147,20 +159,26 @@ def _episode(row: tuple[Any, ...]) -> EpisodeRow:
 
 
 def episode_candidates(
-    con: duckdb.DuckDBPyConnection, namespace: str, domain: str | None
-) -> list[tuple[str, str, float, int, str]]:
-    """(id, task, score, position, tags as JSON) of a namespace's completed episodes: what a
-    task's context ranks, without the rest of each row."""
-    return [
-        (str(a), str(b), float(c), int(d), str(e))
-        for a, b, c, d, e in con.cursor()
-        .execute(
-            "SELECT episode_id, task, score, position, tags FROM episodes WHERE namespace = ? "
-            "AND completed_at IS NOT NULL AND (? IS NULL OR domain = ?)",
-            [namespace, domain, domain],
-        )
-        .fetchall()
-    ]
+    con: duckdb.DuckDBPyConnection, namespace: str, domain: str | None, terms: Sequence[str]
+) -> tuple[list[tuple[str, list[str], float, int, str]], int, float]:
+    """The completed episodes (of one domain) whose task shares a term with `terms`: (id,
+    task terms, score, position, tags as JSON) each; and, over all of them, how many there
+    are and their tasks' average length in terms (what BM25 needs of the rest)."""
+    where = (
+        "namespace = ? AND completed_at IS NOT NULL AND (? IS NULL OR domain = ?)",
+        [namespace, domain, domain],
+    )
+    cursor = con.cursor()
+    total, average = cursor.execute(
+        f"SELECT count(*), coalesce(avg(len(terms)), 0) FROM episodes WHERE {where[0]}", where[1]
+    ).fetchall()[0]
+    found = cursor.execute(
+        "SELECT episode_id, terms, score, position, tags FROM episodes "
+        f"WHERE {where[0]} AND list_has_any(terms, ?::VARCHAR[])",
+        [*where[1], list(terms)],
+    ).fetchall()
+    rows = [(str(a), list(b), float(c), int(d), str(e)) for a, b, c, d, e in found]
+    return rows, int(total), float(average)
 
 
 def episodes_by_id(

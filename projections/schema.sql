@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS episodes (
     domain VARCHAR, language VARCHAR, tags VARCHAR NOT NULL,   -- a JSON list
     started_at TIMESTAMPTZ NOT NULL, position BIGINT NOT NULL,
     completed_at TIMESTAMPTZ, success BOOLEAN, score DOUBLE, result VARCHAR, error VARCHAR,
-    duration_ms DOUBLE, completed_position BIGINT
+    duration_ms DOUBLE, completed_position BIGINT,
+    terms VARCHAR[] NOT NULL                  -- the task's index terms, as recall tokenizes
 );
 CREATE TABLE IF NOT EXISTS episode_steps (
     episode_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, position BIGINT NOT NULL,

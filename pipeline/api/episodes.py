@@ -2,14 +2,14 @@
 context a new task gets from past ones (`Memory.context`).
 
 Past episodes are ranked for a task by how much their task's words match it (BM25 over the
-namespace's completed episodes, with the memories' tokenizer), weighted by how well they went
+namespace's completed episodes, with the memories' tokenizer; the projection keeps each task's
+terms, so only the tasks sharing one are read), weighted by how well they went
 (`0.5 + 0.5 * score`: a failed episode still counts, half as much, for what it warns of).
 """
 
 from __future__ import annotations
 
 import builtins
-import functools
 import json
 import math
 from collections import Counter
@@ -191,40 +191,39 @@ class Episodes(EpisodeLog):
             raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
         self._memory.runtime.refresh()
         con = self._memory.runtime.projector.duck.con
-        candidates = episode_candidates(con, namespace_id, domain)
+        query = sorted(set(tokenize(task)))
+        candidates, total, average = episode_candidates(con, namespace_id, domain, query)
         if tags:
             wanted = set(tags)
             candidates = [c for c in candidates if wanted & set(json.loads(c[4]))]
-        ranked = rank(task, [(c[0], c[1], c[2], c[3]) for c in candidates])[:k]
+        ranked = rank(query, [(c[0], c[1], c[2], c[3]) for c in candidates], total, average)[:k]
         ids = [episode_id for episode_id, _ in ranked]
         rows, steps = episodes_by_id(con, ids), step_rows(con, ids)
         return [EpisodeRecord.of_row(rows[e], namespace, steps[e], s) for e, s in ranked]
 
 
-def rank(task: str, candidates: Sequence[tuple[str, str, float, int]]) -> list[tuple[str, float]]:
-    """(id, relevance) of the candidates (id, task, score, position) whose task shares words
-    with `task`, best first: BM25 of their tasks times how well they went."""
-    query = set(tokenize(task))
+def rank(
+    query: Sequence[str],
+    candidates: Sequence[tuple[str, Sequence[str], float, int]],
+    total: int,
+    average: float,
+) -> list[tuple[str, float]]:
+    """(id, relevance) of the candidates (id, task terms, score, position), best first: BM25
+    of their tasks for the query's terms (over `total` tasks of `average` length) times how
+    well they went."""
     if not query or not candidates:
         return []
-    docs = [_terms(c[1]) for c in candidates]
-    average = sum(length for _, length in docs) / len(docs) or 1.0
-    df = Counter(term for terms, _ in docs for term in query if term in terms)
+    docs = [Counter(terms) for _, terms, _, _ in candidates]
+    df = Counter(term for terms in docs for term in query if term in terms)
+    average = average or 1.0
     scored = []
-    for (episode_id, _, score, position), (terms, length) in zip(candidates, docs, strict=True):
+    for (episode_id, terms, score, position), counts in zip(candidates, docs, strict=True):
         bm25 = 0.0
-        for term in query & terms.keys():
-            tf = terms[term]
-            idf = math.log(1 + (len(docs) - df[term] + 0.5) / (df[term] + 0.5))
-            bm25 += idf * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length / average))
+        for term in set(query) & counts.keys():
+            tf = counts[term]
+            idf = math.log(1 + (total - df[term] + 0.5) / (df[term] + 0.5))
+            bm25 += idf * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * len(terms) / average))
         if bm25 > 0:
             scored.append((episode_id, round(bm25 * (0.5 + 0.5 * score), 6), position))
     scored.sort(key=lambda found: (-found[1], -found[2]))
     return [(episode_id, relevance) for episode_id, relevance, _ in scored]
-
-
-@functools.lru_cache(maxsize=65536)
-def _terms(task: str) -> tuple[Counter[str], int]:
-    """A task's index terms with their counts, and its length (tasks repeat across calls)."""
-    terms = tokenize(task)
-    return Counter(terms), len(terms)

@@ -1,8 +1,9 @@
 """`mnemo bench episodes`: logging what agents do, and the context a new task gets.
 
-In a fresh home, through the Python API (embedded): single steps one after another (each
-durable when it returns) beside single stores of a memory, the baseline, alternated; steps in
-batches of 100 (`step_many`); then N episodes of a synthetic task suite (a start, three to six
+In a fresh home, through the Python API (embedded): single steps one after another in
+episodes of ten steps (each durable when it returns) beside single stores of a memory, the
+baseline, alternated; steps in batches of 100 (`step_many`, one batch an episode, the time to
+start it included); then N episodes of a synthetic task suite (a start, three to six
 steps, a completion), and `context` asked for new tasks of the suite's families.
 """
 
@@ -37,19 +38,20 @@ def run_episodes_bench(
 ) -> dict[str, Any]:
     rng = random.Random(5)  # noqa: S311  (a reproducible suite, not a secret)
     with scratch(home) as tmp, Memory.open(settings=_at(settings, Path(tmp) / "home")) as mem:
-        eid = str(mem.episodes.start("warm up", "bench").memory_id)
         step_s: list[float] = []
         store_s: list[float] = []
         for i in range(min(300, max(50, episodes))):  # alternated: the same disk and moment
+            if i % 10 == 0:  # episodes of ten steps (a step reads its episode's events)
+                eid = str(mem.episodes.start(f"task {i}", "bench").memory_id)
             began = time.perf_counter()
             mem.episodes.step(eid, "tool", f"action {i % 7}")
             step_s.append(time.perf_counter() - began)
             began = time.perf_counter()
             mem.store(f"note {i}", "bench")
             store_s.append(time.perf_counter() - began)
-        batched = str(mem.episodes.start("many steps", "bench").memory_id)
         began = time.perf_counter()
-        for i in range(100):
+        for i in range(100):  # a hundred episodes of a hundred steps, one batch each
+            batched = str(mem.episodes.start(f"long task {i}", "bench").memory_id)
             mem.episodes.step_many(
                 batched, [{"tool": "tool", "action": f"step {i}.{j}"} for j in range(100)]
             )
