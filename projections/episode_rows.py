@@ -158,27 +158,57 @@ def _episode(row: tuple[Any, ...]) -> EpisodeRow:
     )
 
 
-def episode_candidates(
-    con: duckdb.DuckDBPyConnection, namespace: str, domain: str | None, terms: Sequence[str]
-) -> tuple[list[tuple[str, list[str], float, int, str]], int, float]:
-    """The completed episodes (of one domain) whose task shares a term with `terms`: (id,
-    task terms, score, position, tags as JSON) each; and, over all of them, how many there
-    are and their tasks' average length in terms (what BM25 needs of the rest)."""
-    where = (
-        "namespace = ? AND completed_at IS NOT NULL AND (? IS NULL OR domain = ?)",
-        [namespace, domain, domain],
+def ranked_episodes(
+    con: duckdb.DuckDBPyConnection,
+    namespace: str,
+    terms: Sequence[str],
+    *,
+    domain: str | None,
+    tags: Sequence[str],
+    k: int,
+    k1: float,
+    b: float,
+) -> list[tuple[str, float]]:
+    """(id, relevance) of the k completed episodes (of one domain, with one of the tags)
+    whose task matches `terms` best: BM25 of their tasks' terms over all the namespace's
+    completed episodes (of that domain), times `0.5 + 0.5 * score`; ties to the latest."""
+    if not terms:
+        return []
+    found = (
+        con.cursor()
+        .execute(
+            """
+            WITH pool AS (
+                SELECT episode_id, terms, score, position, tags FROM episodes
+                WHERE namespace = $ns AND completed_at IS NOT NULL
+                  AND ($domain IS NULL OR domain = $domain)),
+            stats AS (SELECT count(*) AS n, greatest(avg(len(terms)), 1) AS avgdl FROM pool),
+            hits AS (
+                SELECT p.episode_id, p.score, p.position, p.tags, len(p.terms) AS dl, q.term,
+                       len(list_filter(p.terms, lambda x: x = q.term)) AS tf
+                FROM pool p, (SELECT unnest($terms::VARCHAR[]) AS term) q
+                WHERE list_contains(p.terms, q.term)),
+            df AS (SELECT term, count(*) AS df FROM hits GROUP BY term)
+            SELECT h.episode_id,
+                   sum(ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * h.tf * ($k1 + 1)
+                       / (h.tf + $k1 * (1 - $b + $b * h.dl / s.avgdl)))
+                   * (0.5 + 0.5 * any_value(h.score)) AS relevance,
+                   any_value(h.position) AS position, any_value(h.tags) AS tags
+            FROM hits h JOIN df USING (term), stats s
+            GROUP BY h.episode_id
+            ORDER BY relevance DESC, position DESC
+            """,
+            {"ns": namespace, "domain": domain, "terms": list(terms), "k1": k1, "b": b},
+        )
+        .fetchall()
     )
-    cursor = con.cursor()
-    total, average = cursor.execute(
-        f"SELECT count(*), coalesce(avg(len(terms)), 0) FROM episodes WHERE {where[0]}", where[1]
-    ).fetchall()[0]
-    found = cursor.execute(
-        "SELECT episode_id, terms, score, position, tags FROM episodes "
-        f"WHERE {where[0]} AND list_has_any(terms, ?::VARCHAR[])",
-        [*where[1], list(terms)],
-    ).fetchall()
-    rows = [(str(a), list(b), float(c), int(d), str(e)) for a, b, c, d, e in found]
-    return rows, int(total), float(average)
+    wanted = set(tags)
+    out = [
+        (str(episode_id), round(float(relevance), 6))
+        for episode_id, relevance, _, row_tags in found
+        if relevance > 0 and (not wanted or wanted & set(json.loads(row_tags)))
+    ]
+    return out[:k]
 
 
 def episodes_by_id(

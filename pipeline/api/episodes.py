@@ -3,16 +3,13 @@ context a new task gets from past ones (`Memory.context`).
 
 Past episodes are ranked for a task by how much their task's words match it (BM25 over the
 namespace's completed episodes, with the memories' tokenizer; the projection keeps each task's
-terms, so only the tasks sharing one are read), weighted by how well they went
+terms, and ranks them in one query), weighted by how well they went
 (`0.5 + 0.5 * score`: a failed episode still counts, half as much, for what it warns of).
 """
 
 from __future__ import annotations
 
 import builtins
-import json
-import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -180,11 +177,7 @@ class Episodes(EpisodeLog):
         self, task: str, namespace: str, *, domain: str | None, tags: Sequence[str], k: int
     ) -> builtins.list[EpisodeRecord]:
         """The k completed episodes that bear most on `task` (see the module's note)."""
-        from mnemoflow.projections.episode_rows import (
-            episode_candidates,
-            episodes_by_id,
-            step_rows,
-        )
+        from mnemoflow.projections.episode_rows import episodes_by_id, ranked_episodes, step_rows
 
         namespace_id = self._memory._inputs.namespace_id(namespace)
         if namespace_id is None:
@@ -192,38 +185,9 @@ class Episodes(EpisodeLog):
         self._memory.runtime.refresh()
         con = self._memory.runtime.projector.duck.con
         query = sorted(set(tokenize(task)))
-        candidates, total, average = episode_candidates(con, namespace_id, domain, query)
-        if tags:
-            wanted = set(tags)
-            candidates = [c for c in candidates if wanted & set(json.loads(c[4]))]
-        ranked = rank(query, [(c[0], c[1], c[2], c[3]) for c in candidates], total, average)[:k]
+        ranked = ranked_episodes(
+            con, namespace_id, query, domain=domain, tags=tags, k=k, k1=_K1, b=_B
+        )
         ids = [episode_id for episode_id, _ in ranked]
         rows, steps = episodes_by_id(con, ids), step_rows(con, ids)
         return [EpisodeRecord.of_row(rows[e], namespace, steps[e], s) for e, s in ranked]
-
-
-def rank(
-    query: Sequence[str],
-    candidates: Sequence[tuple[str, Sequence[str], float, int]],
-    total: int,
-    average: float,
-) -> list[tuple[str, float]]:
-    """(id, relevance) of the candidates (id, task terms, score, position), best first: BM25
-    of their tasks for the query's terms (over `total` tasks of `average` length) times how
-    well they went."""
-    if not query or not candidates:
-        return []
-    docs = [Counter(terms) for _, terms, _, _ in candidates]
-    df = Counter(term for terms in docs for term in query if term in terms)
-    average = average or 1.0
-    scored = []
-    for (episode_id, terms, score, position), counts in zip(candidates, docs, strict=True):
-        bm25 = 0.0
-        for term in set(query) & counts.keys():
-            tf = counts[term]
-            idf = math.log(1 + (total - df[term] + 0.5) / (df[term] + 0.5))
-            bm25 += idf * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * len(terms) / average))
-        if bm25 > 0:
-            scored.append((episode_id, round(bm25 * (0.5 + 0.5 * score), 6), position))
-    scored.sort(key=lambda found: (-found[1], -found[2]))
-    return [(episode_id, relevance) for episode_id, relevance, _ in scored]
