@@ -43,6 +43,7 @@ from mnemoflow.eventlog.schema import (
     CONSOLIDATED_STREAM,
     EMBEDDED_STREAM,
     EXTRACTED_STREAM,
+    INPUT_STREAM,
     LINKED_STREAM,
 )
 from mnemoflow.pipeline.api.config import Settings
@@ -152,10 +153,13 @@ class Rederivation:
         self._counting = threading.Lock()
         self.began = time.perf_counter()
 
-    def round(self) -> int:
-        """One batch per actor; the upstream events read (0: caught up)."""
+    def round(self, stop: int | None = None) -> int:
+        """One batch per actor (those that follow the input: up to its position `stop`); the
+        upstream events read (0: caught up)."""
+        batch = self.settings.projections.actor_batch_size
         return sum(
-            self._step(f, self.settings.projections.actor_batch_size) for f in self.followers
+            self._step(f, batch, stop if f.upstream == INPUT_STREAM else None)
+            for f in self.followers
         )
 
     def lead_round(self) -> int:
@@ -170,8 +174,8 @@ class Rederivation:
         self.runtime.project()
         return moved
 
-    def _step(self, follower: Follower, batch: int) -> int:
-        step = run_follower(self.log, follower, batch_size=batch, max_batches=1)
+    def _step(self, follower: Follower, batch: int, stop: int | None = None) -> int:
+        step = run_follower(self.log, follower, batch_size=batch, max_batches=1, stop=stop)
         with self._counting:
             self.derived += step.derived
         return step.read

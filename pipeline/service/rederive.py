@@ -58,13 +58,17 @@ class ServiceRederivation:
         try:
             work = Rederivation(service.settings, layout)
             try:
-                while not self._stop.is_set() and work.round():
+                batch = service.settings.projections.actor_batch_size
+                # Until a round finds less than a batch for each actor: stores go on arriving,
+                # so "nothing left" may never come.
+                while not self._stop.is_set() and work.round() >= batch:
                     self.state |= work.progress()
                 if self._stop.is_set():
                     self.state |= {"state": "stopped"}
                     return
-                with service.stepping, service.projecting:  # the pumps held: the last
-                    while work.round():  # events, the switch, the service taking it up
+                with service.stepping, service.projecting:  # the pumps held: the events up
+                    last = service.memory.log.input.last_position  # to now, then the switch;
+                    while work.round(stop=last):  # later ones the restarted actors derive
                         pass
                     self.state |= work.progress()
                     work.switch()
