@@ -11,10 +11,13 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from mnemoflow.eventlog.episodes import EpisodeCompleted, EpisodeStarted, EpisodeStep
 from mnemoflow.eventlog.opened import Opened
 from mnemoflow.eventlog.schema import EPISODE_COMPLETED, EPISODE_STARTED, EPISODE_STEP
+from mnemoflow.projections.postings import register
+from mnemoflow.projections.rows import TS
 from mnemoflow.projections.text import tokenize
 
 EPISODE_TABLES = ("episodes", "episode_steps")
@@ -56,8 +59,51 @@ class StepRow:
     at: datetime
 
 
+_STARTED = pa.schema(
+    [
+        ("episode_id", pa.string()),
+        ("namespace", pa.string()),
+        ("task", pa.string()),
+        ("domain", pa.string()),
+        ("language", pa.string()),
+        ("tags", pa.string()),
+        ("started_at", TS),
+        ("position", pa.int64()),
+        ("terms", pa.list_(pa.string())),
+    ]
+)
+_STEPS = pa.schema(
+    [
+        ("episode_id", pa.string()),
+        ("namespace", pa.string()),
+        ("position", pa.int64()),
+        ("tool", pa.string()),
+        ("action", pa.string()),
+        ("ok", pa.bool_()),
+        ("error", pa.string()),
+        ("latency_ms", pa.float64()),
+        ("tokens", pa.int64()),
+        ("observation", pa.string()),
+        ("occurred_at", TS),
+    ]
+)
+_COMPLETED = pa.schema(
+    [
+        ("completed_at", TS),
+        ("success", pa.bool_()),
+        ("score", pa.float64()),
+        ("result", pa.string()),
+        ("error", pa.string()),
+        ("duration_ms", pa.float64()),
+        ("completed_position", pa.int64()),
+        ("episode_id", pa.string()),
+    ]
+)
+
+
 def fold_episodes(con: duckdb.DuckDBPyConnection, events: Sequence[Opened]) -> None:
-    """Apply a run of input events' episode events (the others are not theirs)."""
+    """Apply a run of input events' episode events (the others are not theirs): each kind
+    as one Arrow table, starts inserted before steps, completions applied last."""
     started: list[tuple[Any, ...]] = []
     steps: list[tuple[Any, ...]] = []
     completed: list[tuple[Any, ...]] = []
@@ -100,20 +146,26 @@ def fold_episodes(con: duckdb.DuckDBPyConnection, events: Sequence[Opened]) -> N
                 (at, p.success, p.score, p.result, p.error, p.duration_ms, r.position, r.memory_id)
             )
     if started:
-        con.executemany(
+        register(con, "_started", _arrow(_STARTED, started))
+        con.execute(
             "INSERT INTO episodes (episode_id, namespace, task, domain, language, tags, "
-            "started_at, position, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            started,
+            "started_at, position, terms) SELECT * FROM _started ON CONFLICT DO NOTHING"
         )
     if steps:
-        con.executemany("INSERT INTO episode_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
+        register(con, "_steps", _arrow(_STEPS, steps))
+        con.execute("INSERT INTO episode_steps SELECT * FROM _steps")
     if completed:
-        con.executemany(
-            "UPDATE episodes SET completed_at = ?, success = ?, score = ?, result = ?, "
-            "error = ?, duration_ms = ?, completed_position = ? WHERE episode_id = ?",
-            completed,
+        register(con, "_completed", _arrow(_COMPLETED, completed))
+        con.execute(
+            "UPDATE episodes SET completed_at = c.completed_at, success = c.success, "
+            "score = c.score, result = c.result, error = c.error, duration_ms = c.duration_ms, "
+            "completed_position = c.completed_position FROM _completed c "
+            "WHERE episodes.episode_id = c.episode_id"
         )
+
+
+def _arrow(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
+    return pa.Table.from_pylist([dict(zip(schema.names, row, strict=True)) for row in rows], schema)
 
 
 def episode_rows(
