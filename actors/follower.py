@@ -76,7 +76,8 @@ class Stateful(Protocol):
     """A follower whose step depends on what it saw before (the linker's indexes). Its state
     is a fold over its upstream: before its first step a runner feeds it the upstream prefix
     it has already processed, through `observe`, which must change the state exactly as
-    `process` does and derive nothing."""
+    `process` does and derive nothing. A follower with an `observes` attribute (a set of
+    kinds) is fed only the events of those kinds."""
 
     restored: bool
 

@@ -19,6 +19,7 @@ from mnemoflow.eventlog.schema import (
     MEMORY_EXTRACTED,
     MEMORY_LINKED,
     MEMORY_SCHEDULED,
+    PATTERN_LEARNED,
 )
 
 # The parts of a payload are pydantic dataclasses, not models: a replay decodes ~10^6 of
@@ -116,6 +117,42 @@ class MemoryScheduled(Payload):
     grade: int | None = Field(None, ge=1, le=4)
 
 
+@dataclass(frozen=True, slots=True, config=_STRICT)
+class Branch:
+    """One way episodes went on at a decision point: the step, how many took it, and the
+    share of those that succeeded."""
+
+    step: str
+    support: int
+    success_rate: float
+
+
+PatternKind = Literal["tool_sequence", "decision_point", "error_recovery"]
+
+
+class PatternLearned(Payload):
+    """A pattern in a kind of task's completed episodes, as it stands after the completion
+    that caused this event (see `mnemoflow.actors.patterns`). Steps are "tool:action"."""
+
+    pattern_id: str
+    kind: PatternKind
+    family: str  # the kind of task, named by its first episode's id
+    task: str  # that episode's task, to show what the kind is
+    domain: str | None = None
+    # tool_sequence: the family's task terms, each with the share of its tasks that have it
+    terms: dict[str, float] = Field(default_factory=dict)
+    steps: list[str] = Field(default_factory=list)
+    point: str | None = None  # decision_point: the step after which they diverge (None: first)
+    branches: list[Branch] = Field(default_factory=list)
+    error: str | None = None  # error_recovery: the normalised error message
+    failed_step: str | None = None
+    families: list[str] = Field(default_factory=list)  # error_recovery: the kinds it was met in
+    support: int = Field(ge=0)
+    success_rate: float = Field(ge=0, le=1)
+    episodes: list[str] = Field(default_factory=list)  # the newest episodes behind it
+    active: bool = True  # False: it no longer holds (logged once, when it stopped)
+
+
 class ActorProgress(Payload):
     """Appended when an actor's batch ends on events it derived nothing from, so that its
     output still records how far it has read (what a restart resumes after)."""
@@ -128,3 +165,4 @@ register_payload(MEMORY_EXTRACTED, MemoryExtracted)
 register_payload(MEMORY_LINKED, MemoryLinked)
 register_payload(MEMORY_CONSOLIDATED, MemoryConsolidated)
 register_payload(MEMORY_SCHEDULED, MemoryScheduled)
+register_payload(PATTERN_LEARNED, PatternLearned)

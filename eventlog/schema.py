@@ -51,6 +51,7 @@ MEMORY_EXTRACTED = "memory.extracted"
 MEMORY_LINKED = "memory.linked"
 MEMORY_CONSOLIDATED = "memory.consolidated"
 MEMORY_SCHEDULED = "memory.scheduled"
+PATTERN_LEARNED = "pattern.learned"  # what completed episodes of a kind of task share
 ACTOR_PROGRESS = "actor.progress"  # an actor read this far and derived nothing more
 SYSTEM_NAMESPACE = "-"  # the namespace of events about the pipeline, not anyone's memory
 
@@ -60,6 +61,7 @@ EXTRACTED_STREAM = "extracted"
 LINKED_STREAM = "linked"
 CONSOLIDATED_STREAM = "consolidated"
 DECAY_STREAM = "decay"
+PATTERNS_STREAM = "patterns"
 HASH_BYTES = 32
 GENESIS_HASH = bytes(HASH_BYTES)
 # In a sealed segment every row's previous hash but the first is the row before's hash, so it

@@ -150,12 +150,21 @@ def _episode_tools(server: MCPServer[Any], backend: Memory | RemoteMemory) -> No
     @server.tool()
     def get_task_context(task: str, namespace: str, k: int = 5) -> dict[str, Any]:
         """Before a task: the past episodes that bear on it (outcome, score, the steps they
-        took) and the memories relevant to it."""
+        took), the patterns learned from its kind of task (the steps that succeed, where
+        choices went wrong, how errors were recovered from) and the memories relevant to it."""
         found = guarded(lambda: backend.context(task, namespace, k=k))
         return {
             "episodes": [e.to_json() for e in found.episodes],
+            "patterns": [p.to_json() for p in found.patterns],
             "memories": [_hit_json(h) for h in found.memories],
         }
+
+    @server.tool()
+    def recover_from_error(error: str, namespace: str, k: int = 3) -> list[dict[str, Any]]:
+        """When a step fails: how past episodes recovered from the same error (numbers, ids
+        and quoted values aside), the steps taken, how often, and how often it worked."""
+        found = guarded(lambda: backend.patterns.find(namespace, error=error, k=k))
+        return [p.to_json() for p in found]
 
 
 def _hit_json(h: Hit) -> dict[str, Any]:

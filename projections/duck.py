@@ -18,7 +18,12 @@ import pyarrow as pa
 
 from mnemoflow.eventlog.opened import Opened
 from mnemoflow.eventlog.payloads import MemoryEmbedded
-from mnemoflow.eventlog.schema import EMBEDDED_STREAM, SUBJECT_ERASED, from_micros
+from mnemoflow.eventlog.schema import (
+    EMBEDDED_STREAM,
+    PATTERNS_STREAM,
+    SUBJECT_ERASED,
+    from_micros,
+)
 from mnemoflow.projections import postings
 from mnemoflow.projections.changes import Changes
 from mnemoflow.projections.derived_rows import (
@@ -42,6 +47,7 @@ from mnemoflow.projections.memstate import (
     doc_id,
     with_context,
 )
+from mnemoflow.projections.pattern_rows import PATTERN_TABLES, fold_patterns
 from mnemoflow.projections.rows import FEEDBACK_ARROW, MEMORY_ARROW, VERSION_ARROW
 
 _SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
@@ -56,6 +62,7 @@ TABLES = (
     *DERIVED_TABLES,
     *EPISODE_TABLES,
     *GUARD_TABLES,
+    *PATTERN_TABLES,
 )
 _TIME_COLUMNS = ("occurred_at", "recorded_at")
 # Times leave DuckDB as microseconds: converting TIMESTAMPTZ values in Python goes through
@@ -214,7 +221,7 @@ class DuckProjection:
                 [list(streams)],
             ).fetchall()
             with self._transaction({str(s): int(p) for s, p in rows}):
-                for table in DERIVED_TABLES:
+                for table in (*DERIVED_TABLES, *PATTERN_TABLES):
                     self.con.execute(f"INSERT INTO {table} SELECT * FROM aside.{table}")
         except duckdb.Error as exc:
             raise ProjectionError(f"cannot copy in the fold in {path}: {exc}") from exc
@@ -315,8 +322,13 @@ class DuckProjection:
         return {str(m) for (m,) in found}
 
     def apply_derived(self, stream: str, events: Sequence[Opened]) -> None:
-        """Fold a batch of an actor's stream (extracted, linked, consolidated, decay)."""
+        """Fold a batch of an actor's stream (extracted, linked, consolidated, decay,
+        patterns)."""
         if not events:
+            return
+        if stream == PATTERNS_STREAM:  # rows of their own, not a memory's
+            with self._transaction({stream: events[-1].record.position}):
+                fold_patterns(self.con, events)
             return
         fold = DerivedFold()
         fold.apply(events)
@@ -403,6 +415,7 @@ class DuckProjection:
             *DERIVED_TABLES,
             *EPISODE_TABLES,
             *GUARD_TABLES,
+            *PATTERN_TABLES,
         ):
             self.con.execute(f"DELETE FROM {table} WHERE namespace = ?", [namespace])
 

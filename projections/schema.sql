@@ -91,3 +91,13 @@ CREATE TABLE IF NOT EXISTS guard_rules (
 CREATE TABLE IF NOT EXISTS guard_silenced (
     namespace VARCHAR NOT NULL, learned_id VARCHAR NOT NULL, position BIGINT NOT NULL
 );
+-- Patterns: each pattern the patterns actor learned, as its newest event says.
+CREATE TABLE IF NOT EXISTS patterns (
+    pattern_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    family VARCHAR NOT NULL, task VARCHAR NOT NULL, domain VARCHAR,
+    steps VARCHAR[] NOT NULL, point VARCHAR, branches VARCHAR NOT NULL,  -- JSON [[step, n, rate]]
+    error VARCHAR, failed_step VARCHAR, families VARCHAR[] NOT NULL,
+    terms VARCHAR NOT NULL,                   -- JSON {term: share of the family's tasks}
+    support INTEGER NOT NULL, success_rate DOUBLE NOT NULL, episodes VARCHAR[] NOT NULL,
+    active BOOLEAN NOT NULL, position BIGINT NOT NULL  -- the newest pattern event
+);

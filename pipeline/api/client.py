@@ -27,6 +27,7 @@ from mnemoflow.pipeline.api import errors as pipeline_errors
 from mnemoflow.pipeline.api.episodes import EpisodeRecord, TaskContext
 from mnemoflow.pipeline.api.errors import PipelineError
 from mnemoflow.pipeline.api.guards import GuardDecision, GuardRule
+from mnemoflow.pipeline.api.patterns import PatternRecord
 from mnemoflow.pipeline.api.record import Contradiction, MemoryRecord
 from mnemoflow.pipeline.api.transfer import ImportReport, Numbered
 from mnemoflow.pipeline.api.wire import (
@@ -233,6 +234,11 @@ class RemoteMemory:
         """`Memory.episodes` over HTTP."""
         return RemoteEpisodes(self)
 
+    @functools.cached_property
+    def patterns(self) -> RemotePatterns:
+        """`Memory.patterns` over HTTP."""
+        return RemotePatterns(self)
+
     def context(
         self,
         task: str,
@@ -245,7 +251,8 @@ class RemoteMemory:
         body = {"task": task, "namespace": namespace, "domain": domain, "tags": list(tags), "k": k}
         doc = self._call("POST", "/context", body)
         episodes = [EpisodeRecord.from_json(e) for e in doc["episodes"]]
-        return TaskContext(episodes, [hit_of(h) for h in doc["memories"]])
+        patterns = [PatternRecord.from_json(p) for p in doc["patterns"]]
+        return TaskContext(episodes, patterns, [hit_of(h) for h in doc["memories"]])
 
     def contradictions(self, namespace: str) -> list[Contradiction]:
         found = self._call("GET", f"/namespaces/{namespace}/contradictions")
@@ -462,6 +469,37 @@ class RemoteEpisodes:
             "GET", f"/namespaces/{namespace}/episodes", domain=domain, limit=limit, offset=offset
         )
         return [EpisodeRecord.from_json(e) for e in found]
+
+
+class RemotePatterns:
+    """`Memory.patterns` over HTTP."""
+
+    def __init__(self, remote: RemoteMemory) -> None:
+        self._remote = remote
+
+    def find(
+        self,
+        namespace: str,
+        *,
+        task: str | None = None,
+        error: str | None = None,
+        kind: str | None = None,
+        domain: str | None = None,
+        k: int = 20,
+    ) -> builtins.list[PatternRecord]:
+        found = self._remote._call(
+            "GET",
+            f"/namespaces/{namespace}/patterns",
+            task=task,
+            error=error,
+            kind=kind,
+            domain=domain,
+            k=k,
+        )
+        return [PatternRecord.from_json(p) for p in found]
+
+    def get(self, pattern_id: str) -> PatternRecord:
+        return PatternRecord.from_json(self._remote._call("GET", f"/patterns/{pattern_id}"))
 
 
 class RemoteGuards:

@@ -24,6 +24,7 @@ from mnemoflow.actors.decay import DecaySettings
 from mnemoflow.actors.embedder import EmbedderSettings
 from mnemoflow.actors.linker import LinkerSettings
 from mnemoflow.actors.llm import LLMSettings
+from mnemoflow.actors.patterns import PatternSettings
 from mnemoflow.actors.query.settings import QuerySettings
 from mnemoflow.eventlog.settings import LogSettings
 from mnemoflow.pipeline.api.errors import ConfigError
@@ -53,7 +54,7 @@ class ProjectionSettings(BaseModel):
     aside_above: int = Field(
         50_000,
         ge=0,
-        description="fold the extractor's, linker's, consolidator's and decay's streams in a "
+        description="fold the actors' streams but the embedder's in a "
         "child process when none is folded yet and they hold this many events (0: never)",
     )
 
@@ -77,6 +78,7 @@ class Settings(BaseModel):
     linker: LinkerSettings = Field(default_factory=LinkerSettings)
     consolidator: ConsolidatorSettings = Field(default_factory=ConsolidatorSettings)
     decay: DecaySettings = Field(default_factory=DecaySettings)
+    patterns: PatternSettings = Field(default_factory=PatternSettings)
     lexical: BM25Settings = Field(default_factory=BM25Settings)
     vectors: VectorSettings = Field(default_factory=VectorSettings)
     projections: ProjectionSettings = Field(default_factory=ProjectionSettings)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mnemoflow.eventlog.episodes import Episode, EpisodeLog
-from mnemoflow.eventlog.errors import NamespaceNotFound
+from mnemoflow.pipeline.api.patterns import PatternRecord
 from mnemoflow.projections.text import tokenize
 
 if TYPE_CHECKING:  # the projection's rows: not loaded by a client of a service
@@ -122,14 +122,17 @@ class EpisodeRecord:
 
 @dataclass(frozen=True)
 class TaskContext:
-    """What a new task gets: the past episodes that bear on it, and the memories."""
+    """What a new task gets: the past episodes that bear on it, the patterns learned from
+    its kind of task, and the memories."""
 
     episodes: list[EpisodeRecord]
+    patterns: list[PatternRecord]
     memories: list[Hit]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "episodes": [e.to_json() for e in self.episodes],
+            "patterns": [p.to_json() for p in self.patterns],
             "memories": [h.to_json() for h in self.memories],
         }
 
@@ -167,10 +170,7 @@ class Episodes(EpisodeLog):
     def _rows(self, namespace: str, **query: Any) -> builtins.list[EpisodeRow]:
         from mnemoflow.projections.episode_rows import episode_rows
 
-        namespace_id = self._memory._inputs.namespace_id(namespace)
-        if namespace_id is None:
-            raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
-        self._memory.runtime.refresh()
+        namespace_id = self._memory._caught_up(namespace)
         return episode_rows(self._memory.runtime.projector.duck.con, namespace_id, **query)
 
     def relevant(
@@ -179,10 +179,7 @@ class Episodes(EpisodeLog):
         """The k completed episodes that bear most on `task` (see the module's note)."""
         from mnemoflow.projections.episode_rows import episodes_by_id, ranked_episodes, step_rows
 
-        namespace_id = self._memory._inputs.namespace_id(namespace)
-        if namespace_id is None:
-            raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
-        self._memory.runtime.refresh()
+        namespace_id = self._memory._caught_up(namespace)
         con = self._memory.runtime.projector.duck.con
         query = sorted(set(tokenize(task)))
         ranked = ranked_episodes(

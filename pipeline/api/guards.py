@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mnemoflow.eventlog import validation as check
-from mnemoflow.eventlog.errors import NamespaceNotFound, ValidationError
+from mnemoflow.eventlog.errors import ValidationError
 from mnemoflow.eventlog.guards import Decision, GuardDecided, GuardLog, Matched
 from mnemoflow.eventlog.schema import Receipt
 from mnemoflow.projections.text import tokenize
@@ -107,7 +107,9 @@ class Guards:
     def remove(self, rule_id: str, namespace: str, reason: str | None = None) -> Receipt:
         """Remove a rule, or silence a learned warning (its id starts `learned:`)."""
         if rule_id.startswith("learned:"):
-            if rule_id not in {r.rule_id for r in self._learned(self._namespace_id(namespace))}:
+            if rule_id not in {
+                r.rule_id for r in self._learned(self._memory._caught_up(namespace))
+            }:
                 raise ValidationError(f"no learned warning {rule_id!r} in {namespace!r}")
             return self._log.remove_learned(rule_id, namespace, reason)
         if rule_id not in {r.rule_id for r in self.list(namespace)}:
@@ -118,7 +120,7 @@ class Guards:
         """The rules in force, oldest first, then the learned warnings."""
         from mnemoflow.projections.guard_rows import rules
 
-        namespace_id = self._namespace_id(namespace)
+        namespace_id = self._memory._caught_up(namespace)
         con = self._memory.runtime.projector.duck.con
         found = [
             GuardRule(r.rule_id, r.text, r.action, r.pattern) for r in rules(con, namespace_id)
@@ -191,13 +193,6 @@ class Guards:
                 learned = f"{failed} of {total} episodes that took it failed"
                 out.append(GuardRule(rule_id, text, "warn", None, learned, tool, step))
         return out
-
-    def _namespace_id(self, namespace: str) -> str:
-        namespace_id = self._memory._inputs.namespace_id(namespace)
-        if namespace_id is None:
-            raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
-        self._memory.runtime.refresh()
-        return namespace_id
 
 
 def _unit(vector: Any) -> np.ndarray:

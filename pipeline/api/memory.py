@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from mnemoflow.actors.query.engine import CHANNELS, Hit
 from mnemoflow.eventlog import EventLog, EventView, InputLog, LogReport, Receipt, StoreRequest
@@ -28,6 +28,7 @@ from mnemoflow.pipeline.api.errors import ErasureUnfinished, HomeError
 from mnemoflow.pipeline.api.generation import projections_directory, with_generation
 from mnemoflow.pipeline.api.guards import Guards
 from mnemoflow.pipeline.api.logsetup import configure_logging
+from mnemoflow.pipeline.api.patterns import Patterns, pattern_trail
 from mnemoflow.pipeline.api.record import Contradiction, MemoryRecord
 from mnemoflow.pipeline.api.runtime import Runtime, SyncReport, drop_views, view_of
 from mnemoflow.pipeline.api.transfer import ImportReport, Numbered, export_rows, import_rows
@@ -203,15 +204,18 @@ class Memory:
         """Every event, in every stream, that produced, changed or was derived for the memory,
         or that links it or decides about it from another memory (as far as the projections
         have caught up), oldest first by time recorded: each with its stream, position, actor,
-        time and hash. (Recall is read-only and leaves no event; feedback is how a memory is
-        boosted.)"""
+        time and hash. For a pattern's id: each event that logged the pattern, and the
+        completion of each episode that caused one. (Recall is read-only and leaves no event;
+        feedback is how a memory is boosted.)"""
         check.memory_id(memory_id)
         trail = []
         for name in self._log.stream_names():
             stream = self._log.stream(name)
             stream.refresh()
             trail += [self._log.view(name, r) for r in stream.read(memory_id=memory_id)]
-        if trail and self._runtime.as_of is None:
+        if not trail:  # a pattern: its events, and the completions of the episodes behind it
+            trail = pattern_trail(self._log, memory_id)
+        elif self._runtime.as_of is None:
             # Links and decisions of other memories that name this one as their target.
             for name, position in self._runtime.projector.duck.referencing(doc_id(memory_id)):
                 record = next(iter(self._log.stream(name).read(position, position)), None)
@@ -376,6 +380,12 @@ class Memory:
         return Episodes(self)
 
     @functools.cached_property
+    def patterns(self) -> Patterns:
+        """What completed episodes of a kind of task share: `find` (for a task, an error),
+        `get`."""
+        return Patterns(self)
+
+    @functools.cached_property
     def guards(self) -> Guards:
         """Rules about actions, checked before an agent takes one: `add`, `remove`, `list`,
         `check`."""
@@ -391,26 +401,43 @@ class Memory:
         k: int = 5,
     ) -> TaskContext:
         """For a new task: the past episodes of the namespace that bear on it (with their
-        outcome, score and steps) and the memories recall finds for it."""
+        outcome, score and steps), the patterns learned from its kind of task (sequences,
+        decision points, recoveries from its errors) and the memories recall finds for it."""
         task = check.text(task, self.settings.log)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.settings.query.max_k:
             raise ValidationError(f"k must be a whole number from 1 to {self.settings.query.max_k}")
+        patterns = self.patterns.find(namespace, task=task, domain=domain, k=max(k, 10))
         episodes = self.episodes.relevant(task, namespace, domain=domain, tags=tags, k=k)
-        return TaskContext(episodes, self.recall(task, namespace, k))
+        return TaskContext(episodes, patterns, self.recall(task, namespace, k))
 
     def contradictions(self, namespace: str) -> list[Contradiction]:
         """The namespace's contradicting memories (as far as the projections have caught
         up), oldest link first, with the supersession between them and its provenance."""
-        check.namespace(namespace)
-        if self._runtime.inline_actors and self._writable:
-            self._runtime.sync()  # the linker and the consolidator find them
+        namespace_id = self._caught_up(namespace, derived=True)  # the linker finds them
+        found = self._runtime.projector.duck.contradictions(namespace_id)
+        return [Contradiction.of(c, namespace) for c in found]
+
+    @overload
+    def _caught_up(self, namespace: str, *, derived: bool = False) -> str: ...
+    @overload
+    def _caught_up(self, namespace: None, *, derived: bool = False) -> None: ...
+
+    def _caught_up(self, namespace: str | None, *, derived: bool = False) -> str | None:
+        """The namespace's id (NamespaceNotFound: the log has none of that name), with the
+        projections caught up with the log; `derived`: with what the actors derive from it
+        (run first when they run in this process)."""
+        if namespace is not None:
+            check.namespace(namespace)
+        if derived and self._runtime.inline_actors and self._writable:
+            self._runtime.sync()
         else:
             self._runtime.refresh()
+        if namespace is None:
+            return None
         namespace_id = self._inputs.namespace_id(namespace)
         if namespace_id is None:
             raise NamespaceNotFound(f"no namespace {namespace!r} in this log")
-        found = self._runtime.projector.duck.contradictions(namespace_id)
-        return [Contradiction.of(c, namespace) for c in found]
+        return namespace_id
 
     def sync(self) -> SyncReport:
         """Run the actors (embedding) over what is new and fold it into the projections."""

@@ -4,14 +4,15 @@ Both runners execute the same topology: the inline runner in this process, in th
 listed (so an actor that looks across to another stream finds it caught up), the Ray runner
 as named, restartable Ray actors. There each lane is stepped on a thread of its own, its
 nodes in the order listed: the embedder, which computes (outside the GIL, in ONNX Runtime),
-in one lane, the four light actors, which mostly wait, in the other. By default both lanes
+in one lane, the five light actors, which mostly wait, in the other. By default both lanes
 share one worker process (`[ray] worker_processes`). Factories are module-level functions
 so that Ray can pickle a node and build its actor in a worker process.
 
     input ──► extractor ──► extracted ──► linker ──► linked ──► consolidator ──► consolidated
       │                                     ▲ (vectors, by input position)
       ├────► embedder ──► embedded ─────────┘
-      └────► decay ──► decay
+      ├────► decay ──► decay
+      └────► patterns ──► patterns (from completed episodes)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mnemoflow.actors.embedder import EmbedderActor
 from mnemoflow.actors.extractor import ExtractorActor
 from mnemoflow.actors.follower import Follower, Lookups
 from mnemoflow.actors.linker import LinkerActor
+from mnemoflow.actors.patterns import PatternsActor
 from mnemoflow.pipeline.api.config import Settings
 
 Factory = Callable[[Settings, Lookups], Follower]
@@ -48,6 +50,10 @@ def make_consolidator(settings: Settings, lookups: Lookups) -> Follower:
 
 def make_decay(settings: Settings, lookups: Lookups) -> Follower:
     return DecayActor(lookups)
+
+
+def make_patterns(settings: Settings, lookups: Lookups) -> Follower:
+    return PatternsActor(settings.patterns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,7 @@ DEFAULT_TOPOLOGY = Topology(
         Node("linker", "extracted", "linked", make_linker),
         Node("consolidator", "linked", "consolidated", make_consolidator),
         Node("decay", "input", "decay", make_decay),
+        Node("patterns", "input", "patterns", make_patterns),
     )
 )
 

@@ -1,6 +1,6 @@
-"""`mnemo episode start|step|complete|show|list`, `mnemo context` and `mnemo guard
-add|list|remove|check`: what agents did in their tasks, what a new task gets from it, and the
-rules an agent checks before it acts."""
+"""`mnemo episode start|step|complete|show|list`, `mnemo patterns`, `mnemo context` and
+`mnemo guard add|list|remove|check`: what agents did in their tasks, what was learned from
+it, what a new task gets, and the rules an agent checks before it acts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 
 from mnemoflow.eventlog.errors import ValidationError
 from mnemoflow.pipeline.api.episodes import EpisodeRecord
+from mnemoflow.pipeline.api.patterns import PATTERN_KINDS, PatternRecord
 from mnemoflow.pipeline.api.wire import receipt_json
 from mnemoflow.pipeline.cli.common import AddCommand, emit, open_client
 
@@ -92,10 +93,42 @@ def _cmd_context(args: argparse.Namespace) -> int:
             "          "
             + " -> ".join(f"{s.tool}:{s.action}" + ("" if s.ok else " (failed)") for s in e.steps)
         )
+    print("patterns:" if found.patterns else "patterns: none learned for its kind of task")
+    for pattern in found.patterns:
+        print(f"  {pattern.relevance or 0:6.3f}  {pattern_line(pattern)}")
     print("memories:" if found.memories else "memories: none")
     for hit in found.memories:
         print(f"  {hit.score:6.3f}  {hit.text}")
     return 0
+
+
+def _cmd_patterns(args: argparse.Namespace) -> int:
+    with open_client(args) as mem:
+        found = mem.patterns.find(
+            args.ns, task=args.task, error=args.error, kind=args.kind, domain=args.domain, k=args.k
+        )
+    if args.json:
+        for pattern in found:
+            print(json.dumps(pattern.to_json(), ensure_ascii=False))
+        return 0
+    if not found:
+        print("no patterns" + (" for that" if args.task or args.error else " learned yet"))
+    for pattern in found:
+        print(f"{pattern.pattern_id}  {pattern_line(pattern)}")
+        print(f"    kind of task: {pattern.task!r}; from {pattern.support} episodes")
+    return 0
+
+
+def pattern_line(p: PatternRecord) -> str:
+    """A pattern in one line: what it says, its support and success rate."""
+    how = f"({p.support} episodes, {p.success_rate:.0%} succeeded)"
+    if p.kind == "tool_sequence":
+        return f"sequence  {' -> '.join(p.steps)}  {how}"
+    if p.kind == "decision_point":
+        where = f"after {p.point}" if p.point else "at the start"
+        ways = ", ".join(f"{b.step} ({b.support}, {b.success_rate:.0%})" for b in p.branches)
+        return f"decision  {where}: {ways}"
+    return f"recovery  {p.steps[0]} failed {p.error!r}: {' -> '.join(p.recovery)}  {how}"
 
 
 def _cmd_guard_add(args: argparse.Namespace) -> int:
@@ -218,7 +251,17 @@ def add_episode_commands(command: AddCommand, common: argparse.ArgumentParser) -
     v.add_argument("action", help="what the agent is about to do")
     v.add_argument("--ns", required=True)
 
-    p = command("context", _cmd_context, "what a new task gets: past episodes and memories")
+    p = command("patterns", _cmd_patterns, "what completed episodes of a kind of task share")
+    p.add_argument("--ns", required=True)
+    p.add_argument("--task", help="the patterns of this task's kind of task, best fit first")
+    p.add_argument("--error", help="the recoveries from this error")
+    p.add_argument("--kind", choices=list(PATTERN_KINDS))
+    p.add_argument("--domain")
+    p.add_argument("-k", type=int, default=20)
+
+    p = command(
+        "context", _cmd_context, "what a new task gets: past episodes, patterns and memories"
+    )
     p.add_argument("task")
     p.add_argument("--ns", required=True)
     p.add_argument("--domain")

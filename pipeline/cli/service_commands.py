@@ -47,6 +47,7 @@ def _bench_targets() -> dict[str, BenchTarget]:
         rederive,
         service,
         suite,
+        tasksuite,
         transfer,
     )
 
@@ -97,6 +98,13 @@ def _bench_targets() -> dict[str, BenchTarget]:
             "episodes",
             lambda a, s: episodes.run_episodes_bench(s, a.episodes, home=a.home),
             episodes.format_episodes_bench,
+        ),
+        "patterns": (
+            "patterns",
+            lambda a, s: tasksuite.run_patterns_bench(
+                s, _sizes(a.suite_sizes), burst=a.burst, home=a.home
+            ),
+            tasksuite.format_patterns_bench,
         ),
         "cold": (
             "cold_recall",
@@ -290,6 +298,7 @@ def add_service_commands(command: AddCommand) -> None:
             "transfer",
             "rederive",
             "episodes",
+            "patterns",
             "cold",
         ],
         help="one measurement only (default: log, ingest, recall over the Python API and "
@@ -298,6 +307,10 @@ def add_service_commands(command: AddCommand) -> None:
     p.add_argument("--ingest-memories", type=int, default=2000, help="ingest, rederive: memories")
     p.add_argument("--plot", help="all: write a PNG of recall latency against size here")
     p.add_argument("--episodes", type=int, default=10_000, help="episodes: the suite's size")
+    p.add_argument(
+        "--suite-sizes", default="20,50,100,250,500", help="patterns: episodes at each score"
+    )
+    p.add_argument("--burst", type=int, default=1000, help="patterns: episodes in the burst")
     p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
     p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")
     p.add_argument("--memories", type=int, default=100_000, help="rebuild, transfer: memories")

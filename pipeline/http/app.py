@@ -41,6 +41,7 @@ from mnemoflow.pipeline.http.routes import (
     episodes,
     guards,
     mem0,
+    patterns,
     reads,
     service,
     transfer,
@@ -107,6 +108,7 @@ def create_app(
     transfer.add_routes(app, memory, guard)
     episodes.add_routes(app, memory, guard)
     guards.add_routes(app, memory, guard)
+    patterns.add_routes(app, memory, guard)
     return app
 
 

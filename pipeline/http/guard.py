@@ -10,6 +10,8 @@ import time
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mnemoflow.actors.patterns import pattern_anchor
+from mnemoflow.eventlog.errors import MemoryNotFound
 from mnemoflow.pipeline.api.apikeys import ApiKey, KeyStore
 from mnemoflow.pipeline.api.memory import Memory
 from mnemoflow.pipeline.api.server_settings import ServerSettings
@@ -85,8 +87,16 @@ class Guard:
             raise HttpError(403, f"this key may not touch namespace {namespace!r}")
 
     def allow_memory(self, key: ApiKey | None, memory_id: str) -> None:
+        """A scoped key reaches a memory, an episode, a rule or a pattern (by the episode
+        it is anchored on) of its namespaces only; none at all: 404."""
         if key is not None and not key.admin:
-            events = self.memory.history(memory_id)  # MemoryNotFound -> 404
+            anchor = pattern_anchor(memory_id)
+            try:
+                events = self.memory.history(memory_id)
+            except MemoryNotFound:
+                if anchor is None:
+                    raise
+                events = self.memory.history(anchor)
             self.allow(key, events[0].namespace)
 
     def admin(self, key: ApiKey | None) -> None:

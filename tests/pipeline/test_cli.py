@@ -188,6 +188,16 @@ def test_bench_episodes_smoke(tmp_path: Path) -> None:
     assert result["single_step"]["p50_ms"] > 0 and result["step_vs_store_p50"] > 0
 
 
+def test_bench_patterns_smoke(tmp_path: Path) -> None:
+    args = ("bench", "patterns", "--suite-sizes", "30,120", "--burst", "20")
+    result = ok_json(tmp_path, *args)["patterns"]
+    assert [row["episodes"] for row in result["growth"]] == [30, 120]
+    last = result["growth"][-1]
+    assert set(last["kinds"]) == {"tool_sequence", "decision_point", "error_recovery"}
+    assert last["kinds"]["tool_sequence"]["recall"] > 0 and last["recipe_first"] > 0
+    assert result["burst_lag_s"] > 0 and result["events"] > 0
+
+
 def test_bench_embedder_and_rebuild_smoke(tmp_path: Path) -> None:
     embedder = ok_json(tmp_path, "bench", "embedder", "--sentences", "64")["embedder"]
     assert set(embedder["sentences_per_s"]) == {"batch_1", "batch_64"}

@@ -91,7 +91,8 @@ def test_the_cli_records_a_task_and_gives_the_next_one_its_context(tmp_path: Pat
     shown = ok_json(home, "episode", "show", eid)
     assert [s["ok"] for s in shown["steps"]] == [False, True]
     context = ok_json(home, "context", "migrate the customers table", "--ns", "db")
-    assert set(context) == {"episodes", "memories"}
+    assert set(context) == {"episodes", "patterns", "memories"}
+    assert context["patterns"] == []  # one episode: no pattern holds yet
     (episode,) = context["episodes"]
     assert episode["episode_id"] == eid
     assert episode["outcome"] == "success" and episode["relevance"] > 0

@@ -28,6 +28,7 @@ TOOLS = {
     "complete_episode",
     "get_task_context",
     "check_action",
+    "recover_from_error",
 }
 
 
@@ -82,16 +83,26 @@ async def _session(home: Path) -> dict[str, Any]:
         seen["contradictions"] = _payload(
             await session.call_tool("list_contradictions", {"namespace": "priya"})
         )
-        started = _payload(
+        for seconds in (3, 12):  # twice the same error, recovered from the same way
+            started = _payload(
+                await session.call_tool(
+                    "start_episode",
+                    {"task": "Plan Priya's marathon training", "namespace": "priya"},
+                )
+            )
+            episode = started["episode_id"]
+            for step in (
+                {"tool": "calendar", "action": "block mornings", "error": f"503 after {seconds}s"},
+                {"tool": "auth", "action": "refresh token"},
+                {"tool": "calendar", "action": "block mornings"},
+            ):
+                await session.call_tool("log_step", {"episode_id": episode, **step})
+            await session.call_tool("complete_episode", {"episode_id": episode, "success": True})
+        seen["recover"] = _payload(
             await session.call_tool(
-                "start_episode", {"task": "Plan Priya's marathon training", "namespace": "priya"}
+                "recover_from_error", {"error": "503 after 40s", "namespace": "priya"}
             )
         )
-        episode = started["episode_id"]
-        await session.call_tool(
-            "log_step", {"episode_id": episode, "tool": "calendar", "action": "block mornings"}
-        )
-        await session.call_tool("complete_episode", {"episode_id": episode, "success": True})
         seen["context"] = _payload(
             await session.call_tool(
                 "get_task_context", {"task": "plan a marathon training", "namespace": "priya"}
@@ -119,9 +130,17 @@ def test_an_mcp_client_uses_every_tool(tmp_path: Path) -> None:
     seen = asyncio.run(asyncio.wait_for(_session(tmp_path / "home"), timeout=240))
     assert set(seen["tools"]) == TOOLS
     assert seen["check"]["decision"] == "allow" and seen["check"]["matched"] == []
-    (past,) = seen["context"]["episodes"]
-    assert past["outcome"] == "success" and past["steps"][0]["action"] == "block mornings"
+    for past in seen["context"]["episodes"]:
+        assert past["outcome"] == "success" and past["steps"][0]["action"] == "block mornings"
+    assert len(seen["context"]["episodes"]) == 2
     assert seen["context"]["memories"]  # Priya's marathons
+    sequence, recovery = seen["context"]["patterns"]
+    assert sequence["kind"] == "tool_sequence" and sequence["support"] == 2
+    assert sequence["steps"] == ["auth:refresh token", "calendar:block mornings"]
+    (found,) = seen["recover"]
+    assert found == recovery | {"relevance": None}
+    assert found["error"] == "<n> after <n>s" and found["success_rate"] == 1.0
+    assert found["recovery"] == ["auth:refresh token", "calendar:block mornings"]
     assert seen["closed"].is_error and "EpisodeClosed" in seen["closed"].content[0].text
     (contradiction,) = seen["contradictions"]
     assert contradiction["memory"]["text"] == "Priya: I don't like jazz anymore."

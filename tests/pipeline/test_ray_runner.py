@@ -16,6 +16,7 @@ import ray
 from mnemoflow import Memory
 from mnemoflow.actors.embedder import Embedder
 from mnemoflow.eventlog import EventLog, InputLog, StoreRequest
+from mnemoflow.eventlog.episodes import EpisodeLog
 from mnemoflow.eventlog.payloads import MemoryEmbedded
 from mnemoflow.eventlog.schema import EMBEDDED_STREAM
 from mnemoflow.pipeline.api.config import RaySettings, load_settings
@@ -40,6 +41,21 @@ def _store(home: Path, n: int) -> list[str]:
             ]
         )
     return [r.memory_id or "" for r in receipts]
+
+
+def _episodes(home: Path) -> None:
+    """Episodes of two kinds of task, with an error recovered from: patterns to derive."""
+    with EventLog(home / "log", writes={"input"}) as log:
+        episodes = EpisodeLog(InputLog(log), log)
+        for i in range(8):
+            task = ("deploy the billing service", "book a trip to kyoto")[i % 2]
+            run = str(episodes.start(task, f"user-{i % 3}").memory_id)
+            steps: list[dict[str, object]] = [{"tool": "git", "action": "pull"}]
+            if i % 4 == 0:
+                steps.append({"tool": "docker", "action": "build", "error": f"timeout {i}s"})
+            steps += [{"tool": "docker", "action": "build"}, {"tool": "kubectl", "action": "go"}]
+            episodes.step_many(run, steps)
+            episodes.complete(run, i % 3 != 2)
 
 
 def _derived_once(home: Path, n: int) -> None:
@@ -76,24 +92,27 @@ def _derived_streams(home: Path) -> dict[str, list[tuple[str, str, str]]]:
 
 def test_ray_actors_derive_what_the_inline_runner_would(home: Path, tmp_path: Path) -> None:
     _store(home, 30)
+    _episodes(home)
     settings = load_settings(home=home)
     runner = RayRunner(home, settings)
     try:
         derived = runner.run_until_caught_up()
         status = runner.status()
         assert all(s["lag"] == 0 for s in status.values())
-        assert status["embedder"]["processed"] == 30
+        assert status["embedder"]["processed"] == 30 + 42  # the stores and episode events
     finally:
         runner.shutdown()
     _derived_once(home, 30)
     inline = tmp_path / "inline"
     _store(inline, 30)
+    _episodes(inline)
     with Memory.open(home=inline) as mem:
         mem.sync()
     ray_streams, inline_streams = _derived_streams(home), _derived_streams(inline)
     assert sum(len(events) for events in ray_streams.values()) == derived
     assert ray_streams == inline_streams
     assert len(ray_streams["linked"]) == 30 and len(ray_streams["decay"]) == 30
+    assert {kind for _, kind, _ in ray_streams["patterns"]} == {"pattern.learned"}
     embedder = Embedder(settings.embedder)
     with EventLog(home / "log", writable=False) as log:
         first = next(log.stream(EMBEDDED_STREAM).read())

@@ -79,6 +79,8 @@ def test_every_route_checks_the_key_and_its_namespaces(server: Server) -> None:
         ("GET", "/episodes/{episode_id}"): (f"/episodes/{episode}", None),
         ("GET", "/namespaces/{namespace}/episodes"): ("/namespaces/bob/episodes", None),
         ("POST", "/context"): ("/context", {"task": "x", "namespace": "bob"}),
+        ("GET", "/namespaces/{namespace}/patterns"): ("/namespaces/bob/patterns?task=x", None),
+        ("GET", "/patterns/{pattern_id}"): (f"/patterns/{episode}:sequence", None),
         ("POST", "/guards"): ("/guards", {"text": "x", "namespace": "bob"}),
         ("GET", "/namespaces/{namespace}/guards"): ("/namespaces/bob/guards", None),
         ("POST", "/guards/remove"): ("/guards/remove", {"rule_id": "r", "namespace": "bob"}),
