@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mnemoflow.actors.errors import ActorError
 from mnemoflow.actors.follower import Derived, Opened
+from mnemoflow.eventlog.episodes import EpisodeStarted
 from mnemoflow.eventlog.payloads import (
     MemoryEmbedded,
     MemoryStored,
@@ -35,10 +36,12 @@ from mnemoflow.eventlog.payloads import (
 )
 from mnemoflow.eventlog.schema import (
     EMBEDDED_STREAM,
+    EPISODE_STARTED,
     INPUT_STREAM,
     MEMORY_EMBEDDED,
     MEMORY_STORED,
     MEMORY_UPDATED,
+    TASK_EMBEDDED,
 )
 from mnemoflow.projections.text import dated, in_context
 
@@ -267,10 +270,12 @@ class EmbedJob:
 
 
 class EmbedderActor:
-    """Follows the input stream; every stored or updated text gets a `memory.embedded` event.
+    """Follows the input stream; every stored or updated text gets a `memory.embedded` event,
+    and every episode's task a `task.embedded` one (so a new task finds past ones by meaning).
 
     Each memory gets two vectors: its own text with its date, and the same in the context it
     was stored in (the namespace's previous memory, if it happened within `context_hours`).
+    A task gets one, of its words alone.
     """
 
     name = "embedder"
@@ -301,7 +306,12 @@ class EmbedderActor:
         context. `finish` turns the vectors back into events; between the two the work can
         go anywhere (batch ingestion embeds on a Ray Data actor pool)."""
         jobs = self._with_context(batch)
-        own = [dated(text, writer_time(o.record.occurred_at, o.payload)) for o, text, _ in jobs]
+        own = [
+            text  # an episode's task: as it was put, with no date
+            if o.record.kind == EPISODE_STARTED
+            else dated(text, writer_time(o.record.occurred_at, o.payload))
+            for o, text, _ in jobs
+        ]
         contexts = [
             in_context(text, writer_time(o.record.occurred_at, o.payload), _text_of(p.payload))
             if p
@@ -334,7 +344,7 @@ class EmbedderActor:
             r = job.event.record
             out.append(
                 Derived(
-                    kind=MEMORY_EMBEDDED,
+                    kind=TASK_EMBEDDED if r.kind == EPISODE_STARTED else MEMORY_EMBEDDED,
                     namespace=r.namespace,
                     memory_id=r.memory_id,
                     payload=payload,
@@ -352,6 +362,9 @@ class EmbedderActor:
         jobs: list[tuple[Opened, str, Opened | None]] = []
         for o in batch:
             r = o.record
+            if isinstance(o.payload, EpisodeStarted):  # a task, found by meaning: no context
+                jobs.append((o, o.payload.task, None))
+                continue
             if r.kind not in (MEMORY_STORED, MEMORY_UPDATED) or o.payload is None:
                 if r.kind == MEMORY_STORED:
                     last[r.namespace] = None  # an erased memory gives no context

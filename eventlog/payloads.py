@@ -32,6 +32,7 @@ from mnemoflow.eventlog.schema import (
     MEMORY_STORED,
     MEMORY_UPDATED,
     SUBJECT_ERASED,
+    TASK_EMBEDDED,
 )
 
 MetadataValue = StrictStr | StrictInt | StrictFloat | StrictBool | None
@@ -367,3 +368,4 @@ register_payload(MEMORY_FORGOTTEN, MemoryForgotten)
 register_payload(FEEDBACK_RECORDED, FeedbackRecorded)
 register_payload(SUBJECT_ERASED, SubjectErased, encrypted=False)
 register_payload(MEMORY_EMBEDDED, MemoryEmbedded)
+register_payload(TASK_EMBEDDED, MemoryEmbedded)

@@ -47,6 +47,7 @@ INPUT_KINDS = frozenset(
 
 # Kinds on derived streams.
 MEMORY_EMBEDDED = "memory.embedded"
+TASK_EMBEDDED = "task.embedded"  # an episode's task, embedded as a memory's text is
 MEMORY_EXTRACTED = "memory.extracted"
 MEMORY_LINKED = "memory.linked"
 MEMORY_CONSOLIDATED = "memory.consolidated"

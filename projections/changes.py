@@ -115,6 +115,12 @@ class Recent(Generic[K, V]):
             self._items.move_to_end(key)
         return item
 
+    def items(self) -> list[tuple[K, V]]:
+        return list(self._items.items())
+
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
+
     def put(self, key: K, value: V) -> None:
         self._items[key] = value
         self._items.move_to_end(key)

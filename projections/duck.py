@@ -32,7 +32,7 @@ from mnemoflow.projections.derived_rows import (
     KEY_COLUMN,
     DerivedFold,
 )
-from mnemoflow.projections.episode_rows import EPISODE_TABLES, fold_episodes
+from mnemoflow.projections.episode_rows import EPISODE_TABLES, fill_docs, fold_episodes
 from mnemoflow.projections.errors import ProjectionError
 from mnemoflow.projections.guard_rows import GUARD_TABLES, fold_guards
 from mnemoflow.projections.memstate import (
@@ -133,6 +133,7 @@ class DuckProjection:
                 _check_length(self.con, path)
             if not read_only:
                 self.con.execute(_SCHEMA)
+                fill_docs(self.con)
         except (duckdb.Error, OSError, ProjectionError) as exc:
             with contextlib.suppress(AttributeError, duckdb.Error):
                 self.con.close()

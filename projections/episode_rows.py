@@ -16,12 +16,13 @@ import pyarrow as pa
 from mnemoflow.eventlog.episodes import EpisodeCompleted, EpisodeStarted, EpisodeStep
 from mnemoflow.eventlog.opened import Opened
 from mnemoflow.eventlog.schema import EPISODE_COMPLETED, EPISODE_STARTED, EPISODE_STEP
+from mnemoflow.projections.memstate import doc_id
 from mnemoflow.projections.postings import register
 from mnemoflow.projections.rows import TS
 from mnemoflow.projections.text import tokenize
 
 EPISODE_TABLES = ("episodes", "episode_steps")
-_EPISODE_COLUMNS = (
+EPISODE_COLUMNS = (
     "episode_id, namespace, task, domain, language, tags, started_at, position, "
     "completed_at, success, score, result, error, duration_ms"
 )
@@ -70,6 +71,7 @@ _STARTED = pa.schema(
         ("started_at", TS),
         ("position", pa.int64()),
         ("terms", pa.list_(pa.string())),
+        ("doc", pa.int64()),
     ]
 )
 _STEPS = pa.schema(
@@ -123,6 +125,7 @@ def fold_episodes(con: duckdb.DuckDBPyConnection, events: Sequence[Opened]) -> N
                     at,
                     r.position,
                     terms,
+                    doc_id(r.memory_id or ""),
                 )
             )
         elif r.kind == EPISODE_STEP and isinstance(p, EpisodeStep):
@@ -149,7 +152,7 @@ def fold_episodes(con: duckdb.DuckDBPyConnection, events: Sequence[Opened]) -> N
         register(con, "_started", _arrow(_STARTED, started))
         con.execute(
             "INSERT INTO episodes (episode_id, namespace, task, domain, language, tags, "
-            "started_at, position, terms) SELECT * FROM _started ON CONFLICT DO NOTHING"
+            "started_at, position, terms, doc) SELECT * FROM _started ON CONFLICT DO NOTHING"
         )
     if steps:
         register(con, "_steps", _arrow(_STEPS, steps))
@@ -181,17 +184,17 @@ def episode_rows(
     found = (
         con.cursor()
         .execute(
-            f"SELECT {_EPISODE_COLUMNS} FROM episodes WHERE namespace = ? "
+            f"SELECT {EPISODE_COLUMNS} FROM episodes WHERE namespace = ? "
             "AND (? IS NULL OR domain = ?) AND (NOT ? OR completed_at IS NOT NULL) "
             "ORDER BY position LIMIT ? OFFSET ?",
             [namespace, domain, domain, completed_only, limit, offset],
         )
         .fetchall()
     )
-    return [_episode(row) for row in found]
+    return [episode_row(row) for row in found]
 
 
-def _episode(row: tuple[Any, ...]) -> EpisodeRow:
+def episode_row(row: tuple[Any, ...]) -> EpisodeRow:
     return EpisodeRow(
         episode_id=row[0],
         namespace=row[1],
@@ -210,71 +213,13 @@ def _episode(row: tuple[Any, ...]) -> EpisodeRow:
     )
 
 
-def ranked_episodes(
-    con: duckdb.DuckDBPyConnection,
-    namespace: str,
-    terms: Sequence[str],
-    *,
-    domain: str | None,
-    tags: Sequence[str],
-    k: int,
-    k1: float,
-    b: float,
-) -> list[tuple[str, float]]:
-    """(id, relevance) of the k completed episodes (of one domain, with one of the tags)
-    whose task matches `terms` best: BM25 of their tasks' terms over all the namespace's
-    completed episodes (of that domain), times `0.5 + 0.5 * score`; ties to the latest."""
-    if not terms:
-        return []
-    found = (
-        con.cursor()
-        .execute(
-            """
-            WITH pool AS (
-                SELECT episode_id, terms, score, position, tags FROM episodes
-                WHERE namespace = $ns AND completed_at IS NOT NULL
-                  AND ($domain IS NULL OR domain = $domain)),
-            stats AS (SELECT count(*) AS n, greatest(avg(len(terms)), 1) AS avgdl FROM pool),
-            hits AS (
-                SELECT p.episode_id, p.score, p.position, p.tags, len(p.terms) AS dl, q.term,
-                       len(list_filter(p.terms, lambda x: x = q.term)) AS tf
-                FROM pool p, (SELECT unnest($terms::VARCHAR[]) AS term) q
-                WHERE list_contains(p.terms, q.term)),
-            df AS (SELECT term, count(*) AS df FROM hits GROUP BY term)
-            SELECT h.episode_id,
-                   sum(ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * h.tf * ($k1 + 1)
-                       / (h.tf + $k1 * (1 - $b + $b * h.dl / s.avgdl)))
-                   * (0.5 + 0.5 * any_value(h.score)) AS relevance,
-                   any_value(h.position) AS position, any_value(h.tags) AS tags
-            FROM hits h JOIN df USING (term), stats s
-            GROUP BY h.episode_id
-            ORDER BY relevance DESC, position DESC
-            """,
-            {"ns": namespace, "domain": domain, "terms": list(terms), "k1": k1, "b": b},
-        )
-        .fetchall()
-    )
-    wanted = set(tags)
-    out = [
-        (str(episode_id), round(float(relevance), 6))
-        for episode_id, relevance, _, row_tags in found
-        if relevance > 0 and (not wanted or wanted & set(json.loads(row_tags)))
-    ]
-    return out[:k]
-
-
-def episodes_by_id(
-    con: duckdb.DuckDBPyConnection, episode_ids: Sequence[str]
-) -> dict[str, EpisodeRow]:
-    found = (
-        con.cursor()
-        .execute(
-            f"SELECT {_EPISODE_COLUMNS} FROM episodes WHERE episode_id IN (SELECT unnest(?))",
-            [list(episode_ids)],
-        )
-        .fetchall()
-    )
-    return {row[0]: _episode(row) for row in found}
+def fill_docs(con: duckdb.DuckDBPyConnection) -> None:
+    """Give the rows of a file made before tasks were embedded their doc."""
+    missing = con.execute("SELECT episode_id FROM episodes WHERE doc IS NULL").fetchall()
+    if missing:
+        ids = [str(e) for (e,) in missing]
+        register(con, "_docs", pa.table({"e": ids, "d": [doc_id(e) for e in ids]}))
+        con.execute("UPDATE episodes SET doc = _docs.d FROM _docs WHERE episode_id = _docs.e")
 
 
 def step_rows(

@@ -75,8 +75,11 @@ CREATE TABLE IF NOT EXISTS episodes (
     started_at TIMESTAMPTZ NOT NULL, position BIGINT NOT NULL,
     completed_at TIMESTAMPTZ, success BOOLEAN, score DOUBLE, result VARCHAR, error VARCHAR,
     duration_ms DOUBLE, completed_position BIGINT,
-    terms VARCHAR[] NOT NULL                  -- the task's index terms, as recall tokenizes
+    terms VARCHAR[] NOT NULL,                 -- the task's index terms, as recall tokenizes
+    doc BIGINT                                -- the episode id's int64, as FAISS has its task
 );
+-- Files made before tasks were embedded: the column comes last, as it would (filled on open).
+ALTER TABLE episodes ADD COLUMN IF NOT EXISTS doc BIGINT;
 CREATE TABLE IF NOT EXISTS episode_steps (
     episode_id VARCHAR NOT NULL, namespace VARCHAR NOT NULL, position BIGINT NOT NULL,
     tool VARCHAR NOT NULL, action VARCHAR NOT NULL, ok BOOLEAN NOT NULL, error VARCHAR,

@@ -36,6 +36,7 @@ from mnemoflow.eventlog.schema import (
     MEMORY_STORED,
     MEMORY_UPDATED,
     SUBJECT_ERASED,
+    TASK_EMBEDDED,
 )
 from mnemoflow.projections.errors import ProjectionError
 from mnemoflow.projections.memstate import doc_id
@@ -46,7 +47,8 @@ log = structlog.get_logger(__name__)
 
 DEAD = -1
 TEXT, CONTEXT = "text", "context"
-FIELDS = (TEXT, CONTEXT)
+FIELDS = (TEXT, CONTEXT)  # a memory's
+TASK = "task"  # an episode's task: an index of its own, never searched by recall
 
 
 IndexFactory = Callable[[int], VectorIndex]
@@ -168,6 +170,12 @@ class VectorProjection:
                 continue  # another model's vectors cannot be compared with this one's
             self.model_id = payload.model_id
             doc = doc_id(r.memory_id)
+            if r.kind == TASK_EMBEDDED:  # a task never changes: only an erasure takes it
+                ids, raws, dtypes = batches.setdefault((r.namespace, TASK), ([], [], []))
+                ids.append(doc)
+                raws.append(payload.vector)
+                dtypes.append(payload.vector_dtype)
+                continue
             source = r.causation.position if r.causation else -2
             if self._text_at.get(doc) != source:
                 continue  # not (or no longer) the text the memory holds
@@ -204,7 +212,7 @@ class VectorProjection:
             self._context_from.pop(doc, None)
 
     def _erase(self, namespace: str) -> None:
-        for field in FIELDS:
+        for field in (*FIELDS, TASK):
             self._indexes.pop((namespace, field), None)
         for doc in [d for d, ns in self._namespace_of.items() if ns == namespace]:
             self._text_at[doc] = DEAD

@@ -19,6 +19,8 @@ memory up or down a little.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -54,6 +56,7 @@ from mnemoflow.projections.vector_projection import CONTEXT, TEXT, VectorProject
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 _WORDS = re.compile(r"[^\W_]+")
+_QUERIES_KEPT = 16
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 
 
@@ -78,6 +81,8 @@ class QueryEngine:
         self._pool = ThreadPoolExecutor(
             max_workers=len(SEARCH_CHANNELS), thread_name_prefix="channel"
         )
+        self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._queries_lock = threading.Lock()
         self._read = ReadModel(lambda: duck.con, lambda: duck.changes)
 
     def recall(
@@ -177,11 +182,26 @@ class QueryEngine:
             )
         semantic = [c for c in active if c.startswith("semantic")]
         if semantic:
-            vector = self.embed([query])[0]
+            vector = self.query_vector(query)
             for channel in semantic:
                 kind = TEXT if channel == "semantic" else CONTEXT
                 jobs[channel] = self._pool.submit(self.vectors.search, namespace, vector, n, kind)
         return {channel: dict(job.result()) for channel, job in jobs.items()}
+
+    def query_vector(self, query: str) -> npt.NDArray[np.float32]:
+        """The query's embedding. The last few are kept: a task's context asks for the same
+        text's twice (its past episodes, then its memories)."""
+        with self._queries_lock:
+            kept = self._queries.get(query)
+            if kept is not None:
+                self._queries.move_to_end(query)
+                return kept
+        vector: npt.NDArray[np.float32] = self.embed([query])[0]
+        with self._queries_lock:
+            self._queries[query] = vector
+            while len(self._queries) > _QUERIES_KEPT:
+                self._queries.popitem(last=False)
+        return vector
 
     def _read_model(self) -> ReadModel:
         """Neighbours, edges, facets, schedules, decisions and votes, kept up to date with

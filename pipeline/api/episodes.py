@@ -3,13 +3,16 @@ context a new task gets from past ones (`Memory.context`).
 
 Past episodes are ranked for a task by how much their task's words match it (BM25 over the
 namespace's completed episodes, with the memories' tokenizer; the projection keeps each task's
-terms, and ranks them in one query), weighted by how well they went
+terms) and how near it they are by meaning (the cosine of the task embeddings the embedder
+made, the `NEAREST` from FAISS), half each; weighted by how well they went
 (`0.5 + 0.5 * score`: a failed episode still counts, half as much, for what it warns of).
+The completed episodes are kept in memory for it (`projections.episode_index`).
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -22,9 +25,11 @@ from mnemoflow.projections.text import tokenize
 if TYPE_CHECKING:  # the projection's rows: not loaded by a client of a service
     from mnemoflow.actors.query.hit import Hit
     from mnemoflow.pipeline.api.memory import Memory
+    from mnemoflow.projections.episode_index import EpisodeIndex
     from mnemoflow.projections.episode_rows import EpisodeRow, StepRow
 
 _K1, _B = 1.2, 0.75
+NEAREST = 50  # tasks nearest by meaning a context ranks beside those sharing its words
 
 
 @dataclass(frozen=True)
@@ -177,14 +182,28 @@ class Episodes(EpisodeLog):
         self, task: str, namespace: str, *, domain: str | None, tags: Sequence[str], k: int
     ) -> builtins.list[EpisodeRecord]:
         """The k completed episodes that bear most on `task` (see the module's note)."""
-        from mnemoflow.projections.episode_rows import episodes_by_id, ranked_episodes, step_rows
+        from mnemoflow.projections.vector_projection import TASK
 
         namespace_id = self._memory._caught_up(namespace)
-        con = self._memory.runtime.projector.duck.con
-        query = sorted(set(tokenize(task)))
-        ranked = ranked_episodes(
-            con, namespace_id, query, domain=domain, tags=tags, k=k, k1=_K1, b=_B
+        runtime = self._memory.runtime
+        query = tokenize(task)
+        vector = runtime.engine.query_vector(task)
+        similar = runtime.projector.vectors.search(namespace_id, vector, NEAREST, TASK)
+        ranked = self.index.rank(
+            namespace_id, query, similar, domain=domain, tags=tags, k=k, k1=_K1, b=_B
         )
-        ids = [episode_id for episode_id, _ in ranked]
-        rows, steps = episodes_by_id(con, ids), step_rows(con, ids)
-        return [EpisodeRecord.of_row(rows[e], namespace, steps[e], s) for e, s in ranked]
+        steps = self.index.steps(namespace_id, [row.episode_id for row, _ in ranked])
+        return [
+            EpisodeRecord.of_row(row, namespace, steps[row.episode_id], relevance)
+            for row, relevance in ranked
+        ]
+
+    @functools.cached_property
+    def index(self) -> EpisodeIndex:
+        """The completed episodes kept in memory for ranking (`projections.episode_index`)."""
+        from mnemoflow.projections.episode_index import EpisodeIndex
+
+        runtime = self._memory.runtime
+        return EpisodeIndex(
+            lambda: runtime.projector.duck.con, lambda: runtime.projector.duck.changes
+        )

@@ -187,6 +187,7 @@ class Memory:
         # the text (the projections hold it in the clear until they apply the erasure).
         try:
             self._runtime.project()
+            self.episodes.index.drop_stale()  # its tasks, kept in memory to rank them
         except MnemoError as exc:  # the message names no namespace: it may reach a log
             raise ErasureUnfinished(
                 f"erased in the log at position {receipt.position}, but the projections "

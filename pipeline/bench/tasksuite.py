@@ -145,6 +145,7 @@ class Planned:
     task: str
     steps: list[dict[str, Any]]
     success: bool
+    family: str | None = None  # None: a one-off
 
 
 def plan(rng: random.Random, *, noise: float = 0.15, failing: float = 0.25) -> Planned:
@@ -155,11 +156,12 @@ def plan(rng: random.Random, *, noise: float = 0.15, failing: float = 0.25) -> P
         return Planned(task, chores, rng.random() < 0.5)
     family = rng.choice(FAMILIES)
     task = rng.choice(family.phrasings).format(x=rng.choice(family.slots))
+    name = family.name
     steps: list[dict[str, Any]] = []
     failure = rng.choice(family.failures) if rng.random() < failing else None
     troubles = {t.at: t for t in family.troubles}
     if failure is not None and failure.after < 0:
-        return Planned(task, [_step(failure.wrong), _step(family.recipe[0])], False)
+        return Planned(task, [_step(failure.wrong), _step(family.recipe[0])], False, name)
     for i, step in enumerate(family.recipe):
         if rng.random() < noise:
             steps.append(_step(rng.choice(NOISE_TOOLS)))
@@ -170,8 +172,8 @@ def plan(rng: random.Random, *, noise: float = 0.15, failing: float = 0.25) -> P
         steps.append(_step(step))
         if failure is not None and failure.after == i:
             steps.append(_step(failure.wrong))
-            return Planned(task, steps, False)
-    return Planned(task, steps, True)
+            return Planned(task, steps, False, name)
+    return Planned(task, steps, True, name)
 
 
 def _step(step: Step, error: str | None = None) -> dict[str, Any]:
@@ -181,18 +183,25 @@ def _step(step: Step, error: str | None = None) -> dict[str, Any]:
     return out
 
 
-def log_episodes(mem: Memory, namespace: str, planned: list[Planned]) -> None:
+def log_episodes(mem: Memory, namespace: str, planned: list[Planned]) -> dict[str, str | None]:
+    """Log the episodes; the kind of task of each (by id)."""
+    kinds = {}
     for p in planned:
         run = str(mem.episodes.start(p.task, namespace).memory_id)
         if p.steps:
             mem.episodes.step_many(run, p.steps)
         mem.episodes.complete(run, p.success)
+        kinds[run] = p.family
+    return kinds
 
 
-def score(mem: Memory, namespace: str, rng: random.Random) -> dict[str, Any]:
-    """Precision and recall of the learned patterns against the truth, per kind; and for a
-    new task of each family, whether its recipe comes first and its error's recovery is
-    found."""
+def score(
+    mem: Memory, namespace: str, kinds: dict[str, str | None], rng: random.Random
+) -> dict[str, Any]:
+    """Precision and recall of the learned patterns against the truth, per kind; for a new
+    task of each phrasing, the share of its context's first 5 episodes of its kind (`kinds`:
+    each episode's); for a new task of each family, whether its recipe comes first and its
+    error's recovery is found."""
     want = truth()
     found = mem.patterns.find(namespace, k=1000)
     learned: dict[str, set[Any]] = {k: set() for k in want}
@@ -203,14 +212,19 @@ def score(mem: Memory, namespace: str, rng: random.Random) -> dict[str, Any]:
             learned[p.kind].add((p.point, p.steps[-1]))
         else:
             learned[p.kind].add((p.steps[0], p.error, tuple(p.recovery)))
-    kinds = {}
+    by_kind = {}
     for kind, truths in want.items():
         hit = len(learned[kind] & truths)
-        kinds[kind] = {
+        by_kind[kind] = {
             "learned": len(learned[kind]),
             "precision": round(hit / len(learned[kind]), 3) if learned[kind] else None,
             "recall": round(hit / len(truths), 3),
         }
+    same = []  # for a new task of each phrasing: its 5 first episodes of its kind
+    for family in FAMILIES:
+        for phrasing in family.phrasings:
+            first = mem.context(phrasing.format(x="brand-new"), namespace, k=5).episodes
+            same.append(sum(kinds.get(e.episode_id) == family.name for e in first) / 5)
     recipe_first = recovered = 0
     for family in FAMILIES:
         task = rng.choice(family.phrasings).format(x="brand-new")
@@ -223,7 +237,8 @@ def score(mem: Memory, namespace: str, rng: random.Random) -> dict[str, Any]:
         expected = [*(step_name(*s) for s in trouble.fix), step_name(*family.recipe[trouble.at])]
         recovered += bool(fixes) and fixes[0].recovery == expected
     return {
-        "kinds": kinds,
+        "kinds": by_kind,
+        "episodes_of_its_kind_at_5": round(sum(same) / len(same), 3),
         "recipe_first": round(recipe_first / len(FAMILIES), 3),
         "recovery_found": round(recovered / len(FAMILIES), 3),
     }
@@ -246,11 +261,11 @@ def run_patterns_bench(
     rng = random.Random(seed)  # noqa: S311  (a reproducible suite, not a secret)
     growth = []
     with scratch(home) as tmp, Memory.open(settings=_at(settings, Path(tmp) / "home")) as mem:
-        logged = 0
+        logged, kinds = 0, dict[str, str | None]()
         for size in sizes:
-            log_episodes(mem, "suite", [plan(rng) for _ in range(size - logged)])
+            kinds |= log_episodes(mem, "suite", [plan(rng) for _ in range(size - logged)])
             logged = size
-            scored = score(mem, "suite", random.Random(size))  # noqa: S311
+            scored = score(mem, "suite", kinds, random.Random(size))  # noqa: S311
             growth.append({"episodes": size, **scored})
         planned: list[Planned] = []
         while len(planned) < burst:
@@ -270,7 +285,8 @@ def format_patterns_bench(result: dict[str, Any]) -> str:
     lines = [
         "patterns (synthetic task suite: 5 kinds of task, recipes, failure branches, "
         "recoverable errors, noise)",
-        "  episodes  sequence P/R   decision P/R   recovery P/R   recipe first  recovery found",
+        "  episodes  sequence P/R   decision P/R   recovery P/R   recipe first  recovery found"
+        "  own kind @5",
     ]
     for row in result["growth"]:
         cells = []
@@ -281,6 +297,7 @@ def format_patterns_bench(result: dict[str, Any]) -> str:
         lines.append(
             f"  {row['episodes']:>8}  {cells[0]:>12}   {cells[1]:>12}   {cells[2]:>12}"
             f"   {row['recipe_first']:>12.2f}  {row['recovery_found']:>14.2f}"
+            f"  {row['episodes_of_its_kind_at_5']:>11.2f}"
         )
     lines.append(
         f"  a burst of {result['burst']:,} episodes x 10 steps: patterns derived and projected"

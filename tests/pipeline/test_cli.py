@@ -215,8 +215,9 @@ def test_sync_stats_list_get_rebuild(tmp_path: Path) -> None:
     ok_json(home, "store", "Alice adopted a cat", "--ns", "alice")
     stats = ok_json(home, "stats")
     assert stats["actors"]["embedder"]["lag"] == 2
-    # 4 actors derive from each store; the consolidator, with nothing to merge, notes its progress
-    assert ok_json(home, "sync") == {"derived": 8, "applied": 11}
+    # 4 actors derive from each store; the consolidator, with nothing to merge, and the patterns
+    # actor, with no episode to learn from, note their progress
+    assert ok_json(home, "sync") == {"derived": 8, "applied": 12}
     stats = ok_json(home, "stats")
     assert stats["memories"]["vectors"] == 2 and stats["actors"]["embedder"]["lag"] == 0
     row = ok_json(home, "get", first["memory_id"])
@@ -226,7 +227,7 @@ def test_sync_stats_list_get_rebuild(tmp_path: Path) -> None:
         "Alice moved to Lyon",
         "Alice adopted a cat",
     ]
-    assert ok_json(home, "rebuild")["replayed"] == 11
+    assert ok_json(home, "rebuild")["replayed"] == 12
     past = ok_json(home, "rebuild", "--as-of", "1", "--into", str(tmp_path / "past"))
     assert past["stats"]["memories"]["total"] == 1
     process = mnemo(home, "get", "0123456789abcdef")

@@ -102,3 +102,53 @@ def test_the_cli_records_a_task_and_gives_the_next_one_its_context(tmp_path: Pat
     assert refused.returncode == 1 and "completed" in refused.stderr
     neither = mnemo(home, "episode", "complete", eid)
     assert neither.returncode == 1 and "--success or --failure" in neither.stderr
+
+
+def test_a_task_finds_past_episodes_by_meaning_and_recall_never_returns_them(
+    mem: Memory,
+) -> None:
+    report = _episode(mem, "ops", "Summarise the DNS incident report")
+    trip = _episode(mem, "ops", "Book a flight to Kyoto")
+    mem.store("The DNS outage lasted two hours.", "ops")
+    # No word in common with either task: only the tasks' embeddings can find one.
+    (found,) = mem.context("write up the outage for the postmortem", "ops", k=1).episodes
+    assert found.episode_id == report and found.relevance is not None
+    (travel,) = mem.context("plan travel to Japan", "ops", k=1).episodes
+    assert travel.episode_id == trip
+    hits = mem.recall("summarise the incident report, book a flight", "ops", k=10)
+    assert hits and not {h.memory_id for h in hits} & {report, trip}  # tasks are no memories
+    kinds = {e.kind for e in mem.events(stream="embedded")}
+    assert kinds == {"memory.embedded", "task.embedded"}
+    namespace = mem._inputs.namespace_id("ops")
+    assert f"{namespace}/task" in mem.runtime.projector.vectors.checksums()
+    mem.erase("ops")
+    assert not any(key.startswith(namespace) for key in mem.runtime.projector.vectors.checksums())
+
+
+def test_the_kept_episodes_follow_new_completions_and_forget_an_erased_namespace(
+    mem: Memory,
+) -> None:
+    first = _episode(mem, "ops", "Rotate the vault tokens")
+    _episode(mem, "ops", "Water the office plants")
+    _episode(mem, "dev", "Rotate the signing keys")
+    ranked = mem.context("rotate tokens", "ops", k=5).episodes
+    assert ranked[0].episode_id == first
+    index = mem.episodes.index
+    assert {ns for ns, _ in index._views.items()} == {mem._inputs.namespace_id("ops")}
+    later = _episode(mem, "ops", "Rotate the vault tokens again, tokens first")
+    second = mem.context("rotate tokens", "ops", k=5).episodes  # laid over the kept copy
+    assert {e.episode_id for e in second[:2]} == {first, later}
+    bm25 = {e.episode_id: e.relevance for e in second}
+    copy = index._views.get(mem._inputs.namespace_id("ops"))
+    assert copy is not None and len(copy.rows) == 3
+    index._views.pop(mem._inputs.namespace_id("ops"))  # read whole again: the same ranking
+    assert {
+        e.episode_id: e.relevance for e in mem.context("rotate tokens", "ops", k=5).episodes
+    } == bm25
+    under_way = str(mem.episodes.start("Rotate everything", "ops").memory_id)
+    assert under_way not in {e.episode_id for e in mem.context("rotate", "ops").episodes}
+    mem.context("rotate keys", "dev")
+    mem.erase("ops")
+    assert index._views.items() == []  # every copy read before the erasure
+    assert mem.context("rotate keys", "dev").episodes  # read again
+    assert all("vault" not in row.task for _, view in index._views.items() for row in view.rows)

@@ -54,6 +54,11 @@ def _populate(mem: Memory) -> dict[str, str]:
     for i in range(1, 40, 9):
         mem.forget(ids[f"m{i}"])
     mem.feedback(ids["m2"], useful=True)
+    for i in range(6):  # episodes: their rows, their tasks' vectors and the patterns
+        run = str(mem.episodes.start(f"deploy service {i}", f"user-{i % 2}").memory_id)
+        steps = [{"tool": "git", "action": "pull"}, {"tool": "kubectl", "action": "apply"}]
+        mem.episodes.step_many(run, steps)
+        mem.episodes.complete(run, True)
     return ids
 
 
@@ -107,7 +112,7 @@ def test_rebuild_with_the_actors_tables_folded_in_a_child_process(
     with Memory.open(settings=_settings(home, aside_above=1)) as mem:
         replayed = mem.rebuild()
         assert len(asides) == 1
-        assert asides[0].names == ["extracted", "linked", "consolidated", "decay"]
+        assert asides[0].names == ["extracted", "linked", "consolidated", "decay", "patterns"]
         assert replayed == sum(s["events"] for s in mem.stats()["streams"].values())
         assert mem.checksums() == incremental
         assert not (home / "projections" / projector.ASIDE_FILE).exists()
@@ -278,6 +283,7 @@ def test_stats_report_lag_before_sync(home: Path) -> None:
             "linked": 0,
             "consolidated": 0,
             "decay": 0,
+            "patterns": 0,
         }
         mem.sync()
         stats = mem.stats()
