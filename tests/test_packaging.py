@@ -53,6 +53,14 @@ def test_the_wheel_holds_every_source_file_under_mnemoflow(wheel: Path) -> None:
     assert "mnemoflow/__init__.py" in names and "mnemoflow/configs/default.toml" in names
     models = "mnemoflow/actors/models/all-MiniLM-L6-v2"
     assert {f"{models}/{n}" for n in ("tokenizer.json", "LICENSE", "NOTICE.md")} <= names
+    static = ROOT / "pipeline" / "http" / "ui" / "static"  # the dashboard's, vendored included
+    shipped = {
+        f"mnemoflow/pipeline/http/ui/static/{p.relative_to(static).as_posix()}"
+        for p in static.rglob("*")
+        if p.is_file()
+    }
+    assert shipped and shipped - names == set(), "the dashboard's files are missing"
+    assert "mnemoflow/pipeline/http/ui/static/vendor/cytoscape.LICENSE" in shipped
     assert not any(name.startswith("mnemoflow/pipeline/front/") for name in names)
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"mnemoflow"}

@@ -29,5 +29,9 @@ def test_python_example_runs(tmp_path: Path) -> None:
 def test_setup_commands_are_the_ci_command() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    command = "python -m pip install -c constraints.txt -e '.[test]' && python -m pytest"
+    command = (
+        "(command -v chromium || apt-get install -y -q chromium || (apt-get update -q && "
+        "apt-get install -y -q chromium)) && "
+        "python -m pip install -c constraints.txt -e '.[test]' && python -m pytest"
+    )
     assert command in readme and command in ci

@@ -48,6 +48,7 @@ from mnemoflow.pipeline.http.routes import (
     writes,
 )
 from mnemoflow.pipeline.http.routes.service import Rederiving
+from mnemoflow.pipeline.http.ui.pages import add_ui
 
 ERRORS = {401: "no or unknown API key", 403: "outside the key's namespaces"}
 STATUS = {
@@ -109,6 +110,7 @@ def create_app(
     episodes.add_routes(app, memory, guard)
     guards.add_routes(app, memory, guard)
     patterns.add_routes(app, memory, guard)
+    add_ui(app, memory, guard)
     return app
 
 

@@ -71,6 +71,10 @@ class Guard:
         secret = secret or request.headers.get("x-api-key")
         if not secret:
             raise HttpError(401, "send an API key: Authorization: Bearer <key>")
+        return self.admitted(secret)
+
+    def admitted(self, secret: str) -> ApiKey:
+        """The key a secret is (401 if none, or revoked), within its rate (429 past it)."""
         if self.local_token is not None and secrets.compare_digest(secret, self.local_token):
             key: ApiKey | None = ApiKey("local", "", admin=True)
         else:
