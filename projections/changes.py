@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable, Mapping
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 class Changes:
@@ -126,3 +129,21 @@ class Recent(Generic[K, V]):
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
+
+
+class KeptCopies(Generic[V]):
+    """A reader that keeps copies of namespaces' rows (at most `keep`, the least recently
+    used dropped first) and brings them up to date from the projection's `Changes`.
+    `connection` and `changes` give the projection's current ones: a rebuild or an erasure's
+    compaction replaces them, so they are asked for at each read, never kept."""
+
+    def __init__(
+        self,
+        connection: Callable[[], duckdb.DuckDBPyConnection],
+        changes: Callable[[], Changes],
+        keep: int = 64,
+    ) -> None:
+        self._connection = connection
+        self._changes = changes
+        self._lock = threading.Lock()
+        self._kept: Recent[str, V] = Recent(keep)

@@ -17,17 +17,16 @@ counts, half as much, for what it warns of); ties to the latest.
 
 from __future__ import annotations
 
-import threading
 from array import array
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from mnemoflow.projections.changes import Changes, Recent, overlay_limit
+from mnemoflow.projections.changes import Changes, KeptCopies, overlay_limit
 from mnemoflow.projections.episode_rows import (
     EPISODE_COLUMNS,
     EpisodeRow,
@@ -37,7 +36,7 @@ from mnemoflow.projections.episode_rows import (
 )
 
 if TYPE_CHECKING:
-    import duckdb
+    pass
 
 STEPS_KEPT = 2_000  # episodes whose steps a copy keeps, at most
 
@@ -74,19 +73,8 @@ class _View:
         return np.frombuffer(values, dtype) if len(values) else np.zeros(0, dtype)
 
 
-class EpisodeIndex:
-    def __init__(
-        self,
-        connection: Callable[[], duckdb.DuckDBPyConnection],
-        changes: Callable[[], Changes],
-        keep: int = 64,
-    ) -> None:
-        """`connection` and `changes` give the projection's current ones (a rebuild or an
-        erasure's compaction replaces them); `keep` namespaces are kept at most."""
-        self._connection = connection
-        self._changes = changes
-        self._views: Recent[str, _View] = Recent(keep)
-        self._lock = threading.Lock()
+class EpisodeIndex(KeptCopies[_View]):
+    """Each namespace's completed episodes, kept (at most `keep` namespaces)."""
 
     def rank(
         self,
@@ -124,15 +112,15 @@ class EpisodeIndex:
             self._drop_stale(self._changes())
 
     def _drop_stale(self, changes: Changes) -> None:
-        for namespace, view in self._views.items():
+        for namespace, view in self._kept.items():
             if view.changes is not changes or changes.since(view.at, namespace) is None:
-                self._views.pop(namespace)
+                self._kept.pop(namespace)
 
     def _load(self, namespace: str) -> _View:
         changes = self._changes()
         now = changes.seq  # before reading: the rows read are at least this new
         self._drop_stale(changes)
-        view = self._views.get(namespace)
+        view = self._kept.get(namespace)
         if view is not None and view.at != now:
             changed = changes.since(view.at, namespace)
             if changed is not None and len(changed) <= overlay_limit(len(view.rows)):
@@ -146,7 +134,7 @@ class EpisodeIndex:
             view = _View(changes, now)
             for doc, row, terms in self._read(namespace, None):
                 view.add(doc, row, terms)
-            self._views.put(namespace, view)
+            self._kept.put(namespace, view)
         return view
 
     def _read(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import copy
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -21,7 +20,7 @@ import numpy as np
 from mnemoflow.actors.query import aliases
 from mnemoflow.actors.query.readparts import Docs, Entities, Lookup, Rows, both_ways
 from mnemoflow.projections import readrows
-from mnemoflow.projections.changes import Changes, Recent
+from mnemoflow.projections.changes import Changes, KeptCopies
 from mnemoflow.projections.heap import release_freed_memory
 from mnemoflow.projections.memstate import MemoryRow, doc_id
 
@@ -181,7 +180,7 @@ class _Kept:
     model: NamespaceModel
 
 
-class ReadModel:
+class ReadModel(KeptCopies["_Kept"]):
     """Every namespace's model, kept across changes of the projections: read whole once,
     then, after each change, the rows of the memories it changed (`Changes`) are read and
     laid over it, until they are many; the votes are re-read after any change."""
@@ -192,12 +191,7 @@ class ReadModel:
         changes: Callable[[], Changes],
         keep: int = 64,
     ) -> None:
-        """`connection` gives the projection's current connection (an erasure's compaction
-        replaces it), `changes` its change log; `keep` namespaces are kept at most."""
-        self._connection = connection
-        self._changes = changes
-        self._lock = threading.Lock()
-        self._kept: Recent[str, _Kept] = Recent(keep)
+        super().__init__(connection, changes, keep)
         self._votes: tuple[Changes, int, dict[int, int]] | None = None
 
     def namespace(self, namespace: str) -> NamespaceModel:

@@ -134,14 +134,14 @@ def test_the_kept_episodes_follow_new_completions_and_forget_an_erased_namespace
     ranked = mem.context("rotate tokens", "ops", k=5).episodes
     assert ranked[0].episode_id == first
     index = mem.episodes.index
-    assert {ns for ns, _ in index._views.items()} == {mem._inputs.namespace_id("ops")}
+    assert {ns for ns, _ in index._kept.items()} == {mem._inputs.namespace_id("ops")}
     later = _episode(mem, "ops", "Rotate the vault tokens again, tokens first")
     second = mem.context("rotate tokens", "ops", k=5).episodes  # laid over the kept copy
     assert {e.episode_id for e in second[:2]} == {first, later}
     bm25 = {e.episode_id: e.relevance for e in second}
-    copy = index._views.get(mem._inputs.namespace_id("ops"))
+    copy = index._kept.get(mem._inputs.namespace_id("ops"))
     assert copy is not None and len(copy.rows) == 3
-    index._views.pop(mem._inputs.namespace_id("ops"))  # read whole again: the same ranking
+    index._kept.pop(mem._inputs.namespace_id("ops"))  # read whole again: the same ranking
     assert {
         e.episode_id: e.relevance for e in mem.context("rotate tokens", "ops", k=5).episodes
     } == bm25
@@ -149,6 +149,6 @@ def test_the_kept_episodes_follow_new_completions_and_forget_an_erased_namespace
     assert under_way not in {e.episode_id for e in mem.context("rotate", "ops").episodes}
     mem.context("rotate keys", "dev")
     mem.erase("ops")
-    assert index._views.items() == []  # every copy read before the erasure
+    assert index._kept.items() == []  # every copy read before the erasure
     assert mem.context("rotate keys", "dev").episodes  # read again
-    assert all("vault" not in row.task for _, view in index._views.items() for row in view.rows)
+    assert all("vault" not in row.task for _, view in index._kept.items() for row in view.rows)

@@ -224,37 +224,39 @@ def add_ui(app: FastAPI, memory: Memory, guard: Guard) -> None:
         response.delete_cookie(COOKIE, path="/ui")
         return response
 
+    def acting_on(request: Request, body: dict[str, Any], field: str) -> str:
+        """The namespace or memory (`field` of the body) an action is on, once its caller,
+        with the page's CSRF token, may act on it."""
+        caller = sessions.acting(request)
+        target = str(body.get(field) or "")
+        if field == "namespace":
+            allow(caller, target)
+        else:
+            allow_memory(caller, target)
+        return target
+
     @app.post("/ui/api/store", include_in_schema=False)
     @api
     def store(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        caller = sessions.acting(request)
-        namespace = str(body.get("namespace") or "")
-        allow(caller, namespace)
-        r = memory.store(str(body.get("text") or ""), namespace)
+        r = memory.store(str(body.get("text") or ""), acting_on(request, body, "namespace"))
         return {"memory_id": r.memory_id, "position": r.position}
 
     @app.post("/ui/api/forget", include_in_schema=False)
     @api
     def forget(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        caller = sessions.acting(request)
-        memory_id = str(body.get("memory_id") or "")
-        allow_memory(caller, memory_id)
+        memory_id = acting_on(request, body, "memory_id")
         return {"position": memory.forget(memory_id, reason=body.get("reason")).position}
 
     @app.post("/ui/api/feedback", include_in_schema=False)
     @api
     def feedback(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        caller = sessions.acting(request)
-        memory_id = str(body.get("memory_id") or "")
-        allow_memory(caller, memory_id)
+        memory_id = acting_on(request, body, "memory_id")
         return {"position": memory.feedback(memory_id, bool(body.get("useful"))).position}
 
     @app.post("/ui/api/erase", include_in_schema=False)
     @api
     def erase(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        caller = sessions.acting(request)
-        namespace = str(body.get("namespace") or "")
-        allow(caller, namespace)
+        namespace = acting_on(request, body, "namespace")
         if body.get("confirm") != namespace:
             raise HttpError(422, "type the namespace's name to erase it")
         return {"position": memory.erase(namespace).position}
