@@ -40,6 +40,7 @@ def _bench_targets() -> dict[str, BenchTarget]:
     """Each `mnemo bench TARGET`: the key of its figures, how it runs, how it reads."""
     from mnemoflow.pipeline.bench import (
         cold,
+        dashboard,
         episodes,
         log,
         projections,
@@ -105,6 +106,11 @@ def _bench_targets() -> dict[str, BenchTarget]:
                 s, _sizes(a.suite_sizes), burst=a.burst, home=a.home
             ),
             tasksuite.format_patterns_bench,
+        ),
+        "dashboard": (
+            "dashboard",
+            lambda a, s: dashboard.run_dashboard_bench(s, a.memories, rounds=a.rounds, home=a.home),
+            dashboard.format_dashboard_bench,
         ),
         "cold": (
             "cold_recall",
@@ -299,6 +305,7 @@ def add_service_commands(command: AddCommand) -> None:
             "rederive",
             "episodes",
             "patterns",
+            "dashboard",
             "cold",
         ],
         help="one measurement only (default: log, ingest, recall over the Python API and "
@@ -313,7 +320,10 @@ def add_service_commands(command: AddCommand) -> None:
     p.add_argument("--burst", type=int, default=1000, help="patterns: episodes in the burst")
     p.add_argument("--events", type=int, default=20_000, help="log: events per measurement")
     p.add_argument("--sentences", type=int, default=1000, help="embedder: sentences")
-    p.add_argument("--memories", type=int, default=100_000, help="rebuild, transfer: memories")
+    p.add_argument(
+        "--memories", type=int, default=100_000, help="rebuild, transfer, dashboard: memories"
+    )
+    p.add_argument("--rounds", type=int, default=20, help="dashboard: times each page is read")
     p.add_argument("--sizes", default="10000,100000", help="recall: memories per run")
     p.add_argument("--queries", type=int, default=200, help="recall: queries per size")
     p.add_argument("--rate", type=float, default=50.0, help="lag: stores per second")

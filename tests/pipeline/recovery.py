@@ -25,6 +25,7 @@ def assert_recovered(home: Path, acked: set[str]) -> None:
         positions = [r.position for r in log.input.read()]
         assert positions == list(range(1, len(positions) + 1))
         texts = {r.position for r in log.input.read() if r.kind in TEXT_KINDS}
+        completions = {r.position for r in log.input.read() if r.kind == "episode.completed"}
         for node in DEFAULT_TOPOLOGY.nodes:
             sources = Counter(
                 (r.causation.position, r.event_id.rsplit(":", 1)[1])
@@ -33,7 +34,9 @@ def assert_recovered(home: Path, acked: set[str]) -> None:
             )
             assert all(n == 1 for n in sources.values()), f"{node.output} duplicated"
             derived_from = {p for p, _ in sources}
-            if node.upstream == "input" and node.output != "decay":
+            if node.output == "patterns":  # from completed episodes, and not from each
+                assert derived_from <= completions, "patterns from something no completion"
+            elif node.upstream == "input" and node.output != "decay":
                 assert derived_from == texts, f"{node.output} has a gap"
         extracted = log.stream("extracted").last_position
         extracted_events = {

@@ -198,6 +198,14 @@ def test_bench_patterns_smoke(tmp_path: Path) -> None:
     assert result["burst_lag_s"] > 0 and result["events"] > 0
 
 
+def test_bench_dashboard_smoke(tmp_path: Path) -> None:
+    args = ("bench", "dashboard", "--memories", "300", "--rounds", "2")
+    result = ok_json(tmp_path, *args)["dashboard"]
+    assert result["memories"] == 300 and result["build_s"] > 0
+    assert set(result["pages"]) >= {"namespaces", "search", "a memory", "its graph"}
+    assert all(p["p95_ms"] >= p["p50_ms"] > 0 for p in result["pages"].values())
+
+
 def test_bench_embedder_and_rebuild_smoke(tmp_path: Path) -> None:
     embedder = ok_json(tmp_path, "bench", "embedder", "--sentences", "64")["embedder"]
     assert set(embedder["sentences_per_s"]) == {"batch_1", "batch_64"}

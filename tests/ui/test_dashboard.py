@@ -144,6 +144,8 @@ def test_timeline_episodes_and_health(browser: Browser, site: dict[str, str]) ->
     page.goto(f"{site['url']}/ui/health")
     expect(page.locator("table.actors")).to_contain_text("embedder")
     expect(page.locator("#health-chart canvas")).to_have_count(1)
+    page.click("#verify")
+    expect(page.locator("#verified")).to_contain_text("every chain whole")
     with page.expect_response("**/ui/api/health"):  # polled: the chart grows
         pass
     _shot(page, "health")

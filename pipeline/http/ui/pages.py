@@ -268,6 +268,19 @@ def add_ui(app: FastAPI, memory: Memory, guard: Guard) -> None:
         allow_memory(caller, memory_id)
         return views.graph_around(memory, memory_id)
 
+    @app.get("/ui/api/verify", include_in_schema=False)
+    @api
+    def verify(request: Request) -> dict[str, Any]:
+        admin(sessions.caller(request))
+        report = memory.verify()
+        return {
+            "ok": report.ok,
+            "checked": report.checked,
+            "first_bad_position": report.first_bad_position,
+            "stream": report.stream,
+            "reason": report.reason,
+        }
+
     @app.get("/ui/api/health", include_in_schema=False)
     @api
     def health_data(request: Request) -> dict[str, Any]:

@@ -447,6 +447,8 @@ def health_page(stats: dict[str, Any]) -> str:
     )
     disk = table(["part", "bytes"], ([h(k), h(f"{v:,}")] for k, v in stats["disk_bytes"].items()))
     return (
+        '<p><button id="verify">Verify the log</button> <span id="verified" class="result">'
+        "Every stream's hash chain and signed head, recomputed.</span></p>"
         "<p>Refreshed every two seconds. The chart: each actor's lag (events behind).</p>"
         '<div id="health-chart" class="chart"></div>'
         + data("health", stats)
