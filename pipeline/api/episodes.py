@@ -4,8 +4,9 @@ context a new task gets from past ones (`Memory.context`).
 Past episodes are ranked for a task by how much their task's words match it (BM25 over the
 namespace's completed episodes, with the memories' tokenizer; the projection keeps each task's
 terms) and how near it they are by meaning (the cosine of the task embeddings the embedder
-made, the `NEAREST` from FAISS), half each; weighted by how well they went
-(`0.5 + 0.5 * score`: a failed episode still counts, half as much, for what it warns of).
+made: the `NEAREST` from FAISS, at `NEAR_ENOUGH` or nearer), half each; weighted by how well
+they went (`0.5 + 0.5 * score`: a failed episode still counts, half as much, for what it
+warns of).
 The completed episodes are kept in memory for it (`projections.episode_index`).
 """
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:  # the projection's rows: not loaded by a client of a service
 
 _K1, _B = 1.2, 0.75
 NEAREST = 50  # tasks nearest by meaning a context ranks beside those sharing its words
+# ...those at least this near: all-MiniLM-L6-v2 puts "plan travel to Japan" at 0.60 from "Book
+# a flight to Kyoto", "deploy the payments service" at 0.46 from "Deploy the search service"
+# and at 0.13 from "Write the quarterly report", unrelated tasks near 0.
+NEAR_ENOUGH = 0.25
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,8 @@ class Episodes(EpisodeLog):
         runtime = self._memory.runtime
         query = tokenize(task)
         vector = runtime.engine.query_vector(task)
-        similar = runtime.projector.vectors.search(namespace_id, vector, NEAREST, TASK)
+        nearest = runtime.projector.vectors.search(namespace_id, vector, NEAREST, TASK)
+        similar = [(doc, cosine) for doc, cosine in nearest if cosine >= NEAR_ENOUGH]
         ranked = self.index.rank(
             namespace_id, query, similar, domain=domain, tags=tags, k=k, k1=_K1, b=_B
         )

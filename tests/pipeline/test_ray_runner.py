@@ -180,7 +180,7 @@ def test_the_lanes_run_in_one_worker_process_or_one_each(
     step carries a memory from the extractor to the consolidator). By default one Ray worker
     runs both, each lane on its own thread; `per_lane` gives each a worker process."""
     assert {lane: [n.name for n in nodes] for lane, nodes in DEFAULT_TOPOLOGY.lanes.items()} == {
-        "derive": ["extractor", "linker", "consolidator", "decay"],
+        "derive": ["extractor", "linker", "consolidator", "decay", "patterns"],
         "embedder": ["embedder"],
     }
     _store(home, 5)

@@ -32,7 +32,8 @@ def test_the_service_serves_what_was_stored(home: Path) -> None:
         hits = mem.recall("What is the cat called?", "alice", k=1, min_position=last.position)
         assert hits[0].memory_id == first.memory_id
         status = service.status()
-        assert set(status["actors"]) == {"extractor", "embedder", "linker", "consolidator", "decay"}
+        actors = {"extractor", "embedder", "linker", "consolidator", "decay", "patterns"}
+        assert set(status["actors"]) == actors
         assert status["actors"]["embedder"]["processed"] >= last.position
         assert status["service"]["pump_errors"] == 0
         # An actor killed mid-stream comes back (max_restarts) and recall keeps answering.
