@@ -99,45 +99,12 @@ Page = Callable[..., str]
 def add_ui(app: FastAPI, memory: Memory, guard: Guard) -> None:
     sessions = Sessions(guard)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
+    _add_pages(app, memory, guard, sessions)
+    _add_actions(app, memory, guard, sessions)
 
-    def page(
-        title: str | Callable[..., str], *scripts: str
-    ) -> Callable[[Page], Callable[..., Response]]:
-        """A page: rendered for its caller; signed out -> the sign-in page; refused or
-        missing -> a page that says so."""
 
-        def wrap(render: Page) -> Callable[..., Response]:
-            @functools.wraps(render)
-            def handler(request: Request, **params: Any) -> Response:
-                try:
-                    caller = sessions.caller(request)
-                    body = render(caller, request, **params)
-                except HttpError as exc:
-                    if exc.status == 401:
-                        return RedirectResponse("/ui/login", status_code=303)
-                    return _error(exc.status, exc.detail, sessions.open_csrf)
-                except (MemoryNotFound, NamespaceNotFound) as exc:
-                    return _error(404, str(exc), caller.csrf)
-                named = title(**params) if callable(title) else title
-                html = layout(named, body, csrf=caller.csrf, who=caller.who, scripts=scripts)
-                return HTMLResponse(html, headers=_HEADERS)
-
-            # FastAPI reads the route's parameters from this: the page's, but its caller
-            signature = inspect.signature(render)
-            kept = [p for p in signature.parameters.values() if p.name != "caller"]
-            handler.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
-            return handler
-
-        return wrap
-
-    def allow(caller: Caller, namespace: str) -> None:
-        guard.allow(caller.key, namespace)
-
-    def allow_memory(caller: Caller, memory_id: str) -> None:
-        guard.allow_memory(caller.key, memory_id)
-
-    def admin(caller: Caller) -> None:
-        guard.admin(caller.key)
+def _add_pages(app: FastAPI, memory: Memory, guard: Guard, sessions: Sessions) -> None:
+    page = functools.partial(_page, sessions)
 
     @app.get("/ui", include_in_schema=False)
     @page("Namespaces")
@@ -150,7 +117,7 @@ def add_ui(app: FastAPI, memory: Memory, guard: Guard) -> None:
     @app.get("/ui/ns/{namespace}", include_in_schema=False)
     @page(lambda namespace: f"Namespace {namespace}")
     def namespace_page(caller: Caller, request: Request, namespace: str) -> str:
-        allow(caller, namespace)
+        guard.allow(caller.key, namespace)
         q = request.query_params.get("q") or ""
         offset = _int(request.query_params.get("offset"), 0)
         return views.namespace_page(memory, namespace, q, offset)
@@ -158,31 +125,31 @@ def add_ui(app: FastAPI, memory: Memory, guard: Guard) -> None:
     @app.get("/ui/ns/{namespace}/timeline", include_in_schema=False)
     @page(lambda namespace: f"Timeline of {namespace}", UPLOT, "timeline.js")
     def timeline(caller: Caller, request: Request, namespace: str) -> str:
-        allow(caller, namespace)
+        guard.allow(caller.key, namespace)
         return views.timeline_page(memory, namespace, request.query_params.get("kind"))
 
     @app.get("/ui/ns/{namespace}/episodes", include_in_schema=False)
     @page(lambda namespace: f"Episodes and patterns of {namespace}")
     def episodes(caller: Caller, request: Request, namespace: str) -> str:
-        allow(caller, namespace)
+        guard.allow(caller.key, namespace)
         return views.episodes_page(memory, namespace)
 
     @app.get("/ui/memory/{memory_id}", include_in_schema=False)
     @page(lambda memory_id: f"Memory {memory_id}", UPLOT, "memory.js")
     def memory_page(caller: Caller, request: Request, memory_id: str) -> str:
-        allow_memory(caller, memory_id)
+        guard.allow_memory(caller.key, memory_id)
         return views.memory_page(memory, memory_id, datetime.now(UTC))
 
     @app.get("/ui/memory/{memory_id}/graph", include_in_schema=False)
     @page(lambda memory_id: f"Graph around {memory_id}", "vendor/cytoscape.min.js", "graph.js")
     def graph_page(caller: Caller, request: Request, memory_id: str) -> str:
-        allow_memory(caller, memory_id)
+        guard.allow_memory(caller.key, memory_id)
         return views.graph_page(memory, memory_id)
 
     @app.get("/ui/health", include_in_schema=False)
     @page("Health", UPLOT, "health.js")
     def health(caller: Caller, request: Request) -> str:
-        admin(caller)
+        guard.admin(caller.key)
         return views.health_page(memory.stats())
 
     @app.get("/ui/login", include_in_schema=False)
@@ -190,21 +157,10 @@ def add_ui(app: FastAPI, memory: Memory, guard: Guard) -> None:
         body = views.login_page()
         return HTMLResponse(layout("Sign in", body, csrf="", who="-"), headers=_HEADERS)
 
-    # -- what the pages' scripts call ------------------------------------------------------
 
-    def api(handler: Callable[..., Any]) -> Callable[..., Response]:
-        @functools.wraps(handler)
-        def wrapped(request: Request, **params: Any) -> Response:
-            try:
-                return JSONResponse(handler(request, **params), headers=_HEADERS)
-            except HttpError as exc:
-                return JSONResponse({"error": exc.detail}, status_code=exc.status)
-            except (MemoryNotFound, NamespaceNotFound) as exc:
-                return JSONResponse({"error": str(exc)}, status_code=404)
-            except MnemoError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=422)
-
-        return wrapped
+def _add_actions(app: FastAPI, memory: Memory, guard: Guard, sessions: Sessions) -> None:
+    """What the pages' scripts call: signing in and out, the actions, the graph's and the
+    health page's data."""
 
     @app.post("/ui/api/login", include_in_schema=False)
     async def login(request: Request) -> Response:
@@ -230,31 +186,31 @@ def add_ui(app: FastAPI, memory: Memory, guard: Guard) -> None:
         caller = sessions.acting(request)
         target = str(body.get(field) or "")
         if field == "namespace":
-            allow(caller, target)
+            guard.allow(caller.key, target)
         else:
-            allow_memory(caller, target)
+            guard.allow_memory(caller.key, target)
         return target
 
     @app.post("/ui/api/store", include_in_schema=False)
-    @api
+    @_api
     def store(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         r = memory.store(str(body.get("text") or ""), acting_on(request, body, "namespace"))
         return {"memory_id": r.memory_id, "position": r.position}
 
     @app.post("/ui/api/forget", include_in_schema=False)
-    @api
+    @_api
     def forget(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         memory_id = acting_on(request, body, "memory_id")
         return {"position": memory.forget(memory_id, reason=body.get("reason")).position}
 
     @app.post("/ui/api/feedback", include_in_schema=False)
-    @api
+    @_api
     def feedback(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         memory_id = acting_on(request, body, "memory_id")
         return {"position": memory.feedback(memory_id, bool(body.get("useful"))).position}
 
     @app.post("/ui/api/erase", include_in_schema=False)
-    @api
+    @_api
     def erase(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         namespace = acting_on(request, body, "namespace")
         if body.get("confirm") != namespace:
@@ -262,16 +218,16 @@ def add_ui(app: FastAPI, memory: Memory, guard: Guard) -> None:
         return {"position": memory.erase(namespace).position}
 
     @app.get("/ui/api/graph/{memory_id}", include_in_schema=False)
-    @api
+    @_api
     def graph(request: Request, memory_id: str) -> dict[str, Any]:
         caller = sessions.caller(request)
-        allow_memory(caller, memory_id)
+        guard.allow_memory(caller.key, memory_id)
         return views.graph_around(memory, memory_id)
 
     @app.get("/ui/api/verify", include_in_schema=False)
-    @api
+    @_api
     def verify(request: Request) -> dict[str, Any]:
-        admin(sessions.caller(request))
+        guard.admin(sessions.caller(request).key)
         report = memory.verify()
         return {
             "ok": report.ok,
@@ -282,10 +238,58 @@ def add_ui(app: FastAPI, memory: Memory, guard: Guard) -> None:
         }
 
     @app.get("/ui/api/health", include_in_schema=False)
-    @api
+    @_api
     def health_data(request: Request) -> dict[str, Any]:
-        admin(sessions.caller(request))
+        guard.admin(sessions.caller(request).key)
         return memory.stats()
+
+
+def _page(
+    sessions: Sessions, title: str | Callable[..., str], *scripts: str
+) -> Callable[[Page], Callable[..., Response]]:
+    """A page: rendered for its caller; signed out -> the sign-in page; refused or
+    missing -> a page that says so."""
+
+    def wrap(render: Page) -> Callable[..., Response]:
+        @functools.wraps(render)
+        def handler(request: Request, **params: Any) -> Response:
+            try:
+                caller = sessions.caller(request)
+                body = render(caller, request, **params)
+            except HttpError as exc:
+                if exc.status == 401:
+                    return RedirectResponse("/ui/login", status_code=303)
+                return _error(exc.status, exc.detail, sessions.open_csrf)
+            except (MemoryNotFound, NamespaceNotFound) as exc:
+                return _error(404, str(exc), caller.csrf)
+            named = title(**params) if callable(title) else title
+            html = layout(named, body, csrf=caller.csrf, who=caller.who, scripts=scripts)
+            return HTMLResponse(html, headers=_HEADERS)
+
+        # FastAPI reads the route's parameters from this: the page's, but its caller
+        signature = inspect.signature(render)
+        kept = [p for p in signature.parameters.values() if p.name != "caller"]
+        handler.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+        return handler
+
+    return wrap
+
+
+def _api(handler: Callable[..., Any]) -> Callable[..., Response]:
+    """What a page's script calls: JSON back, errors as JSON with their status."""
+
+    @functools.wraps(handler)
+    def wrapped(request: Request, **params: Any) -> Response:
+        try:
+            return JSONResponse(handler(request, **params), headers=_HEADERS)
+        except HttpError as exc:
+            return JSONResponse({"error": exc.detail}, status_code=exc.status)
+        except (MemoryNotFound, NamespaceNotFound) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        except MnemoError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+
+    return wrapped
 
 
 _HEADERS = {
