@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -459,6 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnemo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped reading (`mnemo export | head`): not an error
+        # What is left to flush at exit goes nowhere, instead of failing once more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a tool killed by SIGPIPE
     except Exception as exc:  # a bug, but the user still gets one line, not a traceback
         print(f"mnemo: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 70

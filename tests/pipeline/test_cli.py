@@ -486,3 +486,27 @@ def test_bench_cold_smoke(tmp_path: Path) -> None:
         assert result[kind]["median_s"] > 0 and result[kind]["peak_rss_bytes"] > 0
     # a recall does more than an import: its model alone is over a hundred MiB
     assert result["recall"]["peak_rss_bytes"] > result["import_cli"]["peak_rss_bytes"]
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
+    """`mnemo export | head -1`: the reader closes the pipe after a line; mnemo stops quietly
+    with 141 (a write to a closed pipe), as a shell tool killed by SIGPIPE would."""
+    from mnemoflow import Memory
+
+    home = tmp_path / "h"
+    with Memory.open(home) as mem:  # more than a pipe holds (64 KiB)
+        for i in range(100):
+            mem.store(f"memory {i}: " + "words " * 200, "a")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mnemoflow.pipeline.cli", "export", "--home", str(home)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert json.loads(child.stdout.readline())["format"] == "mnemoflow.export"
+    child.stdout.close()
+    with child.stderr:
+        errors = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141
+    assert errors == ""
