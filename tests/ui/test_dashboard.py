@@ -138,6 +138,11 @@ def test_timeline_episodes_and_health(browser: Browser, site: dict[str, str]) ->
     page.goto(f"{site['url']}/ui/ns/alice/episodes")
     expect(page.locator("table.episodes tbody tr")).to_have_count(3)
     expect(page.locator("table.patterns")).to_contain_text("git:pull → kubectl:apply")
+    page.click("table.episodes tbody tr:first-child a")  # an episode's own page
+    expect(page.locator("table.steps tbody tr")).to_have_count(2)
+    expect(page.locator("table.steps")).to_contain_text("kubectl")
+    expect(page.locator("table.patterns")).to_contain_text("tool_sequence")
+    page.go_back()
     expect(page.locator("table.guards")).to_contain_text("Never drop the production database")
     expect(page.locator("table.decisions")).to_contain_text("block")
     expect(page.locator("table.decisions")).to_contain_text("ops-bot")

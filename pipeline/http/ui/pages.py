@@ -134,6 +134,12 @@ def _add_pages(app: FastAPI, memory: Memory, guard: Guard, sessions: Sessions) -
         guard.allow(caller.key, namespace)
         return views.episodes_page(memory, namespace)
 
+    @app.get("/ui/episode/{episode_id}", include_in_schema=False)
+    @page(lambda episode_id: f"Episode {episode_id}")
+    def episode_page(caller: Caller, request: Request, episode_id: str) -> str:
+        guard.allow_memory(caller.key, episode_id)
+        return views.episode_page(memory, episode_id)
+
     @app.get("/ui/memory/{memory_id}", include_in_schema=False)
     @page(lambda memory_id: f"Memory {memory_id}", UPLOT, "memory.js")
     def memory_page(caller: Caller, request: Request, memory_id: str) -> str:

@@ -355,7 +355,7 @@ def episodes_page(memory: Memory, namespace: str) -> str:
         ["task", "outcome", "score", "steps"],
         (
             [
-                h(e.task),
+                link(e.task or "(erased)", "episode", e.episode_id),
                 h(e.outcome or "under way"),
                 h("" if e.score is None else f"{e.score:.2f}"),
                 h(" → ".join(f"{s.tool}:{s.action}" + ("" if s.ok else " ✗") for s in e.steps)),
@@ -420,6 +420,54 @@ def episodes_page(memory: Memory, namespace: str) -> str:
         + "<h2>Guardrail decisions (warnings and blocks)</h2>"
         + decisions
     )
+
+
+def episode_page(memory: Memory, episode_id: str) -> str:
+    """An episode as its events tell it: the task and its context, each step, the outcome,
+    and the patterns it is behind (among the newest episodes each names)."""
+    e = memory.episodes.get(episode_id)
+    if e.task is None:
+        raise MemoryNotFound(f"no episode {episode_id!r} here")
+    steps = table(
+        ["#", "tool", "action", "outcome", "latency", "tokens", "observation", "at"],
+        (
+            [
+                h(i),
+                h(s.tool),
+                h(s.action),
+                h("ok" if s.ok else f"failed: {s.error}"),
+                h("" if s.latency_ms is None else f"{s.latency_ms:g} ms"),
+                h("" if s.tokens is None else s.tokens),
+                h(s.observation or ""),
+                h(_time(s.at)),
+            ]
+            for i, s in enumerate(e.steps, 1)
+        ),
+        "steps",
+    )
+    behind = [p for p in memory.patterns.find(e.namespace, k=1000) if episode_id in p.episodes]
+    patterns = (
+        table(
+            ["kind", "steps", "support", "success"],
+            (
+                [h(p.kind), h(" → ".join(p.steps)), h(p.support), h(f"{p.success_rate:.0%}")]
+                for p in behind
+            ),
+            "patterns",
+        )
+        if behind
+        else "<p>None names it.</p>"
+    )
+    head = (
+        f'<p class="memory-text">{h(e.task)}</p>'
+        f'<p class="meta">namespace {link(e.namespace, "ns", e.namespace, "episodes")} · '
+        f"domain {h(e.domain or '-')} · tags {h(', '.join(e.tags) or '-')} · started "
+        f"{h(_time(e.started_at))} · outcome <b>{h(e.outcome or 'under way')}</b>"
+        + ("" if e.score is None else f" · score {e.score:.2f}")
+        + ("" if e.duration_ms is None else f" · {e.duration_ms / 1000:.1f} s")
+        + f"</p><p>result: {h(e.result or '-')}; error: {h(e.error or '-')}</p>"
+    )
+    return head + "<h2>Steps</h2>" + steps + "<h2>Patterns it is behind</h2>" + patterns
 
 
 def health_page(stats: dict[str, Any]) -> str:
